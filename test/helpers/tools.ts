@@ -1,0 +1,35 @@
+import { execFileSync } from 'node:child_process';
+
+const seen = new Map<string, boolean>();
+
+function onPath(tool: string): boolean {
+  let ok = seen.get(tool);
+  if (ok === undefined) {
+    try {
+      execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
+      ok = true;
+    } catch {
+      ok = false;
+    }
+    seen.set(tool, ok);
+  }
+  return ok;
+}
+
+/**
+ * Whether a system tool can be used by a test. In CI (CI=true) a missing tool is a failure, never a
+ * skip; locally the test may skip, with a loud message naming the install command.
+ * Use as: `it.skipIf(!hasTool('fsck.erofs', 'erofs-utils'))(...)`.
+ */
+export function hasTool(tool: string, debianPackage: string): boolean {
+  if (onPath(tool)) return true;
+  if (process.env.CI === 'true') {
+    throw new Error(`${tool} is required in CI but missing: apt-get install -y ${debianPackage}`);
+  }
+  process.stderr.write(
+    `\n*** SKIPPING tests that need ${tool}: not on PATH. Install with: apt-get install -y ${debianPackage} ***\n\n`,
+  );
+  return false;
+}
+
+export const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
