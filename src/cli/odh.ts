@@ -1,17 +1,29 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
 import { isOdhError } from '../util/errors.js';
+import { register as registerTarPatch } from './tar-patch.js';
+import { register as registerApply } from './apply.js';
+import { register as registerInspect } from './inspect.js';
+import { register as registerComposefs } from './composefs.js';
+import { register as registerDemo } from './demo.js';
 
 const program = new Command();
 program
   .name('odh')
-  .description('oci-delta conformance harness: apply, create and inspect oci-delta artifacts; build composefs images')
-  .version('0.1.0');
+  .description(
+    'oci-delta conformance harness: apply, create and inspect oci-delta artifacts; build composefs images',
+  )
+  .version('0.1.0')
+  .showHelpAfterError();
 
-// Subcommands register themselves here as they land.
+registerTarPatch(program);
+registerApply(program);
+registerInspect(program);
+registerComposefs(program);
+registerDemo(program);
 
 program.parseAsync(process.argv).catch((e: unknown) => {
   const msg = isOdhError(e) ? e.message : e instanceof Error ? e.message : String(e);
   process.stderr.write(`odh: error: ${msg}\n`);
-  process.exit(1);
+  process.exitCode = 1;
 });
