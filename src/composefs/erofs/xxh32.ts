@@ -1,0 +1,56 @@
+/**
+ * 32-bit xxHash (XXH32), used by the EROFS xattr name filter (spec composefs-v2 §4.3, §8.5).
+ * Implemented from the published algorithm description; all arithmetic is mod 2^32.
+ */
+
+const P1 = 0x9e3779b1;
+const P2 = 0x85ebca77;
+const P3 = 0xc2b2ae3d;
+const P4 = 0x27d4eb2f;
+const P5 = 0x165667b1;
+
+function rotl(x: number, r: number): number {
+  return ((x << r) | (x >>> (32 - r))) >>> 0;
+}
+
+function round(acc: number, lane: number): number {
+  acc = (acc + Math.imul(lane, P2)) >>> 0;
+  return Math.imul(rotl(acc, 13), P1) >>> 0;
+}
+
+export function xxh32(data: Uint8Array, seed: number): number {
+  const len = data.length;
+  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  let p = 0;
+  let h: number;
+  if (len >= 16) {
+    let v1 = (seed + P1 + P2) >>> 0;
+    let v2 = (seed + P2) >>> 0;
+    let v3 = seed >>> 0;
+    let v4 = (seed - P1) >>> 0;
+    for (; p + 16 <= len; p += 16) {
+      v1 = round(v1, view.getUint32(p, true));
+      v2 = round(v2, view.getUint32(p + 4, true));
+      v3 = round(v3, view.getUint32(p + 8, true));
+      v4 = round(v4, view.getUint32(p + 12, true));
+    }
+    h = (rotl(v1, 1) + rotl(v2, 7) + rotl(v3, 12) + rotl(v4, 18)) >>> 0;
+  } else {
+    h = (seed + P5) >>> 0;
+  }
+  h = (h + len) >>> 0;
+  for (; p + 4 <= len; p += 4) {
+    h = (h + Math.imul(view.getUint32(p, true), P3)) >>> 0;
+    h = Math.imul(rotl(h, 17), P4) >>> 0;
+  }
+  for (; p < len; p++) {
+    h = (h + Math.imul(data[p], P5)) >>> 0;
+    h = Math.imul(rotl(h, 11), P1) >>> 0;
+  }
+  h ^= h >>> 15;
+  h = Math.imul(h, P2) >>> 0;
+  h ^= h >>> 13;
+  h = Math.imul(h, P3) >>> 0;
+  h ^= h >>> 16;
+  return h >>> 0;
+}
