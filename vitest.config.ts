@@ -7,5 +7,6 @@ export default defineConfig({
     hookTimeout: 120_000,
     // Native zstd and child processes: forks isolate crashes better than threads.
     pool: 'forks',
+    reporters: ['default', './test/reporters/summary-line.ts'],
   },
 });
