@@ -43,6 +43,6 @@ describe('GitHub workflows', () => {
     const readme = readFileSync(path.join(REPO_ROOT, 'README.md'), 'utf8');
     expect(ci).toMatch(/^npm test$/m);
     expect(readme).toMatch(/^npm test$/m);
-    expect(readme).toMatch(/^npm start$/m);
+    expect(readme).toMatch(/^(npm ci && )?npm start$/m);
   });
 });
