@@ -1,0 +1,154 @@
+import type { FileHandle } from 'node:fs/promises';
+
+/**
+ * Sequential byte access the tar parser works on: a network/decompressor stream, or a file read
+ * with positional reads. `position` counts bytes consumed so far.
+ */
+export interface TarByteSource {
+  readonly position: bigint;
+  /** Up to `n` bytes; fewer only at end of input (empty buffer at EOF). */
+  read(n: number): Promise<Buffer>;
+  /** Skips up to `n` bytes without returning them; returns how many were skipped (fewer only at EOF). */
+  skip(n: bigint): Promise<bigint>;
+  /** Yields the next `n` bytes as chunks; stops early at end of input (the caller checks the count). */
+  chunks(n: bigint): AsyncGenerator<Buffer>;
+  /** Releases the underlying iterator (the file handle of a file source is the caller's). */
+  close(): Promise<void>;
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/** A source over an async iterable of chunks; holds at most one chunk in memory. */
+export class StreamByteSource implements TarByteSource {
+  private pos = 0n;
+  private buf: Buffer = EMPTY;
+  private ended = false;
+  private readonly it: AsyncIterator<unknown>;
+
+  constructor(source: AsyncIterable<unknown>) {
+    this.it = source[Symbol.asyncIterator]();
+  }
+
+  get position(): bigint {
+    return this.pos;
+  }
+
+  /** Makes `buf` non-empty unless the input has ended. */
+  private async fill(): Promise<boolean> {
+    while (this.buf.length === 0) {
+      if (this.ended) return false;
+      const r = await this.it.next();
+      if (r.done) {
+        this.ended = true;
+        return false;
+      }
+      const v = r.value;
+      this.buf = Buffer.isBuffer(v)
+        ? v
+        : typeof v === 'string'
+          ? Buffer.from(v, 'latin1')
+          : Buffer.from(v as Uint8Array);
+    }
+    return true;
+  }
+
+  private take(n: number): Buffer {
+    const out = this.buf.subarray(0, n);
+    this.buf = this.buf.subarray(out.length);
+    this.pos += BigInt(out.length);
+    return out;
+  }
+
+  async read(n: number): Promise<Buffer> {
+    if (!(await this.fill())) return EMPTY;
+    if (this.buf.length >= n) return this.take(n);
+    const parts: Buffer[] = [];
+    let got = 0;
+    while (got < n && (await this.fill())) {
+      const c = this.take(n - got);
+      parts.push(c);
+      got += c.length;
+    }
+    return Buffer.concat(parts, got);
+  }
+
+  async skip(n: bigint): Promise<bigint> {
+    let left = n;
+    while (left > 0n && (await this.fill())) {
+      left -= BigInt(
+        this.take(Number(left < BigInt(this.buf.length) ? left : BigInt(this.buf.length))).length,
+      );
+    }
+    return n - left;
+  }
+
+  async *chunks(n: bigint): AsyncGenerator<Buffer> {
+    let left = n;
+    while (left > 0n && (await this.fill())) {
+      const c = this.take(Number(left < BigInt(this.buf.length) ? left : BigInt(this.buf.length)));
+      left -= BigInt(c.length);
+      yield c;
+    }
+  }
+
+  async close(): Promise<void> {
+    this.buf = EMPTY;
+    if (!this.ended) {
+      this.ended = true;
+      await this.it.return?.();
+    }
+  }
+}
+
+/** Chunk size for positional content reads. */
+const FILE_CHUNK = 1 << 20;
+
+/** A source over a file handle using positional reads only (no shared file offset). */
+export class FileByteSource implements TarByteSource {
+  private pos: bigint;
+
+  constructor(
+    private readonly fh: FileHandle,
+    private readonly fileSize: bigint,
+    start = 0n,
+  ) {
+    this.pos = start;
+  }
+
+  get position(): bigint {
+    return this.pos;
+  }
+
+  async read(n: number): Promise<Buffer> {
+    const avail = this.fileSize - this.pos;
+    const want = BigInt(n) < avail ? n : Number(avail > 0n ? avail : 0n);
+    const b = Buffer.alloc(want);
+    let got = 0;
+    while (got < want) {
+      const { bytesRead } = await this.fh.read(b, got, want - got, Number(this.pos) + got);
+      if (bytesRead === 0) break;
+      got += bytesRead;
+    }
+    this.pos += BigInt(got);
+    return got === want ? b : b.subarray(0, got);
+  }
+
+  async skip(n: bigint): Promise<bigint> {
+    const avail = this.fileSize - this.pos;
+    const k = n < avail ? n : avail > 0n ? avail : 0n;
+    this.pos += k;
+    return k;
+  }
+
+  async *chunks(n: bigint): AsyncGenerator<Buffer> {
+    let left = n;
+    while (left > 0n) {
+      const c = await this.read(left < BigInt(FILE_CHUNK) ? Number(left) : FILE_CHUNK);
+      if (c.length === 0) return;
+      left -= BigInt(c.length);
+      yield c;
+    }
+  }
+
+  async close(): Promise<void> {}
+}

@@ -1,0 +1,243 @@
+import { OdhError, type ErrorContext } from '../util/errors.js';
+import { StreamByteSource, type TarByteSource } from './bytesource.js';
+import { entryTypeOf, type TarEntry, type TarXattr } from './entry.js';
+import {
+  BLOCK_SIZE,
+  decodeHeader,
+  isZeroBlock,
+  paddingFor,
+  parsePaxRecords,
+  type RawHeader,
+} from './header.js';
+
+/** Largest PAX extended header we buffer. */
+export const MAX_PAX_HEADER = 1 << 20;
+/** Largest GNU 'L'/'K' long name or link we buffer. */
+export const MAX_LONG_NAME = 1 << 20;
+
+const B = BigInt(BLOCK_SIZE);
+const U64_MAX = (1n << 64n) - 1n;
+const XATTR_PREFIX = 'SCHILY.xattr.';
+
+/** An entry and its content. Reading `body` is optional: unread content is skipped. */
+export interface TarItem {
+  entry: TarEntry;
+  /** The entry's `size` stored bytes, streamed; valid only until the next entry is requested. */
+  body: AsyncIterable<Buffer>;
+}
+
+export interface ReadTarOptions {
+  /** Names the input in error messages (file path or layer digest). */
+  where?: ErrorContext;
+}
+
+/**
+ * Streams the entries of an uncompressed tar. Memory is bounded: content is streamed in source
+ * chunks; only PAX headers (≤ MAX_PAX_HEADER) and long names (≤ MAX_LONG_NAME) are buffered.
+ * Ends at two zero blocks or at a clean EOF on a block boundary. Errors: TRUNCATED (input ends
+ * inside a header or content), FORMAT (bad checksum, bad number, bad PAX), LIMIT; all name the offset.
+ */
+export async function* readTar(
+  source: AsyncIterable<Buffer> | NodeJS.ReadableStream,
+  opts: ReadTarOptions = {},
+): AsyncGenerator<TarItem> {
+  yield* readTarFrom(new StreamByteSource(source as AsyncIterable<unknown>), opts);
+}
+
+/** `readTar` over any byte source (file sources use positional reads). Closes the source at the end. */
+export async function* readTarFrom(src: TarByteSource, opts: ReadTarOptions = {}): AsyncGenerator<TarItem> {
+  const where = opts.where ?? {};
+  let generation = 0;
+  try {
+    while (true) {
+      const entry = await nextEntry(src, where);
+      if (entry === null) return;
+      const gen = ++generation;
+      let remaining = entry.size;
+      const body = async function* (): AsyncGenerator<Buffer> {
+        if (gen !== generation) throw new Error('tar entry body read after moving to the next entry');
+        for await (const c of src.chunks(remaining)) {
+          remaining -= BigInt(c.length);
+          yield c;
+          if (gen !== generation) throw new Error('tar entry body read after moving to the next entry');
+        }
+        if (remaining > 0n) throw truncated('entry content', src.position, where);
+      };
+      yield { entry, body: { [Symbol.asyncIterator]: body } };
+      generation++;
+      const rest = remaining + paddingFor(entry.size);
+      if ((await src.skip(rest)) !== rest) throw truncated('entry content', src.position, where);
+    }
+  } finally {
+    await src.close();
+  }
+}
+
+function truncated(what: string, offset: bigint, where: ErrorContext): OdhError {
+  return new OdhError('TRUNCATED', `tar truncated inside ${what}`, { ...where, offset });
+}
+
+/** Reads one block; null at a clean EOF, TRUNCATED for a partial block. */
+async function readBlock(src: TarByteSource, where: ErrorContext): Promise<Buffer | null> {
+  const at = src.position;
+  const b = await src.read(BLOCK_SIZE);
+  if (b.length === 0) return null;
+  if (b.length < BLOCK_SIZE) throw truncated('a header block', at, where);
+  return b;
+}
+
+/** Reads a buffered special entry's content (PAX header, long name) plus its padding. */
+async function readSpecial(
+  src: TarByteSource,
+  h: RawHeader,
+  at: bigint,
+  max: number,
+  what: string,
+  where: ErrorContext,
+) {
+  if (h.size > BigInt(max)) {
+    throw new OdhError('LIMIT', `${what} of ${h.size} bytes exceeds the ${max}-byte limit`, {
+      ...where,
+      offset: at,
+    });
+  }
+  const data = await src.read(Number(h.size));
+  if (BigInt(data.length) !== h.size) throw truncated(what, src.position, where);
+  const pad = paddingFor(h.size);
+  if ((await src.skip(pad)) !== pad) throw truncated(what, src.position, where);
+  return data;
+}
+
+/** Strips exactly one trailing NUL (GNU long names; spec composefs-v2 §3.2). */
+function stripOneNul(b: Buffer): Buffer {
+  return b.length > 0 && b[b.length - 1] === 0 ? b.subarray(0, b.length - 1) : b;
+}
+
+/** Parses the entries' prelude (PAX 'x'/'g', GNU 'L'/'K', stray zero block) and header; null at the end. */
+async function nextEntry(src: TarByteSource, where: ErrorContext): Promise<TarEntry | null> {
+  const headerOffset = src.position;
+  const pax = new Map<string, Buffer>();
+  const xattrs: TarXattr[] = [];
+  let longName: Buffer | undefined;
+  let longLink: Buffer | undefined;
+  let pending = false; // a prelude record was read: the archive must not end here
+  while (true) {
+    const at = src.position;
+    let block = await readBlock(src, where);
+    if (block === null) {
+      if (pending) throw truncated('an entry (after its extended header)', at, where);
+      return null;
+    }
+    if (isZeroBlock(block)) {
+      // Two zero blocks (or a zero block at EOF) end the archive; one zero block then data is skipped.
+      const next = await readBlock(src, where);
+      if (next === null || isZeroBlock(next)) {
+        if (pending) throw truncated('an entry (after its extended header)', at, where);
+        return null;
+      }
+      block = next;
+    }
+    const hAt = src.position - B;
+    const h = decodeHeader(block, hAt);
+    const ctx = { ...where, offset: hAt };
+    switch (h.typeflag) {
+      case 'x': {
+        const data = await readSpecial(src, h, hAt, MAX_PAX_HEADER, 'PAX extended header', where);
+        for (const r of parsePaxRecords(data, hAt)) {
+          pax.set(r.key, r.value);
+          if (r.key.startsWith(XATTR_PREFIX)) {
+            const key = Buffer.from(r.key.slice(XATTR_PREFIX.length), 'utf8');
+            const i = xattrs.findIndex((x) => x.key.equals(key));
+            if (i >= 0) xattrs[i] = { key, value: r.value };
+            else xattrs.push({ key, value: r.value });
+          }
+        }
+        pending = true;
+        continue;
+      }
+      case 'g':
+        // spec composefs-v2 §3.2: global PAX records do not apply to later entries; validate, drop.
+        parsePaxRecords(await readSpecial(src, h, hAt, MAX_PAX_HEADER, 'PAX global header', where), hAt);
+        continue;
+      case 'L':
+        longName = stripOneNul(await readSpecial(src, h, hAt, MAX_LONG_NAME, 'GNU long name', where));
+        pending = true;
+        continue;
+      case 'K':
+        longLink = stripOneNul(await readSpecial(src, h, hAt, MAX_LONG_NAME, 'GNU long link name', where));
+        pending = true;
+        continue;
+    }
+    if (h.gnuSparseExtended) {
+      // Old GNU sparse: extension blocks follow until one has isextended (byte 504) clear.
+      while (true) {
+        const ext = await readBlock(src, where);
+        if (ext === null) throw truncated('GNU sparse extension header', src.position, where);
+        if (ext[504] === 0) break;
+      }
+    }
+    const paxPath = nonEmpty(pax.get('path'));
+    const paxLink = nonEmpty(pax.get('linkpath'));
+    const size = paxNumber(pax, 'size', ctx) ?? h.size;
+    const uid = paxNumber(pax, 'uid', ctx) ?? h.uid;
+    const gid = paxNumber(pax, 'gid', ctx) ?? h.gid;
+    const mtime = paxMtime(pax, ctx) ?? h.mtime;
+    let sparse = h.typeflag === 'S';
+    for (const k of pax.keys()) if (k.startsWith('GNU.sparse.')) sparse = true;
+    return {
+      type: entryTypeOf(h.typeflag),
+      typeflag: h.typeflag,
+      format: h.format,
+      path: paxPath ?? longName ?? h.name,
+      linkpath: paxLink ?? longLink ?? h.linkname,
+      mode: h.mode,
+      uid: safeNumber(uid, 'uid', ctx),
+      gid: safeNumber(gid, 'gid', ctx),
+      uname: nonEmpty(pax.get('uname')) ?? h.uname,
+      gname: nonEmpty(pax.get('gname')) ?? h.gname,
+      size,
+      mtime,
+      devmajor: safeNumber(h.devmajor ?? 0n, 'devmajor', ctx),
+      devminor: safeNumber(h.devminor ?? 0n, 'devminor', ctx),
+      xattrs,
+      pax,
+      sparse,
+      headerOffset,
+      dataOffset: src.position,
+    };
+  }
+}
+
+/** POSIX: an empty PAX value removes the keyword, so the header field applies. */
+function nonEmpty(v: Buffer | undefined): Buffer | undefined {
+  return v !== undefined && v.length > 0 ? v : undefined;
+}
+
+function paxNumber(pax: Map<string, Buffer>, key: string, ctx: ErrorContext): bigint | undefined {
+  const v = nonEmpty(pax.get(key));
+  if (v === undefined) return undefined;
+  const s = v.toString('latin1');
+  if (!/^[0-9]{1,20}$/.test(s) || BigInt(s) > U64_MAX) {
+    throw new OdhError('FORMAT', `PAX ${key} ${JSON.stringify(s)} is not a decimal u64`, ctx);
+  }
+  return BigInt(s);
+}
+
+/** spec composefs-v2 §3.2: only the part before the first '.' is used; negative is an error. */
+function paxMtime(pax: Map<string, Buffer>, ctx: ErrorContext): bigint | undefined {
+  const v = nonEmpty(pax.get('mtime'));
+  if (v === undefined) return undefined;
+  const s = v.toString('latin1');
+  const whole = s.split('.')[0];
+  if (!/^[0-9]{1,20}$/.test(whole) || BigInt(whole) > U64_MAX || !/^[0-9]*(\.[0-9]*)?$/.test(s)) {
+    throw new OdhError('FORMAT', `PAX mtime ${JSON.stringify(s)} is not a non-negative decimal`, ctx);
+  }
+  return BigInt(whole);
+}
+
+function safeNumber(v: bigint, what: string, ctx: ErrorContext): number {
+  if (v < 0n || v > BigInt(Number.MAX_SAFE_INTEGER)) {
+    throw new OdhError('FORMAT', `tar ${what} ${v} is out of range`, ctx);
+  }
+  return Number(v);
+}
