@@ -1,0 +1,308 @@
+/**
+ * Layout of the C mkcomposefs 1.0.8 ("V1 family") image: BFS numbering, compact inodes when possible,
+ * the descending shared xattr table, C data placement and tail padding. spec composefs-v1 §6–§11.
+ */
+import {
+  BLOCK_SIZE,
+  COMPACT_INODE_SIZE,
+  COMPOSEFS_FLAG_HAS_ACL,
+  EXTENDED_INODE_SIZE,
+  INODE_SLOT_SIZE,
+  INODE_TABLE_START,
+  LAYOUT_CHUNK_BASED,
+  LAYOUT_FLAT_INLINE,
+  LAYOUT_FLAT_PLAIN,
+  inodeFormat,
+} from './format.js';
+import {
+  DOT,
+  DOTDOT,
+  type DirectoryContent,
+  type DirentRef,
+  direntFileType,
+  splitDirectory,
+} from './dirents.js';
+import type { DataPart, ErofsLayout, PlacedInode } from './layout.js';
+import { roundUp } from './layout.js';
+import { type RewriteV1Options, type V1Node, chunkBits, chunkCount, rewriteTreeV1 } from './rewrite-v1.js';
+import { type XattrEntry, splitXattrKey, xattrBodySizeOf, xattrEntrySize, xattrFilterBit } from './xattr.js';
+import { S_IFBLK, S_IFCHR, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, type Inode } from '../tree.js';
+import { OdhError } from '../../util/errors.js';
+
+export type LayoutV1Options = RewriteV1Options;
+
+const MAX_SHARED_REFS = 128;
+const U32_MAX = 0xffffffffn;
+const ACL_KEYS = [Buffer.from('system.posix_acl_access'), Buffer.from('system.posix_acl_default')];
+
+const pairKey = (k: Buffer, v: Buffer): string => `${k.toString('latin1')}\0${v.toString('latin1')}`;
+
+/** BFS order (spec composefs-v1 §6.1); a hard-linked inode sits at its canonical entry's position. */
+function numberInodes(root: V1Node): { list: V1Node[]; index: Map<V1Node, number>; parent: number[] } {
+  const list = [root];
+  const parent = [0];
+  const index = new Map<V1Node, number>([[root, 0]]);
+  for (let i = 0; i < list.length; i++) {
+    for (const c of list[i].children ?? []) {
+      if (c.hardlink) continue;
+      index.set(c.node, list.length);
+      list.push(c.node);
+      parent.push(i);
+    }
+  }
+  return { list, index, parent };
+}
+
+function dirents(node: V1Node, me: number, parentIdx: number, index: Map<V1Node, number>): DirentRef[] {
+  const dirType = direntFileType(S_IFDIR);
+  const refs: DirentRef[] = [
+    { name: DOT, target: me, fileType: dirType },
+    { name: DOTDOT, target: parentIdx, fileType: dirType },
+  ];
+  for (const c of node.children!) {
+    const target = index.get(c.node);
+    if (target === undefined) {
+      throw new OdhError('FORMAT', 'hardlink target is not in the tree', {
+        path: `${node.path === '/' ? '' : node.path}/${c.name.toString('latin1')}`,
+      });
+    }
+    refs.push({ name: c.name, target, fileType: direntFileType(c.node.mode) });
+  }
+  return refs.sort((a, b) => Buffer.compare(a.name, b.name));
+}
+
+/** The shared table: pairs on more than one inode, sorted as C does (spec composefs-v1 §7.3). */
+function sharedTable(list: V1Node[]): { entries: XattrEntry[]; offsets: Map<string, number>; size: number } {
+  const counts = new Map<string, { key: Buffer; value: Buffer; n: number }>();
+  for (const node of list) {
+    for (const x of node.xattrs) {
+      const k = pairKey(x.key, x.value);
+      const hit = counts.get(k);
+      if (hit) hit.n++;
+      else counts.set(k, { key: x.key, value: x.value, n: 1 });
+    }
+  }
+  const pairs = [...counts.values()]
+    .filter((p) => p.n > 1)
+    .sort(
+      (a, b) =>
+        Buffer.compare(b.key, a.key) || b.value.length - a.value.length || Buffer.compare(b.value, a.value),
+    );
+  const offsets = new Map<string, number>();
+  const entries: XattrEntry[] = [];
+  let size = 0;
+  for (const p of pairs) {
+    const e = splitXattrKey(p.key, p.value, 'v1');
+    offsets.set(pairKey(p.key, p.value), size);
+    entries.push(e);
+    size += xattrEntrySize(e);
+  }
+  return { entries, offsets, size };
+}
+
+interface Pending {
+  node: V1Node;
+  compact: boolean;
+  blocks: number;
+  tail: number;
+  xsize: number;
+  sharedOffsets: number[];
+  filter: number;
+  local: XattrEntry[];
+  dir: DirectoryContent | null;
+}
+
+export function layoutV1(input: Inode, opts: LayoutV1Options = {}): ErofsLayout {
+  const { root, version } = rewriteTreeV1(input, opts);
+  const { list, index, parent } = numberInodes(root);
+
+  // spec composefs-v1 §6.2–§6.3: directory nlink, xattr order, minimum mtime, ACL flag.
+  let minSec = list[0].mtimeSec;
+  let minNsec = list[0].mtimeNsec;
+  let hasAcl = false;
+  for (const node of list) {
+    if (node.children) {
+      node.nlink = 2 + node.children.filter((c) => !c.hardlink && (c.node.mode & S_IFMT) === S_IFDIR).length;
+    }
+    node.xattrs.sort((a, b) => Buffer.compare(a.key, b.key));
+    if (node.mtimeSec < minSec || (node.mtimeSec === minSec && node.mtimeNsec >>> 0 < minNsec >>> 0)) {
+      minSec = node.mtimeSec;
+      minNsec = node.mtimeNsec;
+    }
+    if (node.xattrs.some((x) => ACL_KEYS.some((k) => k.equals(x.key)))) hasAcl = true;
+  }
+  const table = sharedTable(list);
+
+  // spec composefs-v1 §7.3–§9: shared refs, xattr body, (blocks, tail), compact or extended.
+  const pending: Pending[] = list.map((node, i) => {
+    let filter = 0;
+    const sharedOffsets: number[] = [];
+    const local: XattrEntry[] = [];
+    for (const x of node.xattrs) {
+      const e = splitXattrKey(x.key, x.value, 'v1');
+      filter |= 1 << xattrFilterBit(e);
+      const off =
+        sharedOffsets.length < MAX_SHARED_REFS ? table.offsets.get(pairKey(x.key, x.value)) : undefined;
+      if (off === undefined) local.push(e);
+      else sharedOffsets.push(off);
+    }
+    const xsize = node.xattrs.length === 0 ? 0 : xattrBodySizeOf(sharedOffsets.length, local);
+    let blocks = 0;
+    let tail = 0;
+    let dir: DirectoryContent | null = null;
+    let s = node.size;
+    const type = node.mode & S_IFMT;
+    if (node.children) {
+      dir = splitDirectory(dirents(node, i, parent[i], index));
+      blocks = dir.blocks.length;
+      tail = dir.tailSize;
+      s = BigInt(BLOCK_SIZE * blocks + tail);
+    } else if (type === S_IFLNK) {
+      tail = node.payload?.length ?? 0;
+      s = BigInt(tail);
+    } else if (type === S_IFREG && node.content) {
+      const n = node.content.length;
+      blocks = Math.floor(n / BLOCK_SIZE);
+      tail = n % BLOCK_SIZE;
+      if (tail > BLOCK_SIZE / 2) {
+        blocks++;
+        tail = 0;
+      }
+    } else if (type === S_IFREG && node.size > 0n) {
+      tail = 4 * chunkCount(node.size);
+    }
+    const compact =
+      node.mtimeSec === minSec &&
+      node.mtimeNsec >>> 0 === minNsec >>> 0 &&
+      node.nlink >>> 0 <= 0xffff &&
+      node.uid >>> 0 <= 0xffff &&
+      node.gid >>> 0 <= 0xffff &&
+      s <= U32_MAX;
+    return { node, compact, blocks, tail, xsize, sharedOffsets, filter: filter >>> 0, local, dir };
+  });
+
+  // spec composefs-v1 §10: inode placement and tail padding.
+  const offsets: number[] = [];
+  let pos = INODE_TABLE_START;
+  for (const p of pending) {
+    const isz = p.compact ? COMPACT_INODE_SIZE : EXTENDED_INODE_SIZE;
+    pos = roundUp(pos, INODE_SLOT_SIZE);
+    pos += tailPadding(p, pos, isz);
+    offsets.push(pos);
+    pos += isz + p.xsize + p.tail;
+  }
+  const inodesEnd = roundUp(pos, INODE_SLOT_SIZE);
+  const dataStart = roundUp(inodesEnd + table.size, BLOCK_SIZE);
+  const sharedBase = inodesEnd % BLOCK_SIZE;
+
+  let block = dataStart / BLOCK_SIZE;
+  const placed = pending.map((p, i) => {
+    const firstBlock = p.blocks > 0 ? block : 0;
+    block += p.blocks;
+    return place(
+      p,
+      i,
+      offsets[i],
+      firstBlock,
+      p.sharedOffsets.map((o) => (sharedBase + o) / 4),
+    );
+  });
+  return {
+    composefsVersion: version,
+    flags: hasAcl ? COMPOSEFS_FLAG_HAS_ACL : 0,
+    rootNid: placed[0].nid,
+    inos: placed.length,
+    buildTimeSec: minSec,
+    buildTimeNsec: minNsec >>> 0,
+    xattrBlkaddr: Math.floor(inodesEnd / BLOCK_SIZE),
+    inodes: placed,
+    sharedTableOffset: inodesEnd,
+    shared: table.entries,
+    imageSize: block * BLOCK_SIZE,
+  };
+}
+
+/** Zero bytes to put before the inode at `pos` (spec composefs-v1 §10.2); may promote the tail. */
+function tailPadding(p: Pending, pos: number, isz: number): number {
+  if ((p.node.mode & S_IFMT) === S_IFLNK) {
+    const t = isz + p.xsize + p.tail;
+    if (t >= BLOCK_SIZE) {
+      p.blocks = 1;
+      p.tail = 0;
+    }
+    const crosses = Math.floor(pos / BLOCK_SIZE) !== Math.floor((pos + t - 1) / BLOCK_SIZE);
+    return crosses ? roundUp(pos, BLOCK_SIZE) - pos : 0;
+  }
+  if (p.tail === 0) return 0;
+  const r = BLOCK_SIZE - ((pos + isz + p.xsize) % BLOCK_SIZE);
+  if (r >= p.tail) return 0;
+  const pad = roundUp(r, INODE_SLOT_SIZE);
+  const r2 = BLOCK_SIZE - ((pos + isz + p.xsize + pad) % BLOCK_SIZE);
+  if (p.tail <= r2) return pad;
+  p.blocks++;
+  p.tail = 0;
+  return roundUp(pos, BLOCK_SIZE) - pos;
+}
+
+/** The inode's header fields and data parts (spec composefs-v1 §11.3–§11.5). */
+function place(
+  p: Pending,
+  ino: number,
+  offset: number,
+  firstBlock: number,
+  sharedIds: number[],
+): PlacedInode {
+  const node = p.node;
+  const type = node.mode & S_IFMT;
+  let layoutKind = p.tail > 0 ? LAYOUT_FLAT_INLINE : LAYOUT_FLAT_PLAIN;
+  let size = 0n;
+  let iu = p.blocks > 0 ? firstBlock : 0;
+  let inline: DataPart = { kind: 'none' };
+  const blocks: DataPart[] = [];
+  if (node.children) {
+    const d = p.dir!;
+    size = BigInt(BLOCK_SIZE * p.blocks + p.tail);
+    for (const b of d.blocks) blocks.push({ kind: 'dirents', chunk: b });
+    if (p.tail > 0) inline = { kind: 'dirents', chunk: d.tail };
+  } else if (type === S_IFLNK) {
+    const target = node.payload ?? Buffer.alloc(0);
+    size = BigInt(target.length);
+    if (p.blocks > 0) blocks.push({ kind: 'bytes', data: target });
+    else inline = { kind: 'bytes', data: target };
+  } else if (type === S_IFREG && node.content) {
+    const c = node.content;
+    size = BigInt(c.length);
+    for (let b = 0; b < p.blocks; b++) {
+      blocks.push({ kind: 'bytes', data: c.subarray(b * BLOCK_SIZE, (b + 1) * BLOCK_SIZE) });
+    }
+    if (p.tail > 0) inline = { kind: 'bytes', data: c.subarray(c.length - p.tail) };
+  } else if (type === S_IFREG && node.size > 0n) {
+    layoutKind = LAYOUT_CHUNK_BASED;
+    size = node.size;
+    // The u16 at i_u offset 0 is the chunk format; the high half keeps the block address.
+    iu = ((iu & 0xffff0000) | (chunkBits(node.size) - 12)) >>> 0;
+    if (p.blocks > 0) blocks.push({ kind: 'nullChunks', count: chunkCount(node.size) });
+    else inline = { kind: 'nullChunks', count: chunkCount(node.size) };
+  } else if (type === S_IFCHR || type === S_IFBLK) {
+    iu = node.rdev;
+  }
+  return {
+    offset,
+    nid: offset / INODE_SLOT_SIZE,
+    extended: !p.compact,
+    format: inodeFormat(layoutKind, !p.compact),
+    mode: node.mode & 0xffff,
+    nlink: node.nlink,
+    size,
+    iu,
+    ino,
+    uid: node.uid,
+    gid: node.gid,
+    mtimeSec: node.mtimeSec,
+    mtimeNsec: node.mtimeNsec,
+    xattrs: p.xsize === 0 ? null : { filter: p.filter, sharedIds, local: p.local, size: p.xsize },
+    inline,
+    blocks,
+    firstBlock,
+  };
+}

@@ -1,0 +1,318 @@
+/**
+ * Layout of the composefs-rs "V2" image (composefs_version 2): DFS pre-order inodes, all extended,
+ * shared xattrs sorted ascending, the V2 tail-crossing rule. spec composefs-v2 §4.
+ */
+import {
+  BLOCK_SIZE,
+  CHUNK_INDEX_SIZE,
+  EXTENDED_INODE_SIZE,
+  INODE_SLOT_SIZE,
+  INODE_TABLE_START,
+  LAYOUT_CHUNK_BASED,
+  LAYOUT_FLAT_INLINE,
+  LAYOUT_FLAT_PLAIN,
+  XATTR_METACOPY,
+  XATTR_REDIRECT,
+  inodeFormat,
+} from './format.js';
+import {
+  DOT,
+  DOTDOT,
+  type DirectoryContent,
+  type DirentRef,
+  direntFileType,
+  splitDirectory,
+} from './dirents.js';
+import type { DataPart, ErofsLayout, PlacedInode } from './layout.js';
+import { roundUp } from './layout.js';
+import {
+  type HashAlgorithm,
+  digestAlgorithm,
+  escapeOverlayKey,
+  metacopyValue,
+  objectPath,
+} from './overlay.js';
+import { type XattrEntry, splitXattrKey, xattrBodySizeOf, xattrEntrySize, xattrFilterBit } from './xattr.js';
+import { S_IFBLK, S_IFCHR, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, type DirEntry, type Inode } from '../tree.js';
+import { OdhError } from '../../util/errors.js';
+
+export interface LayoutV2Options {
+  /** Repository hash: the metacopy algorithm byte and the expected object-id length. */
+  hash?: HashAlgorithm;
+}
+
+interface Collected {
+  src: Inode;
+  path: string;
+  dir: DirectoryContent | null;
+  nlink: number;
+}
+
+const METACOPY = Buffer.from(XATTR_METACOPY, 'latin1');
+const REDIRECT = Buffer.from(XATTR_REDIRECT, 'latin1');
+
+function sortedEntries(dir: Inode): DirEntry[] {
+  return [...(dir.entries ?? [])].sort((a, b) => Buffer.compare(a.name, b.name));
+}
+
+/** Number of directory entries referencing each leaf (its V2 nlink). spec composefs-v2 §2. */
+function countLinks(root: Inode): Map<Inode, number> {
+  const refs = new Map<Inode, number>();
+  const stack = [root];
+  while (stack.length) {
+    const d = stack.pop()!;
+    for (const e of d.entries ?? []) {
+      if ((e.inode.mode & S_IFMT) === S_IFDIR) {
+        if (e.hardlink) throw new OdhError('UNSUPPORTED', 'V2 images cannot hard-link a directory');
+        stack.push(e.inode);
+      } else refs.set(e.inode, (refs.get(e.inode) ?? 0) + 1);
+    }
+  }
+  return refs;
+}
+
+/** Step A: DFS pre-order; a hard-linked leaf gets its inode at its first occurrence. */
+function collect(root: Inode): Collected[] {
+  const refs = countLinks(root);
+  const list: Collected[] = [];
+  const leafIndex = new Map<Inode, number>();
+  interface Frame {
+    me: number;
+    parent: number;
+    children: DirEntry[];
+    next: number;
+    refs: DirentRef[];
+  }
+  const open = (dir: Inode, parent: number, path: string): Frame => {
+    const me = list.length;
+    list.push({ src: dir, path, dir: null, nlink: 0 });
+    return { me, parent: parent < 0 ? me : parent, children: sortedEntries(dir), next: 0, refs: [] };
+  };
+  const stack: Frame[] = [open(root, -1, '/')];
+  while (stack.length) {
+    const f = stack[stack.length - 1];
+    if (f.next < f.children.length) {
+      const e = f.children[f.next++];
+      const path = `${list[f.me].path === '/' ? '' : list[f.me].path}/${e.name.toString('latin1')}`;
+      const type = direntFileType(e.inode.mode);
+      if ((e.inode.mode & S_IFMT) === S_IFDIR) {
+        const child = open(e.inode, f.me, path);
+        f.refs.push({ name: e.name, target: child.me, fileType: type });
+        stack.push(child);
+        continue;
+      }
+      let idx = leafIndex.get(e.inode);
+      if (idx === undefined) {
+        idx = list.length;
+        leafIndex.set(e.inode, idx);
+        list.push({ src: e.inode, path, dir: null, nlink: refs.get(e.inode) ?? 1 });
+      }
+      f.refs.push({ name: e.name, target: idx, fileType: type });
+      continue;
+    }
+    stack.pop();
+    const all = [
+      ...f.refs,
+      { name: DOT, target: f.me, fileType: direntFileType(S_IFDIR) },
+      { name: DOTDOT, target: f.parent, fileType: direntFileType(S_IFDIR) },
+    ].sort((a, b) => Buffer.compare(a.name, b.name));
+    const c = list[f.me];
+    c.dir = splitDirectory(all);
+    c.nlink = all.reduce((n, r) => n + (r.fileType === direntFileType(S_IFDIR) ? 1 : 0), 0);
+  }
+  return list;
+}
+
+type Kind = 'dir' | 'inline' | 'empty' | 'external' | 'device' | 'symlink' | 'other';
+
+function kindOf(ino: Inode): Kind {
+  switch (ino.mode & S_IFMT) {
+    case S_IFDIR:
+      return 'dir';
+    case S_IFLNK:
+      return 'symlink';
+    case S_IFCHR:
+    case S_IFBLK:
+      return 'device';
+    case S_IFREG:
+      if (ino.content && ino.content.length > 0) return 'inline';
+      return ino.size > 0n ? 'external' : 'empty';
+    default:
+      return 'other';
+  }
+}
+
+/** Step B: metacopy and redirect first, then the node's own xattrs by original name (escaped). */
+function xattrList(c: Collected, opts: LayoutV2Options): XattrEntry[] {
+  const out: XattrEntry[] = [];
+  if (kindOf(c.src) === 'external') {
+    if (!c.src.digest)
+      throw new OdhError('FORMAT', 'external file without fs-verity digest', { path: c.path });
+    const alg = digestAlgorithm(c.src.digest, opts.hash, c.path);
+    out.push(splitXattrKey(METACOPY, metacopyValue(c.src.digest, alg), 'v2'));
+    out.push(splitXattrKey(REDIRECT, Buffer.from(`/${objectPath(c.src.digest)}`, 'latin1'), 'v2'));
+  }
+  const own = [...c.src.xattrs].sort((a, b) => Buffer.compare(a.key, b.key));
+  for (const x of own) out.push(splitXattrKey(escapeOverlayKey(x.key), x.value, 'v2'));
+  return out;
+}
+
+function tripleKey(e: XattrEntry): string {
+  return `${e.index}\0${e.suffix.toString('latin1')}\0${e.value.toString('latin1')}`;
+}
+
+export function layoutV2(root: Inode, opts: LayoutV2Options = {}): ErofsLayout {
+  const list = collect(root);
+  const lists = list.map((c) => xattrList(c, opts));
+
+  // Step C: triples seen more than once are shared, sorted by (index, suffix, value).
+  const counts = new Map<string, { e: XattrEntry; n: number }>();
+  for (const l of lists) {
+    for (const e of l) {
+      const k = tripleKey(e);
+      const hit = counts.get(k);
+      if (hit) hit.n++;
+      else counts.set(k, { e, n: 1 });
+    }
+  }
+  const shared = [...counts.values()]
+    .filter((v) => v.n > 1)
+    .map((v) => v.e)
+    .sort(
+      (a, b) => a.index - b.index || Buffer.compare(a.suffix, b.suffix) || Buffer.compare(a.value, b.value),
+    );
+  const sharedIndex = new Map<string, number>(shared.map((e, i) => [tripleKey(e), i]));
+  const sharedOffsets: number[] = [];
+  let sharedSize = 0;
+  for (const e of shared) {
+    sharedOffsets.push(sharedSize);
+    sharedSize += xattrEntrySize(e);
+  }
+
+  // Step E pass 1: positions. spec composefs-v2 §4.7.
+  const placed: PlacedInode[] = [];
+  const sharedRefs: number[][] = [];
+  let pos = INODE_TABLE_START;
+  for (let i = 0; i < list.length; i++) {
+    const c = list[i];
+    const src = c.src;
+    const kind = kindOf(src);
+    let filter = 0;
+    const local: XattrEntry[] = [];
+    const refs: number[] = [];
+    for (const e of lists[i]) {
+      filter |= (1 << xattrFilterBit(e)) >>> 0;
+      const s = sharedIndex.get(tripleKey(e));
+      if (s === undefined) local.push(e);
+      else refs.push(s);
+    }
+    filter >>>= 0;
+    const xsize = lists[i].length === 0 ? 0 : xattrBodySizeOf(refs.length, local);
+    sharedRefs.push(refs);
+
+    let layoutKind = LAYOUT_FLAT_PLAIN;
+    let size = 0n;
+    let iu = 0;
+    let inline: DataPart = { kind: 'none' };
+    let inlineLen = 0;
+    const blocks: DataPart[] = [];
+    switch (kind) {
+      case 'dir': {
+        const d = c.dir!;
+        size = BigInt(BLOCK_SIZE * d.blocks.length + d.tailSize);
+        for (const b of d.blocks) blocks.push({ kind: 'dirents', chunk: b });
+        if (d.tailSize > 0) {
+          layoutKind = LAYOUT_FLAT_INLINE;
+          inline = { kind: 'dirents', chunk: d.tail };
+          inlineLen = d.tailSize;
+        }
+        break;
+      }
+      case 'inline':
+        layoutKind = LAYOUT_FLAT_INLINE;
+        size = BigInt(src.content!.length);
+        inline = { kind: 'bytes', data: src.content! };
+        inlineLen = src.content!.length;
+        break;
+      case 'external':
+        layoutKind = LAYOUT_CHUNK_BASED;
+        size = src.size;
+        // One 2^43-byte chunk, 4-byte block map entries: chunk format 31. spec composefs-v2 §4.7.
+        iu = 31;
+        inline = { kind: 'nullChunks', count: 1 };
+        inlineLen = CHUNK_INDEX_SIZE;
+        break;
+      case 'symlink': {
+        const target = src.payload ?? Buffer.alloc(0);
+        layoutKind = LAYOUT_FLAT_INLINE;
+        size = BigInt(target.length);
+        inline = { kind: 'bytes', data: target };
+        inlineLen = target.length;
+        break;
+      }
+      case 'device':
+        iu = Number(BigInt.asUintN(32, src.rdev));
+        break;
+      default:
+        break;
+    }
+
+    pos = roundUp(pos, INODE_SLOT_SIZE);
+    if (layoutKind === LAYOUT_FLAT_INLINE) {
+      // spec composefs-v2 §4.7 step 4: exclusive-end off-by-one reproduced on purpose.
+      const start = pos + EXTENDED_INODE_SIZE + xsize;
+      const last = start - 1;
+      const end = start + Number(size % BigInt(BLOCK_SIZE));
+      if (Math.floor(last / BLOCK_SIZE) !== Math.floor(end / BLOCK_SIZE)) {
+        pos += BLOCK_SIZE - (last % BLOCK_SIZE);
+        pos = roundUp(pos, INODE_SLOT_SIZE);
+      }
+    }
+    const typeBits = src.mode & S_IFMT;
+    placed.push({
+      offset: pos,
+      nid: pos / INODE_SLOT_SIZE,
+      extended: true,
+      format: inodeFormat(layoutKind, true),
+      mode: (typeBits | (src.mode & 0xffff)) & 0xffff,
+      nlink: c.nlink,
+      size,
+      iu,
+      ino: pos / INODE_SLOT_SIZE,
+      uid: src.uid,
+      gid: src.gid,
+      mtimeSec: src.mtimeSec,
+      mtimeNsec: 0,
+      xattrs: xsize === 0 ? null : { filter, sharedIds: [], local, size: xsize },
+      inline,
+      blocks,
+      firstBlock: 0,
+    });
+    pos += EXTENDED_INODE_SIZE + xsize + inlineLen;
+  }
+  const sharedTableOffset = roundUp(pos, INODE_SLOT_SIZE);
+  for (let i = 0; i < placed.length; i++) {
+    const x = placed[i].xattrs;
+    if (x) x.sharedIds = sharedRefs[i].map((k) => (sharedTableOffset + sharedOffsets[k]) / 4);
+  }
+  let block = roundUp(sharedTableOffset + sharedSize, BLOCK_SIZE) / BLOCK_SIZE;
+  for (const p of placed) {
+    if (p.blocks.length === 0) continue;
+    p.firstBlock = block;
+    p.iu = block;
+    block += p.blocks.length;
+  }
+  return {
+    composefsVersion: 2,
+    flags: 0,
+    rootNid: placed[0].nid,
+    inos: placed.length,
+    buildTimeSec: 0n,
+    buildTimeNsec: 0,
+    xattrBlkaddr: 0,
+    inodes: placed,
+    sharedTableOffset,
+    shared,
+    imageSize: block * BLOCK_SIZE,
+  };
+}
