@@ -4,37 +4,34 @@
  * Pure: no I/O; file contents are read by the caller (oci-tree.ts).
  */
 import { OdhError } from '../util/errors.js';
+import type { TarEntry } from '../tar/entry.js';
 import { S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, type Xattr } from './tree.js';
 
-/**
- * The fields of a tar entry these rules read. The project's tar reader (src/tar) yields a superset;
- * numeric fields may come as number or bigint.
- */
-export interface OciTarEntryFields {
-  path: Buffer;
-  linkpath: Buffer | null;
-  /** Tar typeflag as a one-character string ('0', '\0', '5', …) or a symbolic name (see `entryKind`). */
-  type: string;
-  mode: number | bigint;
-  uid: number | bigint;
-  gid: number | bigint;
-  mtime: number | bigint;
-  size: number | bigint;
-  devmajor?: number | bigint | null;
-  devminor?: number | bigint | null;
-  /** SCHILY.xattr.* records in archive order (name without the prefix). */
-  xattrs: { key: Buffer; value: Buffer }[];
-  /** Extended header records; only `mtime` is read here (for its fraction). */
-  pax?: Map<string, Buffer | string> | Record<string, Buffer | string> | null;
-}
+/** The fields of a tar entry (src/tar) these rules read. */
+export type OciTarEntryFields = Pick<
+  TarEntry,
+  | 'path'
+  | 'linkpath'
+  | 'typeflag'
+  | 'format'
+  | 'sparse'
+  | 'mode'
+  | 'uid'
+  | 'gid'
+  | 'mtime'
+  | 'size'
+  | 'devmajor'
+  | 'devminor'
+  | 'xattrs'
+  | 'pax'
+>;
 
 export type OciEntryKind = 'reg' | 'hardlink' | 'symlink' | 'chr' | 'blk' | 'dir' | 'fifo';
 
-/** spec composefs-v2 §3.2 "Entry type mapping"; symbolic names accepted for readers that decode them. */
-const KIND_BY_TYPE: Record<string, OciEntryKind> = {
+/** spec composefs-v2 §3.2 "Entry type mapping" (by the raw typeflag byte). */
+const KIND_BY_TYPEFLAG: Record<string, OciEntryKind> = {
   '0': 'reg',
   '\0': 'reg',
-  '': 'reg',
   '7': 'reg',
   '1': 'hardlink',
   '2': 'symlink',
@@ -42,22 +39,17 @@ const KIND_BY_TYPE: Record<string, OciEntryKind> = {
   '4': 'blk',
   '5': 'dir',
   '6': 'fifo',
-  file: 'reg',
-  contiguous: 'reg',
-  'contiguous-file': 'reg',
-  link: 'hardlink',
-  hardlink: 'hardlink',
-  symlink: 'symlink',
-  'character-device': 'chr',
-  'block-device': 'blk',
-  directory: 'dir',
-  fifo: 'fifo',
 };
 
-export function entryKind(type: string, where: string): OciEntryKind {
-  const k = KIND_BY_TYPE[type];
+/** spec composefs-v2 §3.2: other typeflags and GNU sparse entries (type S or PAX sparse) are errors. */
+export function entryKind(entry: Pick<TarEntry, 'typeflag' | 'sparse'>, where: string): OciEntryKind {
+  if (entry.sparse)
+    throw new OdhError('UNSUPPORTED', 'sparse tar entries are not supported', { path: where });
+  const k = KIND_BY_TYPEFLAG[entry.typeflag];
   if (k === undefined) {
-    throw new OdhError('UNSUPPORTED', `unsupported tar entry type ${JSON.stringify(type)}`, { path: where });
+    throw new OdhError('UNSUPPORTED', `unsupported tar entry type ${JSON.stringify(entry.typeflag)}`, {
+      path: where,
+    });
   }
   return k;
 }
@@ -122,11 +114,8 @@ function toBigInt(v: number | bigint): bigint {
   return typeof v === 'bigint' ? v : BigInt(v);
 }
 
-function paxValue(pax: OciTarEntryFields['pax'], key: string): string | undefined {
-  if (!pax) return undefined;
-  const v = pax instanceof Map ? pax.get(key) : pax[key];
-  if (v === undefined) return undefined;
-  return typeof v === 'string' ? v : v.toString('utf8');
+function paxValue(pax: Map<string, Buffer>, key: string): string | undefined {
+  return pax.get(key)?.toString('utf8');
 }
 
 /**
@@ -211,8 +200,9 @@ export function makedev(major: bigint, minor: bigint): bigint {
   );
 }
 
+/** spec composefs-v2 §3.2: device numbers exist only with ustar or GNU magic. */
 export function ociRdev(entry: OciTarEntryFields, where: string): bigint {
-  if (entry.devmajor == null || entry.devminor == null) {
+  if (entry.format === 'v7') {
     throw new OdhError('FORMAT', 'device entry without device numbers', { path: where });
   }
   return makedev(toBigInt(entry.devmajor), toBigInt(entry.devminor));

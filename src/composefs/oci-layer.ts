@@ -84,14 +84,14 @@ export async function applyLayerEntries(
   for await (const { entry, body } of entries) {
     const where = entry.path.toString('latin1');
     const ctx = { path: where, ...(opts.layer !== undefined ? { layer: opts.layer } : {}) };
-    const kind = entryKind(entry.type, where);
+    const kind = entryKind(entry, where);
     const path = ociEntryPath(entry.path, where);
-    const size = typeof entry.size === 'bigint' ? entry.size : BigInt(entry.size);
+    const size = entry.size;
     const isWhiteout = path.name !== null && whiteoutOf(path.name) !== null;
     let node: OciNewNode;
     if (kind === 'hardlink') {
       // spec composefs-v2 §3.3: the hardlink header's own stat and xattrs are ignored.
-      const link = entry.linkpath ?? Buffer.alloc(0);
+      const link = entry.linkpath;
       const targetDisplay = link.toString('latin1');
       node = { kind: 'hardlink', target: ociEntryPath(link, targetDisplay), targetDisplay };
       await drain(body, opts.onBytes);
@@ -119,7 +119,7 @@ export async function applyLayerEntries(
         node = { kind: 'leaf', inode: newInode(mode, { ...base, size, ...data }) };
       } else if (kind === 'symlink') {
         // spec composefs-v2 §3.3: raw target bytes; absent target → empty.
-        const target = entry.linkpath ?? Buffer.alloc(0);
+        const target = entry.linkpath;
         node = {
           kind: 'leaf',
           inode: newInode(mode, { ...base, size: BigInt(target.length), payload: target }),

@@ -22,6 +22,8 @@ interface E {
   dev?: [number, number];
   xattrs?: [string, string][];
   pax?: Record<string, string>;
+  v7?: boolean;
+  sparse?: boolean;
 }
 
 function ent(path: string, e: E = {}): OciLayerEntry {
@@ -29,17 +31,19 @@ function ent(path: string, e: E = {}): OciLayerEntry {
   return {
     entry: {
       path: Buffer.from(path),
-      linkpath: e.link !== undefined ? Buffer.from(e.link) : null,
-      type: e.type ?? (path.endsWith('/') ? '5' : '0'),
+      linkpath: Buffer.from(e.link ?? ''),
+      typeflag: e.type ?? (path.endsWith('/') ? '5' : '0'),
+      format: e.v7 ? 'v7' : 'gnu',
+      sparse: e.sparse ?? false,
       mode: e.mode ?? (path.endsWith('/') ? 0o755 : 0o644),
       uid: e.uid ?? 0,
       gid: e.gid ?? 0,
       mtime: e.mtime ?? 1000n,
       size: e.size ?? BigInt(content.length),
-      devmajor: e.dev?.[0] ?? null,
-      devminor: e.dev?.[1] ?? null,
+      devmajor: e.dev?.[0] ?? 0,
+      devminor: e.dev?.[1] ?? 0,
       xattrs: (e.xattrs ?? []).map(([k, v]) => ({ key: Buffer.from(k), value: Buffer.from(v) })),
-      pax: e.pax ?? null,
+      pax: new Map(Object.entries(e.pax ?? {}).map(([k, v]) => [k, Buffer.from(v)])),
     },
     body: (async function* () {
       // Two chunks when possible, to exercise incremental hashing.
@@ -296,11 +300,12 @@ describe('tree from entries', () => {
     expect(child(t, 'c')!.mode).toBe(S_IFCHR | 0o644);
     expect(child(t, 'b')!.rdev).toBe(makedev(8n, 0x1ffn));
     expect(child(t, 'p')!.mode).toBe(0o010644);
-    await expect(build([[USR, ent('c', { type: '3' })]])).rejects.toThrow(/without device numbers/);
+    await expect(build([[USR, ent('c', { type: '3', v7: true })]])).rejects.toThrow(/without device numbers/);
   });
 
-  it('rejects unsupported entry types', async () => {
-    await expect(build([[USR, ent('s', { type: 'S' })]])).rejects.toThrow(/unsupported tar entry type/);
+  it('rejects unsupported entry types and sparse files', async () => {
+    await expect(build([[USR, ent('s', { type: 'g' })]])).rejects.toThrow(/unsupported tar entry type/);
+    await expect(build([[USR, ent('s', { type: 'S', sparse: true })]])).rejects.toThrow(/sparse/);
   });
 
   it('reads PAX mtime: integer part, fraction as nanoseconds; negative is an error (spec §3.2, v1 §14.3)', async () => {
