@@ -1,0 +1,247 @@
+import { OdhError, isOdhError, type ErrorContext } from '../util/errors.js';
+import type { DataSource, SourceFile } from './source.js';
+import { OP_NAMES, OpCode, type OpHeader, type OpName, type OpReader } from './ops.js';
+import { OutputWriter, type TarDiffSink } from './output.js';
+import { cleanSourceName } from './path.js';
+import { openTarDiff, type TarDiffInput } from './stream.js';
+import { DICT_SOURCE_MAX, ZstdDictDecoder } from './zstd.js';
+
+export type { TarDiffSink } from './output.js';
+export type { TarDiffInput } from './stream.js';
+
+/** spec oci-delta §2.2: DoS limits every applier enforces. */
+export const OPEN_NAME_MAX = 4 * 1024;
+export const ADD_DATA_MAX = 100 * 1024 * 1024;
+
+const COPY_BUFFER = 1 << 20;
+const PROGRESS_EVERY = 8n << 20n;
+
+export interface ApplyProgress {
+  bytesOut: bigint;
+  /** Bytes of the delta file consumed so far. */
+  deltaBytesRead: number;
+}
+
+export interface ApplyOptions {
+  onProgress?: (p: ApplyProgress) => void;
+  /** Names the layer (or file) in every error message. */
+  where?: string;
+}
+
+export interface ApplyResult {
+  bytesOut: bigint;
+  /** How many ops of each kind were applied (all six names present). */
+  ops: Record<OpName, number>;
+}
+
+export function emptyOpHistogram(): Record<OpName, number> {
+  return Object.fromEntries(OP_NAMES.map((n) => [n, 0])) as Record<OpName, number>;
+}
+
+/** The current source file and read position (spec oci-delta §2.4 `cur`, `pos`). */
+interface Cursor {
+  file: SourceFile;
+  pos: bigint;
+}
+
+/**
+ * Applies a tar-diff (spec oci-delta §2.4): streams the reconstructed bytes to `out`, reading old bytes
+ * from `source`. Memory stays bounded (Data/Copy/AddData stream in ≤ 1 MiB pieces; only a ZstdDict
+ * source, ≤ 512 MiB, is held whole). `out` is not ended; a Writable's backpressure is respected.
+ * Every failure is an OdhError naming the layer (`where`), op index and offset.
+ */
+export async function applyTarDiff(
+  delta: TarDiffInput,
+  source: DataSource,
+  out: TarDiffSink,
+  opts: ApplyOptions = {},
+): Promise<ApplyResult> {
+  const layerCtx: ErrorContext = opts.where !== undefined ? { layer: opts.where } : {};
+  const stream = await openTarDiff(delta, layerCtx);
+  const writer = new OutputWriter(out, layerCtx);
+  const dict = new ZstdDictDecoder();
+  const histogram = emptyOpHistogram();
+  let cur: Cursor | null = null;
+  let nextProgress = PROGRESS_EVERY;
+  try {
+    for (let op = await stream.ops.next(); op; op = await stream.ops.next()) {
+      histogram[op.name]++;
+      const ctx: ErrorContext = { ...layerCtx, op: op.index, offset: op.offset };
+      switch (op.code) {
+        case OpCode.Data:
+          for await (const chunk of stream.ops.payload()) await writer.write(chunk);
+          break;
+        case OpCode.Open: {
+          if (op.size > BigInt(OPEN_NAME_MAX)) {
+            throw new OdhError(
+              'LIMIT',
+              `Open name of ${op.size} bytes exceeds the limit of ${OPEN_NAME_MAX}`,
+              ctx,
+            );
+          }
+          const name = cleanSourceName(await stream.ops.readPayload(), ctx);
+          const previous = cur;
+          cur = null;
+          await previous?.file.close();
+          cur = { file: await openSource(source, name, ctx), pos: 0n };
+          break;
+        }
+        case OpCode.Copy:
+          await copyOp(requireCurrent(cur, op, ctx), op.size, writer, ctx);
+          break;
+        case OpCode.AddData: {
+          const c = requireCurrent(cur, op, ctx);
+          if (op.size > BigInt(ADD_DATA_MAX)) {
+            throw new OdhError(
+              'LIMIT',
+              `AddData of ${op.size} bytes exceeds the limit of ${ADD_DATA_MAX}`,
+              ctx,
+            );
+          }
+          await addDataOp(c, op.size, stream.ops, writer, ctx);
+          break;
+        }
+        case OpCode.Seek:
+          // Past EOF is allowed; the next read fails (spec oci-delta §2.2).
+          requireCurrent(cur, op, ctx).pos = op.size;
+          break;
+        case OpCode.ZstdDict: {
+          if (stream.version !== 2) throw new OdhError('FORMAT', 'ZstdDict op requires a tardf2 delta', ctx);
+          const c = requireCurrent(cur, op, ctx);
+          const whole = await readWholeSource(c.file, ctx);
+          for await (const chunk of dict.decode(stream.ops.payload(), whole, ctx)) await writer.write(chunk);
+          // spec oci-delta §9: the position is at end of file afterwards.
+          c.pos = BigInt(whole.length);
+          break;
+        }
+      }
+      if (opts.onProgress && writer.written >= nextProgress) {
+        nextProgress = writer.written + PROGRESS_EVERY;
+        opts.onProgress({ bytesOut: writer.written, deltaBytesRead: stream.deltaBytesRead() });
+      }
+    }
+    await writer.flush();
+    opts.onProgress?.({ bytesOut: writer.written, deltaBytesRead: stream.deltaBytesRead() });
+    return { bytesOut: writer.written, ops: histogram };
+  } finally {
+    writer.release();
+    await cur?.file.close().catch(() => {});
+  }
+}
+
+function requireCurrent(cur: Cursor | null, op: OpHeader, ctx: ErrorContext): Cursor {
+  if (!cur) throw new OdhError('FORMAT', `${op.name} op with no current file set (no Open before it)`, ctx);
+  return cur;
+}
+
+async function openSource(source: DataSource, name: Buffer, ctx: ErrorContext): Promise<SourceFile> {
+  try {
+    return await source.open(name);
+  } catch (e) {
+    // Keep the source's own message (it names the file) and add where in the delta it was asked for.
+    if (isOdhError(e)) throw new OdhError(e.code, e.message, { layer: ctx.layer, op: ctx.op }, { cause: e });
+    const msg = e instanceof Error ? e.message : String(e);
+    throw new OdhError(
+      'IO',
+      `cannot open source file: ${msg}`,
+      { ...ctx, file: name.toString() },
+      { cause: e },
+    );
+  }
+}
+
+/** Reads exactly `length` bytes unless the file ends first; returns the count read. */
+async function readFully(file: SourceFile, buf: Buffer, length: number, pos: bigint): Promise<number> {
+  if (pos > BigInt(Number.MAX_SAFE_INTEGER)) return 0;
+  let done = 0;
+  let at = Number(pos);
+  while (done < length) {
+    const n = await file.readAt(buf, done, length - done, at);
+    if (n <= 0) break;
+    done += n;
+    at += n;
+  }
+  return done;
+}
+
+function sourceEof(c: Cursor, opName: string, wanted: bigint, got: bigint, ctx: ErrorContext): never {
+  throw new OdhError(
+    'TRUNCATED',
+    `unexpected EOF in source file: ${opName} needs ${wanted} bytes at offset ${c.pos}, ` +
+      `only ${got} available (file size ${c.file.size})`,
+    { ...ctx, file: c.file.name, offset: c.pos },
+  );
+}
+
+async function copyOp(c: Cursor, size: bigint, writer: OutputWriter, ctx: ErrorContext): Promise<void> {
+  let left = size;
+  const startPos = c.pos;
+  while (left > 0n) {
+    const n = left < BigInt(COPY_BUFFER) ? Number(left) : COPY_BUFFER;
+    const small = OutputWriter.isSmall(n);
+    const buf = small ? await writer.reserve(n) : Buffer.allocUnsafe(n);
+    const got = await readFully(c.file, buf, n, c.pos);
+    if (got < n) {
+      const copied = c.pos - startPos + BigInt(got);
+      c.pos = startPos;
+      sourceEof(c, 'Copy', size, copied, ctx);
+    }
+    if (small) await writer.commit(n);
+    else await writer.write(buf);
+    c.pos += BigInt(n);
+    left -= BigInt(n);
+  }
+}
+
+/** spec oci-delta §2.2 op 3: out[i] = (data[i] + source[i]) mod 256, streamed chunk by chunk. */
+async function addDataOp(
+  c: Cursor,
+  size: bigint,
+  ops: OpReader,
+  writer: OutputWriter,
+  ctx: ErrorContext,
+): Promise<void> {
+  const startPos = c.pos;
+  for await (const data of ops.payload()) {
+    const n = data.length;
+    const small = OutputWriter.isSmall(n);
+    const buf = small ? await writer.reserve(n) : Buffer.allocUnsafe(n);
+    const got = await readFully(c.file, buf, n, c.pos);
+    if (got < n) {
+      const have = c.pos - startPos + BigInt(got);
+      c.pos = startPos;
+      sourceEof(c, 'AddData', size, have, ctx);
+    }
+    for (let i = 0; i < n; i++) buf[i] = (buf[i]! + data[i]!) & 0xff;
+    if (small) await writer.commit(n);
+    else await writer.write(buf);
+    c.pos += BigInt(n);
+  }
+}
+
+/** The whole current file as the ZstdDict dictionary (spec oci-delta §2.2: ≤ 1 << 29 bytes). */
+async function readWholeSource(file: SourceFile, ctx: ErrorContext): Promise<Buffer> {
+  if (file.size > DICT_SOURCE_MAX) {
+    throw new OdhError(
+      'LIMIT',
+      `Source file too large for ZstdDict (${file.size} > ${DICT_SOURCE_MAX} bytes)`,
+      {
+        ...ctx,
+        file: file.name,
+      },
+    );
+  }
+  const buf = Buffer.allocUnsafe(file.size);
+  const got = await readFully(file, buf, file.size, 0n);
+  if (got < file.size) {
+    throw new OdhError(
+      'TRUNCATED',
+      `source file shrank while read for ZstdDict (${got} of ${file.size} bytes)`,
+      {
+        ...ctx,
+        file: file.name,
+      },
+    );
+  }
+  return buf;
+}
