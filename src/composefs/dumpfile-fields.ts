@@ -1,0 +1,126 @@
+/**
+ * Field-level helpers shared by the dumpfile parsers: splitting a line into its 11 fixed fields and
+ * the xattr area, and number parsing with C `strtoull` semantics (spec composefs-v1 §4.2, §4.4).
+ */
+import { OdhError } from '../util/errors.js';
+
+export const FIELD_NAMES = [
+  'PATH',
+  'SIZE',
+  'MODE',
+  'NLINK',
+  'UID',
+  'GID',
+  'RDEV',
+  'MTIME',
+  'PAYLOAD',
+  'CONTENT',
+  'DIGEST',
+];
+export const F_PATH = 0;
+export const F_SIZE = 1;
+export const F_MODE = 2;
+export const F_NLINK = 3;
+export const F_UID = 4;
+export const F_GID = 5;
+export const F_RDEV = 6;
+export const F_MTIME = 7;
+export const F_PAYLOAD = 8;
+export const F_CONTENT = 9;
+export const F_DIGEST = 10;
+
+export interface SplitLine {
+  /** Always 11 entries; missing trailing fields are empty (spec composefs-v1 §4.2). */
+  fields: Buffer[];
+  /** How many fields the line really had (≤ 11). */
+  present: number;
+  /** Text after the space that ends DIGEST, or null when DIGEST ended the line. */
+  xattrArea: Buffer | null;
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/** Splits at single spaces: 11 fixed fields, then the rest of the line is the xattr area. */
+export function splitLine(line: Buffer): SplitLine {
+  const fields: Buffer[] = [];
+  let pos = 0;
+  let present = 0;
+  let xattrArea: Buffer | null = null;
+  for (let i = 0; i < FIELD_NAMES.length; i++) {
+    if (pos > line.length) {
+      fields.push(EMPTY);
+      continue;
+    }
+    present++;
+    const sp = line.indexOf(0x20, pos);
+    if (sp < 0) {
+      fields.push(line.subarray(pos));
+      pos = line.length + 1;
+    } else {
+      fields.push(line.subarray(pos, sp));
+      pos = sp + 1;
+    }
+  }
+  if (pos <= line.length) xattrArea = line.subarray(pos);
+  return { fields, present, xattrArea };
+}
+
+const U64_MAX = (1n << 64n) - 1n;
+
+function isCSpace(c: number): boolean {
+  return c === 0x20 || (c >= 0x09 && c <= 0x0d);
+}
+
+/**
+ * C `strtoull(field, &end, base)` with the caller's checks: non-empty, nothing after the digits.
+ * Optional leading whitespace and sign; `-` negates modulo 2^64; overflow saturates to 2^64−1.
+ * Returns null when the field does not parse (spec composefs-v1 §4.4).
+ */
+export function parseStrtoull(field: Uint8Array, base: 8 | 10): bigint | null {
+  let i = 0;
+  while (i < field.length && isCSpace(field[i])) i++;
+  let negative = false;
+  if (i < field.length && (field[i] === 0x2b || field[i] === 0x2d)) {
+    negative = field[i] === 0x2d;
+    i++;
+  }
+  const first = i;
+  let small = 0;
+  let big: bigint | null = null;
+  for (; i < field.length; i++) {
+    const d = field[i] - 0x30;
+    if (d < 0 || d >= base) break;
+    if (big === null) {
+      small = small * base + d;
+      if (small > Number.MAX_SAFE_INTEGER / 16) big = BigInt(small);
+    } else {
+      big = big * BigInt(base) + BigInt(d);
+      if (big > U64_MAX) big = U64_MAX + 1n; // keep it bounded; saturates below
+    }
+  }
+  if (i === first || i !== field.length) return null;
+  let value = big ?? BigInt(small);
+  if (value > U64_MAX) return U64_MAX;
+  if (negative) value = -value & U64_MAX;
+  return value;
+}
+
+/** Strict unsigned number as Rust's `from_str_radix` for unsigned types (optional `+`, digits only). */
+export function parseRustUnsigned(field: Uint8Array, max: bigint, radix: 8 | 10 = 10): bigint | null {
+  let i = 0;
+  if (field.length > 0 && field[0] === 0x2b) i = 1;
+  if (i >= field.length) return null;
+  let v = 0n;
+  for (; i < field.length; i++) {
+    const d = field[i] - 0x30;
+    if (d < 0 || d >= radix) return null;
+    v = v * BigInt(radix) + BigInt(d);
+    if (v > max) return null;
+  }
+  return v;
+}
+
+/** The error a parser throws for a line; the line loop adds the line number and file. */
+export function syntax(message: string): OdhError {
+  return new OdhError('FORMAT', message);
+}

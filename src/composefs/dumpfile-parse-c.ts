@@ -1,0 +1,225 @@
+/**
+ * Dumpfile → tree with the rules of C `mkcomposefs --from-file` 1.0.8 (spec composefs-v1 §4),
+ * strict (CFS_PARSE_STRICT) or lenient. Accept/reject decisions follow C exactly, including its
+ * quirks (strtoull numbers, the GID/RDEV error-reporting bug, the xattr size budget).
+ */
+import { newInode, S_IFCHR, S_IFBLK, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, type Inode } from './tree.js';
+import { truncateAtNul, unescapeField, unescapeOptional } from './dumpfile-escape.js';
+import {
+  F_CONTENT,
+  F_DIGEST,
+  F_GID,
+  F_MODE,
+  F_MTIME,
+  F_NLINK,
+  F_PATH,
+  F_PAYLOAD,
+  F_RDEV,
+  F_SIZE,
+  F_UID,
+  parseStrtoull,
+  splitLine,
+  syntax,
+} from './dumpfile-fields.js';
+import { isValidFileType, PathTree, type ParseNode } from './dumpfile-tree.js';
+
+const U32 = 0xffffffffn;
+const MAX_NAME = 255;
+const MAX_PATH = 4096; // symlink targets and payloads must be shorter (spec composefs-v1 §4.5)
+const MAX_CONTENT = 5000;
+const MAX_XATTR_AREA = 65535;
+const MAX_XATTR_VALUE = 65535;
+const XATTR_BUDGET = 32767n;
+const U64_MASK = (1n << 64n) - 1n;
+/** spec composefs-v1 §9.3: more than 1024 chunks of 2^43 bytes cannot be written. */
+const MAX_EXTERNAL_SIZE = 1n << 53n;
+
+export class MkcomposefsDumpfileParser {
+  private readonly tree = new PathTree();
+  private sawLine = false;
+
+  constructor(private readonly strict: boolean) {}
+
+  line(bytes: Buffer, lineNo: number, terminated: boolean): void {
+    this.sawLine = true;
+    // spec composefs-v1 §4.1
+    if (!terminated && this.strict) throw syntax('Missing trailing newline');
+    if (bytes.length === 0) throw syntax('Invalid empty path');
+    if (bytes.indexOf(0) >= 0) throw syntax('NUL byte in line');
+
+    const { fields, xattrArea } = splitLine(bytes);
+    const path = truncateAtNul(unescapeField(fields[F_PATH], 'PATH'));
+    if (path.length === 0) throw syntax('Invalid empty path');
+
+    const isRoot = path.length === 1 && path[0] === 0x2f;
+    const node: ParseNode = isRoot ? this.tree.setRoot(lineNo) : this.tree.insert(path, lineNo, MAX_NAME);
+
+    // MODE, with `@` marking a hardlink line (spec composefs-v1 §4.5 item 2).
+    let modeField = fields[F_MODE];
+    const isHardlink = modeField.length > 0 && modeField[0] === 0x40;
+    if (isHardlink) modeField = modeField.subarray(1);
+    const modeBig = parseStrtoull(modeField, 8);
+    if (modeBig === null) throw syntax(`Invalid mode ${modeField.toString('latin1')}`);
+    const mode = Number(modeBig & U32);
+    if (!isValidFileType(mode)) throw syntax(`Invalid mode ${mode.toString(8)}`);
+    const type = mode & S_IFMT;
+    if (isRoot && (isHardlink || type !== S_IFDIR)) throw syntax('Root must be a directory');
+
+    if (isHardlink) {
+      if (type === S_IFDIR) throw syntax("Directories can't be hardlinked");
+      // Only PAYLOAD is used; everything else is ignored (spec composefs-v1 §4.5 item 3).
+      const target = unescapeOptional(fields[F_PAYLOAD], 'PAYLOAD');
+      node.linkPath = target === null ? null : truncateAtNul(target);
+      node.isHardlink = true;
+      this.tree.hardlinks.push(node);
+      return;
+    }
+
+    const size = this.number(fields[F_SIZE], 'size');
+    const nlink = this.number(fields[F_NLINK], 'nlink');
+    const uid = this.number(fields[F_UID], 'uid');
+    // spec composefs-v1 §4.4: C reports a bad GID/RDEV only when UID parsed as 0.
+    const gid = this.quirkNumber(fields[F_GID], 'gid', uid);
+    const rdev = this.quirkNumber(fields[F_RDEV], 'rdev', uid);
+    const [mtimeSec, mtimeNsec] = this.mtime(fields[F_MTIME]);
+    const payloadRaw = unescapeOptional(fields[F_PAYLOAD], 'PAYLOAD');
+    const payload = payloadRaw === null ? null : truncateAtNul(payloadRaw);
+    const contentRaw = unescapeOptional(fields[F_CONTENT], 'CONTENT');
+    const digestRaw = unescapeOptional(fields[F_DIGEST], 'DIGEST');
+
+    const inode = newInode(mode, {
+      uid: Number(uid & U32),
+      gid: Number(gid & U32),
+      nlink: Number(nlink & U32),
+      mtimeSec: BigInt.asIntN(64, mtimeSec),
+      mtimeNsec: Number(mtimeNsec & U32),
+      size,
+    });
+    node.inode = inode;
+
+    // spec composefs-v1 §4.5 item 6: rdev is kept (as u32) for devices only.
+    if (type === S_IFCHR || type === S_IFBLK) inode.rdev = rdev & U32;
+    else if (this.strict && rdev !== 0n) throw syntax('Invalid rdev for a file that is not a device');
+
+    // spec composefs-v1 §4.5 item 8: the content length must equal SIZE, for every type.
+    if (contentRaw !== null && BigInt(contentRaw.length) !== size) throw syntax('Invalid content size');
+
+    if (type === S_IFLNK) {
+      if (payload === null || payload.length === 0 || payload.length >= MAX_PATH)
+        throw syntax('Invalid symlink');
+      if (
+        this.strict &&
+        (size !== BigInt(payload.length) || (contentRaw !== null && contentRaw.length > 0))
+      ) {
+        throw syntax('Invalid symlink size or content');
+      }
+      inode.payload = payload;
+      inode.size = BigInt(payload.length);
+    } else {
+      if (payload !== null) {
+        if (payload.length >= MAX_PATH) throw syntax('Invalid payload length');
+        inode.payload = payload;
+      }
+      if (contentRaw !== null) {
+        if (contentRaw.length > MAX_CONTENT) {
+          throw syntax(`Inline content size ${contentRaw.length} exceeds maximum ${MAX_CONTENT}`);
+        }
+        if (contentRaw.length > 0) {
+          inode.content = contentRaw;
+          inode.size = BigInt(contentRaw.length);
+        }
+      }
+    }
+
+    if (digestRaw !== null) inode.digest = decodeDigest(truncateAtNul(digestRaw));
+
+    // mkcomposefs fails at write time (EFBIG) for these; reject them here, where the line is known.
+    if (type === S_IFREG && inode.content === null && inode.size > MAX_EXTERNAL_SIZE) {
+      throw syntax(`File too large: ${inode.size} bytes needs more than 1024 chunks`);
+    }
+
+    if (xattrArea !== null && xattrArea.length > 0) this.xattrs(inode, xattrArea);
+  }
+
+  finish(): Inode {
+    if (!this.sawLine) throw syntax('No files in dump file');
+    return this.tree.resolve();
+  }
+
+  private number(field: Buffer, what: string): bigint {
+    const v = parseStrtoull(field, 10);
+    if (v === null) throw syntax(`Invalid ${what} ${JSON.stringify(field.toString('latin1'))}`);
+    return v;
+  }
+
+  private quirkNumber(field: Buffer, what: string, uid: bigint): bigint {
+    const v = parseStrtoull(field, 10);
+    if (v !== null) return v;
+    if (uid === 0n) throw syntax(`Invalid ${what} ${JSON.stringify(field.toString('latin1'))}`);
+    return 0n;
+  }
+
+  /** spec composefs-v1 §4.4: `SEC.NSEC`, split at the first `.`, both parts required. */
+  private mtime(field: Buffer): [bigint, bigint] {
+    const dot = field.indexOf(0x2e);
+    if (dot < 0) throw syntax(`Invalid mtime ${JSON.stringify(field.toString('latin1'))}`);
+    const sec = parseStrtoull(field.subarray(0, dot), 10);
+    const nsec = parseStrtoull(field.subarray(dot + 1), 10);
+    if (sec === null || nsec === null)
+      throw syntax(`Invalid mtime ${JSON.stringify(field.toString('latin1'))}`);
+    return [sec, nsec];
+  }
+
+  /** spec composefs-v1 §4.6: tokens `KEY=VALUE` at single spaces, with the 32767-byte budget. */
+  private xattrs(inode: Inode, area: Buffer): void {
+    if (area.length > MAX_XATTR_AREA) throw syntax('Too many xattrs');
+    let budget = 0n;
+    let pos = 0;
+    while (pos <= area.length) {
+      let sp = area.indexOf(0x20, pos);
+      if (sp < 0) sp = area.length;
+      const token = area.subarray(pos, sp);
+      pos = sp + 1;
+      const eq = token.indexOf(0x3d);
+      if (eq < 0) throw syntax('Missing = in xattr');
+      const key = truncateAtNul(unescapeField(token.subarray(0, eq), 'xattr key'));
+      const value = unescapeField(token.subarray(eq + 1), 'xattr value');
+      if (key.length === 0 || key.length > MAX_NAME) throw syntax("Can't set xattr: invalid key length");
+      if (value.length > MAX_XATTR_VALUE) throw syntax("Can't set xattr: value too long");
+      const old = inode.xattrs.findIndex((x) => x.key.equals(key));
+      if (old >= 0) {
+        const [removed] = inode.xattrs.splice(old, 1);
+        budget =
+          inode.xattrs.length > 0
+            ? (budget - BigInt(7 + removed.key.length + removed.value.length)) & U64_MASK
+            : 0n;
+      }
+      const cost = BigInt(7 + key.length + value.length + (inode.xattrs.length === 0 ? 12 : 0));
+      if (((budget + cost) & U64_MASK) > XATTR_BUDGET) throw syntax("Can't set xattr: too much xattr data");
+      budget += cost;
+      inode.xattrs.push({ key, value });
+    }
+  }
+}
+
+/**
+ * spec composefs-v1 §4.5 item 11: pairs of hex digits into 32 bytes, stopping at the first invalid
+ * character. C leaves the rest uninitialised; here it is zero (only 64 hex digits are well defined).
+ */
+function decodeDigest(text: Buffer): Buffer {
+  const out = Buffer.alloc(32);
+  for (let i = 0; i < 32 && 2 * i + 1 < text.length; i++) {
+    const hi = hexDigit(text[2 * i]);
+    const lo = hexDigit(text[2 * i + 1]);
+    if (hi < 0 || lo < 0) break;
+    out[i] = (hi << 4) | lo;
+  }
+  return out;
+}
+
+function hexDigit(c: number): number {
+  if (c >= 0x30 && c <= 0x39) return c - 0x30;
+  if (c >= 0x61 && c <= 0x66) return c - 0x57;
+  if (c >= 0x41 && c <= 0x46) return c - 0x37;
+  return -1;
+}

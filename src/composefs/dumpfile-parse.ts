@@ -1,0 +1,82 @@
+/**
+ * Dumpfile text → composefs tree (tree.ts), with either rule set:
+ * - `{ rules: 'mkcomposefs', strict }`: C `mkcomposefs --from-file` 1.0.8 (spec composefs-v1 §4);
+ * - `{ rules: 'composefs-rs' }`: composefs-rs `dumpfile_parse.rs` (spec composefs-v2 §7.4).
+ * Input is a buffer or a stream of chunks (e.g. a gunzip stream); lines are parsed one at a time.
+ * Every rejection is an OdhError('FORMAT' | 'LIMIT') naming the line.
+ */
+import { OdhError } from '../util/errors.js';
+import type { Inode } from './tree.js';
+import { dumpfileLines, dumpfileLinesSync, type DumpLine } from './dumpfile-lines.js';
+import { MkcomposefsDumpfileParser } from './dumpfile-parse-c.js';
+import { ComposefsRsDumpfileParser } from './dumpfile-parse-rs.js';
+
+export type DumpfileRules = { rules: 'mkcomposefs'; strict: boolean } | { rules: 'composefs-rs' };
+
+export type ParseDumpfileOptions = DumpfileRules & {
+  /** Name used in error messages. */
+  file?: string;
+};
+
+interface LineParser {
+  line(bytes: Buffer, lineNo: number, terminated: boolean): void;
+  finish(): Inode;
+}
+
+function makeParser(options: ParseDumpfileOptions): LineParser {
+  if (options.rules === 'mkcomposefs') return new MkcomposefsDumpfileParser(options.strict);
+  if (options.rules === 'composefs-rs') return new ComposefsRsDumpfileParser();
+  throw new OdhError('USAGE', `unknown dumpfile rules ${String((options as { rules: unknown }).rules)}`);
+}
+
+/** Adds the file and line to an error thrown by a field parser. */
+function located(e: unknown, file: string | undefined, line: number | undefined): unknown {
+  if (!(e instanceof OdhError)) return e;
+  if (e.context.line !== undefined) {
+    return e.context.file !== undefined || file === undefined
+      ? e
+      : new OdhError(e.code, stripContext(e), { ...e.context, file }, { cause: e });
+  }
+  return new OdhError(e.code, e.message, { ...e.context, file, line }, { cause: e });
+}
+
+/** The message without the " (line N)" suffix formatMessage appended. */
+function stripContext(e: OdhError): string {
+  const i = e.message.lastIndexOf(' (');
+  return i < 0 ? e.message : e.message.slice(0, i);
+}
+
+function feed(parser: LineParser, l: DumpLine, file: string | undefined): void {
+  try {
+    parser.line(l.bytes, l.number, l.terminated);
+  } catch (e) {
+    throw located(e, file, l.number);
+  }
+}
+
+function finish(parser: LineParser, file: string | undefined): Inode {
+  try {
+    return parser.finish();
+  } catch (e) {
+    throw located(e, file, undefined);
+  }
+}
+
+/** Parses a whole dumpfile held in memory. Returns the root directory inode. */
+export function parseDumpfileSync(text: Uint8Array | string, options: ParseDumpfileOptions): Inode {
+  const parser = makeParser(options);
+  const bytes = typeof text === 'string' ? Buffer.from(text, 'utf8') : text;
+  for (const l of dumpfileLinesSync(bytes, options.file)) feed(parser, l, options.file);
+  return finish(parser, options.file);
+}
+
+/** Parses a dumpfile from a stream of chunks (or a buffer). Returns the root directory inode. */
+export async function parseDumpfile(
+  input: AsyncIterable<Uint8Array> | Uint8Array | string,
+  options: ParseDumpfileOptions,
+): Promise<Inode> {
+  if (typeof input === 'string' || input instanceof Uint8Array) return parseDumpfileSync(input, options);
+  const parser = makeParser(options);
+  for await (const l of dumpfileLines(input, options.file)) feed(parser, l, options.file);
+  return finish(parser, options.file);
+}

@@ -1,0 +1,200 @@
+/**
+ * The path tree a dumpfile parser fills line by line, and its conversion to the composefs tree
+ * model (tree.ts) once every line is read: path resolution and hardlink resolution
+ * (spec composefs-v1 §4.5 item 1, §4.7; composefs-v2 §7.4).
+ */
+import { OdhError } from '../util/errors.js';
+import {
+  S_IFBLK,
+  S_IFCHR,
+  S_IFDIR,
+  S_IFIFO,
+  S_IFLNK,
+  S_IFMT,
+  S_IFREG,
+  S_IFSOCK,
+  type DirEntry,
+  type Inode,
+} from './tree.js';
+import { syntax } from './dumpfile-fields.js';
+
+export interface ParseNode {
+  name: Buffer;
+  /** Line that created the node (errors name it). */
+  line: number;
+  /** The node's inode; null for a hardlink line. */
+  inode: Inode | null;
+  /** Children by name (latin1 key = the name bytes), for directories. */
+  children: Map<string, ParseNode> | null;
+  isHardlink: boolean;
+  /** Hardlink target path as written (PAYLOAD). */
+  linkPath: Buffer | null;
+  linkTo: ParseNode | null;
+}
+
+export function isValidFileType(mode: number): boolean {
+  switch (mode & S_IFMT) {
+    case S_IFREG:
+    case S_IFDIR:
+    case S_IFLNK:
+    case S_IFBLK:
+    case S_IFCHR:
+    case S_IFIFO:
+    case S_IFSOCK:
+      return true;
+    default:
+      return false;
+  }
+}
+
+function isDirNode(n: ParseNode): boolean {
+  return n.inode !== null && (n.inode.mode & S_IFMT) === S_IFDIR;
+}
+
+function newNode(name: Buffer, line: number): ParseNode {
+  return { name, line, inode: null, children: null, isHardlink: false, linkPath: null, linkTo: null };
+}
+
+/** Splits at `/`, skipping leading and repeated slashes (spec composefs-v1 §4.5 item 1). */
+function components(path: Buffer): Buffer[] {
+  const out: Buffer[] = [];
+  let pos = 0;
+  while (pos < path.length && path[pos] === 0x2f) pos++;
+  while (pos <= path.length) {
+    const slash = path.indexOf(0x2f, pos);
+    if (slash < 0) {
+      out.push(path.subarray(pos));
+      break;
+    }
+    out.push(path.subarray(pos, slash));
+    pos = slash + 1;
+    while (pos < path.length && path[pos] === 0x2f) pos++;
+  }
+  return out;
+}
+
+/** How the canonical entry of a hardlinked inode is chosen when the tree is built. */
+export type CanonicalRule =
+  /** The entry whose line was not an `@` line (C mkcomposefs, spec composefs-v1 §6.1). */
+  | 'line'
+  /** The first occurrence in depth-first pre-order over sorted names (composefs-rs, spec v2 §4.2). */
+  | 'first-dfs';
+
+export class PathTree {
+  root: ParseNode | null = null;
+  readonly hardlinks: ParseNode[] = [];
+
+  setRoot(line: number): ParseNode {
+    if (this.root !== null) throw syntax('Root appears twice');
+    this.root = newNode(Buffer.from('/'), line);
+    return this.root;
+  }
+
+  /** Inserts the node of a non-root path: parents must exist; the last name must be new and valid. */
+  insert(path: Buffer, line: number, maxName: number): ParseNode {
+    if (this.root === null) throw syntax('Root must be the first entry');
+    const parts = components(path);
+    let dir = this.root;
+    for (let i = 0; i < parts.length - 1; i++) {
+      const child = dir.children?.get(parts[i].toString('latin1'));
+      if (child === undefined || child.isHardlink || !isDirNode(child)) {
+        throw syntax(`Parent directory ${JSON.stringify(parts[i].toString('latin1'))} not found`);
+      }
+      dir = child;
+    }
+    if (!isDirNode(dir)) throw syntax('Parent is not a directory');
+    const name = parts[parts.length - 1];
+    if (name.length === 0) throw syntax("Can't add child: empty name");
+    if (
+      (name.length === 1 && name[0] === 0x2e) ||
+      (name.length === 2 && name[0] === 0x2e && name[1] === 0x2e)
+    ) {
+      throw syntax('Invalid . or .. in path');
+    }
+    if (name.length > maxName) throw syntax(`Can't add child: name longer than ${maxName} bytes`);
+    const key = name.toString('latin1');
+    if (dir.children === null) dir.children = new Map();
+    if (dir.children.has(key)) throw syntax("Can't add child: duplicate name");
+    const node = newNode(Buffer.from(name), line);
+    dir.children.set(key, node);
+    return node;
+  }
+
+  /** Looks a hardlink target up from the root; an empty path is the root (spec composefs-v1 §4.7). */
+  lookup(path: Buffer): ParseNode | null {
+    let node = this.root;
+    for (const part of components(path)) {
+      if (part.length === 0) continue;
+      node = node?.children?.get(part.toString('latin1')) ?? null;
+      if (node === null) return null;
+    }
+    return node;
+  }
+
+  /**
+   * Resolves hardlink lines in reverse file order (spec composefs-v1 §4.7), rejects cycles
+   * (mkcomposefs fails with ELOOP at write time) and builds the tree model.
+   */
+  resolve(canonical: CanonicalRule = 'line'): Inode {
+    if (this.root === null || this.root.inode === null) throw syntax('No root directory');
+    for (let i = this.hardlinks.length - 1; i >= 0; i--) {
+      const h = this.hardlinks[i];
+      if (h.linkTo !== null) continue;
+      if (h.linkPath === null) throw lineError('Missing hardlink target', h);
+      const target = this.lookup(h.linkPath);
+      if (target === null) throw lineError('Hardlink target not found', h);
+      if (target === h) throw lineError('Self-referential hardlink', h);
+      h.linkTo = target;
+    }
+    const final = new Map<ParseNode, Inode>();
+    for (const h of this.hardlinks) {
+      const seen = new Set<ParseNode>();
+      let n: ParseNode = h;
+      while (n.isHardlink) {
+        if (seen.has(n)) throw lineError('Too many levels of symbolic links (hardlink cycle)', h);
+        seen.add(n);
+        n = n.linkTo!;
+      }
+      final.set(h, n.inode!);
+    }
+    // Build every directory's sorted entry list (explicit stack: deep trees must not overflow).
+    const stack: ParseNode[] = [this.root];
+    while (stack.length > 0) {
+      const dir = stack.pop()!;
+      const entries: DirEntry[] = [];
+      for (const child of dir.children?.values() ?? []) {
+        const inode = child.isHardlink ? final.get(child)! : child.inode!;
+        entries.push({ name: child.name, inode, hardlink: child.isHardlink });
+        if (!child.isHardlink && isDirNode(child)) stack.push(child);
+      }
+      entries.sort((a, b) => Buffer.compare(a.name, b.name));
+      dir.inode!.entries = entries;
+    }
+    if (canonical === 'first-dfs') markFirstOccurrences(this.root.inode);
+    return this.root.inode;
+  }
+}
+
+/**
+ * Marks, for every inode, its first entry in depth-first pre-order over sorted names as canonical
+ * (hardlink: false) and every later one as a hardlink (composefs-rs, spec composefs-v2 §4.2).
+ */
+export function markFirstOccurrences(root: Inode): void {
+  const seen = new Set<Inode>([root]);
+  const frames: { entries: DirEntry[]; next: number }[] = [{ entries: root.entries ?? [], next: 0 }];
+  while (frames.length > 0) {
+    const top = frames[frames.length - 1];
+    if (top.next >= top.entries.length) {
+      frames.pop();
+      continue;
+    }
+    const e = top.entries[top.next++];
+    e.hardlink = seen.has(e.inode);
+    seen.add(e.inode);
+    if (!e.hardlink && e.inode.entries !== null) frames.push({ entries: e.inode.entries, next: 0 });
+  }
+}
+
+function lineError(message: string, node: ParseNode): OdhError {
+  return new OdhError('FORMAT', message, { line: node.line });
+}
