@@ -1,4 +1,84 @@
+import { createReadStream, createWriteStream, promises as fs } from 'node:fs';
+import path from 'node:path';
+import type { Readable, Writable } from 'node:stream';
+import { finished } from 'node:stream/promises';
 import type { Command } from 'commander';
+import { DirectorySource } from '../source/directory.js';
+import { applyTarDiff, type ApplyResult } from '../tardiff/apply.js';
+import { AtomicOutput } from '../util/atomic.js';
+import { OdhError } from '../util/errors.js';
+import { createProgress } from '../util/progress.js';
 
-/** Registers `odh tar-patch` (filled in by its owner). */
-export function register(_program: Command): void {}
+export interface TarPatchOptions {
+  /** Replace an existing output file. */
+  force?: boolean;
+  quiet?: boolean;
+}
+
+/**
+ * `odh tar-patch DELTA SRCDIR OUTPUT` (upstream `tar-patch`, spec oci-delta §8.3): rebuilds the tar a
+ * tar-diff describes from an extracted old root filesystem. `-` reads the delta from stdin or writes
+ * the tar to stdout. A file output appears only once it is complete (temp name, then rename).
+ */
+export async function tarPatch(
+  deltaPath: string,
+  srcDir: string,
+  output: string,
+  opts: TarPatchOptions = {},
+): Promise<ApplyResult> {
+  const source = await DirectorySource.create(srcDir);
+  let delta: Readable;
+  let deltaSize: number | undefined;
+  if (deltaPath === '-') {
+    delta = process.stdin;
+  } else {
+    const st = await fs.stat(deltaPath).catch(() => null);
+    if (!st?.isFile()) throw new OdhError('NOT_FOUND', 'tar-diff file not found', { path: deltaPath });
+    deltaSize = st.size;
+    delta = createReadStream(deltaPath, { highWaterMark: 1 << 20 });
+  }
+  const progress = createProgress({ quiet: opts.quiet });
+  progress.step(`tar-patch ${deltaPath === '-' ? 'stdin' : path.basename(deltaPath)}`);
+  const onProgress = (p: { deltaBytesRead: number }) => progress.bytes(p.deltaBytesRead, deltaSize);
+  try {
+    if (output === '-') {
+      return await applyTarDiff(delta, source, process.stdout, { onProgress, where: deltaPath });
+    }
+    const atomic = await AtomicOutput.create(output, { overwrite: opts.force });
+    const out = createWriteStream(atomic.tempPath, { flags: 'wx' });
+    try {
+      const result = await applyTarDiff(delta, source, out, { onProgress, where: deltaPath });
+      out.end();
+      await finished(out);
+      await atomic.commit();
+      return result;
+    } catch (e) {
+      await discard(out);
+      await atomic.abort();
+      throw e;
+    }
+  } finally {
+    delta.destroy();
+    progress.done();
+  }
+}
+
+async function discard(out: Writable): Promise<void> {
+  out.destroy();
+  await finished(out).catch(() => {});
+}
+
+/** Registers `odh tar-patch`. */
+export function register(program: Command): void {
+  program
+    .command('tar-patch')
+    .description('apply a tar-diff to an extracted old root filesystem and write the rebuilt tar')
+    .argument('<delta>', 'tar-diff file (tardf1 or tardf2), - for stdin')
+    .argument('<srcdir>', 'the old image merged root filesystem (names resolve inside it)')
+    .argument('<output>', 'the rebuilt tar, - for stdout')
+    .option('-f, --force', 'replace an existing output file')
+    .option('-q, --quiet', 'no progress on stderr')
+    .action(async (delta: string, srcdir: string, output: string, opts: TarPatchOptions) => {
+      await tarPatch(delta, srcdir, output, opts);
+    });
+}

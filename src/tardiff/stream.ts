@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import { OdhError, type ErrorContext } from '../util/errors.js';
+import { OdhError, isOdhError, type ErrorContext } from '../util/errors.js';
 import { OpReader } from './ops.js';
 import { decompressOuterStream } from './zstd.js';
 
@@ -23,7 +23,14 @@ export async function openTarDiff(delta: TarDiffInput, ctx: ErrorContext = {}): 
   const it = (delta as AsyncIterable<Buffer | Uint8Array>)[Symbol.asyncIterator]();
   let read = 0;
   const pull = async (): Promise<Buffer | null> => {
-    const r = await it.next();
+    let r: IteratorResult<Buffer | Uint8Array>;
+    try {
+      r = await it.next();
+    } catch (e) {
+      if (isOdhError(e)) throw e;
+      const msg = e instanceof Error ? e.message : String(e);
+      throw new OdhError('IO', `cannot read tar-diff: ${msg}`, { ...ctx, offset: read }, { cause: e });
+    }
     if (r.done) return null;
     const v = r.value;
     const buf = Buffer.isBuffer(v)
