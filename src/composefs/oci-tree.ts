@@ -1,0 +1,211 @@
+/**
+ * OCI image → composefs tree (spec composefs-v2 §3, composefs-v1 §14.3): the layers are streamed
+ * once each, lowest first (config `rootfs.diff_ids` order = manifest layer order, §3.1), decompressed
+ * by sniffing their magic, checked against their diff_id, and applied entry by entry.
+ */
+import { Readable, pipeline, type Transform } from 'node:stream';
+import { createGunzip } from 'node:zlib';
+import { DecompressStream } from 'zstd-napi';
+import { DigestHasher, parseDigest } from '../oci/digest.js';
+import type { Descriptor, ImageConfig, ImageManifest } from '../oci/types.js';
+import { readTar } from '../tar/reader.js';
+import { OdhError, isOdhError, type ErrorContext } from '../util/errors.js';
+import type { FsVerityAlgorithm } from './fsverity.js';
+import { applyLayerEntries } from './oci-layer.js';
+import { OciTreeBuilder, type OciXattrPolicy } from './oci-merge.js';
+import type { Inode } from './tree.js';
+
+/** What the tree builder needs of an image: its manifest, its config and a way to stream a blob. */
+export interface OciImageLayers {
+  /** Names the image in messages. */
+  where: string;
+  manifest: ImageManifest;
+  config: ImageConfig;
+  /** Streams a blob, digest-verified by the reader (fails at the end when the bytes are wrong). */
+  openBlob(desc: Descriptor): Promise<AsyncIterable<Buffer> | Readable>;
+}
+
+export interface OciTreeProgress {
+  /** 0-based layer index and count. */
+  layer: number;
+  layers: number;
+  digest: string;
+  /** Compressed bytes of this layer read so far, and its size. */
+  blobBytes: number;
+  blobSize: number;
+}
+
+export interface TreeFromOciOptions {
+  /** Repository fs-verity algorithm: external file object IDs (spec composefs-v2 §1.4). */
+  hash: FsVerityAlgorithm;
+  /** Default 'all' (spec composefs-v2 §3.5); see OciXattrPolicy. */
+  xattrs?: OciXattrPolicy;
+  onProgress?: (p: OciTreeProgress) => void;
+}
+
+/** zstd frames in OCI layers may need up to a 2^27 window (same cap as the delta applier). */
+const ZSTD_WINDOW_LOG_MAX = 27;
+
+type Compression = 'gzip' | 'zstd' | 'none';
+
+function sniff(head: Uint8Array): Compression {
+  if (head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b) return 'gzip';
+  if (head.length >= 4 && head[0] === 0x28 && head[1] === 0xb5 && head[2] === 0x2f && head[3] === 0xfd)
+    return 'zstd';
+  return 'none';
+}
+
+/** The blob's bytes, decompressed according to its first bytes; codec errors become FORMAT errors. */
+async function* decompressed(blob: AsyncIterable<Buffer>, ctx: ErrorContext): AsyncGenerator<Buffer> {
+  const it = blob[Symbol.asyncIterator]();
+  // Gather at least 4 bytes (or the whole blob) to sniff the magic.
+  const head: Buffer[] = [];
+  let headLen = 0;
+  let ended = false;
+  while (headLen < 4) {
+    const r = await it.next();
+    if (r.done) {
+      ended = true;
+      break;
+    }
+    head.push(r.value);
+    headLen += r.value.length;
+  }
+  const kind = sniff(Buffer.concat(head));
+  const all = async function* (): AsyncGenerator<Buffer> {
+    yield* head;
+    if (ended) return;
+    while (true) {
+      const r = await it.next();
+      if (r.done) return;
+      yield r.value;
+    }
+  };
+  if (kind === 'none') {
+    yield* all();
+    return;
+  }
+  const codec: Transform =
+    kind === 'gzip'
+      ? createGunzip()
+      : (new DecompressStream({ windowLogMax: ZSTD_WINDOW_LOG_MAX }) as Transform);
+  let failure: unknown = null;
+  const out = pipeline(Readable.from(all()), codec, (e) => {
+    if (e) failure = e;
+  });
+  try {
+    for await (const chunk of out) yield chunk as Buffer;
+  } catch (e) {
+    throw codecError(failure ?? e, kind, ctx);
+  }
+  if (failure) throw codecError(failure, kind, ctx);
+}
+
+function codecError(e: unknown, kind: Compression, ctx: ErrorContext): OdhError {
+  if (isOdhError(e)) return e;
+  const msg = e instanceof Error ? e.message : String(e);
+  if (kind === 'zstd' && /memory/i.test(msg)) {
+    return new OdhError('LIMIT', `zstd layer needs a window larger than 2^${ZSTD_WINDOW_LOG_MAX} bytes`, ctx);
+  }
+  return new OdhError('FORMAT', `corrupt ${kind} layer data: ${msg}`, ctx);
+}
+
+/**
+ * An iterable over `src` that hashes every chunk pulled and whose early `return()` (the tar reader
+ * stops at the end-of-archive blocks) leaves `src` open, so the rest can be drained into the hash.
+ */
+class HashingTap implements AsyncIterable<Buffer> {
+  private readonly it: AsyncIterator<Buffer>;
+  constructor(
+    src: AsyncIterable<Buffer>,
+    readonly hasher: DigestHasher,
+  ) {
+    this.it = src[Symbol.asyncIterator]();
+  }
+  [Symbol.asyncIterator](): AsyncIterator<Buffer> {
+    return {
+      next: async () => {
+        const r = await this.it.next();
+        if (!r.done) this.hasher.update(r.value);
+        return r;
+      },
+      return: async () => ({ done: true, value: undefined }),
+    };
+  }
+  /** Stops the source early (after an error), letting its generators clean up. */
+  async close(): Promise<void> {
+    await this.it.return?.();
+  }
+  /** Reads what the tar reader left (zero padding after the end-of-archive blocks). */
+  async drain(): Promise<void> {
+    while (true) {
+      const r = await this.it.next();
+      if (r.done) return;
+      this.hasher.update(r.value);
+    }
+  }
+}
+
+/** Applies one layer: stream, decompress, tar, tree; then the diff_id check (spec composefs-v2 §3.1). */
+async function applyLayer(
+  builder: OciTreeBuilder,
+  image: OciImageLayers,
+  desc: Descriptor,
+  diffId: string,
+  index: number,
+  opts: TreeFromOciOptions,
+): Promise<void> {
+  const ctx: ErrorContext = { layer: desc.digest };
+  const blob = await image.openBlob(desc);
+  let blobBytes = 0;
+  const counted = async function* (): AsyncGenerator<Buffer> {
+    for await (const c of blob as AsyncIterable<Buffer>) {
+      blobBytes += c.length;
+      opts.onProgress?.({
+        layer: index,
+        layers: image.manifest.layers.length,
+        digest: desc.digest,
+        blobBytes,
+        blobSize: desc.size,
+      });
+      yield c;
+    }
+  };
+  const tap = new HashingTap(
+    decompressed(counted(), ctx),
+    new DigestHasher(parseDigest(diffId, 'diff_id', ctx).algorithm),
+  );
+  try {
+    await applyLayerEntries(builder, readTar(tap, { where: ctx }), { hash: opts.hash, layer: desc.digest });
+    await tap.drain();
+  } catch (e) {
+    await tap.close().catch(() => {});
+    throw e;
+  } finally {
+    if (blob instanceof Readable) blob.destroy();
+  }
+  const got = tap.hasher.digest();
+  if (got !== diffId) {
+    throw new OdhError(
+      'DIFF_ID_MISMATCH',
+      `layer diff_id mismatch: config says ${diffId}, content is ${got}`,
+      ctx,
+    );
+  }
+}
+
+/** Builds the composefs tree of an OCI image (spec composefs-v2 §3.1–§3.5). */
+export async function treeFromOciImage(image: OciImageLayers, opts: TreeFromOciOptions): Promise<Inode> {
+  const layers = image.manifest.layers;
+  const diffIds = image.config.rootfs.diff_ids;
+  if (diffIds.length !== layers.length) {
+    throw new OdhError(
+      'FORMAT',
+      `image has ${layers.length} layers but its config lists ${diffIds.length} diff_ids`,
+      { file: image.where },
+    );
+  }
+  const builder = new OciTreeBuilder();
+  for (const [i, desc] of layers.entries()) await applyLayer(builder, image, desc, diffIds[i], i, opts);
+  return builder.finish(opts.xattrs ?? 'all');
+}
