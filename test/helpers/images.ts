@@ -128,7 +128,7 @@ export async function buildLayerTar(entries: LayerEntry[]): Promise<Buffer> {
     for await (const c of pack) chunks.push(c as Buffer);
   })();
   for (const e of entries) {
-    const base: tarStream.Header & { pax?: Record<string, string> } = {
+    const base: Partial<tarStream.Header> & { name: string } = {
       name: tarName(e),
       mtime: FIXED_MTIME,
       uid: 'uid' in e ? (e.uid ?? 0) : 0,
