@@ -1,0 +1,180 @@
+/**
+ * Tree → dumpfile text, in either format:
+ * - `composefs-info` (default): what C `composefs-info dump` prints (spec composefs-v1 §12.2);
+ * - `composefs-rs`: what composefs-rs `write_dumpfile` prints (spec composefs-v2 §7.1–7.3).
+ * Lines come out in depth-first pre-order with children in name-byte order. Output is ASCII.
+ */
+import { digestObjectPath } from './fsverity.js';
+import { escapeField } from './dumpfile-escape.js';
+import { S_IFLNK, S_IFMT, S_IFREG, S_IFBLK, S_IFCHR, type DirEntry, type Inode } from './tree.js';
+
+export type DumpfileFormat = 'composefs-info' | 'composefs-rs';
+
+export interface PrintDumpfileOptions {
+  format?: DumpfileFormat;
+}
+
+interface Visit {
+  path: Buffer;
+  entry: DirEntry | null; // null for the root
+}
+
+/** Depth-first pre-order over the tree; hardlinked directories are never entered twice. */
+function* walk(root: Inode, isPrimary: (e: DirEntry) => boolean): Generator<Visit> {
+  yield { path: Buffer.alloc(0), entry: null };
+  const entered = new Set<Inode>([root]);
+  const frames: { path: Buffer; entries: DirEntry[]; next: number }[] = [
+    { path: Buffer.alloc(0), entries: root.entries ?? [], next: 0 },
+  ];
+  while (frames.length > 0) {
+    const top = frames[frames.length - 1];
+    if (top.next >= top.entries.length) {
+      frames.pop();
+      continue;
+    }
+    const entry = top.entries[top.next++];
+    const path = Buffer.concat([top.path, Buffer.from('/'), entry.name]);
+    yield { path, entry };
+    if (entry.inode.entries !== null && !entered.has(entry.inode) && isPrimary(entry)) {
+      entered.add(entry.inode);
+      frames.push({ path, entries: entry.inode.entries, next: 0 });
+    }
+  }
+}
+
+/**
+ * Chooses, for every inode reached by more than one entry, the entry printed in full: the one
+ * flagged canonical (hardlink: false), else the first occurrence. Returns primary entry and path.
+ */
+function primaries(
+  root: Inode,
+  format: DumpfileFormat,
+): Map<Inode, { entry: DirEntry | null; path: Buffer }> {
+  const seen = new Map<Inode, { entry: DirEntry | null; path: Buffer }>();
+  const multi = new Set<Inode>();
+  seen.set(root, { entry: null, path: Buffer.alloc(0) });
+  // Directories are entered through their canonical entry (a directory hardlink exists only in C
+  // trees, spec composefs-v1 §4.7).
+  for (const v of walk(root, (e) => !e.hardlink)) {
+    if (v.entry === null) continue;
+    const inode = v.entry.inode;
+    const prev = seen.get(inode);
+    if (prev === undefined) {
+      seen.set(inode, { entry: v.entry, path: v.path });
+      continue;
+    }
+    multi.add(inode);
+    // composefs-rs: the first occurrence is written normally (spec composefs-v2 §7.2).
+    if (format === 'composefs-info' && prev.entry !== null && prev.entry.hardlink && !v.entry.hardlink) {
+      seen.set(inode, { entry: v.entry, path: v.path });
+    }
+  }
+  for (const inode of seen.keys()) if (!multi.has(inode)) seen.delete(inode);
+  return seen;
+}
+
+function infoLine(path: string, inode: Inode, hardlinkPath: Buffer | null): string {
+  const payload =
+    hardlinkPath !== null
+      ? escapeField(hardlinkPath, { loneDash: true })
+      : inode.payload === null
+        ? '-'
+        : escapeField(inode.payload, { loneDash: true });
+  const content = inode.content === null ? '-' : escapeField(inode.content, { loneDash: true });
+  const digest = inode.digest === null ? '-' : inode.digest.toString('hex');
+  let line =
+    `${path} ${inode.size} ${hardlinkPath !== null ? '@' : ''}${(inode.mode >>> 0).toString(8)} ` +
+    `${inode.nlink >>> 0} ${inode.uid >>> 0} ${inode.gid >>> 0} ${inode.rdev} ` +
+    `${inode.mtimeSec}.${inode.mtimeNsec >>> 0} ${payload} ${content} ${digest}`;
+  for (const x of inode.xattrs) {
+    line += ` ${escapeField(x.key, { equal: true })}=${escapeField(x.value, { equal: true })}`;
+  }
+  return line;
+}
+
+const RS_FIELD = { emptyDash: true, loneDash: true };
+
+function rsLine(path: string, inode: Inode, nlink: number): string {
+  const type = inode.mode & S_IFMT;
+  const isDir = inode.entries !== null;
+  const external = type === S_IFREG && inode.digest !== null;
+  let size = 0n;
+  let payload = '-';
+  let content = '-';
+  let digest = '-';
+  if (type === S_IFREG) {
+    if (external) {
+      size = inode.size;
+      payload = escapeField(Buffer.from(digestObjectPath(inode.digest!)), RS_FIELD);
+      digest = inode.digest!.toString('hex');
+    } else {
+      size = BigInt(inode.content?.length ?? 0);
+      content = escapeField(inode.content ?? Buffer.alloc(0), RS_FIELD);
+    }
+  } else if (type === S_IFLNK && inode.payload !== null) {
+    size = BigInt(inode.payload.length);
+    payload = escapeField(inode.payload, RS_FIELD);
+  }
+  const rdev = type === S_IFCHR || type === S_IFBLK ? inode.rdev : 0n;
+  let line =
+    `${path} ${isDir ? 0n : size} ${(inode.mode >>> 0).toString(8)} ${nlink} ${inode.uid >>> 0} ` +
+    `${inode.gid >>> 0} ${rdev} ${inode.mtimeSec}.0 ${payload} ${content} ${digest}`;
+  const sorted = [...inode.xattrs].sort((a, b) => Buffer.compare(a.key, b.key));
+  for (const x of sorted)
+    line += ` ${escapeField(x.key, { equal: true })}=${escapeField(x.value, { equal: true })}`;
+  return line;
+}
+
+/** Reference counts of leaves and 2 + subdirectories of directories (composefs-rs NLINK). */
+function rsLinkCounts(root: Inode): Map<Inode, number> {
+  const counts = new Map<Inode, number>();
+  const stack: Inode[] = [root];
+  const entered = new Set<Inode>([root]);
+  while (stack.length > 0) {
+    const dir = stack.pop()!;
+    let subdirs = 0;
+    for (const e of dir.entries ?? []) {
+      if (e.inode.entries !== null) {
+        subdirs++;
+        if (!entered.has(e.inode)) {
+          entered.add(e.inode);
+          stack.push(e.inode);
+        }
+      } else {
+        counts.set(e.inode, (counts.get(e.inode) ?? 0) + 1);
+      }
+    }
+    counts.set(dir, 2 + subdirs);
+  }
+  return counts;
+}
+
+/** The dumpfile lines (without LF) of a tree. */
+export function* dumpfileLinesOf(root: Inode, options: PrintDumpfileOptions = {}): Generator<string> {
+  const format = options.format ?? 'composefs-info';
+  const prim = primaries(root, format);
+  const counts = format === 'composefs-rs' ? rsLinkCounts(root) : null;
+  const isPrimary = (e: DirEntry): boolean => {
+    const p = prim.get(e.inode);
+    return p === undefined || p.entry === e;
+  };
+  for (const v of walk(root, isPrimary)) {
+    const path = v.entry === null ? '/' : escapeField(v.path);
+    const inode = v.entry === null ? root : v.entry.inode;
+    const primaryPath = v.entry === null || isPrimary(v.entry) ? null : prim.get(inode)!.path;
+    if (format === 'composefs-info') {
+      yield infoLine(path, inode, primaryPath);
+    } else if (primaryPath !== null) {
+      yield `${path} 0 @120000 - - - - 0.0 ${escapeField(primaryPath, RS_FIELD)} - -`;
+    } else {
+      yield rsLine(path, inode, counts!.get(inode)!);
+    }
+  }
+}
+
+/** The whole dumpfile text of a tree, each line terminated by LF. */
+export function printDumpfile(root: Inode, options: PrintDumpfileOptions = {}): Buffer {
+  const parts: string[] = [];
+  for (const line of dumpfileLinesOf(root, options)) parts.push(line, '\n');
+  return Buffer.from(parts.join(''), 'latin1');
+}
