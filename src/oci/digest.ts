@@ -144,3 +144,44 @@ export function typeName(v: unknown): string {
   if (Array.isArray(v)) return 'array';
   return typeof v;
 }
+
+/**
+ * Pass-through Transform that hashes what flows through and, at the end, fails the stream with
+ * DIGEST_MISMATCH unless digest (and size, when given) match. Extra bytes beyond `size` fail at
+ * once, so a lying source cannot make us read forever.
+ */
+export class VerifyingStream extends Transform {
+  private readonly hasher: DigestHasher;
+
+  constructor(
+    private readonly expected: { digest: string; size?: number },
+    private readonly ctx: ErrorContext = {},
+  ) {
+    super();
+    this.hasher = new DigestHasher(parseDigest(expected.digest, 'expected digest', ctx).algorithm);
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.hasher.update(chunk);
+    if (this.expected.size !== undefined && this.hasher.size > this.expected.size) {
+      cb(
+        new OdhError(
+          'DIGEST_MISMATCH',
+          `blob size mismatch for ${this.expected.digest}: more than the expected ${this.expected.size} bytes`,
+          this.ctx,
+        ),
+      );
+      return;
+    }
+    cb(null, chunk);
+  }
+
+  override _flush(cb: TransformCallback): void {
+    try {
+      checkDigest(this.expected, { digest: this.hasher.digest(), size: this.hasher.size }, this.ctx);
+      cb();
+    } catch (e) {
+      cb(e as Error);
+    }
+  }
+}

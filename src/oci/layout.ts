@@ -1,0 +1,303 @@
+import { promises as fs, type Stats } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import { Readable, pipeline } from 'node:stream';
+import { OdhError, type ErrorContext } from '../util/errors.js';
+import { indexTarFile, type TarEntry } from '../tar/index.js';
+import { checkDigest, DigestHasher, parseDigest, VerifyingStream } from './digest.js';
+import { parseIndex, type ImageIndex } from './types.js';
+
+/** Largest index.json we read (it is JSON held in memory). */
+export const MAX_INDEX_BYTES = 4 << 20;
+
+/** A blob named by its digest, optionally with the size its descriptor promises. */
+export type BlobRef = string | { digest: string; size?: number };
+
+/** Where a blob's bytes live, for callers that want their own positional reads. */
+export interface BlobLocation {
+  /** The blob file (dir form) or the archive (archive form). */
+  file: string;
+  /** Byte offset of the blob inside `file`. */
+  offset: number;
+  size: number;
+}
+
+/**
+ * Read access to an OCI image layout, as a directory (`oci:`) or a tar (`oci-archive:`). Every byte
+ * handed out is verified against its digest (and descriptor size) — at the end of a stream, or
+ * before returning a buffer.
+ */
+export interface OciLayoutReader {
+  /** The directory or archive path, for messages. */
+  readonly where: string;
+  readonly kind: 'dir' | 'archive';
+  /** index.json bytes and parsed value (cached). */
+  index(): Promise<{ raw: Buffer; index: ImageIndex }>;
+  hasBlob(d: BlobRef): Promise<boolean>;
+  /** Stored size of a blob; NOT_FOUND when absent. */
+  blobSize(d: BlobRef): Promise<number>;
+  /** Where the blob's bytes are (unverified: callers reading this way verify themselves). */
+  locateBlob(d: BlobRef): Promise<BlobLocation>;
+  /**
+   * Streams a blob. The stream fails with DIGEST_MISMATCH ("blob digest mismatch: expected …,
+   * got …") at its end if the bytes are wrong; a descriptor size different from the stored size
+   * fails at once. NOT_FOUND when absent.
+   */
+  openBlob(d: BlobRef): Promise<Readable>;
+  /** Whole blob in memory, verified; LIMIT if larger than `maxBytes`. For manifests and configs. */
+  readBlobBytes(d: BlobRef, maxBytes: number): Promise<Buffer>;
+  close(): Promise<void>;
+}
+
+interface Member {
+  fh: FileHandle;
+  ownsHandle: boolean;
+  file: string;
+  offset: number;
+  size: number;
+}
+
+function refOf(d: BlobRef): { digest: string; size?: number } {
+  return typeof d === 'string' ? { digest: d } : d;
+}
+
+/** Streams `size` bytes at `offset` with positional reads; closes the handle at the end if owned. */
+function positionalStream(m: Member, ctx: ErrorContext): Readable {
+  let done = 0;
+  const release = () => (m.ownsHandle ? m.fh.close().catch(() => {}) : Promise.resolve());
+  return new Readable({
+    highWaterMark: 1 << 20,
+    read(want) {
+      const n = Math.min(Math.max(want, 64 << 10), m.size - done);
+      if (n <= 0) {
+        this.push(null);
+        return;
+      }
+      const buf = Buffer.allocUnsafe(n);
+      m.fh.read(buf, 0, n, m.offset + done).then(
+        ({ bytesRead }) => {
+          if (bytesRead === 0) {
+            this.destroy(
+              new OdhError('TRUNCATED', `blob ends after ${done} of ${m.size} bytes`, {
+                ...ctx,
+                offset: done,
+              }),
+            );
+            return;
+          }
+          done += bytesRead;
+          this.push(buf.subarray(0, bytesRead));
+        },
+        (e: Error) => this.destroy(new OdhError('IO', `read failed: ${e.message}`, ctx)),
+      );
+    },
+    destroy(err, cb) {
+      release().then(() => cb(err));
+    },
+  });
+}
+
+abstract class LayoutReaderBase implements OciLayoutReader {
+  abstract readonly where: string;
+  abstract readonly kind: 'dir' | 'archive';
+  private cachedIndex: { raw: Buffer; index: ImageIndex } | undefined;
+
+  /** Opens a member by its layout-relative name; undefined when absent. */
+  protected abstract member(name: string): Promise<Member | undefined>;
+  abstract close(): Promise<void>;
+
+  protected blobName(d: BlobRef): string {
+    const p = parseDigest(refOf(d).digest, 'blob digest', { file: this.where });
+    return `blobs/${p.algorithm}/${p.hex}`;
+  }
+
+  private async need(d: BlobRef): Promise<Member> {
+    const name = this.blobName(d);
+    const m = await this.member(name);
+    if (!m)
+      throw new OdhError('NOT_FOUND', `blob ${refOf(d).digest} not found in layout`, { file: this.where });
+    return m;
+  }
+
+  private async release(m: Member) {
+    if (m.ownsHandle) await m.fh.close();
+  }
+
+  async index(): Promise<{ raw: Buffer; index: ImageIndex }> {
+    if (this.cachedIndex) return this.cachedIndex;
+    const m = await this.member('index.json');
+    if (!m) throw new OdhError('NOT_FOUND', 'index.json not found in layout', { file: this.where });
+    try {
+      if (m.size > MAX_INDEX_BYTES) {
+        throw new OdhError('LIMIT', `index.json is ${m.size} bytes, limit ${MAX_INDEX_BYTES}`, {
+          file: this.where,
+        });
+      }
+      const raw = await readExact(m, { file: this.where });
+      this.cachedIndex = { raw, index: parseIndex(raw, 'index.json', { file: this.where }) };
+      return this.cachedIndex;
+    } finally {
+      await this.release(m);
+    }
+  }
+
+  async hasBlob(d: BlobRef): Promise<boolean> {
+    const m = await this.member(this.blobName(d));
+    if (m) await this.release(m);
+    return m !== undefined;
+  }
+
+  async blobSize(d: BlobRef): Promise<number> {
+    const m = await this.need(d);
+    await this.release(m);
+    return m.size;
+  }
+
+  async locateBlob(d: BlobRef): Promise<BlobLocation> {
+    const m = await this.need(d);
+    await this.release(m);
+    return { file: m.file, offset: m.offset, size: m.size };
+  }
+
+  private checkSize(d: BlobRef, m: Member, ctx: ErrorContext) {
+    const want = refOf(d).size;
+    if (want !== undefined && want !== m.size) {
+      throw new OdhError(
+        'DIGEST_MISMATCH',
+        `blob size mismatch for ${refOf(d).digest}: descriptor says ${want} bytes, layout has ${m.size}`,
+        ctx,
+      );
+    }
+  }
+
+  async openBlob(d: BlobRef): Promise<Readable> {
+    const ctx = { file: this.where, path: this.blobName(d) };
+    const m = await this.need(d);
+    try {
+      this.checkSize(d, m, ctx);
+    } catch (e) {
+      await this.release(m);
+      throw e;
+    }
+    const verifier = new VerifyingStream({ digest: refOf(d).digest, size: m.size }, ctx);
+    return pipeline(positionalStream(m, ctx), verifier, () => {});
+  }
+
+  async readBlobBytes(d: BlobRef, maxBytes: number): Promise<Buffer> {
+    const ctx = { file: this.where, path: this.blobName(d) };
+    const m = await this.need(d);
+    try {
+      this.checkSize(d, m, ctx);
+      if (m.size > maxBytes) {
+        throw new OdhError('LIMIT', `blob ${refOf(d).digest} is ${m.size} bytes, limit ${maxBytes}`, ctx);
+      }
+      const raw = await readExact(m, ctx);
+      const h = new DigestHasher(parseDigest(refOf(d).digest).algorithm).update(raw);
+      checkDigest(refOf(d), { digest: h.digest(), size: h.size }, ctx);
+      return raw;
+    } finally {
+      await this.release(m);
+    }
+  }
+}
+
+async function readExact(m: Member, ctx: ErrorContext): Promise<Buffer> {
+  const buf = Buffer.alloc(m.size);
+  let got = 0;
+  while (got < m.size) {
+    const { bytesRead } = await m.fh.read(buf, got, m.size - got, m.offset + got);
+    if (bytesRead === 0) throw new OdhError('TRUNCATED', `member ends after ${got} of ${m.size} bytes`, ctx);
+    got += bytesRead;
+  }
+  return buf;
+}
+
+class DirLayoutReader extends LayoutReaderBase {
+  readonly kind = 'dir' as const;
+  constructor(readonly where: string) {
+    super();
+  }
+
+  protected async member(name: string): Promise<Member | undefined> {
+    const file = path.join(this.where, ...name.split('/'));
+    let fh: FileHandle;
+    try {
+      fh = await fs.open(file, 'r');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw new OdhError('IO', `cannot open ${name}: ${(e as Error).message}`, { file: this.where });
+    }
+    let st: Stats;
+    try {
+      st = await fh.stat();
+      if (!st.isFile()) throw new OdhError('FORMAT', `${name} is not a regular file`, { file: this.where });
+    } catch (e) {
+      await fh.close();
+      throw e;
+    }
+    return { fh, ownsHandle: true, file, offset: 0, size: st.size };
+  }
+
+  async close(): Promise<void> {}
+}
+
+/** spec oci-delta §4.1 "Reader leniency": accept names with and without a `./` prefix. */
+export function normalizeArchiveName(name: Buffer): string {
+  let s = name.toString('utf8');
+  while (s.startsWith('./')) s = s.slice(2);
+  return s;
+}
+
+class ArchiveLayoutReader extends LayoutReaderBase {
+  readonly kind = 'archive' as const;
+  constructor(
+    readonly where: string,
+    private readonly fh: FileHandle,
+    private readonly members: Map<string, TarEntry>,
+  ) {
+    super();
+  }
+
+  protected async member(name: string): Promise<Member | undefined> {
+    let e = this.members.get(name);
+    // A hardlink member points at an earlier member (one level, as tar writes them).
+    if (e?.type === 'hardlink') e = this.members.get(normalizeArchiveName(e.linkpath));
+    if (!e) return undefined;
+    if (e.type !== 'file' || e.sparse) {
+      throw new OdhError('FORMAT', `archive member ${name} is not a regular file`, { file: this.where });
+    }
+    return {
+      fh: this.fh,
+      ownsHandle: false,
+      file: this.where,
+      offset: Number(e.dataOffset),
+      size: Number(e.size),
+    };
+  }
+
+  async close(): Promise<void> {
+    await this.fh.close().catch(() => {});
+  }
+}
+
+/** Opens an OCI layout directory (`oci:DIR`). */
+export async function openLayoutDir(dir: string): Promise<OciLayoutReader> {
+  const st = await fs.stat(dir).catch(() => null);
+  if (!st) throw new OdhError('NOT_FOUND', 'OCI layout directory not found', { file: dir });
+  if (!st.isDirectory()) throw new OdhError('FORMAT', 'OCI layout path is not a directory', { file: dir });
+  return new DirLayoutReader(dir);
+}
+
+/**
+ * Opens an OCI layout tar (`oci-archive:PATH`): indexes it once (positional reads, content skipped),
+ * then serves members by positional reads from one file handle. Later duplicates of a name win.
+ */
+export async function openLayoutArchive(tarPath: string): Promise<OciLayoutReader> {
+  const entries = await indexTarFile(tarPath);
+  const members = new Map<string, TarEntry>();
+  for (const e of entries) {
+    if (e.type === 'file' || e.type === 'hardlink') members.set(normalizeArchiveName(e.path), e);
+  }
+  const fh = await fs.open(tarPath, 'r');
+  return new ArchiveLayoutReader(tarPath, fh, members);
+}

@@ -1,0 +1,214 @@
+import { execFileSync } from 'node:child_process';
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openImage, openManifest, selectManifest } from '../../src/oci/image.js';
+import { openLayoutArchive, openLayoutDir } from '../../src/oci/layout.js';
+import { hasTool } from '../helpers/tools.js';
+import { collect, sha256, writeLayoutDir, type HandMadeLayout } from './layout-fixture.js';
+
+let tmp: string;
+let lay: string;
+let made: HandMadeLayout;
+const LAYER = Buffer.alloc(3000, 0x42);
+const BIG = Buffer.alloc(20 << 20);
+for (let i = 0; i < BIG.length; i += 4096) BIG[i] = i & 0xff;
+
+beforeAll(async () => {
+  tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'odh-layout-'));
+  lay = path.join(tmp, 'lay');
+  made = await writeLayoutDir(lay, [LAYER, BIG], { refName: 'v1' });
+});
+afterAll(async () => {
+  if (tmp) await fs.rm(tmp, { recursive: true, force: true });
+});
+
+describe('oci: directory layout', () => {
+  it('openImage verifies and returns raw manifest and config', async () => {
+    const img = await openImage(`oci:${lay}`);
+    try {
+      expect(img.manifestDescriptor.digest).toBe(made.manifestDigest);
+      expect(img.manifestRaw.equals(made.manifestRaw)).toBe(true);
+      expect(img.configRaw.equals(made.configRaw)).toBe(true);
+      expect(img.config.rootfs.diff_ids).toEqual(made.layers.map((l) => l.digest));
+      const body = await collect(await img.reader.openBlob(img.manifest.layers[0]));
+      expect(body.equals(LAYER)).toBe(true);
+    } finally {
+      await img.reader.close();
+    }
+  });
+
+  it('a flipped byte in a layer fails the stream at its end with DIGEST_MISMATCH', async () => {
+    const dir = path.join(tmp, 'flip');
+    const m = await writeLayoutDir(dir, [LAYER]);
+    const f = path.join(dir, 'blobs', 'sha256', m.layers[0].digest.slice(7));
+    const bad = Buffer.from(LAYER);
+    bad[1234] ^= 0x01;
+    await fs.writeFile(f, bad);
+    const r = await openLayoutDir(dir);
+    await expect(collect(await r.openBlob(m.layers[0].digest))).rejects.toMatchObject({
+      code: 'DIGEST_MISMATCH',
+      message: expect.stringContaining(
+        `blob digest mismatch: expected ${m.layers[0].digest}, got ${sha256(bad)}`,
+      ),
+    });
+    await expect(r.readBlobBytes(m.layers[0].digest, 1 << 20)).rejects.toMatchObject({
+      code: 'DIGEST_MISMATCH',
+    });
+    // A descriptor promising another size fails before any byte is read.
+    await expect(r.openBlob({ digest: m.layers[0].digest, size: 1 })).rejects.toMatchObject({
+      code: 'DIGEST_MISMATCH',
+    });
+    await r.close();
+  });
+
+  it('a tampered manifest is refused by openImage', async () => {
+    const dir = path.join(tmp, 'badman');
+    const m = await writeLayoutDir(dir, [LAYER]);
+    await fs.writeFile(
+      path.join(dir, 'blobs', 'sha256', m.manifestDigest.slice(7)),
+      Buffer.from(m.manifestRaw).fill(0x20, 0, 1),
+    );
+    await expect(openImage(`oci:${dir}`)).rejects.toMatchObject({ code: 'DIGEST_MISMATCH' });
+  });
+
+  it('missing blobs and layouts are NOT_FOUND', async () => {
+    const r = await openLayoutDir(lay);
+    const absent = `sha256:${'0'.repeat(64)}`;
+    expect(await r.hasBlob(absent)).toBe(false);
+    expect(await r.hasBlob(made.layers[0].digest)).toBe(true);
+    expect(await r.blobSize(made.layers[1].digest)).toBe(BIG.length);
+    await expect(r.openBlob(absent)).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    await expect(r.blobSize(absent)).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    await expect(r.openBlob('sha256:../../etc/passwd')).rejects.toMatchObject({ code: 'FORMAT' });
+    await expect(openLayoutDir(path.join(tmp, 'nope'))).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    await expect(openLayoutArchive(path.join(tmp, 'nope.tar'))).rejects.toMatchObject({ code: 'NOT_FOUND' });
+  });
+
+  it('readBlobBytes refuses blobs above the cap', async () => {
+    const r = await openLayoutDir(lay);
+    await expect(r.readBlobBytes(made.layers[1].digest, 1 << 20)).rejects.toMatchObject({ code: 'LIMIT' });
+  });
+});
+
+describe('selectManifest (spec oci-delta §1.2)', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = path.join(tmp, 'sel');
+    const other = {
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      digest: `sha256:${'1'.repeat(64)}`,
+      size: 5,
+    };
+    const nested = {
+      mediaType: 'application/vnd.oci.image.index.v1+json',
+      digest: `sha256:${'2'.repeat(64)}`,
+      size: 5,
+    };
+    await writeLayoutDir(dir, [LAYER], {
+      refName: 'b',
+      extraIndexEntries: [
+        { ...other, annotations: { 'org.opencontainers.image.ref.name': 'a' } },
+        { ...nested, annotations: { 'org.opencontainers.image.ref.name': 'n' } },
+      ],
+    });
+  });
+  it('by name, by @N, default first; errors otherwise', async () => {
+    const r = await openLayoutDir(dir);
+    expect((await selectManifest(r, { name: 'b' })).position).toBe(2);
+    expect((await selectManifest(r, { name: 'a' })).descriptor.digest).toBe(`sha256:${'1'.repeat(64)}`);
+    expect((await selectManifest(r, { index: 2 })).position).toBe(2);
+    expect((await selectManifest(r)).position).toBe(0);
+    await expect(selectManifest(r, { name: 'zz' })).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    await expect(selectManifest(r, { index: 3 })).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    await expect(selectManifest(r, { name: 'n' })).rejects.toMatchObject({ code: 'UNSUPPORTED' });
+    const img = await openImage(`oci:${dir}:@2`);
+    expect(img.config.rootfs.diff_ids).toHaveLength(1);
+    await img.reader.close();
+    await expect(openManifest(`oci:${dir}`)).rejects.toMatchObject({ code: 'NOT_FOUND' }); // entry 0 has no blob
+  });
+});
+
+describe.skipIf(!hasTool('skopeo', 'skopeo'))('oci-archive written by skopeo', () => {
+  let archive: string;
+  let skopeoManifestDigest: string;
+  beforeAll(async () => {
+    archive = path.join(tmp, 'sk.tar');
+    execFileSync(
+      'skopeo',
+      [
+        'copy',
+        '-q',
+        '--preserve-digests',
+        '--dest-oci-accept-uncompressed-layers',
+        `oci:${lay}:v1`,
+        `oci-archive:${archive}:v1`,
+      ],
+      { stdio: 'pipe' },
+    );
+    const raw = execFileSync('skopeo', ['inspect', '--raw', `oci-archive:${archive}:v1`]);
+    skopeoManifestDigest = sha256(raw);
+    expect(skopeoManifestDigest).toBe(made.manifestDigest); // layers kept as they are
+  });
+
+  it('opens by name and by default, with the manifest digest skopeo reports', async () => {
+    for (const ref of [`oci-archive:${archive}:v1`, archive, `oci-archive:${archive}:@0`]) {
+      const img = await openImage(ref);
+      expect(img.manifestDescriptor.digest).toBe(skopeoManifestDigest);
+      expect(img.config.rootfs.diff_ids).toEqual(made.layers.map((l) => l.digest));
+      await img.reader.close();
+    }
+  });
+
+  it('streams a 20 MiB layer in bounded chunks and verifies it', async () => {
+    const img = await openImage(archive);
+    const s = await img.reader.openBlob(img.manifest.layers[1]);
+    let total = 0;
+    let largest = 0;
+    const h = (await import('node:crypto')).createHash('sha256');
+    for await (const c of s as AsyncIterable<Buffer>) {
+      total += c.length;
+      largest = Math.max(largest, c.length);
+      h.update(c);
+    }
+    expect(total).toBe(BIG.length);
+    expect(largest).toBeLessThanOrEqual(1 << 20);
+    expect(`sha256:${h.digest('hex')}`).toBe(made.layers[1].digest);
+    const loc = await img.reader.locateBlob(made.layers[0].digest);
+    const fh = await fs.open(archive);
+    const b = Buffer.alloc(loc.size);
+    await fh.read(b, 0, b.length, loc.offset);
+    await fh.close();
+    expect(b.equals(LAYER)).toBe(true);
+    await img.reader.close();
+  });
+
+  it('accepts member names with a ./ prefix', async () => {
+    const x = path.join(tmp, 'x');
+    await fs.mkdir(x);
+    execFileSync('tar', ['-xf', archive, '-C', x]);
+    const dotted = path.join(tmp, 'dotted.tar');
+    execFileSync('tar', ['-cf', dotted, '-C', x, '.']);
+    expect(execFileSync('tar', ['-tf', dotted]).toString()).toContain('./index.json');
+    const img = await openImage(`oci-archive:${dotted}:v1`);
+    expect(img.manifestDescriptor.digest).toBe(skopeoManifestDigest);
+    expect((await collect(await img.reader.openBlob(made.layers[0].digest))).equals(LAYER)).toBe(true);
+    await img.reader.close();
+  });
+
+  it('a flipped byte inside the archive is DIGEST_MISMATCH', async () => {
+    const r0 = await openLayoutArchive(archive);
+    const loc = await r0.locateBlob(made.layers[0].digest);
+    await r0.close();
+    const bad = path.join(tmp, 'bad.tar');
+    const bytes = await fs.readFile(archive);
+    bytes[loc.offset + 100] ^= 0xff;
+    await fs.writeFile(bad, bytes);
+    const r = await openLayoutArchive(bad);
+    await expect(collect(await r.openBlob(made.layers[0].digest))).rejects.toMatchObject({
+      code: 'DIGEST_MISMATCH',
+    });
+    await r.close();
+  });
+});
