@@ -95,7 +95,8 @@ export function encodeDirentChunk(
   let nameoff = DIRENT_SIZE * chunk.length;
   let h = off;
   for (const e of chunk) {
-    buf.writeBigUInt64LE(BigInt(nidOf(e.target)), h + DE_NID);
+    // nids stay far below 2^32 (images are < 2^32 blocks of metadata); the high half stays zero.
+    buf.writeUInt32LE(nidOf(e.target), h + DE_NID);
     buf.writeUInt16LE(nameoff, h + DE_NAMEOFF);
     buf[h + DE_FILE_TYPE] = e.fileType;
     e.name.copy(buf, off + nameoff);

@@ -35,8 +35,6 @@ const MAX_SHARED_REFS = 128;
 const U32_MAX = 0xffffffffn;
 const ACL_KEYS = [Buffer.from('system.posix_acl_access'), Buffer.from('system.posix_acl_default')];
 
-const pairKey = (k: Buffer, v: Buffer): string => `${k.toString('latin1')}\0${v.toString('latin1')}`;
-
 /** BFS order (spec composefs-v1 §6.1); a hard-linked inode sits at its canonical entry's position. */
 function numberInodes(root: V1Node): { list: V1Node[]; index: Map<V1Node, number>; parent: number[] } {
   const list = [root];
@@ -71,33 +69,50 @@ function dirents(node: V1Node, me: number, parentIdx: number, index: Map<V1Node,
   return refs.sort((a, b) => Buffer.compare(a.name, b.name));
 }
 
-/** The shared table: pairs on more than one inode, sorted as C does (spec composefs-v1 §7.3). */
-function sharedTable(list: V1Node[]): { entries: XattrEntry[]; offsets: Map<string, number>; size: number } {
-  const counts = new Map<string, { key: Buffer; value: Buffer; n: number }>();
-  for (const node of list) {
-    for (const x of node.xattrs) {
-      const k = pairKey(x.key, x.value);
-      const hit = counts.get(k);
-      if (hit) hit.n++;
-      else counts.set(k, { key: x.key, value: x.value, n: 1 });
-    }
-  }
-  const pairs = [...counts.values()]
-    .filter((p) => p.n > 1)
-    .sort(
-      (a, b) =>
-        Buffer.compare(b.key, a.key) || b.value.length - a.value.length || Buffer.compare(b.value, a.value),
-    );
-  const offsets = new Map<string, number>();
-  const entries: XattrEntry[] = [];
+/** One distinct (full key, value) pair, counted over inodes (spec composefs-v1 §7.3). */
+interface Pair {
+  entry: XattrEntry;
+  key: Buffer;
+  bit: number;
+  count: number;
+  /** Offset in the shared table, if the pair is shared. */
+  offset: number | undefined;
+}
+
+/** Interns every inode's xattrs (already sorted by key) as pairs; `pairs[i]` follows list[i].xattrs. */
+function internPairs(list: V1Node[]): Pair[][] {
+  const byKey = new Map<string, Pair>();
+  return list.map((node) =>
+    node.xattrs.map((x) => {
+      const k = `${x.key.toString('latin1')}\0${x.value.toString('latin1')}`;
+      let p = byKey.get(k);
+      if (!p) {
+        const entry = splitXattrKey(x.key, x.value, 'v1');
+        p = { entry, key: x.key, bit: xattrFilterBit(entry), count: 0, offset: undefined };
+        byKey.set(k, p);
+      }
+      p.count++;
+      return p;
+    }),
+  );
+}
+
+/** The shared table: pairs on more than one inode, sorted as C does; sets each pair's offset. */
+function sharedTable(pairs: Pair[][]): { entries: XattrEntry[]; size: number } {
+  const shared = new Set<Pair>();
+  for (const l of pairs) for (const p of l) if (p.count > 1) shared.add(p);
+  const sorted = [...shared].sort(
+    (a, b) =>
+      Buffer.compare(b.key, a.key) ||
+      b.entry.value.length - a.entry.value.length ||
+      Buffer.compare(b.entry.value, a.entry.value),
+  );
   let size = 0;
-  for (const p of pairs) {
-    const e = splitXattrKey(p.key, p.value, 'v1');
-    offsets.set(pairKey(p.key, p.value), size);
-    entries.push(e);
-    size += xattrEntrySize(e);
+  for (const p of sorted) {
+    p.offset = size;
+    size += xattrEntrySize(p.entry);
   }
-  return { entries, offsets, size };
+  return { entries: sorted.map((p) => p.entry), size };
 }
 
 interface Pending {
@@ -131,20 +146,18 @@ export function layoutV1(input: Inode, opts: LayoutV1Options = {}): ErofsLayout 
     }
     if (node.xattrs.some((x) => ACL_KEYS.some((k) => k.equals(x.key)))) hasAcl = true;
   }
-  const table = sharedTable(list);
+  const pairs = internPairs(list);
+  const table = sharedTable(pairs);
 
   // spec composefs-v1 §7.3–§9: shared refs, xattr body, (blocks, tail), compact or extended.
   const pending: Pending[] = list.map((node, i) => {
     let filter = 0;
     const sharedOffsets: number[] = [];
     const local: XattrEntry[] = [];
-    for (const x of node.xattrs) {
-      const e = splitXattrKey(x.key, x.value, 'v1');
-      filter |= 1 << xattrFilterBit(e);
-      const off =
-        sharedOffsets.length < MAX_SHARED_REFS ? table.offsets.get(pairKey(x.key, x.value)) : undefined;
-      if (off === undefined) local.push(e);
-      else sharedOffsets.push(off);
+    for (const p of pairs[i]) {
+      filter |= 1 << p.bit;
+      if (p.offset !== undefined && sharedOffsets.length < MAX_SHARED_REFS) sharedOffsets.push(p.offset);
+      else local.push(p.entry);
     }
     const xsize = node.xattrs.length === 0 ? 0 : xattrBodySizeOf(sharedOffsets.length, local);
     let blocks = 0;

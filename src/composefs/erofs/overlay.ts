@@ -10,7 +10,7 @@ const OVERLAY_ESCAPED = Buffer.from(OVERLAY_ESCAPED_PREFIX, 'latin1');
 
 /** `trusted.overlay.X` → `trusted.overlay.overlay.X`; other keys unchanged. */
 export function escapeOverlayKey(key: Buffer): Buffer {
-  if (key.length >= OVERLAY.length && key.subarray(0, OVERLAY.length).equals(OVERLAY)) {
+  if (key.length >= OVERLAY.length && OVERLAY.compare(key, 0, OVERLAY.length) === 0) {
     return Buffer.concat([OVERLAY_ESCAPED, key.subarray(OVERLAY.length)]);
   }
   return key;

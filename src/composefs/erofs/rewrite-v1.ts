@@ -49,7 +49,9 @@ export interface RewriteV1Options {
 
 /** Chunk bits of an external file: clamp(bitlength(size−1), 12, 43). spec composefs-v1 §9.3. */
 export function chunkBits(size: bigint): number {
-  let bits = size === 1n ? 0 : (size - 1n).toString(2).length;
+  let bits: number;
+  if (size <= 0xffffffffn) bits = size <= 1n ? 0 : 32 - Math.clz32(Number(size - 1n));
+  else bits = (size - 1n).toString(2).length;
   if (bits < 12) bits = 12;
   if (bits > 43) bits = 43;
   return bits;

@@ -54,7 +54,8 @@ export type XattrDialect = 'v1' | 'v2';
 /** Splits a full key into (prefix index, suffix) as the given writer does. */
 export function splitXattrKey(key: Buffer, value: Buffer, dialect: XattrDialect): XattrEntry {
   for (const p of dialect === 'v1' ? V1_PREFIXES : V2_PREFIXES) {
-    if (key.length >= p.bytes.length && key.subarray(0, p.bytes.length).equals(p.bytes)) {
+    const n = p.bytes.length;
+    if (key.length >= n && p.bytes.compare(key, 0, n) === 0) {
       return { index: p.index, suffix: key.subarray(p.bytes.length), value };
     }
   }
