@@ -3,7 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
 import { describe, it, expect } from 'vitest';
 import { parseDumpfileSync } from '../../src/composefs/dumpfile-parse.js';
-import { writeErofs } from '../../src/composefs/erofs/write.js';
+import { imageId, writeErofs } from '../../src/composefs/erofs/write.js';
 import { vectorPath } from '../helpers/shared.js';
 
 // spec composefs-v1 §13.1: every positive C 1.0.8 test asset (dumpfile + pinned image sha256).
@@ -57,5 +57,22 @@ describe('V1 writer reproduces C mkcomposefs 1.0.8 on its test assets', () => {
     if (actual !== expected)
       expect.fail(`${name}: sha256 ${actual} ≠ ${expected}; ${firstDifference(name, img)}`);
     expect(actual).toBe(expected);
+  });
+});
+
+describe('composefs-rs pinned special_v1.dump (spec composefs-v1 §13.3)', () => {
+  it('special.dump without the inline-large* lines at --min-version=1 --max-version=1', () => {
+    const lines = readAsset('special.dump')
+      .toString('latin1')
+      .split('\n')
+      .filter((l) => !l.startsWith('/inline-large'));
+    const tree = parseDumpfileSync(Buffer.from(lines.join('\n'), 'latin1'), {
+      rules: 'mkcomposefs',
+      strict: true,
+    });
+    const img = writeErofs(tree, { format: 'v1', minVersion: 1, maxVersion: 1 });
+    expect(imageId(img).toString('hex')).toBe(
+      'b1c78c25db8638be5b9b483472d32ee9624d8d32ded626a91cd536116e8df97c',
+    );
   });
 });
