@@ -1,0 +1,71 @@
+import { spawn } from 'node:child_process';
+
+/** Wall-clock seconds of an async function. */
+export async function timed<T>(fn: () => Promise<T>): Promise<{ seconds: number; value: T }> {
+  const t0 = process.hrtime.bigint();
+  const value = await fn();
+  return { seconds: Number(process.hrtime.bigint() - t0) / 1e9, value };
+}
+
+/** Best of `runs` timings (page cache warm after the first). */
+export async function best(runs: number, fn: () => Promise<unknown>): Promise<number> {
+  let min = Infinity;
+  for (let i = 0; i < runs; i++) min = Math.min(min, (await timed(fn)).seconds);
+  return min;
+}
+
+export interface ShellRun {
+  seconds: number;
+  /** Peak resident set size of the command, in KiB (GNU time %M). */
+  maxRssKiB: number;
+  stdout: string;
+}
+
+/** Runs a shell command under /usr/bin/time to get its peak RSS; throws on a non-zero exit. */
+export function sh(command: string): Promise<ShellRun> {
+  return new Promise((resolve, reject) => {
+    const t0 = process.hrtime.bigint();
+    const child = spawn('/usr/bin/time', ['-f', '%M', 'sh', '-c', command], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+      const lines = err.trim().split('\n');
+      const rss = Number(lines[lines.length - 1]);
+      if (code !== 0) reject(new Error(`bench command failed (${code}): ${command}\n${err}`));
+      else resolve({ seconds, maxRssKiB: rss, stdout: out });
+    });
+  });
+}
+
+export async function bestSh(runs: number, command: string): Promise<ShellRun> {
+  let bestRun: ShellRun | null = null;
+  for (let i = 0; i < runs; i++) {
+    const r = await sh(command);
+    if (!bestRun || r.seconds < bestRun.seconds) bestRun = r;
+  }
+  return bestRun!;
+}
+
+export function mib(bytes: number): string {
+  return `${(bytes / (1 << 20)).toFixed(1)} MiB`;
+}
+
+export function rate(bytes: number, seconds: number): string {
+  return `${(bytes / (1 << 20) / seconds).toFixed(0)} MiB/s`;
+}
+
+/** One result line: figure, floor, ratio and the goal, all measured in this run. */
+export function report(name: string, ours: number, floor: number, goal: number, unit = 's'): void {
+  const ratio = floor / ours;
+  const verdict = ratio >= goal ? 'meets' : 'BELOW';
+  process.stdout.write(
+    `${name}: ours ${ours.toFixed(3)} ${unit}, floor ${floor.toFixed(3)} ${unit}, ratio ${(ratio * 100).toFixed(0)}% ` +
+      `(goal ≥ ${(goal * 100).toFixed(0)}%: ${verdict})\n`,
+  );
+}
