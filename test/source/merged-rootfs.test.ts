@@ -8,7 +8,7 @@ import {
 } from '../../src/source/merged-rootfs.js';
 
 // Hand-made header lists: each layer is a list of entries; data offsets are fake but distinct.
-type E = Partial<MergeEntry> & { path: string | Buffer };
+type E = Partial<Omit<MergeEntry, 'path' | 'linkpath'>> & { path: string | Buffer; linkpath?: string };
 const reg = (path: string, o: Partial<MergeEntry> = {}): E => ({ path, ...o });
 const dir = (path: string): E => ({ path, type: 'dir', typeflag: '5', size: 0n, mode: 0o755 });
 const sym = (path: string, to: string): E => ({
@@ -37,7 +37,7 @@ function entry(e: E, i: number): MergeEntry {
     dataOffset: BigInt(512 * (2 * i + 1)),
     ...e,
     path: Buffer.isBuffer(e.path) ? e.path : Buffer.from(e.path),
-    linkpath: Buffer.from((e.linkpath as Buffer | string | undefined) ?? ''),
+    linkpath: Buffer.from(e.linkpath ?? ''),
   };
 }
 
