@@ -1,4 +1,101 @@
+import os from 'node:os';
 import type { Command } from 'commander';
+import { applyDelta, type ApplyResult, type OutputCompression } from '../delta/apply.js';
+import { OdhError } from '../util/errors.js';
+import { createProgress } from '../util/progress.js';
 
-/** Registers `odh apply` (filled in by its owner). */
-export function register(_program: Command): void {}
+interface ApplyFlags {
+  sourceImage?: string;
+  sourceDir?: string;
+  complete?: boolean;
+  compress: string;
+  jobs?: string;
+  forceSource?: boolean;
+  json?: boolean;
+}
+
+const COMPRESSIONS: readonly OutputCompression[] = ['gzip', 'zstd', 'none'];
+
+/** Registers `odh apply`: reconstruct the target image of a delta (spec oci-delta §4.1). */
+export function register(program: Command): void {
+  program
+    .command('apply')
+    .description('reconstruct the target image of an oci-delta artifact from the source image or its rootfs')
+    .argument(
+      '<DELTA>',
+      'delta artifact: oci-archive:PATH[:NAME|:@N], oci:DIR[:NAME|:@N] or a bare archive path',
+    )
+    .argument('<OUTPUT>', 'output image: oci-archive:PATH[:NAME], oci:DIR[:NAME] or a bare archive path')
+    .option('--source-image <REF>', 'the source image (oci-archive:/oci: reference) the delta was made from')
+    .option('--source-dir <DIR>', "the source image's merged root filesystem, extracted")
+    .option('--complete', 'also copy reused layers from the source image, giving a standard image')
+    .option('--compress <KIND>', 'compression of reconstructed layers: gzip, zstd or none', 'gzip')
+    .option('--jobs <N>', 'layers reconstructed in parallel (default: CPU count)')
+    .option(
+      '--force-source',
+      "apply even if the source image's config digest is not the delta's source-config",
+    )
+    .option('--json', 'print the result as one JSON object')
+    .action(async (delta: string, output: string, flags: ApplyFlags) => {
+      const opts = checkFlags(flags);
+      const controller = new AbortController();
+      const onSignal = (sig: NodeJS.Signals) =>
+        controller.abort(new OdhError('IO', `interrupted by ${sig}; nothing was written`));
+      process.once('SIGINT', onSignal);
+      process.once('SIGTERM', onSignal);
+      try {
+        const result = await applyDelta({
+          delta,
+          output,
+          ...opts,
+          progress: createProgress(),
+          signal: controller.signal,
+          warn: (msg) => process.stderr.write(`odh: WARNING: ${msg}\n`),
+        });
+        process.stdout.write(flags.json ? `${JSON.stringify(result)}\n` : summary(result));
+      } finally {
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+      }
+    });
+}
+
+function checkFlags(f: ApplyFlags) {
+  if ((f.sourceImage === undefined) === (f.sourceDir === undefined)) {
+    throw new OdhError('USAGE', 'give exactly one of --source-image REF and --source-dir DIR');
+  }
+  if (!COMPRESSIONS.includes(f.compress as OutputCompression)) {
+    throw new OdhError('USAGE', `invalid --compress ${JSON.stringify(f.compress)} (want gzip, zstd or none)`);
+  }
+  let jobs = os.availableParallelism();
+  if (f.jobs !== undefined) {
+    jobs = /^[0-9]+$/.test(f.jobs) ? Number(f.jobs) : NaN;
+    if (!Number.isSafeInteger(jobs) || jobs < 1 || jobs > 1024) {
+      throw new OdhError(
+        'USAGE',
+        `invalid --jobs ${JSON.stringify(f.jobs)} (want an integer from 1 to 1024)`,
+      );
+    }
+  }
+  return {
+    source:
+      f.sourceImage !== undefined
+        ? { kind: 'image' as const, ref: f.sourceImage }
+        : { kind: 'dir' as const, path: f.sourceDir! },
+    complete: f.complete === true,
+    compress: f.compress as OutputCompression,
+    jobs,
+    forceSource: f.forceSource === true,
+  };
+}
+
+function summary(r: ApplyResult): string {
+  const count = (k: string) => r.layers.filter((l) => l.kind === k).length;
+  const lines = [
+    `wrote ${r.output}`,
+    `  manifest ${r.manifestDigest} (${r.layers.length} layers: ${count('tar-diff')} tar-diff, ` +
+      `${count('original')} original, ${count('reused')} reused, ${count('filled')} copied from the source)`,
+    `  config   ${r.configDigest}`,
+  ];
+  return `${lines.join('\n')}\n`;
+}

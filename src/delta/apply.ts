@@ -1,0 +1,284 @@
+import path from 'node:path';
+import { parseImageConfig, parseManifest, MEDIA_TYPE_TAR_DIFF, type Descriptor } from '../oci/types.js';
+import type { DataSource } from '../tardiff/source.js';
+import type { OpName } from '../tardiff/ops.js';
+import { DirectorySource } from '../source/directory.js';
+import { OdhError, type ErrorContext } from '../util/errors.js';
+import type { Progress } from '../util/progress.js';
+import { parseDeltaArtifact, type DeltaArtifact, type TargetLayer } from './artifact.js';
+import { openImage, createImageOutput, openImageSourceFor, verifyBlob, type ImageReader } from './io.js';
+import { copyOriginal, rebuildFromTarDiff, type OutputCompression, type StagedBlob } from './layer.js';
+import { serializeManifest } from './manifest-json.js';
+
+export type { OutputCompression } from './layer.js';
+
+export type ApplySource = { kind: 'image'; ref: string } | { kind: 'dir'; path: string };
+
+export interface ApplyOptions {
+  /** Delta reference: `oci-archive:PATH[:NAME|:@N]`, `oci:DIR[…]` or a bare archive path. */
+  delta: string;
+  source: ApplySource;
+  /** Output reference: `oci-archive:PATH[:NAME]`, `oci:DIR[:NAME]` or a bare archive path. */
+  output: string;
+  /** Fill reused layers from the source image so the output is a standard, self-contained image. */
+  complete?: boolean;
+  compress?: OutputCompression;
+  /** Layers reconstructed at once (≥ 1). */
+  jobs?: number;
+  /** Apply even if the source image's config digest is not `delta.source-config` (warns). */
+  forceSource?: boolean;
+  progress?: Progress;
+  signal?: AbortSignal;
+  /** Loud warnings (stderr in the CLI). */
+  warn?: (message: string) => void;
+}
+
+export type AppliedKind = 'reused' | 'tar-diff' | 'original' | 'filled';
+
+export interface AppliedLayer {
+  index: number;
+  kind: AppliedKind;
+  /** The output descriptor's digest, size and media type. */
+  digest: string;
+  size: number;
+  mediaType: string;
+  diffId: string;
+  /** tar-diff op histogram. */
+  ops?: Record<OpName, number>;
+}
+
+export interface ApplyResult {
+  output: string;
+  manifestDigest: string;
+  manifestSize: number;
+  configDigest: string;
+  sourceConfig: string;
+  /** False only when --force-source let a mismatching source through. */
+  sourceMatched: boolean;
+  complete: boolean;
+  layers: AppliedLayer[];
+}
+
+/**
+ * Reconstructs the target image of a delta (spec oci-delta §4.1, with the checks of §4.3): every
+ * blob is digest-checked, every rebuilt or copied layer diff_id-checked, and the output appears at
+ * its final path only when all of that succeeded; on any failure nothing is left behind.
+ */
+export async function applyDelta(opts: ApplyOptions): Promise<ApplyResult> {
+  const jobs = opts.jobs ?? 1;
+  const compress = opts.compress ?? 'gzip';
+  const progress = opts.progress;
+  // One controller for the whole run: the caller's signal (SIGINT/SIGTERM) or the first failing
+  // layer stops every layer in flight.
+  const stop = new AbortController();
+  const signal = stop.signal;
+  const onAbort = () => stop.abort(opts.signal!.reason);
+  if (opts.signal?.aborted) onAbort();
+  opts.signal?.addEventListener('abort', onAbort, { once: true });
+  const cleanups: Array<() => Promise<void>> = [];
+  const cleanup = async () => {
+    for (const c of cleanups.reverse()) await c().catch(() => {});
+  };
+  try {
+    const out = await createImageOutput(opts.output);
+    cleanups.push(() => out.abort());
+    progress?.step(`reading delta ${opts.delta}`);
+    const delta = await openImage(opts.delta, 'delta');
+    cleanups.push(() => delta.close());
+    const artifact = await parseDeltaArtifact(delta.manifestBytes, delta);
+
+    let sourceImage: ImageReader | undefined;
+    let sourceMatched = true;
+    let sourceLayers: Map<string, Descriptor> | undefined;
+    if (opts.source.kind === 'image') {
+      sourceImage = await openImage(opts.source.ref, 'source image');
+      cleanups.push(() => sourceImage!.close());
+      const sm = parseManifest(sourceImage.manifestBytes, 'source image manifest');
+      if (sm.config.digest !== artifact.sourceConfig) {
+        const msg = `source image config ${sm.config.digest} is not the delta's source-config ${artifact.sourceConfig}`;
+        if (!opts.forceSource) {
+          throw new OdhError('SOURCE_MISMATCH', `${msg} (use --force-source to apply anyway)`);
+        }
+        sourceMatched = false;
+        opts.warn?.(`${msg}; applying anyway because of --force-source: diff_id checks may fail`);
+      }
+      if (opts.complete) {
+        const sc = parseImageConfig(await sourceImage.readBlob(sm.config), 'source image config');
+        sourceLayers = new Map();
+        sc.rootfs.diff_ids.forEach((id, i) => {
+          if (sm.layers[i] && !sourceLayers!.has(id)) sourceLayers!.set(id, sm.layers[i]!);
+        });
+      }
+    }
+    if (opts.complete) checkCompletable(artifact, sourceLayers);
+
+    // The data source: a directory as it is, or an image materialising just the named files.
+    const tarDiffs = artifact.layers.filter((l) => l.delta?.mediaType === MEDIA_TYPE_TAR_DIFF);
+    let source: DataSource | undefined;
+    if (opts.source.kind === 'dir') {
+      source = await DirectorySource.create(opts.source.path);
+    } else if (tarDiffs.length > 0) {
+      progress?.step('collecting the source files the tar-diffs read');
+      const opened = await openImageSourceFor(sourceImage!, delta, tarDiffs, signal);
+      cleanups.push(opened.cleanup);
+      source = opened.source;
+    }
+
+    const staging = out.stagingDir;
+    const results = await runLayers(artifact.layers, jobs, stop, async (l) => {
+      const ctx: ErrorContext = { layer: l.target.digest };
+      const label = `layer ${l.index + 1}/${artifact.layers.length} ${l.target.digest.slice(0, 19)}`;
+      const file = path.join(staging, `layer-${l.index}`);
+      let staged: StagedBlob | undefined;
+      let kind: AppliedKind;
+      if (!l.delta) {
+        const filled = sourceLayers?.get(l.diffId);
+        if (!opts.complete || !filled) return reusedLayer(l);
+        progress?.step(`${label}: copying reused layer from the source image`);
+        staged = await copyOriginal(
+          await sourceImage!.openBlob(filled, ctx),
+          filled,
+          l.diffId,
+          file,
+          ctx,
+          signal,
+        );
+        kind = 'filled';
+      } else if (l.delta.mediaType === MEDIA_TYPE_TAR_DIFF) {
+        progress?.step(`${label}: tar-diff`);
+        await verifyBlob(delta, l.delta, ctx, signal);
+        staged = await rebuildFromTarDiff(
+          await delta.openBlob(l.delta, ctx),
+          source!,
+          l.diffId,
+          compress,
+          file,
+          ctx,
+          signal,
+        );
+        kind = 'tar-diff';
+      } else {
+        progress?.step(`${label}: original blob`);
+        staged = await copyOriginal(await delta.openBlob(l.delta, ctx), l.delta, l.diffId, file, ctx, signal);
+        kind = 'original';
+      }
+      await out.addBlobFile(staged.file, staged.digest);
+      const r: AppliedLayer = {
+        index: l.index,
+        kind,
+        digest: staged.digest,
+        size: staged.size,
+        mediaType: staged.mediaType,
+        diffId: l.diffId,
+      };
+      if (staged.ops) r.ops = staged.ops;
+      return r;
+    });
+
+    // spec oci-delta §4.1 step 6: config verbatim, manifest re-serialized with new layer descriptors.
+    await out.addBlob(artifact.targetConfigBytes, artifact.targetConfigDescriptor.digest);
+    const manifest = {
+      ...artifact.targetManifest,
+      layers: artifact.targetManifest.layers.map((d, i) => {
+        const r = results[i]!;
+        return r.kind === 'reused' ? d : { ...d, mediaType: r.mediaType, digest: r.digest, size: r.size };
+      }),
+    };
+    const manifestBytes = serializeManifest(manifest);
+    const manifestDigest = await out.addBlob(manifestBytes);
+    progress?.step('committing output');
+    const order = [
+      artifact.targetConfigDescriptor.digest,
+      ...results.filter((r) => r.kind !== 'reused').map((r) => r.digest),
+      manifestDigest,
+    ];
+    await out.commit(
+      {
+        mediaType: 'application/vnd.oci.image.manifest.v1+json',
+        digest: manifestDigest,
+        size: manifestBytes.length,
+      },
+      order,
+    );
+    progress?.done();
+    return {
+      output: out.finalPath,
+      manifestDigest,
+      manifestSize: manifestBytes.length,
+      configDigest: artifact.targetConfigDescriptor.digest,
+      sourceConfig: artifact.sourceConfig,
+      sourceMatched,
+      complete: results.every((r) => r.kind !== 'reused'),
+      layers: results,
+    };
+  } catch (e) {
+    progress?.done();
+    throw opts.signal?.aborted && opts.signal.reason instanceof Error ? opts.signal.reason : e;
+  } finally {
+    opts.signal?.removeEventListener('abort', onAbort);
+    await cleanup();
+  }
+}
+
+function reusedLayer(l: TargetLayer): AppliedLayer {
+  return {
+    index: l.index,
+    kind: 'reused',
+    digest: l.target.digest,
+    size: l.target.size,
+    mediaType: l.target.mediaType,
+    diffId: l.diffId,
+  };
+}
+
+/** `--complete` needs every reused layer in the source image (matched by diff_id, spec §1.5). */
+function checkCompletable(a: DeltaArtifact, sourceLayers: Map<string, Descriptor> | undefined): void {
+  for (const l of a.layers) {
+    if (l.delta) continue;
+    if (!sourceLayers) {
+      throw new OdhError(
+        'USAGE',
+        `--complete needs --source-image: reused layer ${l.target.digest} can only be copied from the source image`,
+      );
+    }
+    if (!sourceLayers.has(l.diffId)) {
+      throw new OdhError('NOT_FOUND', `reused layer diff_id ${l.diffId} is not in the source image`, {
+        layer: l.target.digest,
+      });
+    }
+  }
+}
+
+/**
+ * Runs `work` over the layers with at most `jobs` in flight (so temp disk holds at most `jobs` staged
+ * layers besides the output). The first failure stops new work; results come back in layer order.
+ */
+async function runLayers<T>(
+  layers: TargetLayer[],
+  jobs: number,
+  stop: AbortController,
+  work: (l: TargetLayer) => Promise<T>,
+): Promise<T[]> {
+  const results: T[] = new Array(layers.length);
+  let next = 0;
+  let failed: unknown;
+  const worker = async () => {
+    while (failed === undefined && next < layers.length) {
+      if (stop.signal.aborted) throw stop.signal.reason;
+      const l = layers[next++]!;
+      try {
+        results[l.index] = await work(l);
+      } catch (e) {
+        if (failed === undefined) {
+          failed = e;
+          stop.abort(e);
+        }
+        throw e;
+      }
+    }
+  };
+  const settled = await Promise.allSettled(Array.from({ length: Math.min(jobs, layers.length) }, worker));
+  if (failed !== undefined) throw failed;
+  for (const s of settled) if (s.status === 'rejected') throw s.reason;
+  return results;
+}
