@@ -9,7 +9,7 @@ import {
 
 // Hand-made header lists: each layer is a list of entries; data offsets are fake but distinct.
 type E = Partial<Omit<MergeEntry, 'path' | 'linkpath'>> & { path: string | Buffer; linkpath?: string };
-const reg = (path: string, o: Partial<MergeEntry> = {}): E => ({ path, ...o });
+const reg = (path: string, o: Omit<E, 'path'> = {}): E => ({ path, ...o });
 const dir = (path: string): E => ({ path, type: 'dir', typeflag: '5', size: 0n, mode: 0o755 });
 const sym = (path: string, to: string): E => ({
   path,
