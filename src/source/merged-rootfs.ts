@@ -95,6 +95,11 @@ export class LayerScan {
     readonly layer: number,
   ) {}
 
+  /** Entries added so far (the next entry's ordinal). */
+  get count(): number {
+    return this.ordinal;
+  }
+
   /** Feeds the next entry; returns its role. The entry's ordinal is the number of earlier `add` calls. */
   add(e: MergeEntry): EntryRole {
     if (this.finished) throw new Error('LayerScan.add after finish');

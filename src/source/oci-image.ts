@@ -1,0 +1,178 @@
+import { createWriteStream, promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import type { DataSource, SourceFile } from '../tardiff/source.js';
+import { displayName } from '../tardiff/path.js';
+import { OdhError } from '../util/errors.js';
+import { MergedRootfs, cleanMemberName, type SourceEntry } from './merged-rootfs.js';
+import { openOldImage, streamOldLayer, type OldImage, type OldImageInput } from './old-image.js';
+
+export { extractMergedRootfs } from './rootfs-extract.js';
+export type { ImageBlobs, OldImageInput } from './old-image.js';
+
+/**
+ * Old-image bytes read straight from an OCI image (spec oci-delta §3.1–3.2): the merged-rootfs index
+ * is built by streaming each old layer, and only the files whose names the tar-diffs reference are
+ * copied into a private temp store, so temp disk is bounded by the referenced bytes, not the image.
+ * Store files are named by (layer, entry ordinal), never by a path from the image, so no hostile
+ * member name can reach the file system.
+ */
+
+export interface OciImageSourceProgress {
+  /** Layers scanned so far, of `layers`. */
+  layer: number;
+  layers: number;
+  /** Files and bytes currently held in the store. */
+  storedFiles: number;
+  storedBytes: bigint;
+}
+
+export interface OciImageSourceOptions {
+  /** Parent of the private temp store (default: the OS temp dir). */
+  tempDir?: string;
+  onProgress?: (p: OciImageSourceProgress) => void;
+}
+
+export interface OciImageSource extends DataSource {
+  /** The old image's config digest (compare with the delta's `source-config`). */
+  readonly configDigest: string;
+  /** The store directory (for tests and messages). */
+  readonly storeDir: string;
+  /** Removes the store. Safe to call twice. */
+  cleanup(): Promise<void>;
+}
+
+/** Which names must be served: display-form names as `inspectTarDiff` lists them, or all. */
+export type NeededNames = Set<string> | 'all';
+
+const keyOf = (s: Pick<SourceEntry, 'layer' | 'ordinal'>) => `L${s.layer}-E${s.ordinal}`;
+
+/**
+ * Opens an OCI image as a tar-diff data source serving the names in `needed` (and no others).
+ * Every layer blob is digest-checked while streamed and its diff_id compared with the config.
+ * A layer is streamed a second time only if a needed name is a hardlink whose content went by
+ * before the name was known (bootc object + hardlink layers).
+ */
+export async function openOciImageSource(
+  image: OldImageInput,
+  needed: NeededNames,
+  opts: OciImageSourceOptions = {},
+): Promise<OciImageSource> {
+  const storeDir = await fs.mkdtemp(path.join(opts.tempDir ?? os.tmpdir(), 'odh-source-'));
+  let old: OldImage | undefined;
+  try {
+    old = await openOldImage(image);
+    const rootfs = new MergedRootfs();
+    const wanted = (name: Buffer) =>
+      rootfs.allowed(name) && (needed === 'all' || needed.has(displayName(name)));
+    const stored = new Map<string, bigint>(); // store key → size
+    const layers = old.manifest.layers.length;
+    for (let layer = 0; layer < layers; layer++) {
+      const scan = rootfs.beginLayer();
+      await streamOldLayer(old, layer, async ({ entry, body }) => {
+        const role = scan.add(entry);
+        const name = role === 'candidate' ? cleanMemberName(entry.path) : null;
+        if (name && wanted(name))
+          await store(storeDir, stored, { layer, ordinal: scan.count - 1 }, body, entry.size);
+      });
+      const late = [...scan.wantedOrdinals(wanted)].filter((o) => !stored.has(keyOf({ layer, ordinal: o })));
+      scan.finish();
+      if (late.length > 0) {
+        const want = new Set(late);
+        let ordinal = 0;
+        await streamOldLayer(old, layer, async ({ entry, body }) => {
+          if (want.has(ordinal)) await store(storeDir, stored, { layer, ordinal }, body, entry.size);
+          ordinal++;
+        });
+      }
+      await prune(storeDir, stored, rootfs, wanted);
+      opts.onProgress?.({
+        layer: layer + 1,
+        layers,
+        storedFiles: stored.size,
+        storedBytes: [...stored.values()].reduce((a, b) => a + b, 0n),
+      });
+    }
+    return new StoreSource(storeDir, old.configDigest, rootfs, stored);
+  } catch (e) {
+    await fs.rm(storeDir, { recursive: true, force: true });
+    throw e;
+  } finally {
+    await old?.close();
+  }
+}
+
+/** Copies one entry's content into the store. */
+async function store(
+  dir: string,
+  stored: Map<string, bigint>,
+  at: Pick<SourceEntry, 'layer' | 'ordinal'>,
+  body: AsyncIterable<Buffer>,
+  size: bigint,
+): Promise<void> {
+  const key = keyOf(at);
+  await pipeline(body, createWriteStream(path.join(dir, key), { flags: 'wx', mode: 0o600 }));
+  stored.set(key, size);
+}
+
+/** Drops stored files no wanted surviving name maps to any more (names are never regained). */
+async function prune(
+  dir: string,
+  stored: Map<string, bigint>,
+  rootfs: MergedRootfs,
+  wanted: (name: Buffer) => boolean,
+): Promise<void> {
+  const live = new Set<string>();
+  for (const [k, s] of rootfs.names()) if (wanted(Buffer.from(k, 'latin1'))) live.add(keyOf(s));
+  for (const key of [...stored.keys()]) {
+    if (!live.has(key)) {
+      await fs.rm(path.join(dir, key), { force: true });
+      stored.delete(key);
+    }
+  }
+}
+
+class StoreSource implements OciImageSource {
+  private removed = false;
+
+  constructor(
+    readonly storeDir: string,
+    readonly configDigest: string,
+    private readonly rootfs: MergedRootfs,
+    private readonly stored: Map<string, bigint>,
+  ) {}
+
+  async open(name: Buffer): Promise<SourceFile> {
+    const shown = displayName(name);
+    const s = this.rootfs.lookup(name);
+    if (!s) {
+      throw new OdhError('NOT_FOUND', `source file not in the old image's merged root filesystem`, {
+        path: shown,
+      });
+    }
+    if (!this.stored.has(keyOf(s))) {
+      throw new OdhError(
+        'NOT_FOUND',
+        `source file was not collected from the old image (not a needed name)`,
+        {
+          path: shown,
+        },
+      );
+    }
+    const fh = await fs.open(path.join(this.storeDir, keyOf(s)), 'r');
+    return {
+      name: shown,
+      size: Number(s.size),
+      readAt: async (buf, offset, length, position) =>
+        (await fh.read(buf, offset, length, position)).bytesRead,
+      close: () => fh.close(),
+    };
+  }
+
+  async cleanup(): Promise<void> {
+    if (this.removed) return;
+    this.removed = true;
+    await fs.rm(this.storeDir, { recursive: true, force: true });
+  }
+}
