@@ -154,7 +154,12 @@ export async function buildLayerTar(entries: LayerEntry[]): Promise<Buffer> {
         break;
       case 'char-device':
       case 'block-device':
-        Object.assign(base, { type: e.type, mode: e.mode ?? 0o600, devmajor: e.major, devminor: e.minor });
+        Object.assign(base, {
+          type: e.type === 'char-device' ? 'character-device' : 'block-device',
+          mode: e.mode ?? 0o600,
+          devmajor: e.major,
+          devminor: e.minor,
+        });
         break;
       case 'fifo':
         Object.assign(base, { type: 'fifo', mode: e.mode ?? 0o644 });

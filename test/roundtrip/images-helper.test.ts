@@ -26,6 +26,8 @@ describe('test image builder', () => {
             { type: 'file', path: 'etc/hello', content: 'hello\n', pax: { 'SCHILY.xattr.user.k': 'v' } },
             { type: 'symlink', path: 'etc/link', target: 'hello' },
             { type: 'fifo', path: 'etc/fifo' },
+            { type: 'char-device', path: 'dev/null', major: 1, minor: 3 },
+            { type: 'block-device', path: 'dev/sda', major: 8, minor: 0 },
             { type: 'file', path: `long/${'n'.repeat(150)}/file`, content: seededBytes('long', 700) },
           ],
         },
@@ -64,6 +66,8 @@ describe('test image builder', () => {
     const l0 = list(0).join('\n');
     expect(l0).toContain(`long/${'n'.repeat(150)}/file`);
     expect(l0).toMatch(/^p.* etc\/fifo$/m);
+    expect(l0).toMatch(/^c.* 1,3 .* dev\/null$/m);
+    expect(l0).toMatch(/^b.* 8,0 .* dev\/sda$/m);
     expect(l0).toMatch(/^l.* etc\/link -> hello$/m);
     expect(list(1).map((l) => l.split(/\s+/).pop())).toEqual(['etc/.wh.hello', 'long/.wh..wh..opq']);
     const l2 = list(2).join('\n');
