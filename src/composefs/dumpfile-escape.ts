@@ -93,10 +93,11 @@ const HEX = '0123456789abcdef';
 export function escapeField(value: Uint8Array, rules: EscapeRules = {}): string {
   if (value.length === 0) return rules.emptyDash ? '-' : '';
   if (value.length === 1 && value[0] === DASH && (rules.loneDash || rules.emptyDash)) return '\\x2d';
+  const buf = Buffer.isBuffer(value) ? value : Buffer.from(value.buffer, value.byteOffset, value.byteLength);
   let s = '';
   let start = 0;
-  for (let i = 0; i < value.length; i++) {
-    const c = value[i];
+  for (let i = 0; i < buf.length; i++) {
+    const c = buf[i];
     let esc: string | null = null;
     if (c === BACKSLASH) esc = '\\\\';
     else if (c === 0x0a) esc = '\\n';
@@ -104,11 +105,12 @@ export function escapeField(value: Uint8Array, rules: EscapeRules = {}): string 
     else if (c === 0x09) esc = '\\t';
     else if (c < 0x21 || c > 0x7e || (c === EQUAL && rules.equal)) esc = `\\x${HEX[c >> 4]}${HEX[c & 15]}`;
     if (esc !== null) {
-      if (i > start) s += Buffer.from(value.subarray(start, i)).toString('latin1');
+      if (i > start) s += buf.toString('latin1', start, i);
       s += esc;
       start = i + 1;
     }
   }
-  if (start < value.length) s += Buffer.from(value.subarray(start)).toString('latin1');
+  if (start === 0) return buf.toString('latin1');
+  if (start < buf.length) s += buf.toString('latin1', start);
   return s;
 }
