@@ -50,8 +50,13 @@ for d, dirs, files in os.walk(top):
     for n in [None] + dirs + files:
         p = d if n is None else os.path.join(d, n)
         rel = p[len(top):].hex()
-        out[rel] = {os.fsencode(k).hex(): os.getxattr(p, k, follow_symlinks=False).hex()
-                    for k in os.listxattr(p, follow_symlinks=False)}
+        xs = {}
+        for k in os.listxattr(p, follow_symlinks=False):
+            try:
+                xs[os.fsencode(k).hex()] = os.getxattr(p, k, follow_symlinks=False).hex()
+            except OSError:
+                pass  # listed but not readable here (user.* on special files)
+        out[rel] = xs
 json.dump(out, sys.stdout)
 `;
 
