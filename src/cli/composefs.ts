@@ -1,4 +1,243 @@
-import type { Command } from 'commander';
+import { createReadStream, createWriteStream, promises as fs } from 'node:fs';
+import type { Writable } from 'node:stream';
+import { finished } from 'node:stream/promises';
+import { Option, type Command } from 'commander';
+import { parseDumpfile } from '../composefs/dumpfile-parse.js';
+import { printDumpfile } from '../composefs/dumpfile-print.js';
+import { readErofs } from '../composefs/erofs/reader.js';
+import { writeErofs, imageId } from '../composefs/erofs/write.js';
+import type { FsVerityAlgorithm } from '../composefs/fsverity.js';
+import {
+  composefsImage,
+  defaultXattrPolicy,
+  DEFAULT_FORMAT,
+  DEFAULT_HASH,
+  type ComposefsFormat,
+} from '../composefs/image-id.js';
+import type { OciXattrPolicy } from '../composefs/oci-merge.js';
+import { AtomicOutput } from '../util/atomic.js';
+import { OdhError } from '../util/errors.js';
+import { createProgress } from '../util/progress.js';
 
-/** Registers `odh composefs` (filled in by its owner). */
-export function register(_program: Command): void {}
+export interface MkfsOptions {
+  format: ComposefsFormat;
+  minVersion?: number;
+  maxVersion?: number;
+  /** fs-verity algorithm of --print-digest and of the writer's metacopy (default: the digests' length). */
+  hash?: FsVerityAlgorithm;
+  /** V1 only: C `CFS_PARSE_STRICT=1` rules (default true). */
+  strict?: boolean;
+}
+
+/**
+ * `mkcomposefs --from-file` (spec composefs-v1 §3–§4) or its composefs-rs V2 counterpart: dumpfile
+ * (path or `-` for stdin) → EROFS image bytes. V1 parses with C rules, V2 with composefs-rs rules.
+ */
+export async function mkfsFromDumpfile(input: string, opts: MkfsOptions): Promise<Buffer> {
+  const source = (input === '-' ? process.stdin : await openInput(input)) as AsyncIterable<Buffer>;
+  const tree = await parseDumpfile(source, {
+    ...(opts.format === 'v1'
+      ? { rules: 'mkcomposefs', strict: opts.strict ?? true }
+      : { rules: 'composefs-rs' }),
+    file: input === '-' ? 'stdin' : input,
+  });
+  return writeErofs(tree, {
+    format: opts.format,
+    minVersion: opts.minVersion,
+    maxVersion: opts.maxVersion,
+    hash: opts.hash,
+  });
+}
+
+async function openInput(file: string): Promise<NodeJS.ReadableStream> {
+  const st = await fs.stat(file).catch(() => null);
+  if (!st?.isFile()) throw new OdhError('NOT_FOUND', 'input file not found', { file });
+  return createReadStream(file, { highWaterMark: 1 << 20 });
+}
+
+/** Writes bytes to `out` (`-` = stdout, refused on a terminal) or atomically to a file. */
+export async function writeOutput(out: string, bytes: Buffer | string, what: string): Promise<void> {
+  if (out === '-') {
+    if (process.stdout.isTTY && typeof bytes !== 'string') {
+      throw new OdhError('USAGE', `refusing to write the ${what} to a terminal`);
+    }
+    await new Promise<void>((resolve, reject) =>
+      process.stdout.write(bytes, (e) => (e ? reject(e) : resolve())),
+    );
+    return;
+  }
+  const atomic = await AtomicOutput.create(out, { overwrite: true });
+  const stream = createWriteStream(atomic.tempPath, { flags: 'wx' });
+  try {
+    stream.end(bytes);
+    await finished(stream);
+    await atomic.commit();
+  } catch (e) {
+    await discard(stream);
+    await atomic.abort();
+    if (e instanceof OdhError) throw e;
+    throw new OdhError(
+      'IO',
+      `cannot write the ${what}: ${(e as Error).message}`,
+      { file: out },
+      { cause: e },
+    );
+  }
+}
+
+/** Images are metadata only; a larger file is not a composefs image we can hold in memory. */
+const MAX_IMAGE_BYTES = 1 << 30;
+
+/** `composefs-info dump`: the dumpfile of an image (C rules for V1 images, composefs-rs for V2). */
+export async function dumpErofsImage(file: string): Promise<Buffer> {
+  const st = await fs.stat(file).catch(() => null);
+  if (!st?.isFile()) throw new OdhError('NOT_FOUND', 'image file not found', { file });
+  if (st.size > MAX_IMAGE_BYTES) {
+    throw new OdhError('LIMIT', `image is ${st.size} bytes, more than the ${MAX_IMAGE_BYTES} accepted`, {
+      file,
+    });
+  }
+  const { root, rules } = readErofs(await fs.readFile(file), { file });
+  return printDumpfile(root, { format: rules === 'composefs-rs' ? 'composefs-rs' : 'composefs-info' });
+}
+
+async function discard(out: Writable): Promise<void> {
+  out.destroy();
+  await finished(out).catch(() => {});
+}
+
+function versionNumber(v: string): number {
+  // spec composefs-v1 §3.1: decimal, trailing garbage is an error.
+  if (!/^[0-9]+$/.test(v))
+    throw new OdhError('USAGE', `invalid version ${JSON.stringify(v)}: expected 0 or 1`);
+  return Number(v);
+}
+
+const formatOption = (dflt: ComposefsFormat | undefined, text: string) => {
+  const o = new Option('--format <format>', text).choices(['v1', 'v2']);
+  return dflt ? o.default(dflt) : o;
+};
+const hashOption = (dflt: FsVerityAlgorithm | undefined, text: string) => {
+  const o = new Option('--hash <alg>', text).choices(['sha256', 'sha512']);
+  return dflt ? o.default(dflt) : o;
+};
+const xattrsOption = () =>
+  new Option(
+    '--xattrs <policy>',
+    'xattrs kept from the layers: all (composefs-rs ≤0.7, the V2 spec), capability or capability+user ' +
+      '(composefs-rs ≥0.8); default: capability for v1, all for v2',
+  ).choices(['all', 'capability', 'capability+user']);
+
+const REF_HELP =
+  'an OCI image: oci:DIR[:NAME|:@N] or oci-archive:FILE[:NAME|:@N] (a bare path is an oci-archive)';
+const SCOPE_HELP =
+  '\nOnly the plain image (cfsctl oci compute-id without --bootable): the bootable variant ' +
+  '(--bootable: /boot and /sysroot emptied, SELinux relabelling) is out of scope.';
+
+interface OciCommandOptions {
+  format: ComposefsFormat;
+  hash: FsVerityAlgorithm;
+  xattrs?: OciXattrPolicy;
+  quiet?: boolean;
+}
+
+async function ociImage(ref: string, o: OciCommandOptions) {
+  const progress = createProgress({ quiet: o.quiet });
+  try {
+    return await composefsImage(ref, {
+      format: o.format,
+      hash: o.hash,
+      xattrs: o.xattrs ?? defaultXattrPolicy(o.format),
+      progress,
+    });
+  } finally {
+    progress.done();
+  }
+}
+
+/** Registers `odh composefs` and its subcommands. */
+export function register(program: Command): void {
+  // Usage errors stay one line (spec of the CLI contract): no help dump after them.
+  const cfs = program
+    .command('composefs')
+    .showHelpAfterError(false)
+    .description('composefs EROFS images: build from dumpfiles or OCI images, dump, compute image IDs');
+
+  cfs
+    .command('mkfs')
+    .description('build a composefs image from a dumpfile, like mkcomposefs --from-file')
+    .requiredOption('--from-file <dumpfile>', 'the dumpfile to read, - for stdin')
+    .argument('[output]', 'the image to write, - for stdout (not with --print-digest-only)')
+    .addOption(formatOption('v1', 'v1: C mkcomposefs 1.0.8 format and dumpfile rules; v2: composefs-rs V2'))
+    .option('--min-version <n>', 'v1: minimum composefs version (0 or 1)', versionNumber)
+    .option('--max-version <n>', 'v1: maximum composefs version (0 or 1)', versionNumber)
+    .addOption(
+      hashOption(
+        undefined,
+        'fs-verity algorithm of the printed digest and of metacopy xattrs (default sha256)',
+      ),
+    )
+    .option('--print-digest', 'print the fs-verity digest of the image on stdout')
+    .option('--print-digest-only', 'print the digest and write no image')
+    .option('--no-strict', 'v1: accept what C mkcomposefs accepts without CFS_PARSE_STRICT')
+    .action(async (output: string | undefined, o) => {
+      if (o.format === 'v2' && (o.minVersion !== undefined || o.maxVersion !== undefined)) {
+        throw new OdhError('USAGE', '--min-version/--max-version apply to --format v1 only');
+      }
+      if (!o.printDigestOnly && output === undefined)
+        throw new OdhError('USAGE', 'missing output image path');
+      if (o.printDigest && output === '-') {
+        throw new OdhError('USAGE', '--print-digest cannot share stdout with the image (use a file output)');
+      }
+      const image = await mkfsFromDumpfile(o.fromFile, {
+        format: o.format,
+        minVersion: o.minVersion,
+        maxVersion: o.maxVersion,
+        hash: o.hash,
+        strict: o.strict,
+      });
+      if (!o.printDigestOnly) await writeOutput(output!, image, 'image');
+      if (o.printDigest || o.printDigestOnly) {
+        process.stdout.write(`${imageId(image, o.hash ?? 'sha256').toString('hex')}\n`);
+      }
+    });
+
+  cfs
+    .command('dump')
+    .description('print the dumpfile of a composefs image, like composefs-info dump')
+    .argument('<image>', 'the composefs EROFS image')
+    .action(async (image: string) => {
+      process.stdout.write(await dumpErofsImage(image));
+    });
+
+  cfs
+    .command('id')
+    .description(
+      'compute the composefs image ID of an OCI image, like cfsctl oci compute-id. Defaults are those of ' +
+        'current cfsctl for a new repository: V1 format and SHA-512 (spec composefs-v1 §14.2).' +
+        SCOPE_HELP,
+    )
+    .argument('<image-ref>', REF_HELP)
+    .addOption(formatOption(DEFAULT_FORMAT, 'EROFS format: v1 (composefs-rs ≥0.8 default) or v2 (legacy)'))
+    .addOption(hashOption(DEFAULT_HASH, 'repository fs-verity algorithm (object IDs and image ID)'))
+    .addOption(xattrsOption())
+    .option('-q, --quiet', 'no progress on stderr')
+    .action(async (ref: string, o: OciCommandOptions) => {
+      const { id } = await ociImage(ref, o);
+      process.stdout.write(`${id}\n`);
+    });
+
+  cfs
+    .command('dumpfile')
+    .description('print the composefs tree of an OCI image as a dumpfile.' + SCOPE_HELP)
+    .argument('<image-ref>', REF_HELP)
+    .addOption(formatOption(DEFAULT_FORMAT, 'format whose xattr policy applies (see --xattrs)'))
+    .addOption(hashOption(DEFAULT_HASH, 'fs-verity algorithm of the external file digests'))
+    .addOption(xattrsOption())
+    .option('-q, --quiet', 'no progress on stderr')
+    .action(async (ref: string, o: OciCommandOptions) => {
+      const { tree } = await ociImage(ref, o);
+      // cfsctl create-dumpfile prints composefs-rs `write_dumpfile` lines (spec composefs-v2 §7).
+      process.stdout.write(printDumpfile(tree, { format: 'composefs-rs' }));
+    });
+}

@@ -3,7 +3,8 @@
  * (spec composefs-v2 §8.4(a), composefs-v1 §13.3): pinned SHA-512 IDs for V2 and V1, through the
  * library; the layout is written by test/composefs/oci-layout-fixture.ts, independent of src/oci.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -91,8 +92,6 @@ describe('bad images', () => {
     const l = await writeOciLayout(path.join(tmp, 'badgz'), [composefsTestLayer(false)], {
       compression: 'gzip',
     });
-    const { readFile } = await import('node:fs/promises');
-    const { createHash } = await import('node:crypto');
     // Rewrite the layout around a truncated gzip blob with a correct digest.
     const blob = await readFile(path.join(l.dir, 'blobs', 'sha256', l.layerDigests[0].slice(7)));
     const bad = blob.subarray(0, blob.length - 12);
