@@ -41,7 +41,7 @@ const CASES: [Format, number][] = [
 
 describe('the kernel reads produced images as the tree says (loop mount)', () => {
   const haveTools = isRoot && hasTool('mount', 'mount') && hasTool('python3', 'python3');
-  it.each(CASES)('%s image of random tree %d', (format, seed, ctx) => {
+  it.for(CASES)('%s image of random tree %d', ([format, seed], ctx) => {
     if (!haveTools) {
       process.stderr.write('\n*** SKIPPING loop-mount test: needs root, mount and python3 ***\n\n');
       ctx.skip();
