@@ -4,7 +4,7 @@ import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { AtomicOutput } from '../util/atomic.js';
 import { OdhError } from '../util/errors.js';
-import { BLOCK_SIZE, encodeUstarHeader } from '../tar/header.js';
+import { BLOCK_SIZE, encodeGoHeaders } from '../tar/header.js';
 import { checkDigest, DigestHasher, parseDigest } from './digest.js';
 import { ANNOTATION_REF_NAME, MEDIA_TYPE_IMAGE_INDEX, OCI_LAYOUT_FILE } from './types.js';
 
@@ -210,7 +210,7 @@ class ArchiveWriter extends WriterBase {
     // spec oci-delta §4.1: uid/gid 0, empty uname/gname, mtime 0, dirs 0755, files 0644.
     await writeAll(
       this.fh,
-      encodeUstarHeader({ name, mode: typeflag === '5' ? 0o755 : 0o644, size, typeflag }),
+      encodeGoHeaders({ name, mode: typeflag === '5' ? 0o755 : 0o644, size, typeflag }),
     );
   }
 

@@ -295,3 +295,34 @@ export function encodePaxRecords(records: PaxRecord[]): Buffer {
   }
   return Buffer.concat(parts);
 }
+
+/** Largest size a 12-byte octal field holds (11 digits): 8 GiB - 1. */
+export const MAX_OCTAL_SIZE = 8n ** 11n - 1n;
+
+/**
+ * The header blocks Go's archive/tar writes for a USTAR-shaped entry (spec oci-delta §4.1 "Output
+ * tar"). When `size` does not fit the octal field Go falls back to PAX: an 'x' header named
+ * `<dir>/PaxHeaders.0/<file>` (mode/uid/gid/mtime 0, no device fields) holding the sorted record
+ * `size=<n>`, then the main header with size written as 0 and ustar magic. **[inferred from Go's
+ * writer; no upstream vector exists for blobs ≥ 8 GiB]**
+ */
+export function encodeGoHeaders(h: UstarFields): Buffer {
+  const size = BigInt(h.size);
+  if (size <= MAX_OCTAL_SIZE) return encodeUstarHeader(h);
+  const name = typeof h.name === 'string' ? h.name : h.name.toString('utf8');
+  const slash = name.lastIndexOf('/', name.length - 2);
+  const paxName = (slash < 0 ? '' : name.slice(0, slash + 1)) + 'PaxHeaders.0/' + name.slice(slash + 1);
+  const data = encodePaxRecords([{ key: 'size', value: Buffer.from(size.toString()) }]);
+  const x = encodeUstarHeader({
+    name: paxName.replace(/\/+$/, '').slice(0, 100),
+    mode: 0,
+    size: data.length,
+    typeflag: 'x',
+  });
+  // Go's writeRawFile leaves devmajor/devminor unformatted (NUL): clear them and redo the checksum.
+  x.fill(0, 329, 345);
+  x.fill(0x20, 148, 156);
+  x.write(headerChecksums(x).unsigned.toString(8).padStart(6, '0') + '\0 ', 148, 'latin1');
+  const pad = Buffer.alloc(Number(paddingFor(BigInt(data.length))));
+  return Buffer.concat([x, data, pad, encodeUstarHeader({ ...h, size: 0 })]);
+}
