@@ -84,6 +84,8 @@ export async function applyLayerEntries(
   for await (const { entry, body } of entries) {
     const where = entry.path.toString('latin1');
     const ctx = { path: where, ...(opts.layer !== undefined ? { layer: opts.layer } : {}) };
+    // spec composefs-v2 §3.2: an empty final path is an error (a bare "/" or "." is the root entry).
+    if (entry.path.length === 0) throw new OdhError('FORMAT', 'tar entry with an empty path', ctx);
     const kind = entryKind(entry, where);
     const path = ociEntryPath(entry.path, where);
     const size = entry.size;

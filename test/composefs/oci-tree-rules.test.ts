@@ -303,6 +303,10 @@ describe('tree from entries', () => {
     await expect(build([[USR, ent('c', { type: '3', v7: true })]])).rejects.toThrow(/without device numbers/);
   });
 
+  it('rejects an empty entry path', async () => {
+    await expect(build([[USR, ent('', {})]])).rejects.toThrow(/empty path/);
+  });
+
   it('rejects unsupported entry types and sparse files', async () => {
     await expect(build([[USR, ent('s', { type: 'g' })]])).rejects.toThrow(/unsupported tar entry type/);
     await expect(build([[USR, ent('s', { type: 'S', sparse: true })]])).rejects.toThrow(/sparse/);
