@@ -14,6 +14,7 @@ export const OPEN_NAME_MAX = 4 * 1024;
 export const ADD_DATA_MAX = 100 * 1024 * 1024;
 
 const COPY_BUFFER = 1 << 20;
+const SMALL_DATA = 256n << 10n;
 const PROGRESS_EVERY = 8n << 20n;
 
 export interface ApplyProgress {
@@ -66,10 +67,12 @@ export async function applyTarDiff(
   try {
     for (let op = await stream.ops.next(); op; op = await stream.ops.next()) {
       histogram[op.name]++;
-      const ctx: ErrorContext = { ...layerCtx, op: op.index, offset: op.offset };
+      const ctx: ErrorContext = { layer: opts.where, op: op.index, offset: op.offset };
       switch (op.code) {
         case OpCode.Data:
-          for await (const chunk of stream.ops.payload()) await writer.write(chunk);
+          // Small payloads (tar headers, small files) in one piece, large ones streamed.
+          if (op.size < SMALL_DATA) await writer.write(await stream.ops.readPayload());
+          else for await (const chunk of stream.ops.payload()) await writer.write(chunk);
           break;
         case OpCode.Open: {
           if (op.size > BigInt(OPEN_NAME_MAX)) {

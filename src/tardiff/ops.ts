@@ -82,18 +82,19 @@ export class OpReader {
   async next(): Promise<OpHeader | null> {
     if (this.remaining > 0n) await this.skipPayload();
     this.op = null;
-    if (!(await this.fill())) return null;
+    // `pos < length` checks first: awaiting only when a chunk is exhausted keeps the per-op cost low.
+    if (this.pos >= this.cur.length && !(await this.fill())) return null;
     const offset = this.offset;
     const index = this.count++;
     const code = this.cur[this.pos++]!;
-    const ctx = { ...this.ctx, op: index, offset };
     let size: bigint | undefined;
     this.varint.reset();
     try {
       do {
-        if (!(await this.fill())) {
+        if (this.pos >= this.cur.length && !(await this.fill())) {
           throw new OdhError('TRUNCATED', 'tar-diff op stream truncated inside a varint', {
-            ...ctx,
+            ...this.ctx,
+            op: index,
             offset: this.offset,
           });
         }
@@ -101,11 +102,17 @@ export class OpReader {
       } while (size === undefined);
     } catch (e) {
       if (isOdhError(e) && e.code === 'FORMAT') {
-        throw new OdhError('FORMAT', 'invalid varint in tar-diff op: overflows 64 bits', ctx, { cause: e });
+        throw new OdhError('FORMAT', 'invalid varint in tar-diff op: overflows 64 bits', {
+          ...this.ctx,
+          op: index,
+          offset,
+        });
       }
       throw e;
     }
-    if (code >= OP_NAMES.length) throw new OdhError('FORMAT', `unexpected tar-diff op ${code}`, ctx);
+    if (code >= OP_NAMES.length) {
+      throw new OdhError('FORMAT', `unexpected tar-diff op ${code}`, { ...this.ctx, op: index, offset });
+    }
     const op: OpHeader = { index, code: code as OpCodeValue, name: OP_NAMES[code]!, size, offset };
     this.op = op;
     this.remaining = opHasPayload(code) ? size : 0n;
@@ -118,7 +125,7 @@ export class OpReader {
    */
   async *payload(): AsyncGenerator<Buffer> {
     while (this.remaining > 0n) {
-      if (!(await this.fill())) this.truncatedPayload();
+      if (this.pos >= this.cur.length && !(await this.fill())) this.truncatedPayload();
       const avail = this.cur.length - this.pos;
       const take = this.remaining < BigInt(avail) ? Number(this.remaining) : avail;
       const slice = this.cur.subarray(this.pos, this.pos + take);
@@ -131,6 +138,7 @@ export class OpReader {
   /** Reads the whole remaining payload; the caller must have bounded its size. */
   async readPayload(): Promise<Buffer> {
     const n = Number(this.remaining);
+    // Fast path, the common case for names and small Data: a slice of the current chunk.
     if (this.pos + n <= this.cur.length) {
       const slice = this.cur.subarray(this.pos, this.pos + n);
       this.pos += n;
