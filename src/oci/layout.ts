@@ -46,6 +46,8 @@ export interface OciLayoutReader {
   openBlob(d: BlobRef): Promise<Readable>;
   /** Whole blob in memory, verified; LIMIT if larger than `maxBytes`. For manifests and configs. */
   readBlobBytes(d: BlobRef, maxBytes: number): Promise<Buffer>;
+  /** Reads a blob once, discarding the bytes, to check digest and size (before positional use). */
+  verifyBlob(d: BlobRef): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -181,6 +183,11 @@ abstract class LayoutReaderBase implements OciLayoutReader {
     }
     const verifier = new VerifyingStream({ digest: refOf(d).digest, size: m.size }, ctx);
     return pipeline(positionalStream(m, ctx), verifier, () => {});
+  }
+
+  async verifyBlob(d: BlobRef): Promise<void> {
+    const s = await this.openBlob(d);
+    for await (const _ of s) void _;
   }
 
   async readBlobBytes(d: BlobRef, maxBytes: number): Promise<Buffer> {

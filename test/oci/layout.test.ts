@@ -32,6 +32,7 @@ describe('oci: directory layout', () => {
       expect(img.manifestRaw.equals(made.manifestRaw)).toBe(true);
       expect(img.configRaw.equals(made.configRaw)).toBe(true);
       expect(img.config.rootfs.diff_ids).toEqual(made.layers.map((l) => l.digest));
+      await img.reader.verifyBlob(img.manifest.layers[1]);
       const body = await collect(await img.reader.openBlob(img.manifest.layers[0]));
       expect(body.equals(LAYER)).toBe(true);
     } finally {
@@ -211,4 +212,43 @@ describe.skipIf(!hasTool('skopeo', 'skopeo'))('oci-archive written by skopeo', (
     });
     await r.close();
   });
+});
+
+describe('hostile layouts', () => {
+  it('bad or missing index.json', async () => {
+    const dir = path.join(tmp, 'badidx');
+    await writeLayoutDir(dir, [LAYER]);
+    await fs.writeFile(path.join(dir, 'index.json'), '{"schemaVersion":2,"manifests":[{"mediaType":"x"}]}');
+    await expect(openImage(`oci:${dir}`)).rejects.toMatchObject({
+      code: 'FORMAT',
+      message: expect.stringMatching(/index\.json manifests\[0\].*digest/),
+    });
+    await fs.writeFile(path.join(dir, 'index.json'), '{');
+    await expect(openImage(`oci:${dir}`)).rejects.toMatchObject({ code: 'FORMAT' });
+    await fs.rm(path.join(dir, 'index.json'));
+    await expect(openImage(`oci:${dir}`)).rejects.toMatchObject({ code: 'NOT_FOUND' });
+  });
+
+  it.skipIf(!hasTool('tar', 'tar'))(
+    'archive: a hardlinked blob member is followed; a garbage tail is FORMAT',
+    async () => {
+      const dir = path.join(tmp, 'hl');
+      const m = await writeLayoutDir(dir, [LAYER]);
+      // Store the layer under a second name and make its blob name a hardlink to it.
+      const blob = path.join(dir, 'blobs', 'sha256', m.layers[0].digest.slice(7));
+      await fs.rename(blob, path.join(dir, 'aaa-original'));
+      await fs.link(path.join(dir, 'aaa-original'), blob);
+      const t = path.join(tmp, 'hl.tar');
+      execFileSync('tar', ['-cf', t, '-C', dir, 'aaa-original', 'blobs', 'index.json', 'oci-layout']);
+      const img = await openImage(t);
+      expect((await collect(await img.reader.openBlob(m.layers[0].digest))).equals(LAYER)).toBe(true);
+      await img.reader.close();
+      const bytes = await fs.readFile(t);
+      const junk = path.join(tmp, 'junk.tar');
+      await fs.writeFile(junk, Buffer.concat([bytes.subarray(0, 512 * 3), Buffer.alloc(512, 0x37)]));
+      await expect(openLayoutArchive(junk)).rejects.toMatchObject({
+        code: expect.stringMatching(/FORMAT|TRUNCATED/),
+      });
+    },
+  );
 });
