@@ -42,12 +42,16 @@ function set(p: Pending, key: Buffer, value: Buffer): void {
   p.stored.set(key.toString('latin1'), { key, value });
 }
 
-/** spec composefs-v1 §9.1: dirent chunks of ≤ 4096 bytes; a final chunk > 2048 bytes is a block. */
-export function directorySize(nameLengths: number[]): bigint {
+/**
+ * spec composefs-v1 §9.1: the entries (with `.` and `..`) in name-byte order, packed greedily into
+ * chunks of ≤ 4096 bytes; a final chunk > 2048 bytes is a block.
+ */
+export function directorySize(names: Buffer[]): bigint {
+  const sorted = [...names].sort(Buffer.compare);
   let blocks = 0;
   let chunk = 0;
-  for (const n of nameLengths) {
-    const cost = 12 + n;
+  for (const name of sorted) {
+    const cost = 12 + name.length;
     if (chunk + cost > BLOCK) {
       blocks++;
       chunk = 0;
@@ -78,12 +82,12 @@ export function modelComposefsInfoDump(root: Inode, options: ComposefsInfoModelO
   while (stack.length > 0) {
     const dir = stack.pop()!;
     const dp = copy(dir);
-    const names: number[] = [1, 2]; // "." and ".."
+    const names: Buffer[] = [K('.'), K('..')];
     let subdirs = 0;
     let hasWhiteout = false;
     dp.to.entries = [];
     for (const e of dir.entries ?? []) {
-      names.push(e.name.length);
+      names.push(e.name);
       const cp = copy(e.inode);
       dp.to.entries.push({ name: e.name, inode: cp.to, hardlink: e.hardlink });
       if (e.hardlink) continue;
@@ -99,7 +103,7 @@ export function modelComposefsInfoDump(root: Inode, options: ComposefsInfoModelO
       for (let i = 0; i < 256; i++) {
         const name = i.toString(16).padStart(2, '0');
         if (have.has(name)) continue;
-        names.push(2);
+        names.push(K(name));
         const stub: Pending = { from: root, to: newInode(S_IFCHR | 0o644), stored: new Map(), isStub: true };
         const sel = root.xattrs.find((x) => x.key.equals(SELINUX));
         if (sel) set(stub, SELINUX, sel.value);
