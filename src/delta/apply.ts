@@ -1,12 +1,19 @@
+import { createReadStream, promises as fs } from 'node:fs';
 import path from 'node:path';
-import { parseImageConfig, parseManifest, MEDIA_TYPE_TAR_DIFF, type Descriptor } from '../oci/types.js';
+import {
+  MEDIA_TYPE_IMAGE_MANIFEST,
+  MEDIA_TYPE_TAR_DIFF,
+  parseImageConfig,
+  parseManifest,
+  type Descriptor,
+} from '../oci/types.js';
 import type { DataSource } from '../tardiff/source.js';
 import type { OpName } from '../tardiff/ops.js';
 import { DirectorySource } from '../source/directory.js';
 import { OdhError, type ErrorContext } from '../util/errors.js';
 import type { Progress } from '../util/progress.js';
 import { parseDeltaArtifact, type DeltaArtifact, type TargetLayer } from './artifact.js';
-import { openImage, createImageOutput, openImageSourceFor, verifyBlob, type ImageReader } from './io.js';
+import { openImage, createApplyOutput, openImageSourceFor, verifyBlob, type ImageReader } from './io.js';
 import { copyOriginal, rebuildFromTarDiff, type OutputCompression, type StagedBlob } from './layer.js';
 import { serializeManifest } from './manifest-json.js';
 
@@ -80,8 +87,8 @@ export async function applyDelta(opts: ApplyOptions): Promise<ApplyResult> {
     for (const c of cleanups.reverse()) await c().catch(() => {});
   };
   try {
-    const out = await createImageOutput(opts.output);
-    cleanups.push(() => out.abort());
+    const out = await createApplyOutput(opts.output);
+    cleanups.push(() => out.close());
     progress?.step(`reading delta ${opts.delta}`);
     const delta = await openImage(opts.delta, 'delta');
     cleanups.push(() => delta.close());
@@ -119,12 +126,18 @@ export async function applyDelta(opts: ApplyOptions): Promise<ApplyResult> {
       source = await DirectorySource.create(opts.source.path);
     } else if (tarDiffs.length > 0) {
       progress?.step('collecting the source files the tar-diffs read');
-      const opened = await openImageSourceFor(sourceImage!, delta, tarDiffs, signal);
-      cleanups.push(opened.cleanup);
-      source = opened.source;
+      const opened = await openImageSourceFor(opts.source.ref, delta, tarDiffs, signal);
+      cleanups.push(() => opened.cleanup());
+      source = opened;
     }
 
+    // spec oci-delta §4.1 step 6: the config verbatim first, then layers, then the manifest.
+    await out.writer.addBlob(artifact.targetConfigBytes, {
+      expectedDigest: artifact.targetConfigDescriptor.digest,
+      expectedSize: artifact.targetConfigDescriptor.size,
+    });
     const staging = out.stagingDir;
+    const turns = new LayerTurns(artifact.layers.length, signal);
     const results = await runLayers(artifact.layers, jobs, stop, async (l) => {
       const ctx: ErrorContext = { layer: l.target.digest };
       const label = `layer ${l.index + 1}/${artifact.layers.length} ${l.target.digest.slice(0, 19)}`;
@@ -133,7 +146,11 @@ export async function applyDelta(opts: ApplyOptions): Promise<ApplyResult> {
       let kind: AppliedKind;
       if (!l.delta) {
         const filled = sourceLayers?.get(l.diffId);
-        if (!opts.complete || !filled) return reusedLayer(l);
+        if (!opts.complete || !filled) {
+          await turns.take(l.index);
+          turns.done(l.index);
+          return reusedLayer(l);
+        }
         progress?.step(`${label}: copying reused layer from the source image`);
         staged = await copyOriginal(
           await sourceImage!.openBlob(filled, ctx),
@@ -162,7 +179,15 @@ export async function applyDelta(opts: ApplyOptions): Promise<ApplyResult> {
         staged = await copyOriginal(await delta.openBlob(l.delta, ctx), l.delta, l.diffId, file, ctx, signal);
         kind = 'original';
       }
-      await out.addBlobFile(staged.file, staged.digest);
+      // Blobs enter the output in layer order (deterministic archive); a finished layer waits for
+      // the ones before it, so at most `jobs` staged layers exist at once.
+      await turns.take(l.index);
+      await out.writer.addBlob(createReadStream(staged.file), {
+        expectedDigest: staged.digest,
+        expectedSize: staged.size,
+      });
+      await fs.rm(staged.file, { force: true });
+      turns.done(l.index);
       const r: AppliedLayer = {
         index: l.index,
         kind,
@@ -175,8 +200,7 @@ export async function applyDelta(opts: ApplyOptions): Promise<ApplyResult> {
       return r;
     });
 
-    // spec oci-delta §4.1 step 6: config verbatim, manifest re-serialized with new layer descriptors.
-    await out.addBlob(artifact.targetConfigBytes, artifact.targetConfigDescriptor.digest);
+    // spec oci-delta §4.1 step 6d: the manifest re-serialized with the new layer descriptors.
     const manifest = {
       ...artifact.targetManifest,
       layers: artifact.targetManifest.layers.map((d, i) => {
@@ -185,21 +209,13 @@ export async function applyDelta(opts: ApplyOptions): Promise<ApplyResult> {
       }),
     };
     const manifestBytes = serializeManifest(manifest);
-    const manifestDigest = await out.addBlob(manifestBytes);
+    const { digest: manifestDigest } = await out.writer.addJsonBlob(manifestBytes);
     progress?.step('committing output');
-    const order = [
-      artifact.targetConfigDescriptor.digest,
-      ...results.filter((r) => r.kind !== 'reused').map((r) => r.digest),
-      manifestDigest,
-    ];
-    await out.commit(
-      {
-        mediaType: 'application/vnd.oci.image.manifest.v1+json',
-        digest: manifestDigest,
-        size: manifestBytes.length,
-      },
-      order,
-    );
+    await out.writer.finish({
+      mediaType: MEDIA_TYPE_IMAGE_MANIFEST,
+      digest: manifestDigest,
+      size: manifestBytes.length,
+    });
     progress?.done();
     return {
       output: out.finalPath,
@@ -281,4 +297,32 @@ async function runLayers<T>(
   if (failed !== undefined) throw failed;
   for (const s of settled) if (s.status === 'rejected') throw s.reason;
   return results;
+}
+
+/** Hands out the output's "next blob" slot in layer order; an abort releases every waiter. */
+class LayerTurns {
+  private readonly finished: Array<{ promise: Promise<void>; resolve: () => void }>;
+  private readonly aborted: Promise<never>;
+
+  constructor(count: number, signal: AbortSignal) {
+    this.finished = Array.from({ length: count }, () => {
+      let resolve!: () => void;
+      const promise = new Promise<void>((r) => (resolve = r));
+      return { promise, resolve };
+    });
+    this.aborted = new Promise<never>((_r, reject) => {
+      if (signal.aborted) reject(signal.reason);
+      signal.addEventListener('abort', () => reject(signal.reason), { once: true });
+    });
+    this.aborted.catch(() => {});
+  }
+
+  /** Resolves when every layer before `index` has been written. */
+  async take(index: number): Promise<void> {
+    if (index > 0) await Promise.race([this.finished[index - 1]!.promise, this.aborted]);
+  }
+
+  done(index: number): void {
+    this.finished[index]!.resolve();
+  }
 }

@@ -3,7 +3,7 @@ import { inspectTarDiff } from '../tardiff/inspect.js';
 import type { OpName } from '../tardiff/ops.js';
 import { parseDeltaArtifact } from './artifact.js';
 import { openImage, verifyBlob } from './io.js';
-import { sniffCompression } from './layer.js';
+import { sniffCompression } from '../oci/compression.js';
 
 export type InspectedKind = 'reused' | 'tar-diff' | 'original';
 

@@ -1,18 +1,15 @@
-import { createReadStream, createWriteStream, promises as fs } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { digestOf } from '../oci/digest.js';
+import { createLayoutWriter, type OciLayoutWriter } from '../oci/writer.js';
+import { openOciImageSource, type OciImageSource } from '../source/oci-image.js';
 import { MAX_CONFIG_BYTES, openManifest } from '../oci/image.js';
 import { parseRef } from '../oci/ref.js';
-import { ANNOTATION_REF_NAME, OCI_LAYOUT_FILE, type Descriptor } from '../oci/types.js';
-import { BLOCK_SIZE, encodeUstarHeader } from '../tar/header.js';
+import type { Descriptor } from '../oci/types.js';
 import { OdhError, type ErrorContext } from '../util/errors.js';
-import { AtomicOutput } from '../util/atomic.js';
 import type { DeltaBlobReader, TargetLayer } from './artifact.js';
-import type { DataSource } from '../tardiff/source.js';
 import { inspectTarDiff } from '../tardiff/inspect.js';
-import { serializeIndex } from './manifest-json.js';
 
 /**
  * The OCI-layout edge of the delta code: opening `oci:`/`oci-archive:` references with
@@ -61,120 +58,42 @@ export async function verifyBlob(
   return head;
 }
 
-export interface ImageOutput {
+/** The output of an apply: H1's atomic layout writer plus a private staging directory beside it. */
+export interface ApplyOutput {
   readonly finalPath: string;
-  /** A private directory beside the output for staged layer files (removed on commit/abort). */
+  readonly writer: OciLayoutWriter;
+  /** `.odh-tmp-staging-*` beside the destination (same file system, so staged layers move cheaply). */
   readonly stagingDir: string;
-  /** Moves a checked staged file into the output as `blobs/sha256/<hex>`. */
-  addBlobFile(file: string, digest: string): Promise<void>;
-  /** Writes a small blob; returns its digest (checked against `expected` when given). */
-  addBlob(bytes: Buffer, expected?: string): Promise<string>;
-  /** Writes index.json (and, for an archive, the tar in `order`), then renames into place. */
-  commit(manifest: Descriptor, order: string[]): Promise<void>;
-  /** Removes everything written so far. Safe to call after commit (no-op). */
-  abort(): Promise<void>;
+  /** Removes the staging directory and, unless finished, everything written. Safe to call twice. */
+  close(): Promise<void>;
 }
 
-/**
- * Starts an output image under a hidden `.odh-tmp-*` name beside the destination (util/atomic).
- * The destination must not exist (file or directory).
- */
-export async function createImageOutput(refText: string): Promise<ImageOutput> {
+/** Starts the output image; EXISTS if the destination exists (file or directory). */
+export async function createApplyOutput(refText: string): Promise<ApplyOutput> {
   const ref = parseRef(refText, { output: true });
-  const atomic = await AtomicOutput.create(ref.path);
-  const root = atomic.tempPath; // a directory holding the layout (oci) or the staged blobs (archive)
-  const blobDir = path.join(root, 'blobs', 'sha256');
-  const stagingDir = path.join(root, '.staging');
-  await fs.mkdir(stagingDir, { recursive: true });
-  await fs.mkdir(blobDir, { recursive: true });
-  let tarTemp: string | undefined;
-  let settled = false;
-  const out: ImageOutput = {
-    finalPath: atomic.finalPath,
-    stagingDir,
-    async addBlobFile(file, digest) {
-      await fs.rename(file, path.join(blobDir, digest.slice(7)));
-    },
-    async addBlob(bytes, expected) {
-      const digest = digestOf(bytes);
-      if (expected !== undefined && expected !== digest) {
-        throw new OdhError('DIGEST_MISMATCH', `blob digest mismatch: expected ${expected}, got ${digest}`);
-      }
-      await fs.writeFile(path.join(blobDir, digest.slice(7)), bytes);
-      return digest;
-    },
-    async commit(manifest, order) {
-      const desc: Descriptor = { ...manifest };
-      if (ref.name !== undefined) desc.annotations = { [ANNOTATION_REF_NAME]: ref.name };
-      const indexBytes = serializeIndex(desc);
-      await fs.rm(stagingDir, { recursive: true, force: true });
-      if (ref.transport === 'oci') {
-        await fs.writeFile(path.join(root, 'oci-layout'), OCI_LAYOUT_FILE);
-        await fs.writeFile(path.join(root, 'index.json'), indexBytes);
-        await atomic.commit();
-      } else {
-        tarTemp = `${root}.tar`;
-        await writeArchive(tarTemp, blobDir, order, indexBytes);
-        await fs.rename(tarTemp, atomic.finalPath);
-        tarTemp = undefined;
-        await atomic.abort(); // the staged layout directory is no longer needed
-      }
-      settled = true;
-    },
-    async abort() {
-      if (settled) return;
-      settled = true;
-      if (tarTemp) await fs.rm(tarTemp, { force: true });
-      await atomic.abort();
-    },
-  };
-  return out;
-}
-
-/**
- * The oci-archive tar as upstream Go writes it (spec oci-delta §4.1 "Output tar"): `oci-layout`, the
- * `blobs/` and `blobs/sha256/` directories, blobs in `order`, `index.json`; USTAR, mtime 0, uid/gid 0,
- * dirs 0755, files 0644, two zero blocks at the end.
- */
-async function writeArchive(
-  file: string,
-  blobDir: string,
-  order: string[],
-  indexBytes: Buffer,
-): Promise<void> {
-  const ws = createWriteStream(file, { flags: 'wx' });
-  const done = new Promise<void>((resolve, reject) => {
-    ws.on('error', reject);
-    ws.on('close', resolve);
+  const writer = await createLayoutWriter({
+    kind: ref.transport === 'oci' ? 'dir' : 'archive',
+    path: ref.path,
+    ...(ref.name !== undefined ? { refName: ref.name } : {}),
   });
-  const write = async (b: Buffer) => {
-    if (!ws.write(b)) await new Promise<void>((r) => ws.once('drain', r));
-  };
-  const pad = (n: number) => (n % BLOCK_SIZE === 0 ? 0 : BLOCK_SIZE - (n % BLOCK_SIZE));
-  const small = async (name: string, data: Buffer) => {
-    await write(encodeUstarHeader({ name, mode: 0o644, size: data.length, typeflag: '0' }));
-    await write(data);
-    await write(Buffer.alloc(pad(data.length)));
-  };
+  let stagingDir: string;
   try {
-    await small('oci-layout', OCI_LAYOUT_FILE);
-    await write(encodeUstarHeader({ name: 'blobs/', mode: 0o755, size: 0, typeflag: '5' }));
-    await write(encodeUstarHeader({ name: 'blobs/sha256/', mode: 0o755, size: 0, typeflag: '5' }));
-    for (const digest of new Set(order)) {
-      const src = path.join(blobDir, digest.slice(7));
-      const { size } = await fs.stat(src);
-      await write(
-        encodeUstarHeader({ name: `blobs/sha256/${digest.slice(7)}`, mode: 0o644, size, typeflag: '0' }),
-      );
-      for await (const chunk of createReadStream(src)) await write(chunk as Buffer);
-      await write(Buffer.alloc(pad(size)));
-    }
-    await small('index.json', indexBytes);
-    await write(Buffer.alloc(2 * BLOCK_SIZE));
-  } finally {
-    ws.end();
-    await done;
+    stagingDir = await fs.mkdtemp(path.join(path.dirname(path.resolve(ref.path)), '.odh-tmp-staging-'));
+  } catch (e) {
+    await writer.abort();
+    throw new OdhError('IO', `cannot create a staging directory: ${(e as Error).message}`, {
+      path: ref.path,
+    });
   }
+  return {
+    finalPath: path.resolve(ref.path),
+    writer,
+    stagingDir,
+    async close() {
+      await writer.abort();
+      await fs.rm(stagingDir, { recursive: true, force: true });
+    },
+  };
 }
 
 /**
@@ -182,11 +101,11 @@ async function writeArchive(
  * blob digest-checked while inspected), then materialises only those files.
  */
 export async function openImageSourceFor(
-  image: ImageReader,
+  imageRef: string,
   delta: ImageReader,
   tarDiffs: TargetLayer[],
-  _signal?: AbortSignal,
-): Promise<{ source: DataSource; cleanup: () => Promise<void> }> {
+  signal?: AbortSignal,
+): Promise<OciImageSource> {
   const names = new Set<string>();
   for (const l of tarDiffs) {
     const s = await inspectTarDiff(await delta.openBlob(l.delta!), {
@@ -194,9 +113,6 @@ export async function openImageSourceFor(
     });
     s.sources.forEach((n) => names.add(n));
   }
-  void image;
-  throw new OdhError(
-    'UNAVAILABLE',
-    `--source-image is not available yet (needs ${names.size} files from the image)`,
-  );
+  signal?.throwIfAborted();
+  return openOciImageSource(imageRef, names);
 }

@@ -1,9 +1,8 @@
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { PassThrough, Transform, Writable, type Readable, type TransformCallback } from 'node:stream';
+import { Transform, Writable, type Readable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createGunzip, createGzip } from 'node:zlib';
-import { CompressStream, DecompressStream } from 'zstd-napi';
+import { compressStream, decompressStream, sniffCompression, type Compression } from '../oci/compression.js';
 import { DigestStream } from '../oci/digest.js';
 import {
   MEDIA_TYPE_LAYER_TAR,
@@ -14,23 +13,18 @@ import {
 import { applyTarDiff, type TarDiffInput } from '../tardiff/apply.js';
 import type { DataSource } from '../tardiff/source.js';
 import type { OpName } from '../tardiff/ops.js';
-import { OdhError, isOdhError, type ErrorContext } from '../util/errors.js';
+import { OdhError, type ErrorContext } from '../util/errors.js';
 
 /** Compression of reconstructed layers in the output (the CLI's --compress). */
-export type OutputCompression = 'gzip' | 'zstd' | 'none';
-/** What a blob's first bytes say it is (spec oci-delta §1.4: sniff, do not trust the media type). */
-export type BlobCompression = 'gzip' | 'zstd' | 'none';
+export type OutputCompression = Compression;
 
-/** Window log accepted when decompressing a zstd layer: libzstd's default limit (128 MiB window). */
-export const LAYER_ZSTD_WINDOW_LOG_MAX = 27;
-
-const MEDIA_TYPE_FOR: Record<BlobCompression, string> = {
+const MEDIA_TYPE_FOR: Record<Compression, string> = {
   gzip: MEDIA_TYPE_LAYER_TAR_GZIP,
   zstd: MEDIA_TYPE_LAYER_TAR_ZSTD,
   none: MEDIA_TYPE_LAYER_TAR,
 };
 
-export function layerMediaType(c: BlobCompression): string {
+export function layerMediaType(c: Compression): string {
   return MEDIA_TYPE_FOR[c];
 }
 
@@ -71,13 +65,6 @@ function checkDiffId(expected: string, got: string, ctx: ErrorContext): void {
   }
 }
 
-function compressor(c: OutputCompression): Transform {
-  // gzip level 6 like Go's DefaultCompression (spec oci-delta §4.1); zstd level 3 (zstd's default).
-  if (c === 'gzip') return createGzip({ level: 6 });
-  if (c === 'zstd') return new CompressStream({ compressionLevel: 3 });
-  return new PassThrough();
-}
-
 /**
  * Rebuilds one layer from its tar-diff (spec oci-delta §4.1 step 6c): tar-patch → diff_id hash →
  * compressor → blob hash → `file`. Throws DIFF_ID_MISMATCH naming the layer when the result is wrong.
@@ -94,7 +81,7 @@ export async function rebuildFromTarDiff(
   const { alg, hash } = diffIdHash(diffId, ctx);
   const tap = new HashTap(hash);
   const blobHash = new DigestStream('sha256');
-  const written = pipeline(tap, compressor(compress), blobHash, createWriteStream(file), { signal });
+  const written = pipeline(tap, compressStream(compress), blobHash, createWriteStream(file), { signal });
   // If the write side fails first, stop the applier by failing its sink.
   written.catch(() => {});
   const applied = await applyTarDiff(
@@ -114,34 +101,6 @@ export async function rebuildFromTarDiff(
     diffId,
     ops: applied.ops,
   };
-}
-
-/** Looks at a blob's magic (spec oci-delta §1.4): `1f 8b` gzip, `28 b5 2f fd` zstd, else tar. */
-export function sniffCompression(head: Uint8Array): BlobCompression {
-  if (head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b) return 'gzip';
-  if (head.length >= 4 && head[0] === 0x28 && head[1] === 0xb5 && head[2] === 0x2f && head[3] === 0xfd)
-    return 'zstd';
-  return 'none';
-}
-
-function decompressor(c: BlobCompression): Transform {
-  if (c === 'gzip') return createGunzip();
-  if (c === 'zstd') return new DecompressStream({ windowLogMax: LAYER_ZSTD_WINDOW_LOG_MAX });
-  return new PassThrough();
-}
-
-/** Turns codec errors into one-line OdhErrors naming the layer. */
-function decodeError(e: unknown, c: BlobCompression, ctx: ErrorContext): OdhError {
-  if (isOdhError(e)) return e;
-  const msg = e instanceof Error ? e.message : String(e);
-  if (c === 'zstd' && /too much memory/i.test(msg)) {
-    return new OdhError(
-      'LIMIT',
-      `zstd layer needs a window larger than 2^${LAYER_ZSTD_WINDOW_LOG_MAX} bytes (refused)`,
-      ctx,
-    );
-  }
-  return new OdhError('FORMAT', `corrupt ${c} layer data: ${msg}`, ctx);
 }
 
 /**
@@ -183,7 +142,7 @@ export async function copyOriginal(
 /** Digest (in `diffId`'s algorithm) of the uncompressed content of a staged blob. */
 export async function uncompressedDigest(
   file: string,
-  c: BlobCompression,
+  c: Compression,
   diffId: string,
   ctx: ErrorContext,
   signal?: AbortSignal,
@@ -195,11 +154,7 @@ export async function uncompressedDigest(
       cb();
     },
   });
-  try {
-    await pipeline(createReadStream(file), decompressor(c), sink, { signal });
-  } catch (e) {
-    if (signal?.aborted) throw e;
-    throw decodeError(e, c, ctx);
-  }
+  // The decoders refuse zstd windows above 2^27 and throw typed errors naming the layer.
+  await pipeline(createReadStream(file), decompressStream(c, ctx), sink, { signal });
   return `${alg}:${hash.digest('hex')}`;
 }

@@ -16,16 +16,6 @@ export function serializeManifest(m: ImageManifest): Buffer {
   return Buffer.from(goEscape(toJson(o)));
 }
 
-/** index.json of an output image (spec oci-delta §1.2 shape). */
-export function serializeIndex(manifest: Descriptor): Buffer {
-  const o: Obj = new Map<string, unknown>([
-    ['schemaVersion', 2],
-    ['mediaType', 'application/vnd.oci.image.index.v1+json'],
-    ['manifests', [descriptor(manifest)]],
-  ]);
-  return Buffer.from(goEscape(toJson(o)));
-}
-
 /** Go `v1.Descriptor` field order; empty optional fields are omitted (`omitempty`). */
 function descriptor(d: Descriptor): Obj {
   const o: Obj = new Map<string, unknown>([
