@@ -18,6 +18,9 @@ const SLASH_BUF = Buffer.from([SLASH]);
  * (absolute targets resolve from the root, like a chroot), and a relative target climbing above the
  * root is refused (UNSAFE_PATH) rather than clamped, since a valid old rootfs never needs it. Only
  * regular files are returned. Names are bytes throughout; they need not be UTF-8.
+ * The tree is assumed not to change while in use (it is an extracted old image): resolved directories
+ * are cached, and a directory swapped for a symlink between check and open is not detected (Node has
+ * no openat2/RESOLVE_BENEATH); the final component is opened with O_NOFOLLOW.
  */
 export class DirectorySource implements DataSource {
   readonly root: string;
