@@ -84,6 +84,7 @@ export class LayerScan {
   private ordinal = 0;
   private readonly files: LayerFile[] = [];
   private readonly fileByPath = new Map<string, LayerFile>();
+  private readonly fileByOrdinal = new Map<number, LayerFile>();
   private readonly hardlinks: PendingHardlink[] = [];
   /** Whiteouts: exact paths (their descendants go too) and opaque directory prefixes (`dir/` or ``). */
   private readonly removed: Buffer[] = [];
@@ -139,6 +140,7 @@ export class LayerScan {
     };
     this.files.push(file);
     this.fileByPath.set(key, file);
+    this.fileByOrdinal.set(ordinal, file);
     return 'candidate';
   }
 
@@ -155,6 +157,11 @@ export class LayerScan {
       if (f && !f.overwritten && wanted(h.path)) out.add(f.ordinal);
     }
     return out;
+  }
+
+  /** The qualifying file recorded at `ordinal`, if any (usable or not). */
+  fileAt(ordinal: number): SourceEntry | undefined {
+    return this.fileByOrdinal.get(ordinal);
   }
 
   /** Merges this layer into the rootfs: whiteouts first (they hide earlier layers), then the files. */
@@ -208,14 +215,12 @@ export class MergedRootfs {
     this.open = null;
     const { removed, opaque } = scan.whiteouts;
     if (removed.length > 0 || opaque.length > 0) {
+      // Keys are latin1, so '/' is one char: each mapped path is checked against its own ancestors
+      // (O(paths × depth)), not against every whiteout.
+      const gone = new Set(removed.map(nameKey));
+      const opaqueDirs = new Set(opaque.map(nameKey)); // 'dir/' or '' for the root
       for (const key of [...this.byPath.keys()]) {
-        const p = Buffer.from(key, 'latin1');
-        // opaque `dir/.wh..wh..opq`: everything under `dir/` (the root: everything)
-        const hidden =
-          opaque.some((d) => startsWith(p, d)) ||
-          // plain `.wh.name`: the path and, if it was a directory, everything beneath it
-          removed.some((r) => p.equals(r) || (startsWith(p, r) && p[r.length] === SLASH));
-        if (hidden) this.byPath.delete(key);
+        if (hiddenBy(key, gone, opaqueDirs)) this.byPath.delete(key);
       }
     }
     for (const f of scan.usableFiles) for (const p of f.paths) this.byPath.set(nameKey(p), f);
@@ -260,11 +265,19 @@ export class MergedRootfs {
     for (const [k, s] of this.byPath) if (this.allowed(Buffer.from(k, 'latin1'))) out.set(k, s);
     return out;
   }
+}
 
-  /** Surviving sources of one layer, for pruning and extraction. */
-  sourcesOfLayer(layer: number): SourceEntry[] {
-    return [...new Set(this.byPath.values())].filter((s) => s.layer === layer);
+/**
+ * spec oci-delta §5.2: an opaque `dir/.wh..wh..opq` hides everything under `dir/` (the root's:
+ * everything); a plain `.wh.name` hides the path and, if it was a directory, everything beneath it
+ * (`boot/.wh..kernel` hides `boot/.kernel/…` but not `boot/.kernel-old/…`).
+ */
+function hiddenBy(key: string, gone: Set<string>, opaqueDirs: Set<string>): boolean {
+  if (gone.has(key) || opaqueDirs.has('')) return true;
+  for (let i = key.indexOf('/'); i >= 0; i = key.indexOf('/', i + 1)) {
+    if (gone.has(key.slice(0, i)) || opaqueDirs.has(key.slice(0, i + 1))) return true;
   }
+  return false;
 }
 
 function startsWith(b: Buffer, prefix: Buffer): boolean {

@@ -5,7 +5,7 @@ import { pipeline } from 'node:stream/promises';
 import type { DataSource, SourceFile } from '../tardiff/source.js';
 import { displayName } from '../tardiff/path.js';
 import { OdhError } from '../util/errors.js';
-import { MergedRootfs, cleanMemberName, type SourceEntry } from './merged-rootfs.js';
+import { MergedRootfs, type SourceEntry } from './merged-rootfs.js';
 import { openOldImage, streamOldLayer, type OldImage, type OldImageInput } from './old-image.js';
 
 export { extractMergedRootfs } from './rootfs-extract.js';
@@ -66,23 +66,22 @@ export async function openOciImageSource(
     const rootfs = new MergedRootfs();
     const wanted = (name: Buffer) =>
       rootfs.allowed(name) && (needed === 'all' || needed.has(displayName(name)));
-    const stored = new Map<string, bigint>(); // store key → size
+    const stored = new Map<string, SourceEntry>(); // store key → the entry whose content it holds
     const layers = old.manifest.layers.length;
     for (let layer = 0; layer < layers; layer++) {
       const scan = rootfs.beginLayer();
       await streamOldLayer(old, layer, async ({ entry, body }) => {
-        const role = scan.add(entry);
-        const name = role === 'candidate' ? cleanMemberName(entry.path) : null;
-        if (name && wanted(name))
-          await store(storeDir, stored, { layer, ordinal: scan.count - 1 }, body, entry.size);
+        if (scan.add(entry) !== 'candidate') return;
+        const file = scan.fileAt(scan.count - 1)!;
+        if (wanted(file.paths[0]!)) await store(storeDir, stored, file, body);
       });
       const late = [...scan.wantedOrdinals(wanted)].filter((o) => !stored.has(keyOf({ layer, ordinal: o })));
       scan.finish();
       if (late.length > 0) {
         const want = new Set(late);
         let ordinal = 0;
-        await streamOldLayer(old, layer, async ({ entry, body }) => {
-          if (want.has(ordinal)) await store(storeDir, stored, { layer, ordinal }, body, entry.size);
+        await streamOldLayer(old, layer, async ({ body }) => {
+          if (want.has(ordinal)) await store(storeDir, stored, scan.fileAt(ordinal)!, body);
           ordinal++;
         });
       }
@@ -91,7 +90,7 @@ export async function openOciImageSource(
         layer: layer + 1,
         layers,
         storedFiles: stored.size,
-        storedBytes: [...stored.values()].reduce((a, b) => a + b, 0n),
+        storedBytes: [...stored.values()].reduce((a, f) => a + f.size, 0n),
       });
     }
     return new StoreSource(storeDir, old.configDigest, rootfs, stored);
@@ -106,27 +105,24 @@ export async function openOciImageSource(
 /** Copies one entry's content into the store. */
 async function store(
   dir: string,
-  stored: Map<string, bigint>,
-  at: Pick<SourceEntry, 'layer' | 'ordinal'>,
+  stored: Map<string, SourceEntry>,
+  file: SourceEntry,
   body: AsyncIterable<Buffer>,
-  size: bigint,
 ): Promise<void> {
-  const key = keyOf(at);
+  const key = keyOf(file);
   await pipeline(body, createWriteStream(path.join(dir, key), { flags: 'wx', mode: 0o600 }));
-  stored.set(key, size);
+  stored.set(key, file);
 }
 
-/** Drops stored files no wanted surviving name maps to any more (names are never regained). */
+/** Drops stored files no wanted surviving name maps to any more (a lost name is never regained). */
 async function prune(
   dir: string,
-  stored: Map<string, bigint>,
+  stored: Map<string, SourceEntry>,
   rootfs: MergedRootfs,
   wanted: (name: Buffer) => boolean,
 ): Promise<void> {
-  const live = new Set<string>();
-  for (const [k, s] of rootfs.names()) if (wanted(Buffer.from(k, 'latin1'))) live.add(keyOf(s));
-  for (const key of [...stored.keys()]) {
-    if (!live.has(key)) {
+  for (const [key, file] of [...stored]) {
+    if (!file.paths.some((p) => wanted(p) && rootfs.survives(file, p))) {
       await fs.rm(path.join(dir, key), { force: true });
       stored.delete(key);
     }
@@ -140,7 +136,7 @@ class StoreSource implements OciImageSource {
     readonly storeDir: string,
     readonly configDigest: string,
     private readonly rootfs: MergedRootfs,
-    private readonly stored: Map<string, bigint>,
+    private readonly stored: Map<string, SourceEntry>,
   ) {}
 
   async open(name: Buffer): Promise<SourceFile> {
