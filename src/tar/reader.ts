@@ -176,8 +176,9 @@ async function nextEntry(src: TarByteSource, where: ErrorContext): Promise<TarEn
         if (ext[504] === 0) break;
       }
     }
-    const paxPath = nonEmpty(pax.get('path'));
-    const paxLink = nonEmpty(pax.get('linkpath'));
+    // An empty PAX value still overrides (as Go archive/tar and tar-core do; empty numbers are errors).
+    const paxPath = pax.get('path');
+    const paxLink = pax.get('linkpath');
     const size = paxNumber(pax, 'size', ctx) ?? h.size;
     const uid = paxNumber(pax, 'uid', ctx) ?? h.uid;
     const gid = paxNumber(pax, 'gid', ctx) ?? h.gid;
@@ -193,8 +194,8 @@ async function nextEntry(src: TarByteSource, where: ErrorContext): Promise<TarEn
       mode: h.mode,
       uid: safeNumber(uid, 'uid', ctx),
       gid: safeNumber(gid, 'gid', ctx),
-      uname: nonEmpty(pax.get('uname')) ?? h.uname,
-      gname: nonEmpty(pax.get('gname')) ?? h.gname,
+      uname: pax.get('uname') ?? h.uname,
+      gname: pax.get('gname') ?? h.gname,
       size,
       mtime,
       devmajor: safeNumber(h.devmajor ?? 0n, 'devmajor', ctx),
@@ -208,13 +209,8 @@ async function nextEntry(src: TarByteSource, where: ErrorContext): Promise<TarEn
   }
 }
 
-/** POSIX: an empty PAX value removes the keyword, so the header field applies. */
-function nonEmpty(v: Buffer | undefined): Buffer | undefined {
-  return v !== undefined && v.length > 0 ? v : undefined;
-}
-
 function paxNumber(pax: Map<string, Buffer>, key: string, ctx: ErrorContext): bigint | undefined {
-  const v = nonEmpty(pax.get(key));
+  const v = pax.get(key);
   if (v === undefined) return undefined;
   const s = v.toString('latin1');
   if (!/^[0-9]{1,20}$/.test(s) || BigInt(s) > U64_MAX) {
@@ -225,11 +221,11 @@ function paxNumber(pax: Map<string, Buffer>, key: string, ctx: ErrorContext): bi
 
 /** spec composefs-v2 §3.2: only the part before the first '.' is used; negative is an error. */
 function paxMtime(pax: Map<string, Buffer>, ctx: ErrorContext): bigint | undefined {
-  const v = nonEmpty(pax.get('mtime'));
+  const v = pax.get('mtime');
   if (v === undefined) return undefined;
   const s = v.toString('latin1');
   const whole = s.split('.')[0];
-  if (!/^[0-9]{1,20}$/.test(whole) || BigInt(whole) > U64_MAX || !/^[0-9]*(\.[0-9]*)?$/.test(s)) {
+  if (!/^[0-9]{1,20}$/.test(whole) || BigInt(whole) > U64_MAX) {
     throw new OdhError('FORMAT', `PAX mtime ${JSON.stringify(s)} is not a non-negative decimal`, ctx);
   }
   return BigInt(whole);

@@ -323,6 +323,7 @@ describe('hand-made records', () => {
       encodePaxRecords([{ key: 'size', value: Buffer.from('-1') }]),
       encodePaxRecords([{ key: 'mtime', value: Buffer.from('-5.2') }]),
       encodePaxRecords([{ key: 'uid', value: Buffer.from('12a') }]),
+      encodePaxRecords([{ key: 'size', value: Buffer.alloc(0) }]), // empty is not a number (Go, tar-core)
     ]) {
       const t = Buffer.concat([
         encodeUstarHeader({ name: 'x', mode: 0, size: rec.length, typeflag: 'x' }),
