@@ -219,8 +219,6 @@ export class ZstdDictDecoder {
       );
     }
     const dctx = this.context();
-    dctx.setParameter(binding.DParameter.windowLogMax, DICT_WINDOW_LOG_MAX);
-    dctx.loadDictionary(rawContentDictionary(dict));
     async function* frameBytes(): AsyncGenerator<Buffer> {
       yield headBuf;
       while (true) {
@@ -230,6 +228,8 @@ export class ZstdDictDecoder {
       }
     }
     try {
+      dctx.setParameter(binding.DParameter.windowLogMax, DICT_WINDOW_LOG_MAX);
+      dctx.loadDictionary(rawContentDictionary(dict));
       yield* pump(dctx, frameBytes(), {
         singleFrame: true,
         fail(e, at) {
