@@ -6,6 +6,9 @@ import { register as registerApply } from './apply.js';
 import { register as registerInspect } from './inspect.js';
 import { register as registerComposefs } from './composefs.js';
 import { register as registerDemo } from './demo.js';
+import { register as registerTarDiff } from './tar-diff.js';
+import { register as registerCreate } from './create.js';
+import { register as registerFixtures } from './fixtures.js';
 
 const program = new Command();
 program
@@ -20,6 +23,9 @@ registerTarPatch(program);
 registerApply(program);
 registerInspect(program);
 registerComposefs(program);
+registerCreate(program);
+registerTarDiff(program);
+registerFixtures(program);
 registerDemo(program);
 
 program.parseAsync(process.argv).catch((e: unknown) => {
