@@ -6,6 +6,7 @@ import { AtomicOutput } from '../util/atomic.js';
 import { OdhError } from '../util/errors.js';
 import { BLOCK_SIZE, encodeGoHeaders } from '../tar/header.js';
 import { checkDigest, DigestHasher, parseDigest } from './digest.js';
+import { goJsonString } from './gojson.js';
 import { ANNOTATION_REF_NAME, MEDIA_TYPE_IMAGE_INDEX, OCI_LAYOUT_FILE } from './types.js';
 
 /** Bytes for a blob: in memory, or streamed (Node stream or any async iterable of chunks). */
@@ -49,14 +50,6 @@ export interface OciLayoutWriter {
   finish(manifest: IndexEntry): Promise<void>;
   /** Removes everything written so far. Safe to call more than once. */
   abort(): Promise<void>;
-}
-
-/** Go `encoding/json` string escaping: like JSON, plus `<`, `>`, `&`, U+2028, U+2029 as \u escapes. */
-export function goJsonString(s: string): string {
-  return JSON.stringify(s).replace(
-    /[<>&\u2028\u2029]/g,
-    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
-  );
 }
 
 /** index.json bytes exactly as upstream writes them (spec oci-delta §1.2). */
