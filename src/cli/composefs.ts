@@ -131,8 +131,8 @@ const xattrsOption = () =>
 const REF_HELP =
   'an OCI image: oci:DIR[:NAME|:@N] or oci-archive:FILE[:NAME|:@N] (a bare path is an oci-archive)';
 const SCOPE_HELP =
-  '\nOnly the plain image (cfsctl oci compute-id without --bootable): the bootable variant ' +
-  '(--bootable: /boot and /sysroot emptied, SELinux relabelling) is out of scope.';
+  '\nOnly the plain (non-bootable) image: the --bootable variant of cfsctl ' +
+  '(/boot and /sysroot emptied, SELinux relabelling) is out of scope.';
 
 interface OciCommandOptions {
   format: ComposefsFormat;
@@ -165,6 +165,7 @@ export function register(program: Command): void {
 
   cfs
     .command('mkfs')
+    .summary('build a composefs image from a dumpfile (mkcomposefs --from-file)')
     .description('build a composefs image from a dumpfile, like mkcomposefs --from-file')
     .requiredOption('--from-file <dumpfile>', 'the dumpfile to read, - for stdin')
     .argument('[output]', 'the image to write, - for stdout (not with --print-digest-only)')
@@ -174,7 +175,7 @@ export function register(program: Command): void {
     .addOption(
       hashOption(
         undefined,
-        'fs-verity algorithm of the printed digest and of metacopy xattrs (default sha256)',
+        'fs-verity algorithm of the printed digest (default sha256); when given, also checked against the dumpfile digests',
       ),
     )
     .option('--print-digest', 'print the fs-verity digest of the image on stdout')
@@ -204,6 +205,7 @@ export function register(program: Command): void {
 
   cfs
     .command('dump')
+    .summary('print the dumpfile of a composefs image (composefs-info dump)')
     .description('print the dumpfile of a composefs image, like composefs-info dump')
     .argument('<image>', 'the composefs EROFS image')
     .action(async (image: string) => {
@@ -212,6 +214,7 @@ export function register(program: Command): void {
 
   cfs
     .command('id')
+    .summary('composefs image ID of an OCI image (cfsctl oci compute-id)')
     .description(
       'compute the composefs image ID of an OCI image, like cfsctl oci compute-id. Defaults are those of ' +
         'current cfsctl for a new repository: V1 format and SHA-512 (spec composefs-v1 §14.2).' +
@@ -229,6 +232,7 @@ export function register(program: Command): void {
 
   cfs
     .command('dumpfile')
+    .summary('the composefs tree of an OCI image as a dumpfile')
     .description('print the composefs tree of an OCI image as a dumpfile.' + SCOPE_HELP)
     .argument('<image-ref>', REF_HELP)
     .addOption(formatOption(DEFAULT_FORMAT, 'format whose xattr policy applies (see --xattrs)'))
