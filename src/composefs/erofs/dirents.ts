@@ -105,3 +105,19 @@ export function encodeDirentChunk(
   }
   return nameoff;
 }
+
+/** A directory entry name must be 1–255 bytes with no `/` or NUL and not `.`/`..` (the tree's contract). */
+export function checkEntryName(name: Buffer, dirPath: string): void {
+  const bad =
+    name.length === 0 ||
+    name.length > 255 ||
+    name.includes(0x2f) ||
+    name.includes(0) ||
+    name.equals(DOT) ||
+    name.equals(DOTDOT);
+  if (bad) {
+    throw new OdhError('FORMAT', `invalid directory entry name ${JSON.stringify(name.toString('latin1'))}`, {
+      path: dirPath,
+    });
+  }
+}

@@ -25,7 +25,14 @@ import {
 import type { DataPart, ErofsLayout, PlacedInode } from './layout.js';
 import { roundUp } from './layout.js';
 import { type RewriteV1Options, type V1Node, chunkBits, chunkCount, rewriteTreeV1 } from './rewrite-v1.js';
-import { type XattrEntry, splitXattrKey, xattrBodySizeOf, xattrEntrySize, xattrFilterBit } from './xattr.js';
+import {
+  type XattrEntry,
+  checkXattrEntry,
+  splitXattrKey,
+  xattrBodySizeOf,
+  xattrEntrySize,
+  xattrFilterBit,
+} from './xattr.js';
 import { S_IFBLK, S_IFCHR, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, type Inode } from '../tree.js';
 import { OdhError } from '../../util/errors.js';
 
@@ -88,6 +95,7 @@ function internPairs(list: V1Node[]): Pair[][] {
       let p = byKey.get(k);
       if (!p) {
         const entry = splitXattrKey(x.key, x.value, 'v1');
+        checkXattrEntry(entry, node.path);
         p = { entry, key: x.key, bit: xattrFilterBit(entry), count: 0, offset: undefined };
         byKey.set(k, p);
       }

@@ -20,6 +20,7 @@ import {
   DOTDOT,
   type DirectoryContent,
   type DirentRef,
+  checkEntryName,
   direntFileType,
   splitDirectory,
 } from './dirents.js';
@@ -27,12 +28,20 @@ import type { DataPart, ErofsLayout, PlacedInode } from './layout.js';
 import { roundUp } from './layout.js';
 import {
   type HashAlgorithm,
+  checkSymlinkTarget,
   digestAlgorithm,
   escapeOverlayKey,
   metacopyValue,
   objectPath,
 } from './overlay.js';
-import { type XattrEntry, splitXattrKey, xattrBodySizeOf, xattrEntrySize, xattrFilterBit } from './xattr.js';
+import {
+  type XattrEntry,
+  checkXattrEntry,
+  splitXattrKey,
+  xattrBodySizeOf,
+  xattrEntrySize,
+  xattrFilterBit,
+} from './xattr.js';
 import { S_IFBLK, S_IFCHR, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, type DirEntry, type Inode } from '../tree.js';
 import { OdhError } from '../../util/errors.js';
 
@@ -57,13 +66,19 @@ function sortedEntries(dir: Inode): DirEntry[] {
 
 /** Number of directory entries referencing each leaf (its V2 nlink). spec composefs-v2 §2. */
 function countLinks(root: Inode): Map<Inode, number> {
+  if ((root.mode & S_IFMT) !== S_IFDIR)
+    throw new OdhError('FORMAT', 'the root must be a directory', { path: '/' });
   const refs = new Map<Inode, number>();
+  const dirs = new Set<Inode>([root]);
   const stack = [root];
   while (stack.length) {
     const d = stack.pop()!;
     for (const e of d.entries ?? []) {
       if ((e.inode.mode & S_IFMT) === S_IFDIR) {
         if (e.hardlink) throw new OdhError('UNSUPPORTED', 'V2 images cannot hard-link a directory');
+        // A directory reached twice (a cycle or a shared subtree) would make the walk endless.
+        if (dirs.has(e.inode)) throw new OdhError('FORMAT', 'directory appears twice in the tree');
+        dirs.add(e.inode);
         stack.push(e.inode);
       } else refs.set(e.inode, (refs.get(e.inode) ?? 0) + 1);
     }
@@ -93,6 +108,7 @@ function collect(root: Inode): Collected[] {
     const f = stack[stack.length - 1];
     if (f.next < f.children.length) {
       const e = f.children[f.next++];
+      checkEntryName(e.name, list[f.me].path);
       const path = `${list[f.me].path === '/' ? '' : list[f.me].path}/${e.name.toString('latin1')}`;
       const type = direntFileType(e.inode.mode);
       if ((e.inode.mode & S_IFMT) === S_IFDIR) {
@@ -154,6 +170,7 @@ function xattrList(c: Collected, opts: LayoutV2Options): XattrEntry[] {
   }
   const own = [...c.src.xattrs].sort((a, b) => Buffer.compare(a.key, b.key));
   for (const x of own) out.push(splitXattrKey(escapeOverlayKey(x.key), x.value, 'v2'));
+  for (const e of out) checkXattrEntry(e, c.path);
   return out;
 }
 
@@ -243,7 +260,7 @@ export function layoutV2(root: Inode, opts: LayoutV2Options = {}): ErofsLayout {
         inlineLen = CHUNK_INDEX_SIZE;
         break;
       case 'symlink': {
-        const target = src.payload ?? Buffer.alloc(0);
+        const target = checkSymlinkTarget(src.payload, c.path);
         layoutKind = LAYOUT_FLAT_INLINE;
         size = BigInt(target.length);
         inline = { kind: 'bytes', data: target };
@@ -257,6 +274,12 @@ export function layoutV2(root: Inode, opts: LayoutV2Options = {}): ErofsLayout {
         break;
     }
 
+    if (kind === 'inline' && inlineLen > BLOCK_SIZE - EXTENDED_INODE_SIZE - xsize) {
+      // composefs-rs inlines at most 512 bytes; more cannot share a block with its inode.
+      throw new OdhError('LIMIT', `inline content of ${inlineLen} bytes does not fit in one block`, {
+        path: c.path,
+      });
+    }
     pos = roundUp(pos, INODE_SLOT_SIZE);
     if (layoutKind === LAYOUT_FLAT_INLINE) {
       // spec composefs-v2 §4.7 step 4: exclusive-end off-by-one reproduced on purpose.

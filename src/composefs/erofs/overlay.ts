@@ -48,3 +48,19 @@ export function metacopyValue(digest: Buffer, alg: HashAlgorithm): Buffer {
 export function objectPath(digest: Buffer): string {
   return `${digest.subarray(0, 1).toString('hex')}/${digest.subarray(1).toString('hex')}`;
 }
+
+/** Symlink targets: 1–4095 bytes (PATH_MAX with its NUL); C rejects longer ones, and V1 gives one block. */
+export const SYMLINK_TARGET_MAX = 4095;
+
+export function checkSymlinkTarget(target: Buffer | null, path: string): Buffer {
+  if (!target || target.length === 0 || target.length > SYMLINK_TARGET_MAX) {
+    throw new OdhError(
+      'LIMIT',
+      `symlink target must be 1–${SYMLINK_TARGET_MAX} bytes, got ${target?.length ?? 0}`,
+      {
+        path,
+      },
+    );
+  }
+  return target;
+}

@@ -3,11 +3,17 @@
  * `trusted.overlay.` escaping, metacopy/redirect, whiteout escaping, the root opaque marker and the
  * 256 whiteout stubs. spec composefs-v1 §3.1, §5.
  */
-import { S_IFCHR, S_IFDIR, S_IFMT, S_IFREG, type Inode } from '../tree.js';
+import { S_IFCHR, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, type Inode } from '../tree.js';
 import { OdhError } from '../../util/errors.js';
-import { direntFileType } from './dirents.js';
+import { checkEntryName, direntFileType } from './dirents.js';
 import { XATTR_METACOPY, XATTR_OPAQUE, XATTR_REDIRECT } from './format.js';
-import { type HashAlgorithm, digestAlgorithm, escapeOverlayKey, metacopyValue } from './overlay.js';
+import {
+  type HashAlgorithm,
+  checkSymlinkTarget,
+  digestAlgorithm,
+  escapeOverlayKey,
+  metacopyValue,
+} from './overlay.js';
 
 export interface V1Xattr {
   key: Buffer;
@@ -135,6 +141,7 @@ function copyTree(root: Inode): { root: V1Node; hasWhiteout: boolean } {
     const [src, dst] = stack.pop()!;
     const entries = [...(src.entries ?? [])].sort((a, b) => Buffer.compare(a.name, b.name));
     for (const e of entries) {
+      checkEntryName(e.name, dst.path);
       const path = `${dst.path === '/' ? '' : dst.path}/${e.name.toString('latin1')}`;
       const child = copy(e.inode, path);
       dst.children!.push({ name: e.name, node: child, hardlink: e.hardlink });
@@ -157,6 +164,7 @@ function rewriteNodes(root: V1Node, version: number, hash: HashAlgorithm | undef
   while (stack.length) {
     const [node, parent] = stack.pop()!;
     direntFileType(node.mode); // validates the type
+    if ((node.mode & S_IFMT) === S_IFLNK) checkSymlinkTarget(node.payload, node.path);
     if (isExternal(node) && chunkCount(node.size) > MAX_CHUNKS) {
       throw new OdhError('LIMIT', `file too large: ${node.size} bytes needs more than ${MAX_CHUNKS} chunks`, {
         path: node.path,

@@ -13,6 +13,7 @@ import {
   XH_SHARED_COUNT,
 } from './format.js';
 import { xxh32 } from './xxh32.js';
+import { OdhError } from '../../util/errors.js';
 
 /** One xattr split for the disk: `prefix[index] + suffix` is the full key. */
 export interface XattrEntry {
@@ -107,4 +108,15 @@ export function encodeXattrBody(buf: Buffer, off: number, body: XattrBody): void
     p += 4;
   }
   for (const e of body.local) p += encodeXattrEntry(buf, p, e);
+}
+
+/** The on-disk fields are u8 (name length) and u16 (value size): larger xattrs cannot be written. */
+export function checkXattrEntry(e: XattrEntry, path: string): void {
+  if (e.suffix.length > 255 || e.value.length > 65535) {
+    throw new OdhError(
+      'LIMIT',
+      `xattr ${JSON.stringify(e.suffix.toString('latin1'))} too large (name ${e.suffix.length} > 255 or value ${e.value.length} > 65535 bytes)`,
+      { path },
+    );
+  }
 }
