@@ -19,7 +19,7 @@ function firstDifference(actual: string, expected: string): void {
 }
 
 describe('write → read round trip on random trees', () => {
-  for (let seed = 1; seed <= 60; seed++) {
+  for (let seed = 1; seed <= 20; seed++) {
     it(`V1 seed ${seed}: the dump equals the composefs-info model of the tree`, () => {
       const tree = randomTree(seed, { format: 'v1' });
       const read = readErofs(writeErofs(tree, { format: 'v1' }), { file: `v1-seed-${seed}` });

@@ -1,9 +1,13 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 import { printDumpfile } from '../../src/composefs/dumpfile-print.js';
 import { fsverityDigest } from '../../src/composefs/fsverity.js';
-import { readErofs } from '../../src/composefs/erofs/reader.js';
+import { readErofs, readErofsFile } from '../../src/composefs/erofs/reader.js';
 import { S_IFMT, S_IFSOCK } from '../../src/composefs/tree.js';
+import { OdhError } from '../../src/util/errors.js';
 
 /**
  * The composefs-rs V2 images `empty` and `simple` of crates/composefs/tests/mkfs.rs, rebuilt from
@@ -139,5 +143,31 @@ describe('reader on composefs-rs V2 images (spec composefs-v2 §8.2)', () => {
     ]);
     expect(ext.xattrs[0].value.length).toBe(36);
     expect(ext.digest).toBeNull();
+  });
+});
+
+describe('readErofsFile', () => {
+  it('reads an image from disk and names a missing file in an IO error', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'odh-reader-'));
+    try {
+      const file = path.join(dir, 'simple.img');
+      writeFileSync(file, SIMPLE);
+      const { root } = await readErofsFile(file);
+      expect(root.entries!.map((e) => e.name.toString())).toEqual([
+        'blkdev',
+        'chrdev',
+        'fifo',
+        'regular-external',
+        'regular-inline',
+        'socket',
+        'symlink',
+      ]);
+      const err = await readErofsFile(path.join(dir, 'missing.img')).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(OdhError);
+      expect((err as OdhError).code).toBe('IO');
+      expect((err as OdhError).message).toContain('missing.img');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -6,6 +6,8 @@
  * again becomes a hardlink entry, so directory cycles cannot loop), depth is capped and the bytes of
  * metadata decoded are bounded by the image size. Failures are OdhError('FORMAT', …, { offset }).
  */
+import { readFile, stat } from 'node:fs/promises';
+
 import { OdhError } from '../../util/errors.js';
 import {
   newInode,
@@ -223,4 +225,28 @@ export function readErofs(image: Buffer, options: ReadErofsOptions = {}): ErofsI
       { cause: e },
     );
   }
+}
+
+/** Largest image file readErofsFile loads: composefs images hold metadata only. */
+export const MAX_IMAGE_FILE_BYTES = 1 << 30;
+
+/** Reads an image file from disk (whole, it is metadata only) and decodes it with readErofs. */
+export async function readErofsFile(
+  file: string,
+  options: Omit<ReadErofsOptions, 'file'> = {},
+): Promise<ErofsImage> {
+  let bytes: Buffer;
+  try {
+    const st = await stat(file);
+    if (st.size > MAX_IMAGE_FILE_BYTES) {
+      throw new OdhError('LIMIT', `EROFS image of ${st.size} bytes exceeds ${MAX_IMAGE_FILE_BYTES}`, {
+        file,
+      });
+    }
+    bytes = await readFile(file);
+  } catch (e) {
+    if (e instanceof OdhError) throw e;
+    throw new OdhError('IO', `cannot read image: ${(e as Error).message}`, { file }, { cause: e });
+  }
+  return readErofs(bytes, { ...options, file });
 }
