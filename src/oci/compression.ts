@@ -162,13 +162,49 @@ function zstdEncoder(level: number): Duplex {
   });
 }
 
-/** Compressing stream: gzip (zlib, default level 6), zstd (default level 3) or pass-through. */
+/**
+ * Header Go's compress/gzip writes with Name "" and ModTime Unix(0) at the default level: no FNAME,
+ * MTIME 0, XFL 0, OS 255 (spec oci-delta §4.1). The deflate bytes still differ from Go's.
+ */
+export const GO_GZIP_HEADER = Buffer.from([0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff]);
+
+/** gzip member with Go's header: raw deflate (zlib) between our header and the CRC32/ISIZE trailer. */
+function goGzipEncoder(level: number): Duplex {
+  return Duplex.from(async function* (source: AsyncIterable<Buffer>) {
+    yield GO_GZIP_HEADER;
+    let crc = 0;
+    let isize = 0;
+    const counted = Readable.from(
+      (async function* () {
+        for await (const c of source) {
+          const b = Buffer.isBuffer(c) ? c : Buffer.from(c);
+          crc = zlib.crc32(b, crc);
+          isize = (isize + b.length) % 2 ** 32;
+          yield b;
+        }
+      })(),
+    );
+    const deflate = zlib.createDeflateRaw({ level });
+    counted.on('error', (e) => deflate.destroy(e));
+    counted.pipe(deflate);
+    yield* deflate as AsyncIterable<Buffer>;
+    const trailer = Buffer.alloc(8);
+    trailer.writeUInt32LE(crc >>> 0, 0);
+    trailer.writeUInt32LE(isize, 4);
+    yield trailer;
+  });
+}
+
+/**
+ * Compressing stream: gzip (Go-style header, zlib deflate, default level 6), zstd (default level 3)
+ * or pass-through.
+ */
 export function compressStream(kind: Compression, level?: number): Duplex | Transform {
   switch (kind) {
     case 'none':
       return new PassThrough();
     case 'gzip':
-      return zlib.createGzip({ level: level ?? 6 });
+      return goGzipEncoder(level ?? 6);
     case 'zstd':
       return zstdEncoder(level ?? 3);
   }

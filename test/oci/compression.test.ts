@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { gzipSync } from 'node:zlib';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import {
   compressStream,
@@ -64,6 +64,16 @@ describe('compression', () => {
       code: 'LIMIT',
       message: expect.stringMatching(/zstd window .*2\^28.* exceeds the 2\^27-byte limit/),
     });
+  });
+
+  it('gzip output carries the Go header and is valid for gzip(1)', async (ctx) => {
+    const data = Buffer.concat([randomBytes(70_000), Buffer.alloc(1 << 20, 3)]);
+    const packed = await run(compressStream('gzip'), [data.subarray(0, 5), data.subarray(5)]);
+    expect(packed.subarray(0, 10).toString('hex')).toBe('1f8b08000000000000ff');
+    expect(gunzipSync(packed).equals(data)).toBe(true);
+    expect(packed.readUInt32LE(packed.length - 4)).toBe(data.length);
+    if (!hasTool('gzip', 'gzip')) ctx.skip();
+    expect(execFileSync('gzip', ['-dc'], { input: packed, maxBuffer: 1 << 30 }).equals(data)).toBe(true);
   });
 
   it('truncated input is TRUNCATED for zstd and gzip', async () => {
