@@ -339,3 +339,16 @@ describe('composefs-rs rules (spec composefs-v2 §7.4)', () => {
     expect(rejects('/f 0 100644 1 0 0 0 0.0 - - -\n', RS).message).toMatch(/first entry/);
   });
 });
+
+describe('composefs-rs rules on special.dump without the inline-large lines (its tests/special_v1.dump)', () => {
+  it('parses, and rejects the full special.dump on the 512-byte inline limit', () => {
+    const text = readFileSync(`${ASSETS}/special.dump`, 'latin1');
+    const trimmed = text
+      .split('\n')
+      .filter((l) => !l.startsWith('/inline-large'))
+      .join('\n');
+    const root = parseDumpfileSync(trimmed, RS);
+    expect(root.entries!.length).toBeGreaterThan(5);
+    expect(rejects(text, RS).message).toMatch(/exceeds maximum 512/);
+  });
+});
