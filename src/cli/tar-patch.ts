@@ -45,7 +45,8 @@ export async function tarPatch(
       return await applyTarDiff(delta, source, process.stdout, { onProgress, where: deltaPath });
     }
     const atomic = await AtomicOutput.create(output, { overwrite: opts.force });
-    const out = createWriteStream(atomic.tempPath, { flags: 'wx' });
+    // A deep write queue lets disk writes overlap with reading and decoding.
+    const out = createWriteStream(atomic.tempPath, { flags: 'wx', highWaterMark: 8 << 20 });
     try {
       const result = await applyTarDiff(delta, source, out, { onProgress, where: deltaPath });
       out.end();
