@@ -5,7 +5,7 @@ import { MAX_CONFIG_BYTES, MAX_MANIFEST_BYTES, openLayout, selectManifest } from
 import { parseRef, type OciLayoutRef } from '../oci/ref.js';
 import { parseImageConfig, parseManifest, type Descriptor, type ImageManifest } from '../oci/types.js';
 import { readTar, type TarItem } from '../tar/index.js';
-import { OdhError, type ErrorContext } from '../util/errors.js';
+import { OdhError, isOdhError, type ErrorContext } from '../util/errors.js';
 
 /**
  * The old image as the source modules read it: its manifest, diff_ids and a way to stream each layer
@@ -114,6 +114,10 @@ export async function streamOldLayer(
   } catch (e) {
     plain.destroy();
     blob.destroy();
+    // Some low-level errors (tar header codec) know only the offset: name the layer too.
+    if (isOdhError(e) && e.context.layer === undefined && e.context.file === undefined) {
+      throw new OdhError(e.code, `old layer ${index}: ${e.message}`, ctx, { cause: e });
+    }
     throw e;
   }
   const want = image.diffIds[index]!;

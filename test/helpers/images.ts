@@ -53,6 +53,8 @@ export type LayerEntry =
 
 export interface LayerSpec {
   entries: LayerEntry[];
+  /** Hostile cases: these bytes are the layer's "tar" verbatim (`entries` is ignored). */
+  rawTar?: Buffer;
   compression?: LayerCompression;
   /** gzip level (zlib), default 6. */
   gzipLevel?: number;
@@ -209,7 +211,7 @@ export async function buildOciImage(outDir: string, spec: ImageSpec): Promise<Bu
   await mkdir(path.join(outDir, 'layers'), { recursive: true });
   const layers: BuiltLayer[] = [];
   for (const [i, ls] of spec.layers.entries()) {
-    const tar = await buildLayerTar(ls.entries);
+    const tar = ls.rawTar ?? (await buildLayerTar(ls.entries));
     const tarPath = path.join(outDir, 'layers', `${i}.tar`);
     await writeFile(tarPath, tar);
     const { blob, mediaType } = compressLayer(tar, ls);

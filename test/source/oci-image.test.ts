@@ -7,6 +7,7 @@ import { openOciImageSource, type OciImageSource } from '../../src/source/oci-im
 import type { DataSource } from '../../src/tardiff/source.js';
 import {
   bootcLayerEntries,
+  buildLayerTar,
   buildOciImage,
   ostreeObjectPath,
   seededBytes,
@@ -262,5 +263,43 @@ describe('OCI image data source (spec oci-delta §3.1, §5.2)', () => {
     await expect(
       openOciImageSource({ ...blobs, readBlob: async () => twoIds }, 'all', { tempDir: await tempDir() }),
     ).rejects.toMatchObject({ code: 'FORMAT' });
+  });
+});
+
+describe('OCI image data source on hostile layers', () => {
+  async function failsCleanly(spec: ImageSpec, code: string, transform?: (blob: Buffer) => Buffer) {
+    const img = await buildOciImage(await tempDir(), spec);
+    if (transform) {
+      const blob = path.join(img.layoutDir, 'blobs', 'sha256', img.layers[0]!.digest.slice(7));
+      await writeFile(blob, transform(await readFile(blob)));
+    }
+    const parent = await tempDir();
+    await expect(openOciImageSource(img.ociRef, 'all', { tempDir: parent })).rejects.toMatchObject({
+      code,
+      message: expect.stringContaining(img.layers[0]!.digest),
+    });
+    expect(await readdir(parent)).toEqual([]);
+  }
+  const tar = (s: string) => Buffer.from(s.padEnd(1024, '\0'));
+
+  it('refuses a layer that is not a tar (bad header checksum)', async () => {
+    await failsCleanly({ layers: [{ entries: [], rawTar: tar('this is not a tar header') }] }, 'FORMAT');
+  });
+
+  it('refuses a tar cut inside a file', async () => {
+    const whole = seededBytes('cut', 5000);
+    const full = await buildLayerTar([{ type: 'file', path: 'f', content: whole }]);
+    await failsCleanly(
+      { layers: [{ entries: [], rawTar: full.subarray(0, 2048), compression: 'zstd' }] },
+      'TRUNCATED',
+    );
+  });
+
+  it('refuses a truncated gzip blob (the digest no longer matches either)', async () => {
+    await failsCleanly(
+      { layers: [{ entries: [{ type: 'file', path: 'f', content: seededBytes('gz', 9000) }] }] },
+      'DIGEST_MISMATCH',
+      (b) => b.subarray(0, b.length >> 1),
+    );
   });
 });
