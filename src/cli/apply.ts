@@ -43,6 +43,15 @@ export function register(program: Command): void {
         controller.abort(new OdhError('IO', `interrupted by ${sig}; nothing was written`));
       process.once('SIGINT', onSignal);
       process.once('SIGTERM', onSignal);
+      // A promise nobody can settle any more must not end the process with status 0 and no output.
+      let finished = false;
+      process.once('beforeExit', () => {
+        if (finished) return;
+        process.stderr.write(
+          'odh: error: internal error: apply stopped before finishing (nothing was written)\n',
+        );
+        process.exitCode = 1;
+      });
       try {
         const result = await applyDelta({
           delta,
@@ -54,6 +63,7 @@ export function register(program: Command): void {
         });
         process.stdout.write(flags.json ? `${JSON.stringify(result)}\n` : summary(result));
       } finally {
+        finished = true;
         process.off('SIGINT', onSignal);
         process.off('SIGTERM', onSignal);
       }

@@ -1,7 +1,6 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { Writable, type Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { createLayoutWriter, type OciLayoutWriter } from '../oci/writer.js';
 import { openOciImageSource, type OciImageSource } from '../source/oci-image.js';
 import { MAX_CONFIG_BYTES, openManifest } from '../oci/image.js';
@@ -10,6 +9,7 @@ import type { Descriptor } from '../oci/types.js';
 import { OdhError, type ErrorContext } from '../util/errors.js';
 import type { DeltaBlobReader, TargetLayer } from './artifact.js';
 import { inspectTarDiff } from '../tardiff/inspect.js';
+import { flow } from './flow.js';
 
 /**
  * The OCI-layout edge of the delta code: opening `oci:`/`oci-archive:` references with
@@ -54,7 +54,7 @@ export async function verifyBlob(
       cb();
     },
   });
-  await pipeline(await img.openBlob(d, ctx), sink, { signal });
+  await flow([await img.openBlob(d, ctx), sink], signal);
   return head;
 }
 

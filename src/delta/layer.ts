@@ -1,7 +1,6 @@
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { Transform, Writable, type Readable, type TransformCallback } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { compressStream, decompressStream, sniffCompression, type Compression } from '../oci/compression.js';
 import { DigestStream } from '../oci/digest.js';
 import {
@@ -14,6 +13,7 @@ import { applyTarDiff, type TarDiffInput } from '../tardiff/apply.js';
 import type { DataSource } from '../tardiff/source.js';
 import type { OpName } from '../tardiff/ops.js';
 import { OdhError, type ErrorContext } from '../util/errors.js';
+import { flow } from './flow.js';
 
 /** Compression of reconstructed layers in the output (the CLI's --compress). */
 export type OutputCompression = Compression;
@@ -81,15 +81,16 @@ export async function rebuildFromTarDiff(
   const { alg, hash } = diffIdHash(diffId, ctx);
   const tap = new HashTap(hash);
   const blobHash = new DigestStream('sha256');
-  const written = pipeline(tap, compressStream(compress), blobHash, createWriteStream(file), { signal });
+  const written = flow([tap, compressStream(compress), blobHash, createWriteStream(file)], signal);
   // If the write side fails first, stop the applier by failing its sink.
   written.catch(() => {});
-  const applied = await applyTarDiff(
-    tarDiff,
-    source,
-    tap,
-    ctx.layer !== undefined ? { where: ctx.layer } : {},
-  );
+  let applied;
+  try {
+    applied = await applyTarDiff(tarDiff, source, tap, ctx.layer !== undefined ? { where: ctx.layer } : {});
+  } catch (e) {
+    tap.destroy(); // stops the compressor and closes the temp file
+    throw e;
+  }
   tap.end();
   await written;
   checkDiffId(diffId, `${alg}:${hash.digest('hex')}`, ctx);
@@ -125,7 +126,7 @@ export async function copyOriginal(
       cb(null, chunk);
     },
   });
-  await pipeline(blob, sniff, blobHash, createWriteStream(file), { signal });
+  await flow([blob, sniff, blobHash, createWriteStream(file)], signal);
   if (blobHash.digest() !== desc.digest || blobHash.size !== desc.size) {
     throw new OdhError(
       'DIGEST_MISMATCH',
@@ -155,6 +156,6 @@ export async function uncompressedDigest(
     },
   });
   // The decoders refuse zstd windows above 2^27 and throw typed errors naming the layer.
-  await pipeline(createReadStream(file), decompressStream(c, ctx), sink, { signal });
+  await flow([createReadStream(file), decompressStream(c, ctx), sink], signal);
   return `${alg}:${hash.digest('hex')}`;
 }
