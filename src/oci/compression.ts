@@ -69,7 +69,7 @@ function zstdDecoder(ctx: ErrorContext): Duplex {
         src = src.subarray(consumed);
         inFrame = ret !== 0;
         if (!inFrame && src.length > 0) frameStart = src.subarray(0, 18);
-        if (produced > 0) yield Buffer.from(dst.subarray(0, produced));
+        if (produced > 0) yield dst.subarray(0, produced); // dst is fresh each round: no copy
         // Nothing consumed and nothing produced: the decoder needs more input.
         if (produced < dst.length && src.length === 0) break;
       }
