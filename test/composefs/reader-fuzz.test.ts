@@ -121,4 +121,20 @@ describe('reader on damaged images only ever throws OdhError', () => {
     expect(patched).toBeGreaterThan(0);
     expect(readDamaged(bytes, 'self-referencing root')).toBe('ok');
   });
+
+  it('caps directory nesting (maxDepth) with a FORMAT error', () => {
+    const bytes = image('config.dump');
+    expect(() => readErofs(bytes)).not.toThrow();
+    const err = (() => {
+      try {
+        readErofs(bytes, { maxDepth: 2, file: 'config.img' });
+      } catch (e) {
+        return e;
+      }
+      return null;
+    })();
+    expect(err).toBeInstanceOf(OdhError);
+    expect((err as OdhError).message).toMatch(/nested deeper than 2/);
+    expect((err as OdhError).context.offset).toBeGreaterThan(0);
+  });
 });
