@@ -1,0 +1,18 @@
+/** The tar-diff creator (spec oci-delta §5): public entry points. */
+export {
+  createTarDiff,
+  DEFAULT_MAX_ZSTD_DICT,
+  type CreateProgress,
+  type CreateTarDiffOptions,
+  type CreateTarDiffResult,
+  type TarDiffMode,
+} from './create.js';
+export { layerFile, type LayerStreamFactory } from './layers.js';
+export {
+  analyzeSources,
+  SourceSet,
+  type AnalyzeOptions,
+  type AnalyzeProgress,
+  type OldFile,
+} from './sources.js';
+export type { OpHistogram } from './op-writer.js';

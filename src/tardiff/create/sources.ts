@@ -1,0 +1,169 @@
+import { createHash } from 'node:crypto';
+import { MergedRootfs, OSTREE_PREFIX, nameKey, type SourceEntry } from '../../source/merged-rootfs.js';
+import type { ErrorContext } from '../../util/errors.js';
+import { ContentStore } from './content-store.js';
+import { forEachLayerEntry, type LayerStreamFactory } from './layers.js';
+import { basenameOf, fuzzyPrefixOf, isDeltaCandidate } from './match.js';
+
+/**
+ * Source analysis over all old layers (spec oci-delta §5.2, upstream `AnalyzeSources` with whiteouts
+ * on and ignore-prefix `sysroot/ostree/`). The merged-rootfs rules (which files qualify, which names
+ * survive, the Open name) are `MergedRootfs`'s; this module adds what matching needs: the SHA-1 of
+ * each qualifying file's content, computed while streaming, and lookup tables by content, path and
+ * basename. Content itself is not kept: the `ContentStore` extracts only the sources a diff uses.
+ */
+
+/** A usable old file: it has an Open name in the merged root filesystem. */
+export interface OldFile {
+  readonly entry: SourceEntry;
+  /** Position in source order (old layer, then tar order). */
+  readonly order: number;
+  /** spec oci-delta §3.1: the name Open uses. */
+  readonly openName: Buffer;
+  readonly size: number;
+  readonly sha1: Buffer;
+  /** First (up to) 4 content bytes: a ZstdDict source must not start with the dictionary magic. */
+  readonly head: Buffer;
+  /** Basenames of all its recorded paths (spec oci-delta §5.2), for fuzzy matching. */
+  readonly basenames: Buffer[];
+  /** spec oci-delta §5.3: no basename ends in `.xz` or `.bz2`. */
+  readonly deltaCandidate: boolean;
+}
+
+export interface AnalyzeProgress {
+  layer: number;
+  layers: number;
+  files: number;
+}
+
+export interface AnalyzeOptions {
+  /** Directory for the extracted-content store (created lazily, removed by `dispose`). */
+  tempDir: string;
+  /** Names under these prefixes are never Open names (default `sysroot/ostree/`). */
+  ignorePrefixes?: string[];
+  /** Names the layers in error messages (default `old layer #i`). */
+  layerNames?: string[];
+  onProgress?: (p: AnalyzeProgress) => void;
+}
+
+/** Everything a tar-diff creator needs to know about the old layers; reusable for many new layers. */
+export class SourceSet {
+  /** Usable files in source order. */
+  readonly files: readonly OldFile[];
+  readonly store: ContentStore;
+  private readonly byContent = new Map<string, OldFile>();
+  private readonly byEntry = new Map<SourceEntry, OldFile>();
+  private readonly byBase = new Map<string, OldFile[]>();
+  private readonly byPrefix = new Map<string, OldFile[]>();
+
+  constructor(
+    readonly rootfs: MergedRootfs,
+    files: OldFile[],
+    store: ContentStore,
+  ) {
+    this.files = files;
+    this.store = store;
+    for (const f of files) {
+      // spec oci-delta §5.2: by SHA-1, the last writer wins
+      this.byContent.set(contentKey(f.sha1, f.size), f);
+      this.byEntry.set(f.entry, f);
+      const bases = new Set(f.basenames.map(nameKey));
+      for (const b of bases) push(this.byBase, b, f);
+      const prefixes = new Set<string>();
+      for (const b of f.basenames) {
+        const p = fuzzyPrefixOf(b);
+        if (p) prefixes.add(nameKey(p));
+      }
+      for (const p of prefixes) push(this.byPrefix, p, f);
+    }
+  }
+
+  /** A usable file with exactly this content. */
+  withContent(sha1: Buffer, size: number): OldFile | undefined {
+    return this.byContent.get(contentKey(sha1, size));
+  }
+
+  /** The usable file a merged-rootfs name (any of its surviving, allowed names) maps to. */
+  atPath(name: Buffer): OldFile | undefined {
+    const e = this.rootfs.lookup(name);
+    return e ? this.byEntry.get(e) : undefined;
+  }
+
+  /** Usable files having `base` as one of their basenames, in source order. */
+  withBasename(base: Buffer): readonly OldFile[] {
+    return this.byBase.get(nameKey(base)) ?? [];
+  }
+
+  /** Usable files with a basename sharing this fuzzy prefix (up to and including the first `.`). */
+  withFuzzyPrefix(prefix: Buffer): readonly OldFile[] {
+    return this.byPrefix.get(nameKey(prefix)) ?? [];
+  }
+
+  /** Removes the extracted-content store. */
+  async dispose(): Promise<void> {
+    await this.store.dispose();
+  }
+}
+
+function push(m: Map<string, OldFile[]>, k: string, f: OldFile): void {
+  const l = m.get(k);
+  if (l) l.push(f);
+  else m.set(k, [f]);
+}
+
+function contentKey(sha1: Buffer, size: number): string {
+  return `${sha1.toString('hex')}:${size}`;
+}
+
+/**
+ * Streams every old layer once, in manifest order, and returns the usable sources. Memory: one SHA-1
+ * and a few bytes per qualifying file; content is hashed as it streams by.
+ */
+export async function analyzeSources(
+  oldLayers: readonly LayerStreamFactory[],
+  opts: AnalyzeOptions,
+): Promise<SourceSet> {
+  const rootfs = new MergedRootfs({ ignorePrefixes: opts.ignorePrefixes ?? [OSTREE_PREFIX] });
+  const hashes = new Map<string, { sha1: Buffer; head: Buffer }>(); // `${layer}:${ordinal}`
+  const layerNames = oldLayers.map((_, i) => opts.layerNames?.[i] ?? `old layer #${i}`);
+  let files = 0;
+  for (let i = 0; i < oldLayers.length; i++) {
+    const scan = rootfs.beginLayer();
+    const ctx: ErrorContext = { layer: layerNames[i] };
+    await forEachLayerEntry(oldLayers[i]!, ctx, async ({ entry, body }) => {
+      if (scan.add(entry) !== 'candidate') return;
+      const h = createHash('sha1');
+      const head: Buffer[] = [];
+      let headLen = 0;
+      for await (const c of body) {
+        h.update(c);
+        if (headLen < 4) {
+          head.push(c.subarray(0, 4 - headLen));
+          headLen += head[head.length - 1]!.length;
+        }
+      }
+      hashes.set(`${i}:${scan.count - 1}`, { sha1: h.digest(), head: Buffer.concat(head) });
+      files++;
+    });
+    scan.finish();
+    opts.onProgress?.({ layer: i + 1, layers: oldLayers.length, files });
+  }
+  const usable: OldFile[] = [];
+  const entries = [...rootfs.openNames().values()].sort((a, b) => a.layer - b.layer || a.ordinal - b.ordinal);
+  for (const entry of entries) {
+    const h = hashes.get(`${entry.layer}:${entry.ordinal}`)!;
+    const basenames = entry.paths.map(basenameOf);
+    usable.push({
+      entry,
+      order: usable.length,
+      openName: rootfs.openNameOf(entry)!,
+      size: Number(entry.size),
+      sha1: h.sha1,
+      head: h.head,
+      basenames,
+      deltaCandidate: isDeltaCandidate(basenames),
+    });
+  }
+  const store = new ContentStore(oldLayers, layerNames, opts.tempDir);
+  return new SourceSet(rootfs, usable, store);
+}

@@ -1,0 +1,44 @@
+import binding from 'zstd-napi/binding.js';
+import { DICT_WINDOW_LOG_MAX } from '../zstd.js';
+
+/**
+ * ZstdDict payloads (spec oci-delta §2.2 op 5, TS notes): one zstd frame of the new content compressed
+ * with the whole old content as raw dictionary (`zstd --patch-from` semantics, dictionary ID 0).
+ */
+
+/** `ZSTD_c_forceAttachDict`, experimental: without `ZSTD_dictForceLoad` (3) patches are ~1000× larger. */
+const C_FORCE_ATTACH_DICT = 1001;
+const DICT_FORCE_LOAD = 3;
+const WINDOW_LOG_MIN = 10;
+/** spec oci-delta §2.2: a dictionary starting with these bytes is parsed as a formatted dictionary. */
+const ZSTD_DICT_MAGIC = Buffer.from([0x37, 0xa4, 0x30, 0xec]);
+
+/**
+ * True when `head` (the source's first bytes) makes `loadDictionary` treat the source as a formatted
+ * dictionary; such a source must not be used for ZstdDict (spec oci-delta §2.2 TS notes).
+ */
+export function hasDictMagic(head: Uint8Array): boolean {
+  return head.length >= 4 && ZSTD_DICT_MAGIC.equals(head.subarray(0, 4));
+}
+
+/** ceil(log2(n)) clamped to the window logs a ZstdDict frame may declare, [10, 29]. */
+export function patchWindowLog(size: number): number {
+  let log = WINDOW_LOG_MIN;
+  while (log < DICT_WINDOW_LOG_MAX && 2 ** log < size) log++;
+  return log;
+}
+
+/** Encodes `target` against `source` (level 3 by default, long-distance matching, dictionary force-loaded). */
+export function encodeZstdDictPatch(source: Buffer, target: Buffer, level = 3): Buffer {
+  if (hasDictMagic(source)) throw new Error('ZstdDict source starts with the zstd dictionary magic');
+  const cctx = new binding.CCtx();
+  cctx.setParameter(binding.CParameter.compressionLevel, level);
+  cctx.setParameter(binding.CParameter.windowLog, patchWindowLog(Math.max(source.length, target.length)));
+  cctx.setParameter(binding.CParameter.enableLongDistanceMatching, 1);
+  cctx.setParameter(binding.CParameter.checksumFlag, 1);
+  cctx.setParameter(C_FORCE_ATTACH_DICT as binding.CParameter, DICT_FORCE_LOAD);
+  cctx.loadDictionary(source);
+  const dst = Buffer.allocUnsafe(binding.compressBound(target.length));
+  const n = cctx.compress2(dst, target);
+  return Buffer.from(dst.subarray(0, n));
+}
