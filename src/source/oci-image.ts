@@ -1,7 +1,6 @@
-import { createWriteStream, promises as fs } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import type { DataSource, SourceFile } from '../tardiff/source.js';
 import { displayName } from '../tardiff/path.js';
 import { OdhError } from '../util/errors.js';
@@ -110,7 +109,20 @@ async function store(
   body: AsyncIterable<Buffer>,
 ): Promise<void> {
   const key = keyOf(file);
-  await pipeline(body, createWriteStream(path.join(dir, key), { flags: 'wx', mode: 0o600 }));
+  // Plain positional writes: a stream per file costs far more than the small files it usually holds.
+  const fh = await fs.open(path.join(dir, key), 'wx', 0o600);
+  try {
+    let at = 0;
+    for await (const chunk of body) {
+      for (let off = 0; off < chunk.length;) {
+        const { bytesWritten } = await fh.write(chunk, off, chunk.length - off, at);
+        off += bytesWritten;
+        at += bytesWritten;
+      }
+    }
+  } finally {
+    await fh.close();
+  }
   stored.set(key, file);
 }
 
