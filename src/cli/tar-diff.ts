@@ -1,4 +1,140 @@
-import type { Command } from 'commander';
+import { promises as fs } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Option, type Command } from 'commander';
+import {
+  createTarDiff,
+  DEFAULT_MAX_ZSTD_DICT,
+  layerFile,
+  type CreateTarDiffResult,
+  type TarDiffMode,
+} from '../tardiff/create/index.js';
+import { analyzeSources } from '../tardiff/create/index.js';
+import { AtomicOutput } from '../util/atomic.js';
+import { OdhError } from '../util/errors.js';
+import { createProgress } from '../util/progress.js';
 
-/** Registers `odh tar-diff` (filled in by its owner). */
-export function register(_program: Command): void {}
+export interface TarDiffCliOptions {
+  binaryDiff?: TarDiffMode;
+  compressionLevel?: number;
+  /** MiB. */
+  maxZstdDiffSize?: number;
+  tmpDir?: string;
+  /** Names under these prefixes are never Open names (default `sysroot/ostree/`). */
+  ignoreSourcePrefix?: string[];
+  force?: boolean;
+  quiet?: boolean;
+}
+
+/**
+ * `odh tar-diff OLD… NEW OUT` (upstream `tar-diff`, spec oci-delta §6): old tars in extraction order,
+ * any of them gzip/zstd/plain (sniffed), whiteouts applied, `sysroot/ostree/` never used as a name.
+ * The output appears only once complete.
+ */
+export async function tarDiff(
+  olds: string[],
+  newTar: string,
+  output: string,
+  opts: TarDiffCliOptions = {},
+): Promise<CreateTarDiffResult> {
+  for (const f of [...olds, newTar]) {
+    const st = await fs.stat(f).catch(() => null);
+    if (!st?.isFile()) throw new OdhError('NOT_FOUND', 'input tar not found', { file: f });
+  }
+  const mode = opts.binaryDiff ?? 'zstd';
+  const progress = createProgress({ quiet: opts.quiet });
+  const atomic = await AtomicOutput.create(output, { overwrite: opts.force });
+  const work = await fs.mkdtemp(path.join(opts.tmpDir ?? tmpdir(), 'tar-diff-'));
+  try {
+    progress.step(`tar-diff: analysing ${olds.length} old tar(s)`);
+    const sources = await analyzeSources(olds.map(layerFile), {
+      tempDir: work,
+      ignorePrefixes: opts.ignoreSourcePrefix,
+      layerNames: olds,
+      onProgress: (p) => progress.bytes(p.layer, p.layers),
+    });
+    try {
+      progress.step(`tar-diff: diffing ${path.basename(newTar)}`);
+      const result = await createTarDiff({
+        sources,
+        newLayer: newTar,
+        mode,
+        tempDir: work,
+        out: atomic.tempPath,
+        compressionLevel: opts.compressionLevel,
+        maxZstdDictSize: opts.maxZstdDiffSize !== undefined ? opts.maxZstdDiffSize * 1024 * 1024 : undefined,
+        where: newTar,
+        onProgress: (p) => progress.bytes(p.done, p.total),
+      });
+      await atomic.commit();
+      return result;
+    } finally {
+      await sources.dispose();
+    }
+  } catch (e) {
+    await atomic.abort();
+    throw e;
+  } finally {
+    progress.done();
+    await fs.rm(work, { recursive: true, force: true });
+  }
+}
+
+function intArg(name: string, min: number, max: number) {
+  return (v: string) => {
+    const n = Number(v);
+    if (!/^-?[0-9]+$/.test(v) || n < min || n > max) {
+      throw new OdhError('USAGE', `invalid ${name} ${JSON.stringify(v)} (want an integer ${min}..${max})`);
+    }
+    return n;
+  };
+}
+
+/** Registers `odh tar-diff`. */
+export function register(program: Command): void {
+  program
+    .command('tar-diff')
+    .description(
+      'create a tar-diff rebuilding NEW from the merged contents of the OLD tars (like upstream tar-diff)',
+    )
+    .argument(
+      '<tars...>',
+      'OLD.tar [OLD2.tar …] NEW.tar OUT.tardiff (old tars in extraction order; gzip/zstd sniffed)',
+    )
+    .addOption(
+      new Option('--binary-diff <method>', 'zstd: tardf2 with ZstdDict patches; copy: tardf1, copies only')
+        .choices(['zstd', 'copy'])
+        .default('zstd'),
+    )
+    .option('--compression-level <n>', 'outer zstd level', intArg('--compression-level', 1, 22), 3)
+    .option(
+      '--max-zstd-diff-size <MiB>',
+      'largest file diffed with ZstdDict',
+      intArg('--max-zstd-diff-size', 1, 512),
+      DEFAULT_MAX_ZSTD_DICT >> 20,
+    )
+    .option(
+      '--ignore-source-prefix <prefix>',
+      'never use old files under this prefix (repeatable; default sysroot/ostree/)',
+      (v: string, prev: string[] | undefined) => [...(prev ?? []), v],
+    )
+    .option('--tmp-dir <dir>', 'directory for temporary files')
+    .option('-f, --force', 'replace an existing output file')
+    .option('-q, --quiet', 'no progress on stderr')
+    .action(async (tars: string[], opts: TarDiffCliOptions) => {
+      if (tars.length < 3) {
+        throw new OdhError('USAGE', 'tar-diff needs at least one old tar, the new tar and the output path');
+      }
+      const out = tars[tars.length - 1]!;
+      const neu = tars[tars.length - 2]!;
+      const r = await tarDiff(tars.slice(0, -2), neu, out, opts);
+      if (!opts.quiet) {
+        const ops = Object.entries(r.ops)
+          .map(([k, v]) => `${k}=${v}`)
+          .join(' ');
+        process.stderr.write(
+          `tar-diff: wrote ${r.bytes} bytes (tardf${r.version}) for a ${r.newLayerBytes}-byte tar; ops ${ops}\n`,
+        );
+      }
+    });
+}
