@@ -58,6 +58,16 @@ export function direntFileType(mode: number): number {
   }
 }
 
+/** Sorts by name bytes unless already sorted (the tree's contract makes that the common case). */
+export function sortedByName<T extends { name: Buffer }>(entries: readonly T[]): T[] {
+  for (let i = 1; i < entries.length; i++) {
+    if (Buffer.compare(entries[i - 1].name, entries[i].name) > 0) {
+      return [...entries].sort((a, b) => Buffer.compare(a.name, b.name));
+    }
+  }
+  return [...entries];
+}
+
 /** Splits entries (already sorted by name bytes, `.` and `..` included) into blocks and a tail. */
 export function splitDirectory(entries: DirentRef[]): DirectoryContent {
   const blocks: DirentRef[][] = [];
@@ -107,7 +117,7 @@ export function encodeDirentChunk(
 }
 
 /** A directory entry name must be 1–255 bytes with no `/` or NUL and not `.`/`..` (the tree's contract). */
-export function checkEntryName(name: Buffer, dirPath: string): void {
+export function checkEntryName(name: Buffer, dirPath: () => string): void {
   const bad =
     name.length === 0 ||
     name.length > 255 ||
@@ -117,7 +127,7 @@ export function checkEntryName(name: Buffer, dirPath: string): void {
     name.equals(DOTDOT);
   if (bad) {
     throw new OdhError('FORMAT', `invalid directory entry name ${JSON.stringify(name.toString('latin1'))}`, {
-      path: dirPath,
+      path: dirPath(),
     });
   }
 }

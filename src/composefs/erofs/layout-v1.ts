@@ -24,7 +24,14 @@ import {
 } from './dirents.js';
 import type { DataPart, ErofsLayout, PlacedInode } from './layout.js';
 import { roundUp } from './layout.js';
-import { type RewriteV1Options, type V1Node, chunkBits, chunkCount, rewriteTreeV1 } from './rewrite-v1.js';
+import {
+  type RewriteV1Options,
+  type V1Node,
+  chunkBits,
+  chunkCount,
+  rewriteTreeV1,
+  v1Path,
+} from './rewrite-v1.js';
 import {
   type XattrEntry,
   checkXattrEntry,
@@ -33,6 +40,7 @@ import {
   xattrEntrySize,
   xattrFilterBit,
 } from './xattr.js';
+import { xxh32 } from './xxh32.js';
 import { S_IFBLK, S_IFCHR, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, type Inode } from '../tree.js';
 import { OdhError } from '../../util/errors.js';
 
@@ -68,7 +76,7 @@ function dirents(node: V1Node, me: number, parentIdx: number, index: Map<V1Node,
     const target = index.get(c.node);
     if (target === undefined) {
       throw new OdhError('FORMAT', 'hardlink target is not in the tree', {
-        path: `${node.path === '/' ? '' : node.path}/${c.name.toString('latin1')}`,
+        path: `${v1Path(node)}/${c.name.toString('latin1')}`,
       });
     }
     refs.push({ name: c.name, target, fileType: direntFileType(c.node.mode) });
@@ -88,16 +96,22 @@ interface Pair {
 
 /** Interns every inode's xattrs (already sorted by key) as pairs; `pairs[i]` follows list[i].xattrs. */
 function internPairs(list: V1Node[]): Pair[][] {
-  const byKey = new Map<string, Pair>();
+  // Buckets by a hash of (key, value): cheaper than building a string of every (often unique) value.
+  const buckets = new Map<number, Pair[]>();
   return list.map((node) =>
     node.xattrs.map((x) => {
-      const k = `${x.key.toString('latin1')}\0${x.value.toString('latin1')}`;
-      let p = byKey.get(k);
+      const h = xxh32(x.value, xxh32(x.key, 0));
+      let bucket = buckets.get(h);
+      if (!bucket) {
+        bucket = [];
+        buckets.set(h, bucket);
+      }
+      let p = bucket.find((q) => q.key.equals(x.key) && q.entry.value.equals(x.value));
       if (!p) {
         const entry = splitXattrKey(x.key, x.value, 'v1');
-        checkXattrEntry(entry, node.path);
+        checkXattrEntry(entry, () => v1Path(node));
         p = { entry, key: x.key, bit: xattrFilterBit(entry), count: 0, offset: undefined };
-        byKey.set(k, p);
+        bucket.push(p);
       }
       p.count++;
       return p;

@@ -22,6 +22,7 @@ import {
   type DirentRef,
   checkEntryName,
   direntFileType,
+  sortedByName,
   splitDirectory,
 } from './dirents.js';
 import type { DataPart, ErofsLayout, PlacedInode } from './layout.js';
@@ -52,7 +53,8 @@ export interface LayoutV2Options {
 
 interface Collected {
   src: Inode;
-  path: string;
+  /** Built only for error messages. */
+  path: () => string;
   dir: DirectoryContent | null;
   nlink: number;
 }
@@ -61,7 +63,7 @@ const METACOPY = Buffer.from(XATTR_METACOPY, 'latin1');
 const REDIRECT = Buffer.from(XATTR_REDIRECT, 'latin1');
 
 function sortedEntries(dir: Inode): DirEntry[] {
-  return [...(dir.entries ?? [])].sort((a, b) => Buffer.compare(a.name, b.name));
+  return sortedByName(dir.entries ?? []);
 }
 
 /** Number of directory entries referencing each leaf (its V2 nlink). spec composefs-v2 §2. */
@@ -98,18 +100,19 @@ function collect(root: Inode): Collected[] {
     next: number;
     refs: DirentRef[];
   }
-  const open = (dir: Inode, parent: number, path: string): Frame => {
+  const open = (dir: Inode, parent: number, path: () => string): Frame => {
     const me = list.length;
     list.push({ src: dir, path, dir: null, nlink: 0 });
     return { me, parent: parent < 0 ? me : parent, children: sortedEntries(dir), next: 0, refs: [] };
   };
-  const stack: Frame[] = [open(root, -1, '/')];
+  const stack: Frame[] = [open(root, -1, () => '/')];
   while (stack.length) {
     const f = stack[stack.length - 1];
     if (f.next < f.children.length) {
       const e = f.children[f.next++];
-      checkEntryName(e.name, list[f.me].path);
-      const path = `${list[f.me].path === '/' ? '' : list[f.me].path}/${e.name.toString('latin1')}`;
+      const parentPath = list[f.me].path;
+      checkEntryName(e.name, parentPath);
+      const path = (): string => `${parentPath() === '/' ? '' : parentPath()}/${e.name.toString('latin1')}`;
       const type = direntFileType(e.inode.mode);
       if ((e.inode.mode & S_IFMT) === S_IFDIR) {
         const child = open(e.inode, f.me, path);
@@ -163,7 +166,7 @@ function xattrList(c: Collected, opts: LayoutV2Options): XattrEntry[] {
   const out: XattrEntry[] = [];
   if (kindOf(c.src) === 'external') {
     if (!c.src.digest)
-      throw new OdhError('FORMAT', 'external file without fs-verity digest', { path: c.path });
+      throw new OdhError('FORMAT', 'external file without fs-verity digest', { path: c.path() });
     const alg = digestAlgorithm(c.src.digest, opts.hash, c.path);
     out.push(splitXattrKey(METACOPY, metacopyValue(c.src.digest, alg), 'v2'));
     out.push(splitXattrKey(REDIRECT, Buffer.from(`/${objectPath(c.src.digest)}`, 'latin1'), 'v2'));
@@ -277,7 +280,7 @@ export function layoutV2(root: Inode, opts: LayoutV2Options = {}): ErofsLayout {
     if (kind === 'inline' && inlineLen > BLOCK_SIZE - EXTENDED_INODE_SIZE - xsize) {
       // composefs-rs inlines at most 512 bytes; more cannot share a block with its inode.
       throw new OdhError('LIMIT', `inline content of ${inlineLen} bytes does not fit in one block`, {
-        path: c.path,
+        path: c.path(),
       });
     }
     pos = roundUp(pos, INODE_SLOT_SIZE);

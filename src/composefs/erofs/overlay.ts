@@ -25,7 +25,7 @@ const DIGEST_LEN: Record<HashAlgorithm, number> = { sha256: 32, sha512: 64 };
 export function digestAlgorithm(
   digest: Buffer,
   hash: HashAlgorithm | undefined,
-  path: string,
+  path: () => string,
 ): HashAlgorithm {
   const alg: HashAlgorithm | undefined =
     hash ?? (digest.length === 64 ? 'sha512' : digest.length === 32 ? 'sha256' : undefined);
@@ -33,7 +33,7 @@ export function digestAlgorithm(
     throw new OdhError(
       'FORMAT',
       `fs-verity digest of ${digest.length} bytes does not match ${hash ?? 'sha256 or sha512'}`,
-      { path },
+      { path: path() },
     );
   }
   return alg;
@@ -52,13 +52,13 @@ export function objectPath(digest: Buffer): string {
 /** Symlink targets: 1–4095 bytes (PATH_MAX with its NUL); C rejects longer ones, and V1 gives one block. */
 export const SYMLINK_TARGET_MAX = 4095;
 
-export function checkSymlinkTarget(target: Buffer | null, path: string): Buffer {
+export function checkSymlinkTarget(target: Buffer | null, path: () => string): Buffer {
   if (!target || target.length === 0 || target.length > SYMLINK_TARGET_MAX) {
     throw new OdhError(
       'LIMIT',
       `symlink target must be 1–${SYMLINK_TARGET_MAX} bytes, got ${target?.length ?? 0}`,
       {
-        path,
+        path: path(),
       },
     );
   }

@@ -5,7 +5,7 @@
  */
 import { S_IFCHR, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, type Inode } from '../tree.js';
 import { OdhError } from '../../util/errors.js';
-import { checkEntryName, direntFileType } from './dirents.js';
+import { checkEntryName, direntFileType, sortedByName } from './dirents.js';
 import { XATTR_METACOPY, XATTR_OPAQUE, XATTR_REDIRECT } from './format.js';
 import {
   type HashAlgorithm,
@@ -22,7 +22,9 @@ export interface V1Xattr {
 
 /** A node of the private copy (the C `lcfs_node`). */
 export interface V1Node {
-  path: string;
+  /** The canonical entry's parent and name (null for the root); paths are built only for messages. */
+  parent: V1Node | null;
+  name: Buffer;
   mode: number;
   uid: number;
   gid: number;
@@ -51,6 +53,13 @@ export interface RewriteV1Options {
   minVersion?: number;
   maxVersion?: number;
   hash?: HashAlgorithm;
+}
+
+/** The node's path, for error messages. */
+export function v1Path(node: V1Node): string {
+  const parts: string[] = [];
+  for (let n: V1Node | null = node; n && n.parent; n = n.parent) parts.push(n.name.toString('latin1'));
+  return `/${parts.reverse().join('/')}`;
 }
 
 /** Chunk bits of an external file: clamp(bitlength(size−1), 12, 43). spec composefs-v1 §9.3. */
@@ -110,11 +119,12 @@ function copyTree(root: Inode): { root: V1Node; hasWhiteout: boolean } {
     throw new OdhError('FORMAT', 'the root must be a directory', { path: '/' });
   const copies = new Map<Inode, V1Node>();
   const canonical = new Set<Inode>();
-  const copy = (src: Inode, path: string): V1Node => {
+  const copy = (src: Inode, parent: V1Node | null, name: Buffer): V1Node => {
     let n = copies.get(src);
     if (!n) {
       n = {
-        path,
+        parent,
+        name,
         mode: src.mode,
         uid: src.uid,
         gid: src.gid,
@@ -134,22 +144,23 @@ function copyTree(root: Inode): { root: V1Node; hasWhiteout: boolean } {
     return n;
   };
   let hasWhiteout = false;
-  const rootCopy = copy(root, '/');
+  const rootCopy = copy(root, null, Buffer.alloc(0));
   canonical.add(root);
   const stack: [Inode, V1Node][] = [[root, rootCopy]];
   while (stack.length) {
     const [src, dst] = stack.pop()!;
-    const entries = [...(src.entries ?? [])].sort((a, b) => Buffer.compare(a.name, b.name));
-    for (const e of entries) {
-      checkEntryName(e.name, dst.path);
-      const path = `${dst.path === '/' ? '' : dst.path}/${e.name.toString('latin1')}`;
-      const child = copy(e.inode, path);
+    for (const e of sortedByName(src.entries ?? [])) {
+      checkEntryName(e.name, () => v1Path(dst));
+      const child = copy(e.inode, dst, e.name);
       dst.children!.push({ name: e.name, node: child, hardlink: e.hardlink });
       if (e.hardlink) continue;
       if (canonical.has(e.inode))
-        throw new OdhError('FORMAT', 'inode has two canonical (non-hardlink) entries', { path });
+        throw new OdhError('FORMAT', 'inode has two canonical (non-hardlink) entries', {
+          path: `${v1Path(dst)}/${e.name.toString('latin1')}`,
+        });
       canonical.add(e.inode);
-      child.path = path;
+      child.parent = dst;
+      child.name = e.name;
       // spec composefs-v1 §3.1 step 5: the auto-upgrade looks at non-hardlink nodes of the input only.
       if (isWhiteout(child)) hasWhiteout = true;
       if (child.children) stack.push([e.inode, child]);
@@ -164,16 +175,19 @@ function rewriteNodes(root: V1Node, version: number, hash: HashAlgorithm | undef
   while (stack.length) {
     const [node, parent] = stack.pop()!;
     direntFileType(node.mode); // validates the type
-    if ((node.mode & S_IFMT) === S_IFLNK) checkSymlinkTarget(node.payload, node.path);
+    if ((node.mode & S_IFMT) === S_IFLNK) checkSymlinkTarget(node.payload, () => v1Path(node));
     if (isExternal(node) && chunkCount(node.size) > MAX_CHUNKS) {
       throw new OdhError('LIMIT', `file too large: ${node.size} bytes needs more than ${MAX_CHUNKS} chunks`, {
-        path: node.path,
+        path: v1Path(node),
       });
     }
     for (const x of node.xattrs) x.key = escapeOverlayKey(x.key);
     if (isExternal(node)) {
       const value = node.digest
-        ? metacopyValue(node.digest, digestAlgorithm(node.digest, hash, node.path))
+        ? metacopyValue(
+            node.digest,
+            digestAlgorithm(node.digest, hash, () => v1Path(node)),
+          )
         : EMPTY;
       setXattr(node, K_METACOPY, value);
       if (node.payload && node.payload.length > 0) {
@@ -201,7 +215,8 @@ function addStubs(root: V1Node): void {
     const name = i.toString(16).padStart(2, '0');
     if (have.has(name)) continue;
     const stub: V1Node = {
-      path: `/${name}`,
+      parent: root,
+      name: latin1(name),
       mode: S_IFCHR | 0o644,
       uid: root.uid,
       gid: root.gid,

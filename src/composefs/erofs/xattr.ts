@@ -111,12 +111,12 @@ export function encodeXattrBody(buf: Buffer, off: number, body: XattrBody): void
 }
 
 /** The on-disk fields are u8 (name length) and u16 (value size): larger xattrs cannot be written. */
-export function checkXattrEntry(e: XattrEntry, path: string): void {
+export function checkXattrEntry(e: XattrEntry, path: () => string): void {
   if (e.suffix.length > 255 || e.value.length > 65535) {
     throw new OdhError(
       'LIMIT',
       `xattr ${JSON.stringify(e.suffix.toString('latin1'))} too large (name ${e.suffix.length} > 255 or value ${e.value.length} > 65535 bytes)`,
-      { path },
+      { path: path() },
     );
   }
 }
