@@ -12,6 +12,11 @@ export interface TarByteSource {
   skip(n: bigint): Promise<bigint>;
   /** Yields the next `n` bytes as chunks; stops early at end of input (the caller checks the count). */
   chunks(n: bigint): AsyncGenerator<Buffer>;
+  /**
+   * Reads and discards the rest of the input (after the end-of-archive marker), so that hashers
+   * upstream of a stream see every byte (diff_ids cover trailing record padding too).
+   */
+  drain(): Promise<void>;
   /** Releases the underlying iterator (the file handle of a file source is the caller's). */
   close(): Promise<void>;
 }
@@ -91,6 +96,10 @@ export class StreamByteSource implements TarByteSource {
     }
   }
 
+  async drain(): Promise<void> {
+    while (await this.fill()) this.take(this.buf.length);
+  }
+
   async close(): Promise<void> {
     this.buf = EMPTY;
     if (!this.ended) {
@@ -149,6 +158,8 @@ export class FileByteSource implements TarByteSource {
       yield c;
     }
   }
+
+  async drain(): Promise<void> {}
 
   async close(): Promise<void> {}
 }

@@ -34,7 +34,8 @@ export interface ReadTarOptions {
 /**
  * Streams the entries of an uncompressed tar. Memory is bounded: content is streamed in source
  * chunks; only PAX headers (≤ MAX_PAX_HEADER) and long names (≤ MAX_LONG_NAME) are buffered.
- * Ends at two zero blocks or at a clean EOF on a block boundary. Errors: TRUNCATED (input ends
+ * Ends at two zero blocks or at a clean EOF on a block boundary; what follows the end blocks is read
+ * and discarded (not parsed) so a hashing stream feeding us sees all bytes. Errors: TRUNCATED (input ends
  * inside a header or content), FORMAT (bad checksum, bad number, bad PAX), LIMIT; all name the offset.
  */
 export async function* readTar(
@@ -51,7 +52,10 @@ export async function* readTarFrom(src: TarByteSource, opts: ReadTarOptions = {}
   try {
     while (true) {
       const entry = await nextEntry(src, where);
-      if (entry === null) return;
+      if (entry === null) {
+        await src.drain();
+        return;
+      }
       const gen = ++generation;
       let remaining = entry.size;
       const body = async function* (): AsyncGenerator<Buffer> {

@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { createReadStream, promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -9,6 +10,7 @@ import { readTar, type TarItem } from '../../src/tar/reader.js';
 import type { TarEntry } from '../../src/tar/entry.js';
 import { encodePaxRecords, encodeUstarHeader } from '../../src/tar/header.js';
 import { hasTool, isRoot } from '../helpers/tools.js';
+import { DigestStream } from '../../src/oci/digest.js';
 
 // Fixture tars are made by GNU tar at test time; expected values come from the inputs we chose.
 const haveTar = hasTool('tar', 'tar');
@@ -260,6 +262,22 @@ describe.skipIf(!haveTar)('readTar on damaged input', () => {
     h.write(signed.toString(8).padStart(6, '0') + '\0 ', 148, 'latin1');
     const rs = await readAll(Readable.from([h]));
     expect(rs[0].entry.path.equals(Buffer.from([0x61, 0xe9]))).toBe(true);
+  });
+  it('reads the bytes after the end blocks, so a hasher in front sees the whole stream', async () => {
+    // GNU tar pads to 10240-byte records: the diff_id covers that padding too.
+    expect(good.length % 10240).toBe(0);
+    // Plus 256 KiB more zero blocks: far beyond what the hasher's stream buffers hold on their own.
+    const whole = Buffer.concat([good, Buffer.alloc(256 << 10)]);
+    const ds = new DigestStream();
+    Readable.from(
+      Array.from({ length: Math.ceil(whole.length / 4096) }, (_, i) =>
+        whole.subarray(i * 4096, (i + 1) * 4096),
+      ),
+    ).pipe(ds);
+    const rs = await readAll(ds);
+    expect(rs).toHaveLength(1);
+    expect(ds.size).toBe(whole.length);
+    expect(ds.digest()).toBe(`sha256:${createHash('sha256').update(whole).digest('hex')}`);
   });
   it('byte-at-a-time input gives the same result', async () => {
     const chunks = Array.from(good, (b) => Buffer.from([b]));
