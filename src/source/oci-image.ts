@@ -168,7 +168,14 @@ class StoreSource implements OciImageSource {
         },
       );
     }
-    const fh = await fs.open(path.join(this.storeDir, keyOf(s)), 'r');
+    if (this.removed)
+      throw new OdhError('UNAVAILABLE', 'the OCI image source was cleaned up', { path: shown });
+    let fh: fs.FileHandle;
+    try {
+      fh = await fs.open(path.join(this.storeDir, keyOf(s)), 'r');
+    } catch (e) {
+      throw new OdhError('IO', `cannot open the stored copy: ${(e as Error).message}`, { path: shown });
+    }
     return {
       name: shown,
       size: Number(s.size),

@@ -83,8 +83,7 @@ class LayerExtractor {
         dir.length ? Buffer.from('/') : Buffer.alloc(0),
         base.subarray(WH.length),
       ]);
-      await this.parents(victim);
-      await fs.rm(this.abs(victim), { recursive: true, force: true });
+      if (await this.parentsExist(victim)) await fs.rm(this.abs(victim), { recursive: true, force: true });
       return;
     }
     if (e.type === 'file' && e.sparse) e = { ...e, type: 'other' };
@@ -129,10 +128,14 @@ class LayerExtractor {
       this.stats.skipped++;
       return false;
     }
-    await this.parents(target);
     const tfull = this.abs(target);
-    const st = await lstatOrNull(tfull);
-    if (!st?.isFile())
+    const st = (await this.parentsExist(target)) ? await lstatOrNull(tfull) : null;
+    if (!st)
+      throw new OdhError('FORMAT', `hardlink target ${JSON.stringify(displayName(target))} does not exist`, {
+        layer: this.layer,
+        path: displayName(rel),
+      });
+    if (!st.isFile())
       throw this.unsafe(`hardlink target ${JSON.stringify(displayName(target))} is not a regular file`, rel);
     try {
       await fs.link(tfull, full);
@@ -156,6 +159,17 @@ class LayerExtractor {
     }
   }
 
+  /** True if every parent of `rel` is an existing directory; a symlink among them is refused. */
+  private async parentsExist(rel: Buffer): Promise<boolean> {
+    for (let i = rel.indexOf(SLASH); i >= 0; i = rel.indexOf(SLASH, i + 1)) {
+      const st = await lstatOrNull(this.abs(rel.subarray(0, i)));
+      if (st?.isSymbolicLink())
+        throw this.unsafe('path below a symlink refused (it could escape the root)', rel);
+      if (!st?.isDirectory()) return false;
+    }
+    return true;
+  }
+
   private mark(rel: Buffer): void {
     this.unpacked.add(nameKey(rel));
     for (let i = rel.indexOf(SLASH); i >= 0; i = rel.indexOf(SLASH, i + 1)) {
@@ -166,8 +180,7 @@ class LayerExtractor {
   /** Opaque whiteout of `dir`: removes what lower layers put beneath it, keeping this layer's entries. */
   private async opaque(dir: Buffer): Promise<void> {
     if (dir.length > 0) {
-      await this.parents(dir);
-      const st = await lstatOrNull(this.abs(dir));
+      const st = (await this.parentsExist(dir)) ? await lstatOrNull(this.abs(dir)) : null;
       if (!st?.isDirectory()) return;
     }
     await this.clearLower(dir);

@@ -154,3 +154,39 @@ describe('extractMergedRootfs (spec oci-delta §3.2 --directory, §5.2 whiteouts
     });
   });
 });
+
+describe('extractMergedRootfs whiteouts never create or follow anything', () => {
+  it('a whiteout of a missing path creates nothing; one below a symlink is refused', async () => {
+    const work = await tempDir();
+    const outside = path.join(work, 'outside');
+    await mkdir(outside);
+    await writeFile(path.join(outside, 'victim'), 'untouched');
+    const img = await buildOciImage(path.join(work, 'img'), {
+      layers: [
+        { entries: [{ type: 'symlink', path: 'escape', target: '../outside' }] },
+        {
+          entries: [
+            { type: 'whiteout', path: 'no/such/dir/file' },
+            { type: 'opaque', path: 'not/there' },
+          ],
+        },
+        { entries: [{ type: 'whiteout', path: 'escape/victim' }] },
+      ],
+    });
+    const dest = path.join(work, 'rootfs');
+    await expect(extractMergedRootfs(img.ociRef, dest)).rejects.toMatchObject({ code: 'UNSAFE_PATH' });
+    expect(await readFile(path.join(outside, 'victim'), 'utf8')).toBe('untouched');
+    expect(await tree(dest)).toEqual(['escape']);
+  });
+
+  it('a hardlink to a missing target is a FORMAT error naming the link', async () => {
+    const work = await tempDir();
+    const img = await buildOciImage(path.join(work, 'img'), {
+      layers: [{ entries: [{ type: 'hardlink', path: 'dir/link', target: 'nowhere/file' }] }],
+    });
+    await expect(extractMergedRootfs(img.ociRef, path.join(work, 'rootfs'))).rejects.toMatchObject({
+      code: 'FORMAT',
+      message: expect.stringMatching(/nowhere\/file.*does not exist.*"dir\/link"/),
+    });
+  });
+});
