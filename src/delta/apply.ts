@@ -1,3 +1,4 @@
+import os from 'node:os';
 import { createReadStream, promises as fs } from 'node:fs';
 import path from 'node:path';
 import {
@@ -30,7 +31,7 @@ export interface ApplyOptions {
   /** Fill reused layers from the source image so the output is a standard, self-contained image. */
   complete?: boolean;
   compress?: OutputCompression;
-  /** Layers reconstructed at once (≥ 1). */
+  /** Layers reconstructed at once (≥ 1; default: the CPU count). */
   jobs?: number;
   /** Apply even if the source image's config digest is not `delta.source-config` (warns). */
   forceSource?: boolean;
@@ -72,7 +73,7 @@ export interface ApplyResult {
  * its final path only when all of that succeeded; on any failure nothing is left behind.
  */
 export async function applyDelta(opts: ApplyOptions): Promise<ApplyResult> {
-  const jobs = opts.jobs ?? 1;
+  const jobs = opts.jobs ?? os.availableParallelism();
   const compress = opts.compress ?? 'gzip';
   const progress = opts.progress;
   // One controller for the whole run: the caller's signal (SIGINT/SIGTERM) or the first failing
