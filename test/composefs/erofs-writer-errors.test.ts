@@ -97,3 +97,23 @@ describe('format-specific limits', () => {
     rejects(emptyTree(), { format: 'v1', minVersion: -1 }, 'USAGE', /version/);
   });
 });
+
+describe('V1 xattr budget quirk (spec composefs-v1 §5.1 step 4)', () => {
+  // A directory whose escaped input `trusted.overlay.opaque` is long, holding a whiteout: at cfs-version 1
+  // replacing it with `x` wraps C's per-node counter and the write fails (ERANGE); at 0 it is not replaced.
+  const tree = (valueLength: number): Inode => {
+    const d = newInode(S_IFDIR | 0o755, {
+      xattrs: [{ key: Buffer.from('trusted.overlay.opaque'), value: Buffer.alloc(valueLength, 0x61) }],
+    });
+    return dirWith(emptyTree(), [['d', dirWith(d, [['w', newInode(S_IFCHR | 0o644)]])]]);
+  };
+
+  it('fails at cfs-version 1 with a 100-byte value', () => {
+    rejects(tree(100), { format: 'v1', minVersion: 1, maxVersion: 1 }, 'LIMIT', /budget/);
+  });
+
+  it('works at cfs-version 0, and at 1 with a short value', () => {
+    expect(writeErofs(tree(100), { format: 'v1', minVersion: 0, maxVersion: 0 }).length).toBe(16384);
+    expect(writeErofs(tree(1), { format: 'v1', minVersion: 1, maxVersion: 1 }).length).toBe(16384);
+  });
+});

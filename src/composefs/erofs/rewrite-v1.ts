@@ -35,6 +35,8 @@ export interface V1Node {
   mtimeSec: bigint;
   mtimeNsec: number;
   xattrs: V1Xattr[];
+  /** C's per-node xattr size counter (u64, wraps); 0 in the copy (spec composefs-v1 §4.6, §5). */
+  xattrBudget: bigint;
   /** Inline content (never empty: an empty content means none). */
   content: Buffer | null;
   payload: Buffer | null;
@@ -88,10 +90,30 @@ const K_WHITEOUTS = [latin1('trusted.overlay.overlay.whiteouts'), latin1('user.o
 const K_OPAQUE_X = [latin1('trusted.overlay.overlay.opaque'), latin1('user.overlay.opaque')];
 const EMPTY = Buffer.alloc(0);
 
+const U64 = (1n << 64n) - 1n;
+const XATTR_BUDGET = 32767n;
+
+/**
+ * Sets an xattr the way C's lcfs_node_set_xattr does, budget included (spec composefs-v1 §4.6): the
+ * copy's counter starts at 0, so replacing a long input value can wrap it and fail (§5.1 step 4).
+ */
 function setXattr(node: V1Node, key: Buffer, value: Buffer): void {
-  const hit = node.xattrs.find((x) => x.key.equals(key));
-  if (hit) hit.value = value;
-  else node.xattrs.push({ key, value });
+  const i = node.xattrs.findIndex((x) => x.key.equals(key));
+  if (i >= 0) {
+    const old = node.xattrs[i].value;
+    node.xattrs.splice(i, 1); // order is irrelevant: xattrs are re-sorted before layout (§5.2)
+    node.xattrBudget =
+      node.xattrs.length > 0 ? (node.xattrBudget - BigInt(7 + key.length + old.length)) & U64 : 0n;
+  }
+  const e = BigInt(7 + key.length + value.length + (node.xattrs.length === 0 ? 12 : 0));
+  const next = (node.xattrBudget + e) & U64;
+  if (next > XATTR_BUDGET) {
+    throw new OdhError('LIMIT', `cannot set xattr ${key.toString('latin1')}: xattr size budget exceeded`, {
+      path: v1Path(node),
+    });
+  }
+  node.xattrBudget = next;
+  node.xattrs.push({ key, value });
 }
 
 const isWhiteout = (n: { mode: number; rdev: number }): boolean =>
@@ -134,6 +156,7 @@ function copyTree(root: Inode): { root: V1Node; hasWhiteout: boolean } {
         mtimeSec: src.mtimeSec,
         mtimeNsec: src.mtimeNsec,
         xattrs: src.xattrs.map((x) => ({ key: x.key, value: x.value })),
+        xattrBudget: 0n,
         content: src.content && src.content.length > 0 ? src.content : null,
         payload: src.payload,
         digest: src.digest,
@@ -226,6 +249,7 @@ function addStubs(root: V1Node): void {
       mtimeSec: root.mtimeSec,
       mtimeNsec: root.mtimeNsec,
       xattrs: selinux ? [{ key: selinux.key, value: selinux.value }] : [],
+      xattrBudget: 0n,
       content: null,
       payload: null,
       digest: null,
