@@ -83,7 +83,14 @@ class LayerExtractor {
         dir.length ? Buffer.from('/') : Buffer.alloc(0),
         base.subarray(WH.length),
       ]);
-      if (await this.parentsExist(victim)) await fs.rm(this.abs(victim), { recursive: true, force: true });
+      if (!(await this.parentsExist(victim))) return;
+      // OCI: a whiteout hides lower layers only; what this layer already wrote there stays.
+      const key = nameKey(victim);
+      if (this.unpacked.has(key) || this.ancestors.has(key)) {
+        if ((await lstatOrNull(this.abs(victim)))?.isDirectory()) await this.clearLower(victim);
+      } else {
+        await fs.rm(this.abs(victim), { recursive: true, force: true });
+      }
       return;
     }
     if (e.type === 'file' && e.sparse) e = { ...e, type: 'other' };
