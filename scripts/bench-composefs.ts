@@ -85,23 +85,27 @@ function ustarHeader(name: string, typeflag: '0' | '5', mode: number, size: numb
   return h;
 }
 
-/** File sizes summing to `total`: a fifth are tiny (inline ≤ 64 bytes), the rest random around the mean. */
+/** File sizes summing exactly to `total`: a fifth are tiny (inline ≤ 64 bytes), the rest > 64 bytes. */
 function fileSizes(files: number, total: number, next: () => number): number[] {
-  const sizes = new Array<number>(files);
+  const sizes = new Array<number>(files).fill(0);
+  const weights = new Array<number>(files).fill(0);
   let tiny = 0;
-  for (let i = 0; i < files; i++) if (i % 5 === 0) tiny += sizes[i] = next() % 65;
-  const big = files - Math.ceil(files / 5);
-  const mean = (total - tiny) / big;
-  let sum = tiny;
-  for (let i = 0; i < files; i++)
-    if (i % 5 !== 0) sum += sizes[i] = 65 + (next() % Math.max(1, Math.floor(2 * mean - 130)));
-  // Put the rounding difference on the last non-tiny file.
-  for (let i = files - 1; i >= 0; i--) {
-    if (i % 5 !== 0) {
-      sizes[i] = Math.max(65, sizes[i] + total - sum);
-      break;
-    }
+  let weightSum = 0;
+  for (let i = 0; i < files; i++) {
+    if (i % 5 === 0) tiny += sizes[i] = next() % 65;
+    else weightSum += weights[i] = 1 + (next() % 1000);
   }
+  const big = files - Math.ceil(files / 5);
+  // Each larger file gets 65 bytes plus its share of the rest, by weight; the last one takes the remainder.
+  const spare = total - tiny - 65 * big;
+  let sum = tiny;
+  let last = -1;
+  for (let i = 0; i < files; i++) {
+    if (i % 5 === 0) continue;
+    sum += sizes[i] = 65 + Math.floor((weights[i] * spare) / weightSum);
+    last = i;
+  }
+  if (last >= 0) sizes[last] += total - sum;
   return sizes;
 }
 

@@ -46,6 +46,12 @@ export interface TreeFromOciOptions {
 /** zstd frames in OCI layers may need up to a 2^27 window (same cap as the delta applier). */
 const ZSTD_WINDOW_LOG_MAX = 27;
 
+/**
+ * Inflate runs on the libuv pool while tar parsing and hashing run here: larger output chunks and an
+ * 8 MiB read-ahead let it work in parallel instead of ping-ponging (about a third less CPU here).
+ */
+const GUNZIP_OPTIONS = { chunkSize: 256 << 10, highWaterMark: 8 << 20 };
+
 type Compression = 'gzip' | 'zstd' | 'none';
 
 function sniff(head: Uint8Array): Compression {
@@ -87,7 +93,7 @@ async function* decompressed(blob: AsyncIterable<Buffer>, ctx: ErrorContext): As
   }
   const codec: Transform =
     kind === 'gzip'
-      ? createGunzip()
+      ? createGunzip(GUNZIP_OPTIONS)
       : (new DecompressStream({ windowLogMax: ZSTD_WINDOW_LOG_MAX }) as Transform);
   let failure: unknown = null;
   const out = pipeline(Readable.from(all()), codec, (e) => {
