@@ -7,6 +7,7 @@ import {
   COMPACT_INODE_SIZE,
   COMPOSEFS_FLAG_HAS_ACL,
   EXTENDED_INODE_SIZE,
+  FT_DIR,
   INODE_SLOT_SIZE,
   INODE_TABLE_START,
   LAYOUT_CHUNK_BASED,
@@ -67,10 +68,9 @@ function numberInodes(root: V1Node): { list: V1Node[]; index: Map<V1Node, number
 }
 
 function dirents(node: V1Node, me: number, parentIdx: number, index: Map<V1Node, number>): DirentRef[] {
-  const dirType = direntFileType(S_IFDIR);
   const refs: DirentRef[] = [
-    { name: DOT, target: me, fileType: dirType },
-    { name: DOTDOT, target: parentIdx, fileType: dirType },
+    { name: DOT, target: me, fileType: FT_DIR },
+    { name: DOTDOT, target: parentIdx, fileType: FT_DIR },
   ];
   for (const c of node.children!) {
     const target = index.get(c.node);

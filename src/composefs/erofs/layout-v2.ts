@@ -6,6 +6,7 @@ import {
   BLOCK_SIZE,
   CHUNK_INDEX_SIZE,
   EXTENDED_INODE_SIZE,
+  FT_DIR,
   INODE_SLOT_SIZE,
   INODE_TABLE_START,
   LAYOUT_CHUNK_BASED,
@@ -132,12 +133,12 @@ function collect(root: Inode): Collected[] {
     stack.pop();
     const all = [
       ...f.refs,
-      { name: DOT, target: f.me, fileType: direntFileType(S_IFDIR) },
-      { name: DOTDOT, target: f.parent, fileType: direntFileType(S_IFDIR) },
+      { name: DOT, target: f.me, fileType: FT_DIR },
+      { name: DOTDOT, target: f.parent, fileType: FT_DIR },
     ].sort((a, b) => Buffer.compare(a.name, b.name));
     const c = list[f.me];
     c.dir = splitDirectory(all);
-    c.nlink = all.reduce((n, r) => n + (r.fileType === direntFileType(S_IFDIR) ? 1 : 0), 0);
+    c.nlink = all.reduce((n, r) => n + (r.fileType === FT_DIR ? 1 : 0), 0);
   }
   return list;
 }
