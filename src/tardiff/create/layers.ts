@@ -1,6 +1,7 @@
 import { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
-import { decompressSniffed } from '../../oci/compression.js';
+import zlib from 'node:zlib';
+import { decompressStream, sniffCompression } from '../../oci/compression.js';
 import { readTar, type TarItem } from '../../tar/index.js';
 import { OdhError, isOdhError, type ErrorContext } from '../../util/errors.js';
 
@@ -16,24 +17,60 @@ export function layerFile(path: string): LayerStreamFactory {
   return () => createReadStream(path, { highWaterMark: 1 << 20 });
 }
 
-/** The decompressed bytes of one layer stream. */
+/**
+ * zlib's default 16 KiB output chunks cost a thread-pool round trip each; larger chunks made
+ * analysing a 100 MiB gzip layer ~10× faster.
+ */
+const GUNZIP_CHUNK = 256 << 10;
+
+/** The decompressed bytes of one layer stream (gzip, zstd or plain, by magic). */
 export async function decompressedLayer(open: LayerStreamFactory, ctx: ErrorContext): Promise<Readable> {
   let raw: AsyncIterable<Buffer>;
   try {
     raw = await open();
   } catch (e) {
-    if (isOdhError(e)) throw e;
-    throw new OdhError('IO', `cannot open layer: ${(e as Error).message}`, ctx, { cause: e });
+    throw typedError(e, ctx, 'cannot open layer');
   }
-  const input = raw instanceof Readable ? raw : Readable.from(raw, { objectMode: false });
-  const plain = input.pipe(decompressSniffed(ctx));
-  input.on('error', (e) => plain.destroy(wrapIo(e, ctx)));
-  return plain;
+  const it = raw[Symbol.asyncIterator]();
+  const head: Buffer[] = [];
+  let headLen = 0;
+  let ended = false;
+  try {
+    while (headLen < 4) {
+      const r = await it.next();
+      if (r.done) {
+        ended = true;
+        break;
+      }
+      const c = Buffer.isBuffer(r.value) ? r.value : Buffer.from(r.value as Uint8Array);
+      head.push(c);
+      headLen += c.length;
+    }
+  } catch (e) {
+    throw typedError(e, ctx, 'cannot read layer');
+  }
+  const first = Buffer.concat(head, headLen);
+  const kind = sniffCompression(first);
+  const rest = async function* (): AsyncGenerator<Buffer> {
+    if (first.length) yield first;
+    if (!ended) for (let r = await it.next(); !r.done; r = await it.next()) yield r.value;
+  };
+  const input = Readable.from(rest(), { objectMode: false });
+  const decoder =
+    kind === 'gzip' ? zlib.createGunzip({ chunkSize: GUNZIP_CHUNK }) : decompressStream(kind, ctx);
+  input.on('error', (e) => decoder.destroy(e));
+  return input.pipe(decoder);
 }
 
-function wrapIo(e: unknown, ctx: ErrorContext): Error {
+/** OdhErrors pass through; zlib failures become FORMAT (TRUNCATED at a cut); the rest IO. */
+function typedError(e: unknown, ctx: ErrorContext, what: string): OdhError {
   if (isOdhError(e)) return e;
-  return new OdhError('IO', `cannot read layer: ${(e as Error).message}`, ctx, { cause: e });
+  const err = e as NodeJS.ErrnoException;
+  if (typeof err?.code === 'string' && err.code.startsWith('Z_')) {
+    const code = err.code === 'Z_BUF_ERROR' ? 'TRUNCATED' : 'FORMAT';
+    return new OdhError(code, `gzip: ${err.message}`, ctx, { cause: e });
+  }
+  return new OdhError('IO', `${what}: ${err instanceof Error ? err.message : String(e)}`, ctx, { cause: e });
 }
 
 /** Streams the entries of one old layer to `onEntry` (which may read `item.body`). */
@@ -46,7 +83,7 @@ export async function forEachLayerEntry(
   try {
     for await (const item of readTar(plain, { where: ctx })) await onEntry(item);
   } catch (e) {
-    throw wrapIo(e, ctx);
+    throw typedError(e, ctx, 'cannot read layer');
   } finally {
     plain.destroy();
   }
