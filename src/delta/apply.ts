@@ -120,8 +120,12 @@ export async function applyDelta(opts: ApplyOptions): Promise<ApplyResult> {
     }
     if (opts.complete) checkCompletable(artifact, sourceLayers);
 
-    // The data source: a directory as it is, or an image materialising just the named files.
+    // Every tar-diff blob is digest-checked before it is parsed (upstream does the same), so a
+    // corrupt blob is reported as such rather than as a tar-diff format error.
     const tarDiffs = artifact.layers.filter((l) => l.delta?.mediaType === MEDIA_TYPE_TAR_DIFF);
+    for (const l of tarDiffs) await verifyBlob(delta, l.delta!, { layer: l.target.digest }, signal);
+
+    // The data source: a directory as it is, or an image materialising just the named files.
     let source: DataSource | undefined;
     if (opts.source.kind === 'dir') {
       source = await DirectorySource.create(opts.source.path);
@@ -164,7 +168,6 @@ export async function applyDelta(opts: ApplyOptions): Promise<ApplyResult> {
         kind = 'filled';
       } else if (l.delta.mediaType === MEDIA_TYPE_TAR_DIFF) {
         progress?.step(`${label}: tar-diff`);
-        await verifyBlob(delta, l.delta, ctx, signal);
         staged = await rebuildFromTarDiff(
           await delta.openBlob(l.delta, ctx),
           source!,

@@ -61,6 +61,8 @@ export async function inspectDelta(ref: string): Promise<DeltaInspection> {
       targetLayerBytes += l.target.size;
       const ctx = { layer: l.target.digest };
       if (l.delta.mediaType === MEDIA_TYPE_TAR_DIFF) {
+        // Digest first, so a corrupt blob is reported as such rather than as a format error.
+        await verifyBlob(delta, l.delta, ctx);
         const s = await inspectTarDiff(await delta.openBlob(l.delta, ctx), { where: l.target.digest });
         s.sources.forEach((n) => all.add(n));
         layers.push({

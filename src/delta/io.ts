@@ -97,8 +97,8 @@ export async function createApplyOutput(refText: string): Promise<ApplyOutput> {
 }
 
 /**
- * The data source over a source image: collects every Open name of the tar-diff layers first (each
- * blob digest-checked while inspected), then materialises only those files.
+ * The data source over a source image: collects every Open name of the tar-diff layers first (the
+ * caller has digest-checked their blobs), then materialises only those files.
  */
 export async function openImageSourceFor(
   imageRef: string,

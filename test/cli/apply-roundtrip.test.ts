@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { execa } from 'execa';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
@@ -199,5 +200,26 @@ describe('odh inspect', () => {
     expect(h.exitCode).toBe(0);
     expect(h.stdout).toMatch(/tar-diff v2/);
     expect(h.stdout).toMatch(/usr\/lib64\/libz\.so\.1/);
+  });
+
+  it('fails with one error line on a normal image and on a corrupt tar-diff blob', async () => {
+    const notDelta = await odh(['inspect', sc.new.archivePath], tmp);
+    expect(notDelta.exitCode).toBe(1);
+    expect(notDelta.stderr.trim()).toBe('odh: error: not a delta artifact (artifactType: none)');
+
+    const tarDiff = (sc.plans[1] as { tarDiff: Buffer }).tarDiff;
+    const bad = Buffer.from(tarDiff);
+    bad[bad.length - 2] ^= 0x01;
+    const digest = `sha256:${createHash('sha256').update(tarDiff).digest('hex')}`;
+    const corrupt = path.join(root, 'delta-corrupt-inspect.tar');
+    await buildDeltaArchive(corrupt, { ...sc.spec, blobs: new Map([[digest, bad]]) });
+    const r = await odh(['inspect', '--json', corrupt], tmp);
+    expect(r.exitCode).toBe(1);
+    expect(r.stdout).toBe('');
+    const lines = r.stderr.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(
+      new RegExp(`^odh: error: blob digest mismatch: expected ${digest}, got sha256:[0-9a-f]{64}`),
+    );
   });
 });
