@@ -62,9 +62,15 @@ export async function decompressedLayer(open: LayerStreamFactory, ctx: ErrorCont
   return input.pipe(decoder);
 }
 
-/** OdhErrors pass through; zlib failures become FORMAT (TRUNCATED at a cut); the rest IO. */
-function typedError(e: unknown, ctx: ErrorContext, what: string): OdhError {
-  if (isOdhError(e)) return e;
+/**
+ * OdhErrors keep their code and gain the layer name if they lack one (the tar header codec only knows
+ * the offset); zlib failures become FORMAT (TRUNCATED at a cut); the rest IO.
+ */
+export function typedError(e: unknown, ctx: ErrorContext, what: string): OdhError {
+  if (isOdhError(e)) {
+    if (e.context.layer !== undefined || ctx.layer === undefined) return e;
+    return new OdhError(e.code, e.message, { layer: ctx.layer }, { cause: e });
+  }
   const err = e as NodeJS.ErrnoException;
   if (typeof err?.code === 'string' && err.code.startsWith('Z_')) {
     const code = err.code === 'Z_BUF_ERROR' ? 'TRUNCATED' : 'FORMAT';

@@ -3,6 +3,7 @@ import { createReadStream } from 'node:fs';
 import { MergedRootfs } from '../../source/merged-rootfs.js';
 import { readTar } from '../../tar/index.js';
 import type { ErrorContext } from '../../util/errors.js';
+import { typedError } from './layers.js';
 import type { TargetFile } from './match.js';
 
 /**
@@ -40,6 +41,8 @@ export async function scanNewLayer(tarPath: string, size: number, ctx: ErrorCont
         size: Number(entry.size),
       });
     }
+  } catch (e) {
+    throw typedError(e, ctx, 'cannot read new layer');
   } finally {
     input.destroy();
   }
