@@ -7,7 +7,7 @@ import { applyDelta } from '../../src/delta/apply.js';
 import { createDelta } from '../../src/delta/create.js';
 import { extractMergedRootfs } from '../../src/source/oci-image.js';
 import { buildOciImage } from '../helpers/images.js';
-import { buildScenario, diffIdOfBlob, type Scenario } from './create-scenario.js';
+import { buildScenario, outputDiffIds, type Scenario } from './create-scenario.js';
 
 // spec oci-delta §5.1 then §4.1: a delta made by createDelta, applied from the old image and from
 // its extracted rootfs, rebuilds every layer with the new image's diff_id. The diff_ids are
@@ -27,18 +27,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await rm(work, { recursive: true, force: true });
 });
-
-/** diff_ids of an oci: output's layers, recomputed from the blobs present (reused layers: absent). */
-async function outputDiffIds(layoutDir: string): Promise<Array<string | undefined>> {
-  const blob = (d: string) => path.join(layoutDir, 'blobs', 'sha256', d.slice(7));
-  const index = JSON.parse(await readFile(path.join(layoutDir, 'index.json'), 'utf8'));
-  const manifest = JSON.parse(await readFile(blob(index.manifests[0].digest), 'utf8'));
-  const out: Array<string | undefined> = [];
-  for (const l of manifest.layers as Array<{ digest: string }>) {
-    out.push(existsSync(blob(l.digest)) ? diffIdOfBlob(await readFile(blob(l.digest))) : undefined);
-  }
-  return out;
-}
 
 describe('create → apply round trip (spec oci-delta §5.1, §4.1)', () => {
   for (const mode of ['zstd', 'copy'] as const) {

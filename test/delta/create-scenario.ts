@@ -5,10 +5,13 @@
  * edited text files and a tiny layer whose tar-diff cannot beat its gzip blob.
  */
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { createReadStream, existsSync } from 'node:fs';
+import { open, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { gunzipSync } from 'node:zlib';
-import { decompress as zstdDecompress } from 'zstd-napi';
+import { PassThrough, Writable, type Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGunzip } from 'node:zlib';
+import { DecompressStream } from 'zstd-napi';
 import {
   bootcLayerEntries,
   buildOciImage,
@@ -130,12 +133,42 @@ export async function archiveEntries(
   }));
 }
 
-/** sha256 of a layer blob's decompressed bytes (gzip/zstd sniffed), computed with node/zstd-napi. */
-export function diffIdOfBlob(blob: Buffer): string {
-  let tar = blob;
-  if (blob[0] === 0x1f && blob[1] === 0x8b) tar = gunzipSync(blob);
-  else if (blob.readUInt32LE(0) === 0xfd2fb528) tar = Buffer.from(zstdDecompress(blob));
-  return `sha256:${createHash('sha256').update(tar).digest('hex')}`;
+/** sha256 of a layer blob file's decompressed bytes (gzip/zstd sniffed), streamed with node zlib / zstd-napi. */
+export async function diffIdOfBlobFile(file: string): Promise<string> {
+  const head = Buffer.alloc(4);
+  const fh = await open(file, 'r');
+  try {
+    await fh.read(head, 0, 4, 0);
+  } finally {
+    await fh.close();
+  }
+  let codec: Transform = new PassThrough();
+  if (head[0] === 0x1f && head[1] === 0x8b) codec = createGunzip();
+  else if (head.readUInt32LE(0) === 0xfd2fb528) codec = new DecompressStream();
+  const h = createHash('sha256');
+  const sink = new Writable({
+    write(c: Buffer, _e, cb) {
+      h.update(c);
+      cb();
+    },
+  });
+  await pipeline(createReadStream(file), codec, sink);
+  return `sha256:${h.digest('hex')}`;
+}
+
+/**
+ * diff_ids of an `oci:` layout's (first) image, recomputed from the layer blobs present; a layer
+ * whose blob is absent (reused, not filled) gives undefined.
+ */
+export async function outputDiffIds(layoutDir: string): Promise<Array<string | undefined>> {
+  const blob = (d: string) => path.join(layoutDir, 'blobs', 'sha256', d.slice(7));
+  const index = JSON.parse(await readFile(path.join(layoutDir, 'index.json'), 'utf8'));
+  const manifest = JSON.parse(await readFile(blob(index.manifests[0].digest), 'utf8'));
+  const out: Array<string | undefined> = [];
+  for (const l of manifest.layers as Array<{ digest: string }>) {
+    out.push(existsSync(blob(l.digest)) ? await diffIdOfBlobFile(blob(l.digest)) : undefined);
+  }
+  return out;
 }
 
 export const sha256 = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
