@@ -1,0 +1,84 @@
+import { afterAll, describe, expect, it } from 'vitest';
+import { fuzzyPrefixOf, isDeltaCandidate, sizeSimilar } from '../../src/tardiff/create/match.js';
+import { analyzeSources, layerFile } from '../../src/tardiff/create/index.js';
+import { seededBytes } from '../helpers/images.js';
+import { opCounts } from './create-checker.js';
+import { cleanupTempDirs, oldImage, roundTrip, tempDir } from './create-roundtrip.js';
+
+// spec oci-delta §5.3 and the analysis cases of §8.3.
+
+afterAll(cleanupTempDirs);
+
+describe('matching rules', () => {
+  it('size-similar: 1000 vs 50 KiB yes, 100 KiB vs 1100 KiB no', () => {
+    expect(sizeSimilar(1000, 50 * 1024)).toBe(true);
+    expect(sizeSimilar(100 * 1024, 1100 * 1024)).toBe(false);
+    expect(sizeSimilar(100 * 1024, 999 * 1024)).toBe(true);
+    expect(sizeSimilar(65535, 1)).toBe(true);
+    expect(sizeSimilar(65536, 1)).toBe(false);
+  });
+
+  it('.xz and .bz2 are not delta candidates', () => {
+    expect(isDeltaCandidate([Buffer.from('data.xz')])).toBe(false);
+    expect(isDeltaCandidate([Buffer.from('a.txt'), Buffer.from('b.bz2')])).toBe(false);
+    expect(isDeltaCandidate([Buffer.from('a.xz.txt')])).toBe(true);
+  });
+
+  it('fuzzy prefix runs up to and including the first dot', () => {
+    expect(fuzzyPrefixOf(Buffer.from('libcurl.so.4.7.0'))?.toString()).toBe('libcurl.');
+    expect(fuzzyPrefixOf(Buffer.from('file1.txt'))?.toString()).toBe('file1.');
+    expect(fuzzyPrefixOf(Buffer.from('Makefile'))).toBeNull();
+  });
+});
+
+describe('analysis (spec oci-delta §8.3)', () => {
+  const OBJ = seededBytes('abc123', 30_000);
+
+  it('hardlink names in tar order; Open name is the regular entry path; mode 0600 files unusable', async () => {
+    const old = await oldImage([
+      {
+        entries: [
+          { type: 'file', path: 'blobs/sha256/abc123', content: OBJ },
+          { type: 'hardlink', path: 'real/file.txt', target: 'blobs/sha256/abc123' },
+          { type: 'hardlink', path: 'other/link.txt', target: 'blobs/sha256/abc123' },
+          { type: 'file', path: 'etc/private', content: seededBytes('private', 5000), mode: 0o600 },
+        ],
+      },
+    ]);
+    const sources = await analyzeSources(old.blobPaths.map(layerFile), { tempDir: await tempDir() });
+    try {
+      expect(sources.files).toHaveLength(1);
+      const f = sources.files[0]!;
+      expect(f.entry.paths.map(String)).toEqual(['blobs/sha256/abc123', 'real/file.txt', 'other/link.txt']);
+      expect(f.basenames.map(String)).toEqual(['abc123', 'file.txt', 'link.txt']);
+      expect(f.openName.toString()).toBe('blobs/sha256/abc123');
+      expect(sources.atPath(Buffer.from('other/link.txt'))).toBe(f);
+      expect(sources.atPath(Buffer.from('etc/private'))).toBeUndefined();
+    } finally {
+      await sources.dispose();
+    }
+  });
+
+  it('a new object hardlinked as real/file.txt matches the old file through that name', async () => {
+    const old = await oldImage([
+      {
+        entries: [
+          { type: 'file', path: 'blobs/sha256/abc123', content: OBJ },
+          { type: 'hardlink', path: 'real/file.txt', target: 'blobs/sha256/abc123' },
+        ],
+      },
+    ]);
+    const changed = Buffer.from(OBJ);
+    changed.fill(0, 100, 200);
+    const rt = await roundTrip(
+      old,
+      [
+        { type: 'file', path: 'blobs/sha256/def456', content: changed },
+        { type: 'hardlink', path: 'real/file.txt', target: 'blobs/sha256/def456' },
+      ],
+      'zstd',
+    );
+    expect(opCounts(rt.report).ZstdDict).toBe(1);
+    expect(rt.report.opened).toEqual(['blobs/sha256/abc123']);
+  });
+});
