@@ -143,6 +143,7 @@ export async function applyDelta(opts: ApplyOptions): Promise<ApplyResult> {
     });
     const staging = out.stagingDir;
     const turns = new LayerTurns(artifact.layers.length, signal);
+    const layerBytes = new Map<number, bigint>(); // tar bytes rebuilt so far, per layer in flight
     const results = await runLayers(artifact.layers, jobs, stop, async (l) => {
       const ctx: ErrorContext = { layer: l.target.digest };
       const label = `layer ${l.index + 1}/${artifact.layers.length} ${l.target.digest.slice(0, 19)}`;
@@ -176,6 +177,10 @@ export async function applyDelta(opts: ApplyOptions): Promise<ApplyResult> {
           file,
           ctx,
           signal,
+          (done) => {
+            layerBytes.set(l.index, done);
+            progress?.bytes([...layerBytes.values()].reduce((a, b) => a + b, 0n));
+          },
         );
         kind = 'tar-diff';
       } else {

@@ -77,6 +77,8 @@ export async function rebuildFromTarDiff(
   file: string,
   ctx: ErrorContext,
   signal?: AbortSignal,
+  /** Uncompressed bytes produced so far (for progress). */
+  onBytes?: (bytesOut: bigint) => void,
 ): Promise<StagedBlob> {
   const { alg, hash } = diffIdHash(diffId, ctx);
   const tap = new HashTap(hash);
@@ -86,7 +88,10 @@ export async function rebuildFromTarDiff(
   written.catch(() => {});
   let applied;
   try {
-    applied = await applyTarDiff(tarDiff, source, tap, ctx.layer !== undefined ? { where: ctx.layer } : {});
+    applied = await applyTarDiff(tarDiff, source, tap, {
+      ...(ctx.layer !== undefined ? { where: ctx.layer } : {}),
+      ...(onBytes ? { onProgress: (p: { bytesOut: bigint }) => onBytes(p.bytesOut) } : {}),
+    });
   } catch (e) {
     tap.destroy(); // stops the compressor and closes the temp file
     throw e;
