@@ -397,3 +397,63 @@ describe('odh apply: hostile input', () => {
     await expectFailure({ delta: path.join(root, 'nope.tar'), expectError: /delta does not exist/ });
   });
 });
+
+describe('odh apply --source-image: hostile tar-diffs also clean up the source store', () => {
+  const cases: Array<[string, () => Buffer, RegExp]> = [
+    [
+      'op past the end of the source file',
+      () =>
+        encodeTarDiff([
+          { op: 'open', name: 'usr/lib64/libz.so.1' },
+          { op: 'seek', offset: 5000 },
+          { op: 'copy', size: 1000 },
+        ]),
+      /unexpected EOF in source file.*op #2, offset 5000/,
+    ],
+    [
+      'unknown op',
+      () =>
+        encodeTarDiff([
+          { op: 'data', data: 'x' },
+          { op: 'raw', code: 99, size: 0 },
+        ]),
+      /unexpected tar-diff op 99 .*op #1/,
+    ],
+    [
+      'Open of a name not in the source',
+      () =>
+        encodeTarDiff([
+          { op: 'open', name: 'usr/lib64/no-such-lib.so' },
+          { op: 'copy', size: 1 },
+        ]),
+      /source file not in the old image's merged root filesystem \(path "usr\/lib64\/no-such-lib\.so"\)/,
+    ],
+    [
+      'Open of an ostree object path (excluded from sources, spec §3.1)',
+      () =>
+        encodeTarDiff([
+          { op: 'open', name: 'sysroot/ostree/repo/objects/00/x.file' },
+          { op: 'copy', size: 1 },
+        ]),
+      /sysroot\/ostree\/repo\/objects\/00\/x\.file/,
+    ],
+    [
+      'diff_id mismatch',
+      () =>
+        encodeTarDiff([
+          { op: 'open', name: 'usr/lib64/libz.so.1' },
+          { op: 'copy', size: 10 },
+        ]),
+      /diff_id mismatch: expected sha256:[0-9a-f]{64}, got sha256:[0-9a-f]{64}/,
+    ],
+  ];
+  for (const [name, blob, re] of cases) {
+    it(name, async () => {
+      await expectFailure({
+        args: ['--jobs', '4', '--source-image', sc.old.archiveRef],
+        delta: await deltaWith({}, withTarDiff(blob())),
+        expectError: re,
+      });
+    });
+  }
+});
