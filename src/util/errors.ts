@@ -15,7 +15,9 @@ export type ErrorCode =
   | 'TRUNCATED'
   | 'UNSUPPORTED'
   | 'EXISTS'
-  | 'UNAVAILABLE';
+  | 'UNAVAILABLE'
+  /** An external upstream program (oci-delta) exited non-zero, was killed or timed out. */
+  | 'UPSTREAM_FAILED';
 
 export interface ErrorContext {
   file?: string;

@@ -1,0 +1,184 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream, promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { OdhError } from '../../src/util/errors.js';
+import { downloadToFile, type HttpOptions } from './http.js';
+import { hostArch, pinnedAsset, readManifest } from './manifest.js';
+import { probeBinary } from './probe.js';
+import type { UpstreamArch, UpstreamAsset, UpstreamManifest, UpstreamResolution } from './types.js';
+
+/**
+ * The verified binary cache: `$XDG_CACHE_HOME/oci-delta-harness/upstream/<version>/<arch>/oci-delta`
+ * (default `~/.cache/...`). A file is there only after its size and sha256 matched the pinned
+ * manifest, and it is re-hashed on every use (a cache is not a trust anchor).
+ */
+export function defaultCacheRoot(env: NodeJS.ProcessEnv = process.env): string {
+  const xdg = env.XDG_CACHE_HOME;
+  const base = xdg && path.isAbsolute(xdg) ? xdg : path.join(env.HOME || os.homedir(), '.cache');
+  return path.join(base, 'oci-delta-harness', 'upstream');
+}
+
+/** A version string becomes a path component: refuse anything that could climb out of the cache. */
+function versionComponent(version: string): string {
+  if (!/^[0-9A-Za-z][0-9A-Za-z._+-]*$/.test(version) || version.includes('..')) {
+    throw new OdhError(
+      'FORMAT',
+      `upstream manifest version ${JSON.stringify(version)} is not a plain version string`,
+    );
+  }
+  return version;
+}
+
+export function cachedBinaryPath(cacheRoot: string, version: string, arch: UpstreamArch): string {
+  return path.join(cacheRoot, versionComponent(version), arch, 'oci-delta');
+}
+
+export async function sha256File(file: string): Promise<{ size: number; sha256: string }> {
+  const h = createHash('sha256');
+  let size = 0;
+  for await (const c of createReadStream(file) as AsyncIterable<Buffer>) {
+    size += c.length;
+    h.update(c);
+  }
+  return { size, sha256: h.digest('hex') };
+}
+
+/** Whether `file` exists and matches the pinned asset exactly. */
+async function verifiedCopy(file: string, asset: UpstreamAsset): Promise<boolean> {
+  const st = await fs.stat(file).catch(() => null);
+  if (!st?.isFile() || st.size !== asset.size) return false;
+  const got = await sha256File(file);
+  return got.size === asset.size && got.sha256 === asset.sha256;
+}
+
+/**
+ * Downloads `asset` to `dest`: into a temp name beside it, checked for size and sha256, made
+ * executable, then renamed into place. A mismatch leaves nothing behind.
+ */
+export async function installAsset(
+  asset: UpstreamAsset,
+  dest: string,
+  http: HttpOptions = {},
+): Promise<void> {
+  await fs.mkdir(path.dirname(dest), { recursive: true });
+  const tmp = path.join(
+    path.dirname(dest),
+    `.odh-tmp-${path.basename(dest)}-${randomBytes(6).toString('hex')}`,
+  );
+  try {
+    const got = await downloadToFile(asset.url, tmp, { ...http, maxBytes: asset.size });
+    if (got.size !== asset.size) {
+      throw new OdhError(
+        'DIGEST_MISMATCH',
+        `size mismatch for ${asset.url}: expected ${asset.size}, got ${got.size}`,
+      );
+    }
+    if (got.sha256 !== asset.sha256) {
+      throw new OdhError(
+        'DIGEST_MISMATCH',
+        `sha256 mismatch for ${asset.url}: expected ${asset.sha256}, got ${got.sha256}`,
+      );
+    }
+    await fs.chmod(tmp, 0o755);
+    await fs.rename(tmp, dest);
+  } finally {
+    await fs.rm(tmp, { force: true });
+  }
+}
+
+export interface FetchOptions {
+  /** The manifest itself (tests) or its path; default harness/upstream/manifest.json. */
+  manifest?: UpstreamManifest;
+  manifestPath?: string;
+  cacheRoot?: string;
+  /** Default: the host's architecture. */
+  arch?: UpstreamArch;
+  /** Never download; use the verified cache only. */
+  offline?: boolean;
+  env?: NodeJS.ProcessEnv;
+  http?: HttpOptions;
+}
+
+export interface FetchResult {
+  path: string;
+  version: string;
+  arch: UpstreamArch;
+  source: 'cache' | 'download';
+}
+
+/** `odh upstream fetch`: the pinned binary for this architecture, verified; throws OdhError otherwise. */
+export async function fetchUpstream(opts: FetchOptions = {}): Promise<FetchResult> {
+  const env = opts.env ?? process.env;
+  const arch = opts.arch ?? hostArch();
+  if (arch === null)
+    throw new OdhError('UNSUPPORTED', `no oci-delta release build for architecture ${process.arch}`);
+  const manifest = opts.manifest ?? (await readManifest(opts.manifestPath));
+  const pin = pinnedAsset(manifest, arch);
+  if (!pin.ok) throw new OdhError('UNAVAILABLE', pin.reason);
+  const dest = cachedBinaryPath(opts.cacheRoot ?? defaultCacheRoot(env), pin.version, arch);
+  if (await verifiedCopy(dest, pin.asset)) {
+    await fs.chmod(dest, 0o755);
+    return { path: dest, version: pin.version, arch, source: 'cache' };
+  }
+  // Present but not matching (edited manifest, corrupted file): it must not be used again.
+  await fs.rm(dest, { force: true });
+  if (opts.offline) {
+    throw new OdhError(
+      'UNAVAILABLE',
+      `oci-delta ${pin.version} (${arch}) is not in the cache and downloads are off`,
+      {
+        path: dest,
+      },
+    );
+  }
+  await installAsset(pin.asset, dest, { ...opts.http, env, headers: { ...(opts.http?.headers ?? {}) } });
+  return { path: dest, version: pin.version, arch, source: 'download' };
+}
+
+export interface ResolveOptions extends FetchOptions {
+  /** `--oci-delta PATH`; default `$ODH_OCI_DELTA`. A local binary is used as is (no verification). */
+  localBinary?: string;
+  probeTimeoutMs?: number;
+}
+
+function reasonOf(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+/**
+ * The upstream binary adapters should use, or why there is none. Never throws: offline, not
+ * pinned, no asset for this architecture, a failed or mismatching download, a binary that does
+ * not run all come back as `{ status: 'unavailable', reason }`.
+ */
+export async function resolveUpstream(opts: ResolveOptions = {}): Promise<UpstreamResolution> {
+  const env = opts.env ?? process.env;
+  const local = opts.localBinary ?? (env.ODH_OCI_DELTA || undefined);
+  try {
+    if (local !== undefined) {
+      const abs = path.resolve(local);
+      const p = await probeBinary(abs, { timeoutMs: opts.probeTimeoutMs });
+      if (!p.ok) return { status: 'unavailable', reason: `local oci-delta: ${p.reason}` };
+      return {
+        status: 'available',
+        path: abs,
+        version: p.version,
+        source: 'local',
+        capabilities: p.capabilities,
+      };
+    }
+    const f = await fetchUpstream(opts);
+    const p = await probeBinary(f.path, { timeoutMs: opts.probeTimeoutMs });
+    if (!p.ok) return { status: 'unavailable', reason: `oci-delta ${f.version}: ${p.reason}` };
+    return {
+      status: 'available',
+      path: f.path,
+      // The pinned version is what was verified; --version output may be decorated (e.g. "v0.6.0-1").
+      version: f.version,
+      source: f.source,
+      capabilities: p.capabilities,
+    };
+  } catch (e) {
+    return { status: 'unavailable', reason: reasonOf(e) };
+  }
+}

@@ -1,0 +1,100 @@
+import type { Command } from 'commander';
+import { resolveUpstream } from '../../harness/upstream/fetch.js';
+import { DEFAULT_GITHUB_API, pinUpstream } from '../../harness/upstream/pin.js';
+import { UPSTREAM_ARCHES, type UpstreamArch, type UpstreamResolution } from '../../harness/upstream/types.js';
+import { OdhError } from '../util/errors.js';
+
+function parseArch(v: string): UpstreamArch {
+  if (!(UPSTREAM_ARCHES as readonly string[]).includes(v)) {
+    throw new OdhError('USAGE', `invalid --arch ${JSON.stringify(v)} (want ${UPSTREAM_ARCHES.join(' or ')})`);
+  }
+  return v as UpstreamArch;
+}
+
+function describe(r: UpstreamResolution): string {
+  if (r.status === 'unavailable') return `upstream unavailable: ${r.reason}`;
+  return (
+    `oci-delta ${r.version} (${r.source}) ${r.path}` +
+    ` binary-diff: ${r.capabilities.binaryDiff ? 'yes' : 'no (older than 0.6.0)'}`
+  );
+}
+
+interface ResolveFlags {
+  manifest?: string;
+  cache?: string;
+  arch?: UpstreamArch;
+  offline?: boolean;
+  ociDelta?: string;
+  json?: boolean;
+}
+
+function addResolveFlags(c: Command): Command {
+  return c
+    .option('--manifest <FILE>', 'pinned manifest (default harness/upstream/manifest.json)')
+    .option('--cache <DIR>', 'cache root (default $XDG_CACHE_HOME/oci-delta-harness/upstream)')
+    .option('--arch <ARCH>', 'architecture to fetch (x86_64|aarch64; default this machine)', parseArch)
+    .option('--offline', 'never download; use the verified cache only')
+    .option('--oci-delta <PATH>', 'use this local binary instead (also $ODH_OCI_DELTA); not verified')
+    .option('--json', 'print one JSON object');
+}
+
+async function resolveFrom(flags: ResolveFlags): Promise<UpstreamResolution> {
+  const progress = (attempt: number, reason: string) =>
+    process.stderr.write(`odh upstream: retry ${attempt} after: ${reason}\n`);
+  return resolveUpstream({
+    manifestPath: flags.manifest,
+    cacheRoot: flags.cache,
+    arch: flags.arch,
+    offline: flags.offline,
+    localBinary: flags.ociDelta,
+    http: { onRetry: progress },
+  });
+}
+
+/** Registers `odh upstream pin|fetch|status`: the pinned upstream oci-delta binary (harness/upstream). */
+export function register(program: Command): void {
+  const upstream = program
+    .command('upstream')
+    .description('the upstream oci-delta binary: pin a release, fetch and verify it, show what is usable');
+
+  upstream
+    .command('pin')
+    .description(
+      'ask the GitHub releases API for a release and pin its binaries (url, sha256, size) in the manifest',
+    )
+    .option('--version <X>', 'release version (tag v<X>); default the latest release')
+    .option('--api-url <URL>', 'GitHub API base URL', DEFAULT_GITHUB_API)
+    .option('--manifest <FILE>', 'manifest to rewrite (default harness/upstream/manifest.json)')
+    .action(async (flags: { version?: string; apiUrl: string; manifest?: string }) => {
+      const m = await pinUpstream({
+        version: flags.version,
+        apiUrl: flags.apiUrl,
+        manifestPath: flags.manifest,
+        log: (line) => process.stderr.write(`odh upstream pin: ${line}\n`),
+      });
+      const arches = Object.keys(m.assets).join(', ');
+      process.stdout.write(`pinned oci-delta ${m.version} (${m.tag ?? ''}) for ${arches}\n`);
+    });
+
+  addResolveFlags(
+    upstream
+      .command('fetch')
+      .description(
+        'download the pinned binary into the cache (size and sha256 checked); exit 1 when unavailable',
+      ),
+  ).action(async (flags: ResolveFlags) => {
+    const r = await resolveFrom(flags);
+    if (flags.json) process.stdout.write(`${JSON.stringify(r)}\n`);
+    if (r.status === 'unavailable') throw new OdhError('UNAVAILABLE', `upstream unavailable: ${r.reason}`);
+    if (!flags.json) process.stdout.write(`${describe(r)}\n`);
+  });
+
+  addResolveFlags(
+    upstream
+      .command('status')
+      .description('say whether an upstream binary is usable and why not (exit 0 either way)'),
+  ).action(async (flags: ResolveFlags) => {
+    const r = await resolveFrom(flags);
+    process.stdout.write(flags.json ? `${JSON.stringify(r)}\n` : `${describe(r)}\n`);
+  });
+}
