@@ -144,6 +144,40 @@ describe('create → apply round trip (spec oci-delta §5.1, §4.1)', () => {
     expect(await readdir(work)).toEqual(before);
   });
 
+  it('fails on a corrupted old layer during source analysis, leaving no output and no temp files', async () => {
+    const bad = await buildOciImage(path.join(work, 'bad-old'), {
+      layers: [{ entries: [{ type: 'file', path: 'etc/app.conf', content: 'y'.repeat(50_000) }] }],
+    });
+    const blob = path.join(bad.layoutDir, 'blobs', 'sha256', bad.layers[0]!.digest.slice(7));
+    const bytes = await readFile(blob);
+    bytes[20] ^= 0xff;
+    await writeFile(blob, bytes);
+    const out = path.join(work, 'delta-bad-old.tar');
+    const before = await readdir(work);
+    await expect(
+      createDelta({ old: bad.ociRef, new: sc.new.ociRef, output: out, tempDir: work }),
+    ).rejects.toMatchObject({ code: expect.stringMatching(/DIGEST_MISMATCH|FORMAT|TRUNCATED/) });
+    expect(existsSync(out)).toBe(false);
+    expect(await readdir(work)).toEqual(before);
+  });
+
+  it('carries a new-only layer listed twice in the new manifest once, and rebuilds both', async () => {
+    const twice = { entries: [{ type: 'file' as const, path: 'etc/app.conf', content: 'z'.repeat(30_000) }] };
+    const img = await buildOciImage(path.join(work, 'twice'), { layers: [twice, twice] });
+    expect(img.layers[0]!.digest).toBe(img.layers[1]!.digest);
+    const out = path.join(work, 'delta-twice');
+    const r = await createDelta({ old: sc.old.ociRef, new: img.ociRef, output: `oci:${out}`, tempDir: work });
+    expect(r.stats.processedLayers).toBe(1);
+    expect(r.layers.map((l) => l.kind)).toEqual([r.layers[0]!.kind, r.layers[0]!.kind]);
+    const applied = path.join(work, 'out-twice');
+    await applyDelta({
+      delta: `oci:${out}`,
+      source: { kind: 'dir', path: rootfs },
+      output: `oci:${applied}`,
+    });
+    expect(await outputDiffIds(applied)).toEqual(img.diffIds);
+  });
+
   it('refuses an existing output before doing any work', async () => {
     const out = path.join(work, 'exists.tar');
     await writeFile(out, 'keep');
