@@ -1,0 +1,30 @@
+/** The upstream oci-delta binary, as adapters see it (spec oci-delta §6, §7). */
+export type {
+  UpstreamArch,
+  UpstreamAsset,
+  UpstreamAvailable,
+  UpstreamCapabilities,
+  UpstreamManifest,
+  UpstreamResolution,
+  UpstreamRunResult,
+  UpstreamSource,
+  UpstreamUnavailable,
+} from './types.js';
+export {
+  resolveUpstream,
+  fetchUpstream,
+  defaultCacheRoot,
+  cachedBinaryPath,
+  type ResolveOptions,
+} from './fetch.js';
+export { probeBinary, type ProbeResult } from './probe.js';
+export {
+  upstreamCreate,
+  upstreamApply,
+  createArgv,
+  applyArgv,
+  type UpstreamBinaryDiff,
+  type UpstreamCreateOptions,
+  type UpstreamApplyOptions,
+} from './run.js';
+export { pinUpstream } from './pin.js';
