@@ -51,10 +51,10 @@ export async function tarDiff(
       tempDir: work,
       ignorePrefixes: opts.ignoreSourcePrefix,
       layerNames: olds,
-      onProgress: (p) => progress.bytes(p.layer, p.layers),
+      onProgress: (p) => progress.step(`tar-diff: analysed old tar ${p.layer}/${p.layers}`),
     });
     try {
-      progress.step(`tar-diff: diffing ${path.basename(newTar)}`);
+      let phase = '';
       const result = await createTarDiff({
         sources,
         newLayer: newTar,
@@ -64,7 +64,11 @@ export async function tarDiff(
         compressionLevel: opts.compressionLevel,
         maxZstdDictSize: opts.maxZstdDiffSize !== undefined ? opts.maxZstdDiffSize * 1024 * 1024 : undefined,
         where: newTar,
-        onProgress: (p) => progress.bytes(p.done, p.total),
+        onProgress: (p) => {
+          if (p.phase === phase) return;
+          phase = p.phase;
+          progress.step(`tar-diff: ${PHASES[p.phase]} ${path.basename(newTar)}`);
+        },
       });
       await atomic.commit();
       return result;
@@ -79,6 +83,13 @@ export async function tarDiff(
     await fs.rm(work, { recursive: true, force: true });
   }
 }
+
+const PHASES = {
+  analyze: 'analysing old tars for',
+  scan: 'hashing the files of',
+  extract: 'extracting the old files used by',
+  diff: 'writing ops for',
+} as const;
 
 function intArg(name: string, min: number, max: number) {
   return (v: string) => {

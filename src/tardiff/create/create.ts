@@ -10,7 +10,7 @@ import { OpStreamWriter, type OpHistogram } from './op-writer.js';
 import { matchRollsum, RollsumSplitter } from './rollsum.js';
 import { analyzeSources, type OldFile, type SourceSet } from './sources.js';
 import { scanNewLayer, type NewFile } from './target.js';
-import { encodeZstdDictPatch, hasDictMagic } from './zstd-patch.js';
+import { hasDictMagic, ZstdDictEncoder } from './zstd-patch.js';
 
 /**
  * The tar-diff creator (spec oci-delta §5.2–5.7). Two passes over the new layer: a scan that hashes
@@ -159,6 +159,7 @@ async function writeDiff(
   const tar = await open(tarPath, 'r');
   try {
     const reader = new WindowedReader(tar, tarSize, ctx);
+    const patcher = new ZstdDictEncoder();
     const dataRange = async (from: number, to: number) => {
       for (let p = from; p < to; p += READ_CHUNK)
         await writer.data(await reader.read(p, Math.min(READ_CHUNK, to - p)));
@@ -166,7 +167,7 @@ async function writeDiff(
     let pos = 0;
     for (const [i, plan] of plans.entries()) {
       await dataRange(pos, plan.file.dataOffset);
-      await emitPlan(plan, reader, writer, sources, dataRange);
+      await emitPlan(plan, reader, writer, sources, patcher, dataRange);
       pos = plan.file.dataOffset + plan.file.size;
       opts.onProgress?.({ phase: 'diff', done: i + 1, total: plans.length });
     }
@@ -200,6 +201,7 @@ async function emitPlan(
   reader: WindowedReader,
   writer: OpStreamWriter,
   sources: SourceSet,
+  patcher: ZstdDictEncoder,
   dataRange: (from: number, to: number) => Promise<void>,
 ): Promise<void> {
   const { file, source } = plan;
@@ -216,7 +218,7 @@ async function emitPlan(
       // 3. a patch against the whole old file; literal when the patch is not smaller (no fallback)
       const old = await sources.store.readAll(source);
       const target = await reader.readDirect(start, file.size);
-      const patch = encodeZstdDictPatch(old, target);
+      const patch = patcher.encode(old, target);
       if (patch.length >= file.size) return writer.data(target);
       await writer.open(source.openName);
       await writer.zstdDict(patch, source.size);

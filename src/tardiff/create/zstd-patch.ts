@@ -28,17 +28,38 @@ export function patchWindowLog(size: number): number {
   return log;
 }
 
-/** Encodes `target` against `source` (level 3 by default, long-distance matching, dictionary force-loaded). */
+/**
+ * Encodes ZstdDict patches: level 3 by default, long-distance matching, the source force-loaded as raw
+ * dictionary. One instance per diff reuses its native context, so thousands of patches do not pile up
+ * native dictionaries waiting for the garbage collector.
+ */
+export class ZstdDictEncoder {
+  private cctx: binding.CCtx | null = null;
+
+  constructor(private readonly level = 3) {}
+
+  /** One zstd frame reproducing `target` from the whole of `source`. */
+  encode(source: Buffer, target: Buffer): Buffer {
+    if (hasDictMagic(source)) throw new Error('ZstdDict source starts with the zstd dictionary magic');
+    const cctx = (this.cctx ??= new binding.CCtx());
+    try {
+      cctx.setParameter(binding.CParameter.compressionLevel, this.level);
+      cctx.setParameter(binding.CParameter.windowLog, patchWindowLog(Math.max(source.length, target.length)));
+      cctx.setParameter(binding.CParameter.enableLongDistanceMatching, 1);
+      cctx.setParameter(binding.CParameter.checksumFlag, 1);
+      cctx.setParameter(C_FORCE_ATTACH_DICT as binding.CParameter, DICT_FORCE_LOAD);
+      cctx.loadDictionary(source);
+      const dst = Buffer.allocUnsafe(binding.compressBound(target.length));
+      const n = cctx.compress2(dst, target);
+      return Buffer.from(dst.subarray(0, n));
+    } finally {
+      // drop the dictionary copy (up to 512 MiB) now, not when the context is collected
+      cctx.reset(binding.ResetDirective.sessionAndParameters);
+    }
+  }
+}
+
+/** Encodes `target` against `source` with a one-off encoder. */
 export function encodeZstdDictPatch(source: Buffer, target: Buffer, level = 3): Buffer {
-  if (hasDictMagic(source)) throw new Error('ZstdDict source starts with the zstd dictionary magic');
-  const cctx = new binding.CCtx();
-  cctx.setParameter(binding.CParameter.compressionLevel, level);
-  cctx.setParameter(binding.CParameter.windowLog, patchWindowLog(Math.max(source.length, target.length)));
-  cctx.setParameter(binding.CParameter.enableLongDistanceMatching, 1);
-  cctx.setParameter(binding.CParameter.checksumFlag, 1);
-  cctx.setParameter(C_FORCE_ATTACH_DICT as binding.CParameter, DICT_FORCE_LOAD);
-  cctx.loadDictionary(source);
-  const dst = Buffer.allocUnsafe(binding.compressBound(target.length));
-  const n = cctx.compress2(dst, target);
-  return Buffer.from(dst.subarray(0, n));
+  return new ZstdDictEncoder(level).encode(source, target);
 }
