@@ -1,0 +1,81 @@
+/**
+ * composefs-rs `cfsctl` as an applier (spec composefs-v2 §5): a fresh SHA-512 repository
+ * (`init --insecure`), `oci pull` of the old image, then of the delta (composefs-rs applies oci-delta
+ * artifacts on pull, spec oci-delta §4.3), then `oci compute-id @<target config>`. It yields no OCI
+ * image, only the V1 SHA-512 image ID, so the matrix checks that flavour alone for it.
+ */
+import path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { openManifest } from '../../src/oci/image.js';
+import { OdhError } from '../../src/util/errors.js';
+import { parseDeltaArtifact } from '../../src/delta/artifact.js';
+import { lastLine, runChild } from '../upstream/child.js';
+import type { Availability, DeltaApplier } from './types.js';
+
+const TIMEOUT_MS = 30 * 60_000;
+
+function onPath(tool: string): string | undefined {
+  const r = spawnSync('sh', ['-c', `command -v ${tool}`], { encoding: 'utf8' });
+  return r.status === 0 ? r.stdout.trim() : undefined;
+}
+
+/** The delta's target config digest: what compute-id is asked for after the pull. */
+async function targetConfigDigest(delta: string): Promise<string> {
+  const m = await openManifest(delta);
+  try {
+    const a = await parseDeltaArtifact(m.manifestRaw, {
+      readBlob: (d) => m.reader.readBlobBytes(d, 64 << 20),
+    });
+    return a.targetConfigDescriptor.digest;
+  } finally {
+    await m.reader.close();
+  }
+}
+
+export function cfsctlApplier(bin: string | undefined = onPath('cfsctl')): DeltaApplier {
+  let peak = 0;
+  const run = async (args: string[]): Promise<{ stdout: string; seconds: number }> => {
+    const r = await runChild(bin!, args, { timeoutMs: TIMEOUT_MS, measureRss: true });
+    if (r.peakRssKiB) peak = Math.max(peak, r.peakRssKiB);
+    if (r.spawnError || r.timedOut || r.signal || r.exitCode !== 0) {
+      const why =
+        r.spawnError ??
+        (r.timedOut ? 'timed out' : r.signal ? `killed by ${r.signal}` : `exit ${r.exitCode}`);
+      throw new OdhError(
+        'UPSTREAM_FAILED',
+        `cfsctl ${args.slice(2).join(' ')}: ${why}: ${lastLine(r.stderr)}`,
+        {
+          file: bin,
+        },
+      );
+    }
+    return { stdout: r.stdout, seconds: r.seconds };
+  };
+  return {
+    name: 'cfsctl',
+    readsTarDiff: () => true,
+    available: async (): Promise<Availability> =>
+      bin ? { ok: true } : { ok: false, reason: 'cfsctl not on PATH' },
+    async apply(delta, oldArchive, _outDir, workDir) {
+      if (!bin) throw new OdhError('UNAVAILABLE', 'cfsctl not on PATH');
+      peak = 0;
+      const repo = ['--repo', path.join(workDir, 'repo')];
+      await run([...repo, 'init', '--insecure']);
+      await run([...repo, 'oci', 'pull', `oci-archive:${oldArchive}`]);
+      const pulled = await run([
+        ...repo,
+        'oci',
+        'pull',
+        delta.startsWith('oci') ? delta : `oci-archive:${delta}`,
+      ]);
+      const id = (
+        await run([...repo, 'oci', 'compute-id', `@${await targetConfigDigest(delta)}`])
+      ).stdout.trim();
+      return {
+        composefsIds: { 'v1-sha512': id },
+        seconds: pulled.seconds,
+        ...(peak ? { peakRssKiB: peak } : {}),
+      };
+    },
+  };
+}

@@ -1,0 +1,69 @@
+/**
+ * Adapters over the upstream Go `oci-delta` binary (harness/upstream resolves, verifies and probes
+ * it). Creators: `upstream-bsdiff|zstd|auto` when the binary has `--binary-diff` (0.6.0+, spec
+ * oci-delta §6), otherwise just `upstream` (its default, bsdiff, tardf1). Applier: `upstream`, i.e.
+ * `oci-delta apply --directory` over the old image's merged rootfs extracted by our code (spec §3.2);
+ * its output has no blobs for reused layers (§4.1 6c), so they are filled from the old image.
+ */
+import path from 'node:path';
+import { extractMergedRootfs } from '../../src/source/rootfs-extract.js';
+import { OdhError } from '../../src/util/errors.js';
+import { upstreamApply, upstreamCreate, type UpstreamBinaryDiff } from '../upstream/run.js';
+import type { UpstreamResolution } from '../upstream/types.js';
+import { completeFromOldImage } from './image-rewrite.js';
+import type { Availability, DeltaApplier, DeltaCreator } from './types.js';
+
+function availability(u: UpstreamResolution): Availability {
+  return u.status === 'available' ? { ok: true, version: u.version } : { ok: false, reason: u.reason };
+}
+
+/** spec oci-delta §2.1: a creator writes tardf2 whenever its binary-diff mode is zstd or auto. */
+function versionsFor(mode: UpstreamBinaryDiff | undefined): (1 | 2)[] {
+  return mode === 'zstd' || mode === 'auto' ? [1, 2] : [1];
+}
+
+function upstreamCreator(u: UpstreamResolution, mode: UpstreamBinaryDiff | undefined): DeltaCreator {
+  return {
+    name: mode ? `upstream-${mode}` : 'upstream',
+    tarDiffVersions: versionsFor(mode),
+    available: async () => availability(u),
+    async create(oldArchive, newArchive, outDelta) {
+      if (u.status !== 'available') throw new OdhError('UNAVAILABLE', `upstream: ${u.reason}`);
+      const r = await upstreamCreate(u.path, oldArchive, newArchive, outDelta, {
+        ...(mode ? { binaryDiff: mode } : {}),
+      });
+      return { seconds: r.seconds, ...(r.peakRssKiB !== undefined ? { peakRssKiB: r.peakRssKiB } : {}) };
+    },
+  };
+}
+
+/** The upstream creators this binary supports (one unavailable `upstream` when there is none). */
+export function upstreamCreators(u: UpstreamResolution): DeltaCreator[] {
+  if (u.status === 'available' && u.capabilities.binaryDiff) {
+    return (['bsdiff', 'zstd', 'auto'] as const).map((m) => upstreamCreator(u, m));
+  }
+  return [upstreamCreator(u, undefined)];
+}
+
+export function upstreamApplier(u: UpstreamResolution): DeltaApplier {
+  return {
+    name: 'upstream',
+    // A binary without --binary-diff predates tardf2 (spec oci-delta §6 version history: 0.6.0).
+    readsTarDiff: (v) => v === 1 || (u.status === 'available' && u.capabilities.binaryDiff),
+    available: async () => availability(u),
+    async apply(delta, oldArchive, outDir, workDir) {
+      if (u.status !== 'available') throw new OdhError('UNAVAILABLE', `upstream: ${u.reason}`);
+      const rootfs = path.join(workDir, 'rootfs');
+      const partial = path.join(workDir, 'partial.oci-archive');
+      const outputImage = `oci-archive:${path.join(outDir, 'image.oci-archive')}`;
+      await extractMergedRootfs(oldArchive, rootfs);
+      const r = await upstreamApply(u.path, delta, partial, { directory: rootfs });
+      await completeFromOldImage(`oci-archive:${partial}`, oldArchive, outputImage);
+      return {
+        outputImage,
+        seconds: r.seconds,
+        ...(r.peakRssKiB !== undefined ? { peakRssKiB: r.peakRssKiB } : {}),
+      };
+    },
+  };
+}
