@@ -3,7 +3,7 @@
  * with gzip and zstd layers, whiteouts, and bootc-style hardlinked `sysroot/ostree/repo/objects` files,
  * plus a delta assembled by hand (test/helpers/delta-builder.ts) whose tar-diffs use every op.
  */
-import { createHash } from 'node:crypto';
+import { createCipheriv, createHash } from 'node:crypto';
 import { mkdtempSync, readdirSync, rmSync, existsSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -68,6 +68,12 @@ export function leftovers(dir: string): string[] {
   return readdirSync(dir).filter((n) => n.startsWith('odh-') || n.startsWith('.odh-tmp-'));
 }
 
+/** Deterministic incompressible bytes, fast at any size (AES-128-CTR keystream of a fixed key). */
+function bigBytes(size: number): Buffer {
+  const c = createCipheriv('aes-128-ctr', Buffer.alloc(16, 7), Buffer.alloc(16, 0));
+  return c.update(Buffer.alloc(size));
+}
+
 const lib = (name: string, size: number) => ({ path: `usr/lib64/${name}`, content: seededBytes(name, size) });
 
 export interface Scenario {
@@ -110,9 +116,7 @@ export async function buildScenario(root: string, bigFile = 0): Promise<Scenario
       { type: 'dir', path: 'usr/share/doc' },
       { type: 'file', path: 'usr/share/doc/fox.txt', content: doc },
       { type: 'file', path: 'etc/gone.conf', content: 'remove me\n' },
-      ...(bigFile
-        ? [{ type: 'file' as const, path: 'var/big.bin', content: seededBytes('big', bigFile) }]
-        : []),
+      ...(bigFile ? [{ type: 'file' as const, path: 'var/big.bin', content: bigBytes(bigFile) }] : []),
     ],
   };
   const L2: LayerSpec = { compression: 'gzip', entries: [{ type: 'whiteout', path: 'etc/gone.conf' }] };
@@ -131,9 +135,7 @@ export async function buildScenario(root: string, bigFile = 0): Promise<Scenario
       { type: 'file', path: 'usr/bin/tool', content: tool2, mode: 0o755 },
       { type: 'file', path: 'usr/share/doc/fox.txt', content: doc2 },
       { type: 'whiteout', path: 'usr/lib64/libssl.so.1' },
-      ...(bigFile
-        ? [{ type: 'file' as const, path: 'var/big2.bin', content: seededBytes('big', bigFile) }]
-        : []),
+      ...(bigFile ? [{ type: 'file' as const, path: 'var/big2.bin', content: bigBytes(bigFile) }] : []),
     ],
   };
   const N3: LayerSpec = {
