@@ -1,7 +1,8 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { fuzzyPrefixOf, isDeltaCandidate, sizeSimilar } from '../../src/tardiff/create/match.js';
 import { analyzeSources, layerFile } from '../../src/tardiff/create/index.js';
-import { seededBytes } from '../helpers/images.js';
+import { Readable } from 'node:stream';
+import { buildLayerTar, seededBytes } from '../helpers/images.js';
 import { opCounts } from './create-checker.js';
 import { cleanupTempDirs, oldImage, roundTrip, tempDir } from './create-roundtrip.js';
 
@@ -80,5 +81,23 @@ describe('analysis (spec oci-delta §8.3)', () => {
     );
     expect(opCounts(rt.report).ZstdDict).toBe(1);
     expect(rt.report.opened).toEqual(['blobs/sha256/abc123']);
+  });
+});
+
+describe('Open name limit (spec oci-delta §5.7)', () => {
+  it('a file whose only name exceeds 4096 bytes is not a source', async () => {
+    const long = `${'d'.repeat(200)}/`.repeat(21) + 'f'; // 4222 bytes
+    const short = seededBytes('short name', 3000);
+    const tar = await buildLayerTar([
+      { type: 'file', path: long, content: seededBytes('long name', 3000) },
+      { type: 'file', path: 'ok', content: short },
+    ]);
+    const d = await tempDir();
+    const sources = await analyzeSources([() => Readable.from([tar])], { tempDir: d });
+    try {
+      expect(sources.files.map((f) => f.openName.toString())).toEqual(['ok']);
+    } finally {
+      await sources.dispose();
+    }
   });
 });

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { MergedRootfs, OSTREE_PREFIX, nameKey, type SourceEntry } from '../../source/merged-rootfs.js';
 import type { ErrorContext } from '../../util/errors.js';
+import { OPEN_NAME_MAX } from '../apply.js';
 import { ContentStore } from './content-store.js';
 import { forEachLayerEntry, type LayerStreamFactory } from './layers.js';
 import { basenameOf, fuzzyPrefixOf, isDeltaCandidate } from './match.js';
@@ -151,12 +152,15 @@ export async function analyzeSources(
   const usable: OldFile[] = [];
   const entries = [...rootfs.openNames().values()].sort((a, b) => a.layer - b.layer || a.ordinal - b.ordinal);
   for (const entry of entries) {
+    const openName = rootfs.openNameOf(entry)!;
+    // spec oci-delta §5.7: appliers refuse longer Open names, so such a file is no source
+    if (openName.length > OPEN_NAME_MAX) continue;
     const h = hashes.get(`${entry.layer}:${entry.ordinal}`)!;
     const basenames = entry.paths.map(basenameOf);
     usable.push({
       entry,
       order: usable.length,
-      openName: rootfs.openNameOf(entry)!,
+      openName,
       size: Number(entry.size),
       sha1: h.sha1,
       head: h.head,
