@@ -1,6 +1,7 @@
 import { OdhError } from '../util/errors.js';
 import { openLayoutArchive, openLayoutDir, type OciLayoutReader } from './layout.js';
 import { parseRef, type OciLayoutRef } from './ref.js';
+import { openRegistryReader } from './registry/reader.js';
 import {
   ANNOTATION_REF_NAME,
   MEDIA_TYPE_IMAGE_INDEX,
@@ -60,8 +61,11 @@ export async function selectManifest(
   return { descriptor, position };
 }
 
-/** Opens the layout a reference names (directory or archive). */
+/** Opens the layout a reference names (directory, archive, or a registry image seen as a layout). */
 export async function openLayout(ref: OciLayoutRef): Promise<OciLayoutReader> {
+  // A registry image reads like a one-manifest layout; it has no positional reads (locateBlob).
+  if (ref.transport === 'docker')
+    return (await openRegistryReader(ref.docker!)) as unknown as OciLayoutReader;
   return ref.transport === 'oci' ? openLayoutDir(ref.path) : openLayoutArchive(ref.path);
 }
 

@@ -1,9 +1,16 @@
 import { OdhError } from '../util/errors.js';
+import { parseDockerRef, type DockerRef } from './registry/docker-ref.js';
 
-/** A local OCI layout reference: `oci-archive:PATH[:NAME|:@N]`, `oci:DIR[:NAME|:@N]` or a bare path. */
+/**
+ * An image reference: a local OCI layout (`oci-archive:PATH[:NAME|:@N]`, `oci:DIR[:NAME|:@N]`, a
+ * bare path) or a registry image (`docker://HOST[:PORT]/REPO[:TAG|@DIGEST]`, inputs only).
+ */
 export interface OciLayoutRef {
-  transport: 'oci-archive' | 'oci';
+  transport: 'oci-archive' | 'oci' | 'docker';
+  /** Layout path; for `docker` the text after `docker://` (for messages only). */
   path: string;
+  /** `docker` only: registry host, repository and tag or digest. */
+  docker?: DockerRef;
   /** `:NAME` — select / write the index entry with this `org.opencontainers.image.ref.name`. */
   name?: string;
   /** `:@N` — select index entry N (inputs only). */
@@ -17,21 +24,26 @@ export interface ParseRefOptions {
   output?: boolean;
 }
 
-const UNSUPPORTED_TRANSPORTS = [
-  'docker://',
-  'containers-storage:',
-  'docker-archive:',
-  'docker-daemon:',
-  'dir:',
-];
+const UNSUPPORTED_TRANSPORTS = ['containers-storage:', 'docker-archive:', 'docker-daemon:', 'dir:'];
 
 /**
  * Parses a layout reference (spec oci-delta §4.1, §5.1). After the transport prefix the text is
  * split at its **first** ':' into PATH and NAME (spec §9), so a path containing ':' cannot carry a
  * name. A suffix `@N` (decimal) selects by position. A bare path (no known transport) is an
- * oci-archive path taken verbatim. `docker://` and other transports are UNSUPPORTED.
+ * oci-archive path taken verbatim. `docker://` names a registry image (inputs only: outputs are
+ * USAGE); other transports are UNSUPPORTED.
  */
 export function parseRef(s: string, opts: ParseRefOptions = {}): OciLayoutRef {
+  if (s.startsWith('docker://')) {
+    if (opts.output) {
+      throw new OdhError(
+        'USAGE',
+        `a docker:// reference cannot be an output here (push with odh fixtures mirror): ${s}`,
+      );
+    }
+    const docker = parseDockerRef(s);
+    return { transport: 'docker', path: s.slice('docker://'.length), docker, raw: s };
+  }
   for (const t of UNSUPPORTED_TRANSPORTS) {
     if (s.startsWith(t)) {
       throw new OdhError(
@@ -73,6 +85,7 @@ export function parseRef(s: string, opts: ParseRefOptions = {}): OciLayoutRef {
 
 /** Renders a reference back to its canonical string form. */
 export function formatRef(r: OciLayoutRef): string {
+  if (r.transport === 'docker') return `docker://${r.path}`;
   const suffix = r.name !== undefined ? `:${r.name}` : r.index !== undefined ? `:@${r.index}` : '';
   return `${r.transport}:${r.path}${suffix}`;
 }

@@ -1,0 +1,372 @@
+import { OdhError, isOdhError } from '../../util/errors.js';
+import {
+  basicAuthorization,
+  findCredentials,
+  parseChallenge,
+  type Challenge,
+  type Credentials,
+} from './auth.js';
+
+/**
+ * The HTTP edge of the registry client (OCI distribution spec): one request with the auth dance
+ * (anonymous → challenge → Basic or Bearer token), bounded retries with backoff on 429/5xx and
+ * connection errors, timeouts on headers and on every body read (a stalled transfer fails).
+ */
+
+export interface RegistryOptions {
+  /** false: plain http:// (loopback test registries, `--tls-verify=false`). Default true (https). */
+  tlsVerify?: boolean;
+  /** Credentials; undefined → looked up in the auth files; null → anonymous only. */
+  credentials?: Credentials | null;
+  /** Attempts per operation, including the first (default 5). */
+  tries?: number;
+  /** First backoff delay in ms, doubled each retry, capped at 8 s (default 250). */
+  backoffMs?: number;
+  /** Longest wait for response headers and for each body read, ms (default 60 000). */
+  timeoutMs?: number;
+  /** Blobs larger than this are uploaded in PATCH chunks of this size (default 8 MiB). */
+  chunkSize?: number;
+  /** Called for each HTTP request sent (tests count them). */
+  onRequest?: (method: string, url: string) => void;
+}
+
+/** What a client did, for `--json` reports and idempotence checks. */
+export interface RegistryStats {
+  requests: number;
+  retries: number;
+  blobsUploaded: number;
+  blobsSkipped: number;
+  blobsMounted: number;
+  bytesUploaded: number;
+  manifestsPushed: number;
+}
+
+/** The repository and access a request needs (the Bearer token scope). */
+export interface RequestScope {
+  repository: string;
+  push: boolean;
+  /** `repository:OTHER:pull` for cross-repository mounts. */
+  alsoPull?: string;
+}
+
+export interface RegistryRequest {
+  method: 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+  /** Path under the registry root (`/v2/…`) or an absolute URL (upload Location). */
+  url: string;
+  headers?: Record<string, string>;
+  body?: Buffer;
+  scope: RequestScope;
+}
+
+/** A failure worth retrying (429, 5xx, connection reset, timeout). */
+export class TransientError extends OdhError {
+  constructor(
+    message: string,
+    readonly retryAfterMs?: number,
+  ) {
+    super('UNAVAILABLE', message);
+  }
+}
+
+const MAX_BACKOFF_MS = 8000;
+
+function isLoopback(host: string): boolean {
+  const h = host.replace(/:[0-9]+$/, '');
+  return h === 'localhost' || h === '[::1]' || /^127\./.test(h);
+}
+
+export class RegistryHttp {
+  readonly base: string;
+  readonly stats: RegistryStats = {
+    requests: 0,
+    retries: 0,
+    blobsUploaded: 0,
+    blobsSkipped: 0,
+    blobsMounted: 0,
+    bytesUploaded: 0,
+    manifestsPushed: 0,
+  };
+  readonly tries: number;
+  readonly timeoutMs: number;
+  readonly chunkSize: number;
+  private readonly backoffMs: number;
+  private readonly credentials: Credentials | undefined;
+  private readonly tokens = new Map<string, string>();
+  private useBasic = false;
+
+  constructor(
+    readonly host: string,
+    private readonly opts: RegistryOptions = {},
+  ) {
+    const tls = opts.tlsVerify ?? true;
+    // Without TLS verification we speak plain HTTP; insecure HTTPS is not offered (fetch cannot
+    // turn verification off per request), so it is meant for loopback registries.
+    this.base = `${tls ? 'https' : 'http'}://${host}`;
+    if (!tls && !isLoopback(host)) {
+      process.emitWarning(`odh: using plain HTTP for non-loopback registry ${host} (--tls-verify=false)`);
+    }
+    this.credentials = opts.credentials === null ? undefined : (opts.credentials ?? findCredentials(host));
+    this.tries = Math.max(1, opts.tries ?? 5);
+    this.backoffMs = opts.backoffMs ?? 250;
+    this.timeoutMs = opts.timeoutMs ?? 60_000;
+    this.chunkSize = opts.chunkSize ?? 8 << 20;
+  }
+
+  /** Resolves `url` (a `/v2/…` path or a Location header value) against the registry. */
+  resolve(url: string): string {
+    return new URL(url, `${this.base}/`).toString();
+  }
+
+  /**
+   * Runs `fn` up to `tries` times while it fails with a TransientError, waiting with exponential
+   * backoff (or Retry-After). The last failure becomes UNAVAILABLE naming `what` and the count.
+   */
+  async retrying<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await fn();
+      } catch (e) {
+        if (!(e instanceof TransientError)) throw e;
+        if (attempt >= this.tries) {
+          throw new OdhError(
+            'UNAVAILABLE',
+            `${what} failed after ${attempt} tries: ${e.message}`,
+            {},
+            { cause: e },
+          );
+        }
+        this.stats.retries++;
+        const wait = Math.min(e.retryAfterMs ?? this.backoffMs * 2 ** (attempt - 1), MAX_BACKOFF_MS);
+        await new Promise((r) => setTimeout(r, wait));
+      }
+    }
+  }
+
+  /**
+   * One request with authentication; the response headers have arrived. The caller must consume or
+   * cancel the body (see `readBody`, `bodyChunks`, `discard`). 429/5xx and network failures throw
+   * TransientError; a rejected login throws "authentication failed for HOST".
+   */
+  async send(req: RegistryRequest): Promise<Response> {
+    const scopeKey = `repository:${req.scope.repository}:${req.scope.push ? 'pull,push' : 'pull'}`;
+    let authorization = this.authorizationFor(scopeKey);
+    let res = await this.fetchOnce(req, authorization);
+    if (res.status === 401) {
+      const challenge = parseChallenge(res.headers.get('www-authenticate') ?? '');
+      await discard(res);
+      const next = await this.answer(challenge, scopeKey, req.scope.alsoPull);
+      if (next === undefined || next === authorization) throw this.authFailed();
+      authorization = next;
+      res = await this.fetchOnce(req, authorization);
+      if (res.status === 401) {
+        await discard(res);
+        throw this.authFailed();
+      }
+    }
+    if (res.status === 429 || res.status >= 500) {
+      const retryAfter = Number(res.headers.get('retry-after'));
+      await discard(res);
+      throw new TransientError(
+        `registry ${this.host}: ${req.method} ${new URL(this.resolve(req.url)).pathname} answered HTTP ${res.status}`,
+        Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter * 1000 : undefined,
+      );
+    }
+    return res;
+  }
+
+  private authFailed(): OdhError {
+    return new OdhError('USAGE', `authentication failed for ${this.host} (check credentials)`);
+  }
+
+  private authorizationFor(scopeKey: string): string | undefined {
+    const token = this.tokens.get(scopeKey);
+    if (token !== undefined) return `Bearer ${token}`;
+    if (this.useBasic && this.credentials) return basicAuthorization(this.credentials);
+    return undefined;
+  }
+
+  /** The Authorization value answering a challenge, or undefined when we have nothing to offer. */
+  private async answer(
+    ch: Challenge | undefined,
+    scopeKey: string,
+    alsoPull?: string,
+  ): Promise<string | undefined> {
+    if (ch?.scheme === 'basic') {
+      if (!this.credentials) return undefined;
+      this.useBasic = true;
+      return basicAuthorization(this.credentials);
+    }
+    if (ch?.scheme !== 'bearer' || !ch.params.realm) return undefined;
+    const scopes = new Set<string>([scopeKey]);
+    if (ch.params.scope) ch.params.scope.split(' ').forEach((s) => scopes.add(s));
+    if (alsoPull) scopes.add(`repository:${alsoPull}:pull`);
+    const token = await this.fetchToken(ch.params.realm, ch.params.service, [...scopes]);
+    this.tokens.set(scopeKey, token);
+    return `Bearer ${token}`;
+  }
+
+  /** Docker token protocol: GET realm?service=…&scope=… (Basic credentials when known). */
+  private async fetchToken(realm: string, service: string | undefined, scopes: string[]): Promise<string> {
+    const url = new URL(realm);
+    if (service) url.searchParams.set('service', service);
+    for (const s of scopes) url.searchParams.append('scope', s);
+    const headers: Record<string, string> = {};
+    if (this.credentials) headers.authorization = basicAuthorization(this.credentials);
+    const res = await this.fetchRaw('GET', url.toString(), headers, undefined);
+    if (res.status === 401 || res.status === 403) {
+      await discard(res);
+      throw this.authFailed();
+    }
+    if (res.status === 429 || res.status >= 500) {
+      await discard(res);
+      throw new TransientError(`token endpoint ${url.host} answered HTTP ${res.status}`);
+    }
+    if (res.status !== 200) {
+      await discard(res);
+      throw new OdhError('IO', `token endpoint ${url.host} answered HTTP ${res.status} for ${this.host}`);
+    }
+    const body = await readBody(res, 1 << 20, this.timeoutMs, `token from ${url.host}`);
+    let o: { token?: unknown; access_token?: unknown };
+    try {
+      o = JSON.parse(body.toString('utf8')) as typeof o;
+    } catch {
+      throw new OdhError('FORMAT', `token endpoint ${url.host} sent no JSON for ${this.host}`);
+    }
+    const t = typeof o.token === 'string' ? o.token : o.access_token;
+    if (typeof t !== 'string' || t === '') {
+      throw new OdhError('FORMAT', `token endpoint ${url.host} sent no token for ${this.host}`);
+    }
+    return t;
+  }
+
+  private fetchOnce(req: RegistryRequest, authorization: string | undefined): Promise<Response> {
+    const headers: Record<string, string> = { ...req.headers };
+    if (authorization) headers.authorization = authorization;
+    return this.fetchRaw(req.method, this.resolve(req.url), headers, req.body);
+  }
+
+  /** fetch with a header timeout; network failures and timeouts become TransientError. */
+  private async fetchRaw(
+    method: string,
+    url: string,
+    headers: Record<string, string>,
+    body: Buffer | undefined,
+  ): Promise<Response> {
+    this.stats.requests++;
+    this.opts.onRequest?.(method, url);
+    const ac = new AbortController();
+    const timer = setTimeout(() => ac.abort(), this.timeoutMs);
+    try {
+      const res = await fetch(url, {
+        method,
+        headers: { 'user-agent': 'oci-delta-harness', ...headers },
+        body,
+        redirect: 'follow',
+        signal: ac.signal,
+      });
+      attachAbort(res, ac);
+      return res;
+    } catch (e) {
+      const why = ac.signal.aborted ? `no response within ${this.timeoutMs} ms` : describeFetchError(e);
+      throw new TransientError(`registry ${this.host}: ${method} ${new URL(url).pathname}: ${why}`);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+const aborters = new WeakMap<Response, AbortController>();
+
+function attachAbort(res: Response, ac: AbortController): void {
+  aborters.set(res, ac);
+}
+
+function describeFetchError(e: unknown): string {
+  if (isOdhError(e)) return e.message;
+  const err = e as Error & { cause?: Error & { code?: string } };
+  const cause = err.cause;
+  return cause ? `${cause.code ?? cause.message}` : err.message;
+}
+
+/**
+ * The body as chunks; each read must deliver within `timeoutMs` or the transfer is aborted
+ * (TransientError), as is a connection reset mid-body.
+ */
+export async function* bodyChunks(
+  res: Response,
+  timeoutMs: number,
+  what: string,
+): AsyncGenerator<Uint8Array> {
+  if (!res.body) return;
+  const reader = res.body.getReader();
+  const ac = aborters.get(res);
+  let stalled = false;
+  try {
+    for (;;) {
+      const timer = setTimeout(() => {
+        stalled = true;
+        ac?.abort();
+        void reader.cancel().catch(() => {});
+      }, timeoutMs);
+      let r: { done: boolean; value?: Uint8Array };
+      try {
+        r = (await reader.read()) as { done: boolean; value?: Uint8Array };
+      } catch (e) {
+        throw new TransientError(
+          `${what}: ${stalled ? `transfer stalled for ${timeoutMs} ms` : `transfer broken (${describeFetchError(e)})`}`,
+        );
+      } finally {
+        clearTimeout(timer);
+      }
+      if (stalled) throw new TransientError(`${what}: transfer stalled for ${timeoutMs} ms`);
+      if (r.done || r.value === undefined) return;
+      yield r.value;
+    }
+  } finally {
+    reader.releaseLock();
+  }
+}
+
+/** Whole body, at most `limit` bytes (LIMIT beyond). */
+export async function readBody(
+  res: Response,
+  limit: number,
+  timeoutMs: number,
+  what: string,
+): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  let n = 0;
+  for await (const c of bodyChunks(res, timeoutMs, what)) {
+    n += c.length;
+    if (n > limit) {
+      aborters.get(res)?.abort();
+      throw new OdhError('LIMIT', `${what} is larger than ${limit} bytes`);
+    }
+    parts.push(Buffer.from(c.buffer, c.byteOffset, c.length));
+  }
+  return Buffer.concat(parts);
+}
+
+/** Drops a body we do not need (frees the connection). */
+export async function discard(res: Response): Promise<void> {
+  await res.body?.cancel().catch(() => {});
+}
+
+/** One-line text of a registry error body (`{"errors":[{"code","message"}]}`), for messages. */
+export async function errorText(res: Response, timeoutMs: number): Promise<string> {
+  let body: Buffer;
+  try {
+    body = await readBody(res, 64 << 10, timeoutMs, 'error body');
+  } catch {
+    return `HTTP ${res.status}`;
+  }
+  try {
+    const o = JSON.parse(body.toString('utf8')) as { errors?: Array<{ code?: string; message?: string }> };
+    const e = o.errors?.[0];
+    if (e)
+      return `HTTP ${res.status} ${e.code ?? ''}${e.message ? `: ${e.message}` : ''}`.replace(/\s+/g, ' ');
+  } catch {
+    /* not JSON */
+  }
+  return `HTTP ${res.status}`;
+}
