@@ -115,7 +115,7 @@ export async function runUpstream(
 }
 
 /** `oci-delta create`: OLD/NEW are oci-archive paths or `oci:`/`oci-archive:` refs; OUT the delta. */
-export function upstreamCreate(
+export async function upstreamCreate(
   bin: string,
   oldImage: string,
   newImage: string,
@@ -126,7 +126,7 @@ export function upstreamCreate(
 }
 
 /** `oci-delta apply --directory DIR`: the output omits reused layers' blobs (spec oci-delta §4.1 c). */
-export function upstreamApply(
+export async function upstreamApply(
   bin: string,
   delta: string,
   out: string,
