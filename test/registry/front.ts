@@ -39,9 +39,10 @@ export async function startFront(target: string, intercept?: Intercept): Promise
             sent += part.length;
             res.write(part);
             if (sent >= opts.abortAfterBodyBytes!) {
-              // Connection reset in the middle of the body.
+              // Connection reset in the middle of the body, once the client has read what was sent
+              // (a reset also discards data still unread in the receiver's socket buffer).
               ur.destroy();
-              res.socket?.resetAndDestroy();
+              setTimeout(() => res.socket?.resetAndDestroy(), 200);
             }
           });
         },

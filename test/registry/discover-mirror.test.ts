@@ -1,0 +1,127 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openManifest } from '../../src/oci/image.js';
+import { ARTIFACT_TYPE_DELTA } from '../../src/oci/types.js';
+import { discoverDelta, discoverDeltaForSource } from '../../src/oci/registry/discover.js';
+import { referrersTag } from '../../src/oci/registry/client.js';
+import { mirrorFixtures, parseMirrorList, mirrorListPath } from '../../src/cli/fixtures-mirror.js';
+import { readFileSync } from 'node:fs';
+import { hasTool } from '../helpers/tools.js';
+import { built, fastClient, makeDelta, pushRef, SMALL_PAIR } from './helpers.js';
+import { startRegistry, type TestRegistry } from './registry-process.js';
+
+const haveRegistry = hasTool('docker-registry', 'docker-registry');
+
+describe.skipIf(!haveRegistry)('delta discovery and mirroring (docker-registry 2.8)', () => {
+  let reg: TestRegistry;
+  beforeAll(async () => {
+    reg = await startRegistry();
+  });
+  afterAll(async () => {
+    await reg?.stop();
+  });
+
+  it('finds the delta for a source config among several via the sha256-<hex> tag schema', async () => {
+    const f = await built();
+    const other = await built('xattrs');
+    const client = fastClient(reg.host);
+    const repo = 'disc/target';
+    await pushRef(client, repo, f.new.ref, 'new');
+    // Three deltas to the same target from three different sources.
+    const sources = [f.old, f.new, other.old];
+    const pushed: string[] = [];
+    for (const [i, s] of sources.entries()) {
+      const d = await makeDelta(s.ref, f.new.ref);
+      try {
+        pushed.push((await pushRef(client, repo, d.path, `delta-${i}`)).digest);
+      } finally {
+        await d.cleanup();
+      }
+    }
+    expect(new Set(pushed).size).toBe(3);
+
+    // distribution 2.8 has no Referrers API (404): the tag-schema index lists all three.
+    const refs = await client.referrers(repo, f.new.manifestDigest, ARTIFACT_TYPE_DELTA);
+    expect(refs.via).toBe('tag');
+    expect(refs.descriptors.map((d) => d.digest).sort()).toEqual([...pushed].sort());
+    const index = JSON.parse(
+      (await client.getManifest(repo, referrersTag(f.new.manifestDigest))).raw.toString(),
+    );
+    expect(index.manifests).toHaveLength(3);
+
+    const target = `docker://${reg.host}/${repo}:new`;
+    for (const [i, s] of sources.entries()) {
+      const found = await discoverDelta(target, s.configDigest, { tlsVerify: false, credentials: null });
+      expect(found.descriptor.digest).toBe(pushed[i]);
+      expect(found.via).toBe('tag');
+      expect(found.candidates).toBe(3);
+      expect(found.target).toBe(f.new.manifestDigest);
+      const m = await openManifest(found.ref);
+      await m.reader.close();
+      expect(m.manifestDescriptor.digest).toBe(pushed[i]);
+    }
+    const bySource = await discoverDeltaForSource(target, other.old.ref, {
+      tlsVerify: false,
+      credentials: null,
+    });
+    expect(bySource.descriptor.digest).toBe(pushed[2]);
+
+    // Pushing a delta again does not list it twice.
+    const again = await makeDelta(f.old.ref, f.new.ref);
+    try {
+      expect((await pushRef(client, repo, again.path, 'delta-0')).referrers).toBe('tag-schema-current');
+    } finally {
+      await again.cleanup();
+    }
+    expect((await client.referrers(repo, f.new.manifestDigest)).descriptors).toHaveLength(3);
+
+    const unknown = `sha256:${'0'.repeat(64)}`;
+    await expect(discoverDelta(target, unknown, { tlsVerify: false, credentials: null })).rejects.toThrow(
+      /no delta for source config sha256:0{64} among 3 delta\(s\) referring to .*referrers tag schema/,
+    );
+  });
+
+  it('mirrors fixtures, verifies them, and a second run uploads no blob', async () => {
+    const counted: string[] = [];
+    const client = fastClient(reg.host, { onRequest: (m, u) => counted.push(`${m} ${new URL(u).pathname}`) });
+    const first = await mirrorFixtures({ registry: `${reg.host}/odh/fixtures`, names: [SMALL_PAIR], client });
+    expect(first.pairs).toHaveLength(1);
+    const p = first.pairs[0];
+    expect(p.repository).toBe(`odh/fixtures/${SMALL_PAIR}`);
+    expect(p.delta.referrers).toBe('tag-schema');
+    expect(first.blobsUploaded).toBeGreaterThan(0);
+    const f = await built();
+    expect(p.old.digest).toBe(f.old.manifestDigest);
+    expect(p.new.digest).toBe(f.new.manifestDigest);
+    // The delta is found from the mirrored target and the old image's config.
+    const found = await discoverDelta(`docker://${reg.host}/${p.repository}:new`, f.old.configDigest, {
+      tlsVerify: false,
+      credentials: null,
+    });
+    expect(found.descriptor.digest).toBe(p.delta.digest);
+
+    const client2 = fastClient(reg.host, {
+      onRequest: (m, u) => counted.push(`${m} ${new URL(u).pathname}`),
+    });
+    counted.length = 0;
+    const second = await mirrorFixtures({
+      registry: `${reg.host}/odh/fixtures`,
+      names: [SMALL_PAIR],
+      client: client2,
+    });
+    expect(second.blobsUploaded).toBe(0);
+    expect(second.blobsMounted).toBe(0);
+    expect(second.manifestsPushed).toBe(0);
+    expect(second.blobsSkipped).toBe(first.blobsUploaded + first.blobsSkipped);
+    expect(counted.filter((r) => /^(POST|PATCH|PUT) /.test(r))).toEqual([]);
+    expect(second.pairs[0].delta.digest).toBe(p.delta.digest);
+  });
+
+  it('fixtures/mirror.txt names catalog pairs, each once', () => {
+    const names = parseMirrorList(readFileSync(mirrorListPath(), 'utf8'));
+    expect(names.length).toBeGreaterThan(0);
+    expect(names).toContain(SMALL_PAIR);
+    expect(() => parseMirrorList('# c\nidentical\nidentical\n')).toThrow(/listed twice .*line 3/);
+    expect(() => parseMirrorList('no-such-pair\n')).toThrow(/unknown fixture/);
+    expect(() => parseMirrorList('Bad Name\n')).toThrow(/not a fixture name/);
+  });
+});
