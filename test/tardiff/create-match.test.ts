@@ -1,5 +1,12 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { fuzzyPrefixOf, isDeltaCandidate, sizeSimilar } from '../../src/tardiff/create/match.js';
+import fc from 'fast-check';
+import {
+  fuzzyPrefixOf,
+  isDeltaCandidate,
+  nearestSimilar,
+  sizeSimilar,
+} from '../../src/tardiff/create/match.js';
+import type { OldFile } from '../../src/tardiff/create/index.js';
 import { analyzeSources, layerFile } from '../../src/tardiff/create/index.js';
 import { Readable } from 'node:stream';
 import { buildLayerTar, seededBytes } from '../helpers/images.js';
@@ -29,6 +36,32 @@ describe('matching rules', () => {
     expect(fuzzyPrefixOf(Buffer.from('libcurl.so.4.7.0'))?.toString()).toBe('libcurl.');
     expect(fuzzyPrefixOf(Buffer.from('file1.txt'))?.toString()).toBe('file1.');
     expect(fuzzyPrefixOf(Buffer.from('Makefile'))).toBeNull();
+  });
+});
+
+describe('fuzzy choice by size (spec oci-delta §5.3)', () => {
+  it('the indexed nearest-size lookup equals the all-pairs rule: smallest |Δsize| among similar sizes, ties → later source', () => {
+    const sizeArb = fc.oneof(fc.integer({ min: 1, max: 200_000 }), fc.integer({ min: 1, max: 5_000_000 }));
+    fc.assert(
+      fc.property(fc.array(sizeArb, { maxLength: 40 }), sizeArb, (sizes, target) => {
+        const files = sizes.map((size, order) => ({ size, order }) as unknown as OldFile);
+        let want: OldFile | undefined;
+        for (const f of files) {
+          if (!sizeSimilar(f.size, target)) continue;
+          const d = Math.abs(f.size - target);
+          if (
+            !want ||
+            d < Math.abs(want.size - target) ||
+            (d === Math.abs(want.size - target) && f.order > want.order)
+          ) {
+            want = f;
+          }
+        }
+        const bucket = [...files].sort((a, b) => a.size - b.size || a.order - b.order);
+        expect(nearestSimilar(bucket, target)).toBe(want);
+      }),
+      { numRuns: 500 },
+    );
   });
 });
 

@@ -68,28 +68,57 @@ export function matchTarget(t: TargetFile, sources: SourceSet): SourceMatch | un
     if (fits(s)) return { kind: 'similar', source: s };
     break;
   }
-  // b. fuzzy: pass 0 identical basename, pass 1 same prefix up to the first '.'
-  const passes: Array<() => Iterable<OldFile>> = [
-    () => bases.flatMap((b) => sources.withBasename(b)),
-    () =>
-      bases.flatMap((b) => {
-        const p = fuzzyPrefixOf(b);
-        return p ? sources.withFuzzyPrefix(p) : [];
-      }),
+  // b. fuzzy: pass 0 identical basename, pass 1 same prefix up to the first '.'; the smallest size
+  // difference wins, ties go to the later source
+  const passes: Array<(b: Buffer) => readonly OldFile[]> = [
+    (b) => sources.withBasename(b),
+    (b) => {
+      const p = fuzzyPrefixOf(b);
+      return p ? sources.withFuzzyPrefix(p) : [];
+    },
   ];
-  for (const candidates of passes) {
+  for (const bucketOf of passes) {
     let best: OldFile | undefined;
-    let bestDiff = Infinity;
-    for (const s of candidates()) {
-      if (!fits(s)) continue;
-      const diff = Math.abs(s.size - t.size);
-      // ties: the later candidate in source order wins
-      if (diff < bestDiff || (diff === bestDiff && best !== undefined && s.order > best.order)) {
-        best = s;
-        bestDiff = diff;
-      }
-    }
+    for (const b of bases) best = better(best, nearestSimilar(bucketOf(b), t.size), t.size);
     if (best) return { kind: 'similar', source: best };
   }
   return undefined;
+}
+
+function better(a: OldFile | undefined, b: OldFile | undefined, size: number): OldFile | undefined {
+  if (!a) return b;
+  if (!b) return a;
+  const da = Math.abs(a.size - size);
+  const db = Math.abs(b.size - size);
+  return db < da || (db === da && b.order > a.order) ? b : a;
+}
+
+/**
+ * The size-similar file nearest in size to `size` in a bucket sorted by (size, source order); on a
+ * tie the later source. Size-similar files form an interval of sizes around `size`, so only the
+ * nearest size on each side needs checking: O(log n) per bucket instead of a scan of all pairs.
+ */
+export function nearestSimilar(bucket: readonly OldFile[], size: number): OldFile | undefined {
+  const lower = (pred: (f: OldFile) => boolean) => {
+    let lo = 0;
+    let hi = bucket.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (pred(bucket[mid]!)) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  };
+  const i = lower((f) => f.size < size);
+  let best: OldFile | undefined;
+  if (i < bucket.length) {
+    const s = bucket[i]!.size;
+    const last = bucket[lower((f) => f.size <= s) - 1]!; // latest source of that size
+    if (sizeSimilar(s, size)) best = last;
+  }
+  if (i > 0) {
+    const below = bucket[i - 1]!; // latest source of the largest smaller size
+    if (sizeSimilar(below.size, size)) best = better(best, below, size);
+  }
+  return best;
 }

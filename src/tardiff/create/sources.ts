@@ -68,6 +68,8 @@ export class SourceSet {
       // spec oci-delta §5.2: by SHA-1, the last writer wins
       this.byContent.set(contentKey(f.sha1, f.size), f);
       this.byEntry.set(f.entry, f);
+      // only delta candidates can be chosen by the fuzzy passes (spec oci-delta §5.3)
+      if (!f.deltaCandidate) continue;
       const bases = new Set(f.basenames.map(nameKey));
       for (const b of bases) push(this.byBase, b, f);
       const prefixes = new Set<string>();
@@ -76,6 +78,10 @@ export class SourceSet {
         if (p) prefixes.add(nameKey(p));
       }
       for (const p of prefixes) push(this.byPrefix, p, f);
+    }
+    // size-sorted buckets (source order within a size) let matching find the nearest size quickly
+    for (const m of [this.byBase, this.byPrefix]) {
+      for (const l of m.values()) l.sort((a, b) => a.size - b.size || a.order - b.order);
     }
   }
 
@@ -90,12 +96,12 @@ export class SourceSet {
     return e ? this.byEntry.get(e) : undefined;
   }
 
-  /** Usable files having `base` as one of their basenames, in source order. */
+  /** Delta-candidate files having `base` as one of their basenames, by size, then source order. */
   withBasename(base: Buffer): readonly OldFile[] {
     return this.byBase.get(nameKey(base)) ?? [];
   }
 
-  /** Usable files with a basename sharing this fuzzy prefix (up to and including the first `.`). */
+  /** Delta-candidate files with a basename of this fuzzy prefix (up to the first `.`), by size, then source order. */
   withFuzzyPrefix(prefix: Buffer): readonly OldFile[] {
     return this.byPrefix.get(nameKey(prefix)) ?? [];
   }
