@@ -234,7 +234,13 @@ async function verifyRun(
     if (actualId !== undefined && actualId !== expectedId) {
       reasons.push(`composefs ${key} ID ${actualId.slice(0, 16)}…, want ${expectedId.slice(0, 16)}…`);
     }
-    if (idContent) reasons.push(`composefs ${key} ID not computable: ${idContent}`);
+    // Over a layer already reported as wrong, the tree builder's own diff_id refusal adds nothing.
+    if (idContent)
+      reasons.push(
+        layerReason
+          ? `no composefs ${key} ID (wrong layer content)`
+          : `composefs ${key} ID not computable: ${idContent}`,
+      );
     if (reasons.length) {
       v.status = 'mismatch';
       v.reason = reasons.join('; ');

@@ -20,7 +20,7 @@ export function summarize(
   return { ...s, passed: s.mismatch === 0 && s.error === 0 && problems.length === 0 && s.ok > 0 };
 }
 
-/** Process exit code of a run: 1 on any mismatch, error or fixture problem. */
+/** Process exit code of a run: 1 on any mismatch, error or fixture problem, or when nothing passed. */
 export function exitCodeOf(summary: Summary): number {
-  return summary.mismatch > 0 || summary.error > 0 || !summary.passed ? 1 : 0;
+  return summary.passed ? 0 : 1;
 }

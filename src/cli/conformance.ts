@@ -1,0 +1,92 @@
+import { Option, type Command } from 'commander';
+import { defaultCacheDir } from '../../fixtures/build.js';
+import { conformance, exitCodeOf } from '../../harness/conformance/index.js';
+import { FAULTS, type Fault } from '../../harness/implementations/fault.js';
+import { writeHtmlReport } from '../../harness/report/html.js';
+import { appendStepSummary } from '../../harness/report/markdown.js';
+import { renderTerminal } from '../../harness/report/terminal.js';
+import type { FsVerityAlgorithm } from '../composefs/fsverity.js';
+import type { ComposefsFormat } from '../composefs/image-id.js';
+import { createProgress } from '../util/progress.js';
+
+interface ConformanceFlags {
+  fixtures?: string;
+  creators?: string;
+  appliers?: string;
+  quick?: boolean;
+  format?: ComposefsFormat;
+  hash?: FsVerityAlgorithm;
+  json?: boolean;
+  report?: string;
+  cache: string;
+  ociDelta?: string;
+  injectFault?: Fault;
+  quiet?: boolean;
+}
+
+const list = (v: string | undefined) =>
+  v === undefined
+    ? undefined
+    : v
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean);
+
+/** Registers `odh conformance`: creators × appliers × fixtures, proven by diff_ids and composefs IDs. */
+export function register(program: Command): void {
+  program
+    .command('conformance')
+    .description(
+      'create deltas with every creator, apply them with every applier, and prove each result equals the new ' +
+        'image (layer diff_ids and composefs image IDs); exit 1 on any mismatch or error',
+    )
+    .option('--fixtures <A,B>', 'fixture pairs (default: every non-big pair; see `odh fixtures list`)')
+    .option('--quick', 'the quick fixture set')
+    .option('--creators <A,B>', 'creators: ts-zstd, ts-copy, upstream[-bsdiff|-zstd|-auto] (default: all)')
+    .option('--appliers <A,B>', 'appliers: ts-image, ts-dir, upstream, cfsctl (default: all)')
+    .addOption(
+      new Option('--format <F>', 'composefs format to check (default: v1 and v2)').choices(['v1', 'v2']),
+    )
+    .addOption(
+      new Option('--hash <H>', 'composefs fs-verity hash to check (default: sha512 and sha256)').choices([
+        'sha256',
+        'sha512',
+      ]),
+    )
+    .option('--json', 'print one JSON object {cells, implementations, fixtureProblems, summary} on stdout')
+    .option('--report <DIR>', 'write a self-contained HTML report to DIR/index.html')
+    .option('--cache <DIR>', 'fixture build cache', defaultCacheDir())
+    .option('--oci-delta <PATH>', 'use this upstream oci-delta binary instead of the pinned download')
+    .option('-q, --quiet', 'no progress on stderr')
+    .addOption(
+      new Option('--inject-fault <KIND>', 'test only: corrupt applier outputs')
+        .choices([...FAULTS])
+        .hideHelp(),
+    )
+    .action(async (flags: ConformanceFlags) => {
+      const progress = createProgress({ quiet: flags.quiet });
+      const result = await conformance({
+        fixtures: list(flags.fixtures),
+        quick: flags.quick,
+        creators: list(flags.creators),
+        appliers: list(flags.appliers),
+        format: flags.format,
+        hash: flags.hash,
+        cacheDir: flags.cache,
+        ociDelta: flags.ociDelta,
+        injectFault: flags.injectFault,
+        progress,
+      });
+      for (const i of result.implementations.filter((x) => !x.available)) {
+        process.stderr.write(`odh conformance: ${i.role} ${i.name}: unavailable: ${i.reason}\n`);
+      }
+      process.stdout.write(flags.json ? `${JSON.stringify(result)}\n` : renderTerminal(result));
+      if (flags.report) {
+        const file = await writeHtmlReport(result, flags.report);
+        process.stderr.write(`odh conformance: HTML report ${file}\n`);
+      }
+      if (await appendStepSummary(result))
+        process.stderr.write('odh conformance: appended to $GITHUB_STEP_SUMMARY\n');
+      process.exitCode = exitCodeOf(result.summary);
+    });
+}
