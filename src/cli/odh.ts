@@ -9,6 +9,7 @@ import { register as registerDemo } from './demo.js';
 import { register as registerTarDiff } from './tar-diff.js';
 import { register as registerCreate } from './create.js';
 import { register as registerFixtures } from './fixtures.js';
+import { register as registerConformance } from './conformance.js';
 import { register as registerUpstream } from './upstream.js';
 
 const program = new Command();
@@ -27,6 +28,7 @@ registerComposefs(program);
 registerCreate(program);
 registerTarDiff(program);
 registerFixtures(program);
+registerConformance(program);
 registerUpstream(program);
 registerDemo(program);
 
