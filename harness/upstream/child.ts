@@ -24,6 +24,8 @@ export interface ChildOptions {
   timeoutMs: number;
   /** Measure peak RSS (GNU time `-f %M` when /usr/bin/time exists, else /proc VmHWM polling). */
   measureRss?: boolean;
+  /** Force one measuring method (tests); default GNU time when present. */
+  rssVia?: 'time' | 'proc';
   cwd?: string;
   env?: NodeJS.ProcessEnv;
 }
@@ -76,7 +78,7 @@ function signalName(n: number): NodeJS.Signals | null {
 }
 
 export async function runChild(file: string, args: string[], opts: ChildOptions): Promise<ChildRun> {
-  const useTime = opts.measureRss === true && existsSync(GNU_TIME);
+  const useTime = opts.measureRss === true && opts.rssVia !== 'proc' && existsSync(GNU_TIME);
   let timeFile: string | undefined;
   if (useTime) {
     const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'odh-time-'));

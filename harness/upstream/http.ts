@@ -20,6 +20,8 @@ export interface HttpOptions {
   timeoutMs?: number;
   /** Proxy environment (HTTPS_PROXY, HTTP_PROXY, NO_PROXY); default process.env. */
   env?: NodeJS.ProcessEnv;
+  /** Extra trusted CA certificates (PEM) for https origins. */
+  ca?: string | Buffer;
   /** Called before each retry (progress on stderr). */
   onRetry?: (attempt: number, reason: string) => void;
 }
@@ -45,7 +47,7 @@ async function getFollowing(url: string, o: HttpOptions): Promise<{ res: http.In
     if (hostOf(current) !== hostOf(origin)) delete headers.authorization;
     let res: http.IncomingMessage;
     try {
-      res = await sendGet({ url: current, headers, timeoutMs: o.timeoutMs ?? 30_000, env: o.env });
+      res = await sendGet({ url: current, headers, timeoutMs: o.timeoutMs ?? 30_000, env: o.env, ca: o.ca });
     } catch (e) {
       if (e instanceof OdhError) throw e;
       throw new Transient(`${current.host}: ${(e as Error).message}`);

@@ -1,4 +1,5 @@
 import http from 'node:http';
+import { isIP } from 'node:net';
 import https from 'node:https';
 import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
@@ -92,11 +93,18 @@ function openTunnel(proxy: URL, host: string, port: number, timeoutMs: number): 
   });
 }
 
+/** Extra CAs are added to Node's bundled roots, not used instead of them. */
+function tlsCa(ca: string | Buffer | undefined): { ca?: (string | Buffer)[] } {
+  return ca === undefined ? {} : { ca: [...tls.rootCertificates, ca] };
+}
+
 export interface RequestTarget {
   url: URL;
   headers: Record<string, string>;
   timeoutMs: number;
   env?: NodeJS.ProcessEnv;
+  /** Extra trusted CA certificates (PEM) for https origins, e.g. a mirror with a private CA. */
+  ca?: string | Buffer;
 }
 
 /** Sends one GET (no redirect handling) directly or through the configured proxy. */
@@ -107,7 +115,7 @@ export async function sendGet(t: RequestTarget): Promise<http.IncomingMessage> {
   let options: https.RequestOptions;
   let mod: typeof http | typeof https = t.url.protocol === 'https:' ? https : http;
   if (!proxy) {
-    options = { host, port, path: `${t.url.pathname}${t.url.search}`, headers: t.headers };
+    options = { host, port, path: `${t.url.pathname}${t.url.search}`, headers: t.headers, ...tlsCa(t.ca) };
   } else if (t.url.protocol === 'http:') {
     // Absolute-form request line to the proxy (RFC 9112 §3.2.2).
     mod = proxy.protocol === 'https:' ? https : http;
@@ -124,7 +132,9 @@ export async function sendGet(t: RequestTarget): Promise<http.IncomingMessage> {
       port,
       path: `${t.url.pathname}${t.url.search}`,
       headers: t.headers,
-      createConnection: () => tls.connect({ socket: tunnel, servername: host }),
+      // `host` is what the certificate is checked against; SNI carries names only (RFC 6066 §3).
+      createConnection: () =>
+        tls.connect({ socket: tunnel, host, servername: isIP(host) ? undefined : host, ...tlsCa(t.ca) }),
     };
   }
   return new Promise((resolve, reject) => {

@@ -1,0 +1,215 @@
+/**
+ * Downloads through HTTP(S)_PROXY against stand-ins: a local forward proxy (absolute-form GET and
+ * CONNECT tunnels) in front of the stand-in release server, plus an https stand-in origin with a
+ * throw-away certificate made by openssl for the CONNECT path.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import net, { type AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { downloadToFile } from '../../harness/upstream/http.js';
+import { bypassesProxy, proxyFor } from '../../harness/upstream/proxy.js';
+import { hasTool } from '../helpers/tools.js';
+import { sha256, startStandinServer, type StandinServer } from './upstream-standin.js';
+
+const BODY = Buffer.from('#!/bin/sh\n# stand-in oci-delta behind a proxy\nexit 0\n');
+
+interface StandinProxy {
+  url: string;
+  seen: { method: string; target: string; auth?: string }[];
+  close(): Promise<void>;
+}
+
+/** A minimal forward proxy: absolute-form GETs are relayed, CONNECT opens a raw TCP tunnel. */
+async function startStandinProxy(): Promise<StandinProxy> {
+  const seen: StandinProxy['seen'] = [];
+  // Tunnelled sockets leave the HTTP server's bookkeeping: closed by hand on close().
+  const tunnels = new Set<net.Socket>();
+  const server = http.createServer((req, res) => {
+    seen.push({ method: req.method ?? '', target: req.url ?? '', auth: req.headers['proxy-authorization'] });
+    const target = new URL(req.url ?? '');
+    const up = http.request(
+      {
+        host: target.hostname,
+        port: target.port,
+        path: `${target.pathname}${target.search}`,
+        headers: { host: target.host },
+      },
+      (ur) => {
+        res.writeHead(ur.statusCode ?? 502, ur.headers);
+        ur.pipe(res);
+      },
+    );
+    up.on('error', () => res.writeHead(502).end());
+    up.end();
+  });
+  server.on('connect', (req: http.IncomingMessage, client: net.Socket, head: Buffer) => {
+    seen.push({ method: 'CONNECT', target: req.url ?? '', auth: req.headers['proxy-authorization'] });
+    tunnels.add(client);
+    const [host, port] = (req.url ?? '').split(':');
+    const upstream = net.connect(Number(port), host, () => {
+      client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+      upstream.write(head);
+      upstream.pipe(client);
+      client.pipe(upstream);
+    });
+    tunnels.add(upstream);
+    upstream.on('error', () => client.destroy());
+    client.on('error', () => upstream.destroy());
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    seen,
+    close: () =>
+      new Promise<void>((r) => {
+        for (const t of tunnels) t.destroy();
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  };
+}
+
+let work: string;
+let origin: StandinServer;
+let proxy: StandinProxy;
+beforeEach(async () => {
+  work = mkdtempSync(path.join(os.tmpdir(), 'odh-upstream-proxy-'));
+  origin = await startStandinServer({ version: '0.6.0', assets: [{ name: 'oci-delta-x86_64', body: BODY }] });
+  proxy = await startStandinProxy();
+});
+afterEach(async () => {
+  await proxy.close();
+  await origin.close();
+  rmSync(work, { recursive: true, force: true });
+});
+
+describe('proxy selection', () => {
+  it('NO_PROXY: exact host, subdomains, leading dot, port, wildcard', () => {
+    const u = (s: string) => new URL(s);
+    expect(bypassesProxy(u('https://github.com/x'), 'github.com')).toBe(true);
+    expect(bypassesProxy(u('https://api.github.com/x'), 'github.com')).toBe(true);
+    expect(bypassesProxy(u('https://api.github.com/x'), '.github.com')).toBe(true);
+    expect(bypassesProxy(u('https://notgithub.com/x'), 'github.com')).toBe(false);
+    expect(bypassesProxy(u('http://127.0.0.1:8080/x'), 'localhost, 127.0.0.1:8080')).toBe(true);
+    expect(bypassesProxy(u('http://127.0.0.1:8081/x'), '127.0.0.1:8080')).toBe(false);
+    expect(bypassesProxy(u('https://example.org/'), '*')).toBe(true);
+    expect(bypassesProxy(u('https://example.org/'), undefined)).toBe(false);
+  });
+
+  it('HTTPS_PROXY for https, HTTP_PROXY for http, either case, scheme optional', () => {
+    const env = {
+      https_proxy: 'proxy.example:3128',
+      HTTP_PROXY: 'http://p2.example:80',
+      NO_PROXY: 'internal',
+    };
+    expect(proxyFor(new URL('https://github.com/'), env)?.href).toBe('http://proxy.example:3128/');
+    expect(proxyFor(new URL('http://github.com/'), env)?.href).toBe('http://p2.example/');
+    expect(proxyFor(new URL('https://a.internal/'), env)).toBeNull();
+    expect(proxyFor(new URL('https://github.com/'), {})).toBeNull();
+  });
+});
+
+describe('downloads through a stand-in proxy', () => {
+  it('stand-in: http URL via HTTP_PROXY is sent in absolute form, with proxy credentials, redirect followed', async () => {
+    const dest = path.join(work, 'bin');
+    const p = new URL(proxy.url);
+    const env = { HTTP_PROXY: `http://user:p%40ss@${p.host}` };
+    const got = await downloadToFile(`${origin.url}/download/v0.6.0/oci-delta-x86_64`, dest, {
+      env,
+      tries: 1,
+    });
+    expect(got).toEqual({ size: BODY.length, sha256: sha256(BODY) });
+    expect(readFileSync(dest).equals(BODY)).toBe(true);
+    const basic = `Basic ${Buffer.from('user:p@ss').toString('base64')}`;
+    expect(proxy.seen).toEqual([
+      { method: 'GET', target: `${origin.url}/download/v0.6.0/oci-delta-x86_64`, auth: basic },
+      { method: 'GET', target: `http://localhost:${origin.port}/storage/oci-delta-x86_64`, auth: basic },
+    ]);
+  });
+
+  it('stand-in: NO_PROXY bypasses the proxy', async () => {
+    const env = { HTTP_PROXY: proxy.url, NO_PROXY: '127.0.0.1,localhost' };
+    await downloadToFile(`${origin.url}/download/v0.6.0/oci-delta-x86_64`, path.join(work, 'bin'), {
+      env,
+      tries: 1,
+    });
+    expect(proxy.seen).toEqual([]);
+    expect(origin.requests.length).toBe(2);
+  });
+
+  it('stand-in: an unreachable proxy is an UNAVAILABLE error naming it, after the bounded retries', async () => {
+    const dead = await startStandinProxy();
+    await dead.close();
+    const env = { HTTP_PROXY: dead.url };
+    await expect(
+      downloadToFile(`${origin.url}/storage/oci-delta-x86_64`, path.join(work, 'bin'), {
+        env,
+        tries: 2,
+        backoffMs: 5,
+      }),
+    ).rejects.toThrow(/ECONNREFUSED.*gave up after 2 tries/);
+    expect(origin.requests).toEqual([]);
+  });
+
+  it.skipIf(!hasTool('openssl', 'openssl'))(
+    'stand-in: https URL via HTTPS_PROXY goes through a CONNECT tunnel with TLS to the origin',
+    async () => {
+      const key = path.join(work, 'key.pem');
+      const cert = path.join(work, 'cert.pem');
+      execFileSync(
+        'openssl',
+        [
+          'req',
+          '-x509',
+          '-newkey',
+          'ec',
+          '-pkeyopt',
+          'ec_paramgen_curve:prime256v1',
+          '-nodes',
+          '-keyout',
+          key,
+          '-out',
+          cert,
+          '-days',
+          '1',
+          '-subj',
+          '/CN=localhost',
+          '-addext',
+          'subjectAltName=DNS:localhost,IP:127.0.0.1',
+        ],
+        { stdio: 'ignore' },
+      );
+      const tlsOrigin = https.createServer(
+        { key: readFileSync(key), cert: readFileSync(cert) },
+        (_req, res) => {
+          res.writeHead(200, { 'content-length': String(BODY.length) }).end(BODY);
+        },
+      );
+      await new Promise<void>((r) => tlsOrigin.listen(0, '127.0.0.1', r));
+      const port = (tlsOrigin.address() as AddressInfo).port;
+      try {
+        const env = { HTTPS_PROXY: proxy.url };
+        const got = await downloadToFile(`https://localhost:${port}/asset`, path.join(work, 'bin'), {
+          env,
+          ca: readFileSync(cert),
+          tries: 1,
+        });
+        expect(got).toEqual({ size: BODY.length, sha256: sha256(BODY) });
+        expect(proxy.seen).toEqual([{ method: 'CONNECT', target: `localhost:${port}`, auth: undefined }]);
+
+        // The same tunnel without trusting the stand-in CA: the TLS check must fail, not pass silently.
+        await expect(
+          downloadToFile(`https://127.0.0.1:${port}/asset`, path.join(work, 'bin2'), { env, tries: 1 }),
+        ).rejects.toThrow(/self-signed|certificate/);
+      } finally {
+        tlsOrigin.closeAllConnections();
+        await new Promise<void>((r) => tlsOrigin.close(() => r()));
+      }
+    },
+  );
+});
