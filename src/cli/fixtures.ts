@@ -3,6 +3,7 @@ import { buildFixture, defaultCacheDir, type BuiltFixture } from '../../fixtures
 import { listFixtures, selectFixtures } from '../../fixtures/catalog.js';
 import { contentSize } from '../../fixtures/content.js';
 import type { ImageSpec } from '../../fixtures/image.js';
+import { registerMirror } from './fixtures-mirror.js';
 
 function specSummary(s: ImageSpec): { layers: number; entries: number; bytes: number } {
   let entries = 0;
@@ -87,4 +88,6 @@ export function register(program: Command): void {
         }
       },
     );
+
+  registerMirror(fixtures);
 }
