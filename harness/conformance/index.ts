@@ -30,6 +30,8 @@ export interface ConformanceOptions {
   cacheDir?: string;
   /** A local upstream `oci-delta` to use instead of the pinned download. */
   ociDelta?: string;
+  /** Never download the upstream binary: use the verified cache only. */
+  offline?: boolean;
   /** Already resolved upstream (tests); skips resolution. */
   upstream?: UpstreamResolution;
   cfsctl?: string;
@@ -51,7 +53,12 @@ export function selectFlavours(format?: ComposefsFormat, hash?: FsVerityAlgorith
 
 export async function conformance(o: ConformanceOptions = {}): Promise<ConformanceResult> {
   const fixtures = selectFixtures({ names: o.fixtures, quick: o.quick }).map((f) => f.name);
-  const upstream = o.upstream ?? (await resolveUpstream(o.ociDelta ? { localBinary: o.ociDelta } : {}));
+  const upstream =
+    o.upstream ??
+    (await resolveUpstream({
+      ...(o.ociDelta ? { localBinary: o.ociDelta } : {}),
+      ...(o.offline ? { offline: true } : {}),
+    }));
   const all = allImplementations({
     upstream,
     ...(o.cfsctl !== undefined ? { cfsctl: o.cfsctl } : {}),

@@ -20,6 +20,7 @@ interface ConformanceFlags {
   report?: string;
   cache: string;
   ociDelta?: string;
+  offline?: boolean;
   injectFault?: Fault;
   quiet?: boolean;
 }
@@ -57,6 +58,7 @@ export function register(program: Command): void {
     .option('--report <DIR>', 'write a self-contained HTML report to DIR/index.html')
     .option('--cache <DIR>', 'fixture build cache', defaultCacheDir())
     .option('--oci-delta <PATH>', 'use this upstream oci-delta binary instead of the pinned download')
+    .option('--offline', 'never download the upstream binary; use the verified cache only')
     .option('-q, --quiet', 'no progress on stderr')
     .addOption(
       new Option('--inject-fault <KIND>', 'test only: corrupt applier outputs')
@@ -74,6 +76,7 @@ export function register(program: Command): void {
         hash: flags.hash,
         cacheDir: flags.cache,
         ociDelta: flags.ociDelta,
+        offline: flags.offline,
         injectFault: flags.injectFault,
         progress,
       });
