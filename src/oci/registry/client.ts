@@ -197,7 +197,7 @@ export class RegistryClient {
         );
       }
       const mediaType = manifestMediaType(raw, res.headers.get('content-type'));
-      return { raw, digest: digestOf(raw), mediaType, size: raw.length };
+      return { raw, digest, mediaType, size: raw.length };
     });
   }
 

@@ -301,6 +301,7 @@ export async function* bodyChunks(
   const reader = res.body.getReader();
   const ac = aborters.get(res);
   let stalled = false;
+  let finished = false;
   try {
     for (;;) {
       const timer = setTimeout(() => {
@@ -319,10 +320,15 @@ export async function* bodyChunks(
         clearTimeout(timer);
       }
       if (stalled) throw new TransientError(`${what}: transfer stalled for ${timeoutMs} ms`);
-      if (r.done || r.value === undefined) return;
+      if (r.done || r.value === undefined) {
+        finished = true;
+        return;
+      }
       yield r.value;
     }
   } finally {
+    // A consumer that stops early (or an error) must not leave the connection half-read.
+    if (!finished) await reader.cancel().catch(() => {});
     reader.releaseLock();
   }
 }
