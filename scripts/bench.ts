@@ -1,22 +1,40 @@
 /**
  * `npm run bench`: figures for the issue goals, each printed with the floor measured in the same run.
- * Set BENCH_QUICK=1 for a smaller, faster run (same code paths).
+ * Set BENCH_QUICK=1 for a smaller, faster run (same code paths). BENCH_ONLY=tardiff,create,composefs
+ * picks sections.
  */
 import os from 'node:os';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { benchCopyThroughput, benchPeakRss, benchZstdDict } from './bench/tardiff.js';
+import { benchCreate } from './bench/create.js';
+import { report } from './bench/measure.js';
+import { benchComposefs, formatComposefsBench } from './bench-composefs.js';
 
 async function main(): Promise<void> {
   const quick = process.env.BENCH_QUICK === '1';
+  const only = new Set((process.env.BENCH_ONLY ?? 'tardiff,create,composefs').split(','));
   const work = await fs.mkdtemp(path.join(os.tmpdir(), 'odh-bench-'));
   try {
     process.stdout.write(
       `# oci-delta-harness bench (${quick ? 'quick' : 'full'}), ${os.cpus().length} CPUs\n`,
     );
-    await benchCopyThroughput(work, quick ? 128 << 20 : 512 << 20);
-    await benchZstdDict(work, quick ? 2 : 4, quick ? 8 << 20 : 32 << 20);
-    if (!quick) await benchPeakRss(work);
+    if (only.has('tardiff')) {
+      process.stdout.write('\n## tar-diff apply (issue 2)\n');
+      await benchCopyThroughput(work, quick ? 128 << 20 : 512 << 20);
+      await benchZstdDict(work, quick ? 2 : 4, quick ? 8 << 20 : 32 << 20);
+      if (!quick) await benchPeakRss(work);
+    }
+    if (only.has('create')) {
+      process.stdout.write('\n## delta create (issue 4)\n');
+      await benchCreate(work);
+    }
+    if (only.has('composefs')) {
+      process.stdout.write('\n## composefs (issue 3)\n');
+      const r = await benchComposefs(quick ? { totalBytes: 128 << 20, files: 5000 } : {});
+      for (const line of formatComposefsBench(r)) process.stdout.write(`${line}\n`);
+      report('composefs id throughput vs gzip -dc|sha256sum', r.ociId.ms / 1000, r.ociId.floorMs / 1000, 0.6);
+    }
   } finally {
     await fs.rm(work, { recursive: true, force: true });
   }
