@@ -1,5 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openManifest } from '../../src/oci/image.js';
+import { openLayout, openManifest } from '../../src/oci/image.js';
+import { parseRef } from '../../src/oci/ref.js';
+import { pushLayoutManifest } from '../../src/oci/registry/push.js';
+import { startFront } from './front.js';
 import { ARTIFACT_TYPE_DELTA } from '../../src/oci/types.js';
 import { discoverDelta, discoverDeltaForSource } from '../../src/oci/registry/discover.js';
 import { referrersTag } from '../../src/oci/registry/client.js';
@@ -123,5 +126,100 @@ describe.skipIf(!haveRegistry)('delta discovery and mirroring (docker-registry 2
     expect(() => parseMirrorList('# c\nidentical\nidentical\n')).toThrow(/listed twice .*line 3/);
     expect(() => parseMirrorList('no-such-pair\n')).toThrow(/unknown fixture/);
     expect(() => parseMirrorList('Bad Name\n')).toThrow(/not a fixture name/);
+  });
+});
+
+describe.skipIf(!haveRegistry)('cross-repository mount and the Referrers API', () => {
+  let reg: TestRegistry;
+  beforeAll(async () => {
+    reg = await startRegistry();
+  });
+  afterAll(async () => {
+    await reg?.stop();
+  });
+
+  it('mounts blobs from another repository instead of uploading them', async () => {
+    const f = await built();
+    const client = fastClient(reg.host);
+    const requests: string[] = [];
+    await pushRef(client, 'mount/a', f.new.ref, 'new');
+    const second = fastClient(reg.host, {
+      onRequest: (m, u) => requests.push(`${m} ${new URL(u).pathname}`),
+    });
+    const reader = await openLayout(parseRef(f.new.ref));
+    try {
+      const pushed = await pushLayoutManifest(second, 'mount/b', reader, {
+        tag: 'new',
+        mountFrom: 'mount/a',
+      });
+      expect(pushed.blobs.uploaded).toBe(0);
+      expect(pushed.blobs.mounted).toBeGreaterThan(0);
+    } finally {
+      await reader.close();
+    }
+    expect(requests.filter((r) => r.startsWith('PATCH ') || r.startsWith('PUT /v2/mount/b/blobs'))).toEqual(
+      [],
+    );
+    expect((await second.getManifest('mount/b', 'new')).digest).toBe(f.new.manifestDigest);
+  });
+
+  it('uses the Referrers API when the registry has one (filtered by artifactType client-side too)', async () => {
+    const subject = `sha256:${'c'.repeat(64)}`;
+    const delta = {
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      digest: `sha256:${'d'.repeat(64)}`,
+      size: 10,
+      artifactType: ARTIFACT_TYPE_DELTA,
+    };
+    const other = { ...delta, digest: `sha256:${'e'.repeat(64)}`, artifactType: 'application/x-signature' };
+    const seen: string[] = [];
+    const front = await startFront(reg.host, (req, res, forward) => {
+      if (req.url!.startsWith('/v2/api/repo/referrers/')) {
+        seen.push(req.url!);
+        res.writeHead(200, { 'content-type': 'application/vnd.oci.image.index.v1+json' });
+        res.end(
+          JSON.stringify({
+            schemaVersion: 2,
+            mediaType: 'application/vnd.oci.image.index.v1+json',
+            manifests: [delta, other],
+          }),
+        );
+        return;
+      }
+      forward();
+    });
+    try {
+      const r = await fastClient(front.host).referrers('api/repo', subject, ARTIFACT_TYPE_DELTA);
+      expect(r.via).toBe('api');
+      expect(r.descriptors).toEqual([delta]);
+      expect(seen).toEqual([
+        `/v2/api/repo/referrers/${subject}?artifactType=${encodeURIComponent(ARTIFACT_TYPE_DELTA)}`,
+      ]);
+    } finally {
+      await front.stop();
+    }
+  });
+
+  it('leaves the tag schema alone when the registry reports handling subject (OCI-Subject)', async () => {
+    const f = await built();
+    const puts: string[] = [];
+    const front = await startFront(reg.host, (req, _res, forward) => {
+      if (req.method === 'PUT' && req.url!.includes('/manifests/')) {
+        puts.push(req.url!);
+        forward({ addHeaders: { 'oci-subject': f.new.manifestDigest } });
+        return;
+      }
+      forward();
+    });
+    const d = await makeDelta(f.old.ref, f.new.ref);
+    try {
+      const client = fastClient(front.host);
+      await pushRef(client, 'api/subject', f.new.ref, 'new');
+      expect((await pushRef(client, 'api/subject', d.path, 'delta')).referrers).toBe('api');
+    } finally {
+      await d.cleanup();
+      await front.stop();
+    }
+    expect(puts).toEqual(['/v2/api/subject/manifests/new', '/v2/api/subject/manifests/delta']);
   });
 });

@@ -13,7 +13,7 @@ export interface Front {
   stop(): Promise<void>;
 }
 
-export type Forward = (opts?: { abortAfterBodyBytes?: number }) => void;
+export type Forward = (opts?: { abortAfterBodyBytes?: number; addHeaders?: Record<string, string> }) => void;
 
 export type Intercept = (req: http.IncomingMessage, res: http.ServerResponse, forward: Forward) => void;
 
@@ -27,7 +27,7 @@ export async function startFront(target: string, intercept?: Intercept): Promise
       const up = http.request(
         { host: thost, port: Number(tport), method: req.method, path: req.url, headers: req.headers },
         (ur) => {
-          res.writeHead(ur.statusCode ?? 502, ur.headers);
+          res.writeHead(ur.statusCode ?? 502, { ...ur.headers, ...opts.addHeaders });
           if (opts.abortAfterBodyBytes === undefined) {
             ur.pipe(res);
             return;
