@@ -1,4 +1,4 @@
-import { Duplex, PassThrough, Readable, type Transform } from 'node:stream';
+import { PassThrough, Transform, type TransformCallback } from 'node:stream';
 import zlib from 'node:zlib';
 import binding from 'zstd-napi/binding.js';
 import { OdhError, type ErrorContext } from '../util/errors.js';
@@ -35,131 +35,272 @@ function zstdWindowOf(header: Buffer): string {
 }
 
 /**
- * zstd decoder with real backpressure: output is produced in 128 KiB pieces and each piece waits
- * for the consumer, so a tiny highly compressed input cannot fill memory. Frames asking for a
- * window above 2^ZSTD_WINDOW_LOG_MAX are refused with LIMIT; input ending inside a frame is TRUNCATED.
+ * A Transform whose `_transform` may yield many output pieces per input chunk (a decoder of a
+ * highly compressed input): `pushPaced` waits for the reader whenever its buffer is full, so memory stays
+ * bounded. Being a real Transform, a destroy mid-stream settles at once ('close' is emitted, any
+ * wait is woken) and `release` frees the codec's state; a `Duplex.from(async generator)` instead
+ * never emits 'close' when destroyed while the generator awaits input, and `pipeline` then never
+ * settles (the process would exit 0 with an empty event loop).
  */
-function zstdDecoder(ctx: ErrorContext): Duplex {
-  return Duplex.from(async function* (source: AsyncIterable<Buffer>) {
-    const dctx = new binding.DCtx();
-    dctx.setParameter(binding.DParameter.windowLogMax, ZSTD_WINDOW_LOG_MAX);
-    let inFrame = false;
-    let frameStart: Buffer = Buffer.alloc(0);
-    let total = 0;
-    for await (const chunk of source) {
-      let src = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk);
-      if (!inFrame) frameStart = src.subarray(0, 18);
-      while (src.length > 0 || inFrame) {
-        const dst = Buffer.allocUnsafe(OUT_CHUNK);
-        let ret: number, produced: number, consumed: number;
-        try {
-          [ret, produced, consumed] = dctx.decompressStream(dst, src);
-        } catch (e) {
-          const msg = (e as Error).message;
-          if (/too much memory|window/i.test(msg)) {
-            throw new OdhError(
-              'LIMIT',
-              `zstd window ${zstdWindowOf(frameStart)} exceeds the 2^${ZSTD_WINDOW_LOG_MAX}-byte limit`,
-              { ...ctx, offset: total },
-            );
-          }
-          throw new OdhError('FORMAT', `zstd: ${msg}`, { ...ctx, offset: total });
-        }
-        total += consumed;
-        src = src.subarray(consumed);
-        inFrame = ret !== 0;
-        if (!inFrame && src.length > 0) frameStart = src.subarray(0, 18);
-        if (produced > 0) yield dst.subarray(0, produced); // dst is fresh each round: no copy
-        // Nothing consumed and nothing produced: the decoder needs more input.
-        if (produced < dst.length && src.length === 0) break;
-      }
-    }
-    if (inFrame)
-      throw new OdhError('TRUNCATED', 'zstd stream ends inside a frame', { ...ctx, offset: total });
-  });
-}
+abstract class PacedTransform extends Transform {
+  #wake: (() => void) | null = null;
 
-/** gzip decoder (multi-member) whose failures are typed: TRUNCATED at a cut, FORMAT otherwise. */
-function gzipDecoder(ctx: ErrorContext): Duplex {
-  return Duplex.from(async function* (source: AsyncIterable<Buffer>) {
-    const g = zlib.createGunzip();
-    const input = Readable.from(source);
-    input.on('error', (e) => g.destroy(e));
-    input.pipe(g);
-    try {
-      yield* g as AsyncIterable<Buffer>;
-    } catch (e) {
-      if (e instanceof OdhError) throw e;
-      const err = e as NodeJS.ErrnoException;
-      const code = err.code === 'Z_BUF_ERROR' ? 'TRUNCATED' : 'FORMAT';
-      throw new OdhError(code, `gzip: ${err.message}`, { ...ctx, offset: g.bytesWritten }, { cause: e });
-    }
-  });
-}
+  /** Pushes `piece`; false once the stream is destroyed (the caller stops). */
+  protected async pushPaced(piece: Buffer): Promise<boolean> {
+    if (this.destroyed) return false;
+    if (!this.push(piece)) await new Promise<void>((r) => (this.#wake = r));
+    return !this.destroyed;
+  }
 
-/** Decompressing stream for `kind` ('none' passes bytes through). */
-export function decompressStream(kind: Compression, ctx: ErrorContext = {}): Duplex {
-  switch (kind) {
-    case 'none':
-      return new PassThrough();
-    case 'gzip':
-      return gzipDecoder(ctx);
-    case 'zstd':
-      return zstdDecoder(ctx);
+  /** Frees the codec's native state; called once on destroy (also after a normal end). */
+  protected abstract release(): void;
+
+  #wakeUp(): void {
+    const w = this.#wake;
+    this.#wake = null;
+    w?.();
+  }
+
+  override _read(size: number): void {
+    this.#wakeUp();
+    super._read(size);
+  }
+
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    this.#wakeUp();
+    this.release();
+    cb(err);
   }
 }
 
 /**
- * Decompresses whatever the input is, chosen from its first bytes (gzip, zstd or plain).
+ * zstd decoder with real backpressure: output is produced in 128 KiB pieces and each piece waits
+ * for the consumer, so a tiny highly compressed input cannot fill memory. Frames asking for a
+ * window above 2^ZSTD_WINDOW_LOG_MAX are refused with LIMIT; input ending inside a frame is TRUNCATED.
  */
-export function decompressSniffed(ctx: ErrorContext = {}): Duplex {
-  return Duplex.from(async function* (source: AsyncIterable<Buffer>) {
-    const it = source[Symbol.asyncIterator]();
-    const head: Buffer[] = [];
-    let n = 0;
-    let ended = false;
-    while (n < 4) {
-      const r = await it.next();
-      if (r.done) {
-        ended = true;
-        break;
+class ZstdDecoder extends PacedTransform {
+  #dctx: InstanceType<typeof binding.DCtx> | null = new binding.DCtx();
+  #inFrame = false;
+  #frameStart: Buffer = Buffer.alloc(0);
+  #total = 0;
+
+  constructor(private readonly ctx: ErrorContext) {
+    super();
+    this.#dctx!.setParameter(binding.DParameter.windowLogMax, ZSTD_WINDOW_LOG_MAX);
+  }
+
+  protected release(): void {
+    this.#dctx = null; // ZSTD_freeDCtx runs when the context is collected
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.#decode(chunk).then(() => cb(), cb);
+  }
+
+  override _flush(cb: TransformCallback): void {
+    if (this.#inFrame)
+      return cb(
+        new OdhError('TRUNCATED', 'zstd stream ends inside a frame', { ...this.ctx, offset: this.#total }),
+      );
+    cb();
+  }
+
+  async #decode(chunk: Buffer): Promise<void> {
+    let src = chunk;
+    if (!this.#inFrame) this.#frameStart = src.subarray(0, 18);
+    while (src.length > 0 || this.#inFrame) {
+      const dctx = this.#dctx;
+      if (!dctx) return; // destroyed
+      const dst = Buffer.allocUnsafe(OUT_CHUNK);
+      let ret: number, produced: number, consumed: number;
+      try {
+        [ret, produced, consumed] = dctx.decompressStream(dst, src);
+      } catch (e) {
+        throw this.#error((e as Error).message);
       }
-      head.push(r.value);
-      n += r.value.length;
+      this.#total += consumed;
+      src = src.subarray(consumed);
+      this.#inFrame = ret !== 0;
+      if (!this.#inFrame && src.length > 0) this.#frameStart = src.subarray(0, 18);
+      // dst is fresh each round: no copy
+      if (produced > 0 && !(await this.pushPaced(dst.subarray(0, produced)))) return;
+      // Output not full and input used up: the decoder needs more input.
+      if (produced < dst.length && src.length === 0) break;
     }
-    const first = Buffer.concat(head);
-    const rest = async function* () {
-      if (first.length) yield first;
-      if (!ended) for (let r = await it.next(); !r.done; r = await it.next()) yield r.value;
-    };
-    const dec = decompressStream(sniffCompression(first), ctx);
-    const input = Duplex.from(rest());
-    input.pipe(dec);
-    input.on('error', (e) => dec.destroy(e));
-    yield* dec as AsyncIterable<Buffer>;
-  });
+  }
+
+  #error(msg: string): OdhError {
+    const where = { ...this.ctx, offset: this.#total };
+    if (/too much memory|window/i.test(msg)) {
+      return new OdhError(
+        'LIMIT',
+        `zstd window ${zstdWindowOf(this.#frameStart)} exceeds the 2^${ZSTD_WINDOW_LOG_MAX}-byte limit`,
+        where,
+      );
+    }
+    return new OdhError('FORMAT', `zstd: ${msg}`, where);
+  }
 }
 
 /** zstd encoder (streaming, single frame). */
-function zstdEncoder(level: number): Duplex {
-  return Duplex.from(async function* (source: AsyncIterable<Buffer>) {
-    const cctx = new binding.CCtx();
-    cctx.setParameter(binding.CParameter.compressionLevel, level);
-    const dst = Buffer.allocUnsafe(OUT_CHUNK);
-    for await (const chunk of source) {
-      let src = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk);
-      while (src.length > 0) {
-        const [, produced, consumed] = cctx.compressStream2(dst, src, binding.EndDirective.continue);
-        src = src.subarray(consumed);
-        if (produced > 0) yield Buffer.from(dst.subarray(0, produced));
-      }
-    }
+class ZstdEncoder extends PacedTransform {
+  #cctx: InstanceType<typeof binding.CCtx> | null = new binding.CCtx();
+  readonly #dst = Buffer.allocUnsafe(OUT_CHUNK);
+
+  constructor(level: number) {
+    super();
+    this.#cctx!.setParameter(binding.CParameter.compressionLevel, level);
+  }
+
+  protected release(): void {
+    this.#cctx = null; // ZSTD_freeCCtx runs when the context is collected
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.#encode(chunk, binding.EndDirective.continue).then(() => cb(), cb);
+  }
+
+  override _flush(cb: TransformCallback): void {
+    this.#encode(Buffer.alloc(0), binding.EndDirective.end).then(() => cb(), cb);
+  }
+
+  async #encode(chunk: Buffer, directive: binding.EndDirective): Promise<void> {
+    let src = chunk;
     for (;;) {
-      const [ret, produced] = cctx.compressStream2(dst, Buffer.alloc(0), binding.EndDirective.end);
-      if (produced > 0) yield Buffer.from(dst.subarray(0, produced));
-      if (ret === 0) break;
+      const cctx = this.#cctx;
+      if (!cctx) return; // destroyed
+      const [ret, produced, consumed] = cctx.compressStream2(this.#dst, src, directive);
+      src = src.subarray(consumed);
+      if (produced > 0 && !(await this.pushPaced(Buffer.from(this.#dst.subarray(0, produced))))) return;
+      if (directive === binding.EndDirective.end ? ret === 0 : src.length === 0) return;
     }
-  });
+  }
+}
+
+/**
+ * A Transform whose bytes go through an inner stream (a zlib stream or another codec) chosen by the
+ * subclass, with backpressure both ways. The inner stream's own errors destroy this one (mapped by
+ * `innerError`); destroying this one destroys the inner stream, so nothing is left pending.
+ */
+abstract class Relay extends Transform {
+  #inner: Transform | null = null;
+  #flushed: TransformCallback | null = null;
+
+  protected get inner(): Transform | null {
+    return this.#inner;
+  }
+
+  protected attach(inner: Transform): void {
+    this.#inner = inner;
+    inner.on('error', (e: Error) => this.destroy(this.innerError(e)));
+    inner.on('end', () => {
+      if (this.destroyed) return;
+      this.innerEnded();
+      this.#flushed?.();
+    });
+    inner.on('data', (c: Buffer) => {
+      if (!this.destroyed && !this.push(c)) inner.pause();
+    });
+  }
+
+  /** Maps an error the inner stream raised by itself. */
+  protected innerError(e: Error): Error {
+    return e;
+  }
+
+  /** Called when the inner stream has ended, before this one ends (e.g. to push a trailer). */
+  protected innerEnded(): void {}
+
+  /** Writes `chunk` to the inner stream; `cb` runs once it has taken it (its own backpressure). */
+  protected forward(chunk: Buffer, cb: TransformCallback): void {
+    // An error reaches us through the inner 'error' event (mapped), not through this callback.
+    this.#inner!.write(chunk, () => cb());
+  }
+
+  override _read(size: number): void {
+    this.#inner?.resume();
+    super._read(size);
+  }
+
+  override _flush(cb: TransformCallback): void {
+    this.#flushed = cb;
+    this.#inner!.end();
+  }
+
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    this.#inner?.destroy();
+    cb(err);
+  }
+}
+
+/** gzip decoder (multi-member, zlib) whose own failures are typed: TRUNCATED at a cut, FORMAT otherwise. */
+class GzipDecoder extends Relay {
+  constructor(private readonly ctx: ErrorContext) {
+    super();
+    this.attach(zlib.createGunzip());
+  }
+
+  protected override innerError(e: Error): Error {
+    if (e instanceof OdhError) return e;
+    const err = e as NodeJS.ErrnoException;
+    const code = err.code === 'Z_BUF_ERROR' ? 'TRUNCATED' : 'FORMAT';
+    const offset = (this.inner as zlib.Gunzip).bytesWritten;
+    return new OdhError(code, `gzip: ${err.message}`, { ...this.ctx, offset }, { cause: e });
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.forward(chunk, cb);
+  }
+}
+
+/** Decompressing stream for `kind` ('none' passes bytes through). */
+export function decompressStream(kind: Compression, ctx: ErrorContext = {}): Transform {
+  switch (kind) {
+    case 'none':
+      return new PassThrough();
+    case 'gzip':
+      return new GzipDecoder(ctx);
+    case 'zstd':
+      return new ZstdDecoder(ctx);
+  }
+}
+
+/** Decoder chosen from the first 4 bytes of the input (spec oci-delta §1.4). */
+class SniffingDecoder extends Relay {
+  #head: Buffer[] = [];
+  #headLength = 0;
+
+  constructor(private readonly ctx: ErrorContext) {
+    super();
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    if (this.inner) return this.forward(chunk, cb);
+    this.#head.push(chunk);
+    this.#headLength += chunk.length;
+    if (this.#headLength < 4) return cb();
+    this.forward(this.#start(), cb);
+  }
+
+  override _flush(cb: TransformCallback): void {
+    if (!this.inner) {
+      const first = this.#start();
+      if (first.length > 0) this.inner!.write(first);
+    }
+    super._flush(cb);
+  }
+
+  #start(): Buffer {
+    const first = Buffer.concat(this.#head);
+    this.#head = [];
+    this.attach(decompressStream(sniffCompression(first), this.ctx));
+    return first;
+  }
+}
+
+/** Decompresses whatever the input is, chosen from its first bytes (gzip, zstd or plain). */
+export function decompressSniffed(ctx: ErrorContext = {}): Transform {
+  return new SniffingDecoder(ctx);
 }
 
 /**
@@ -169,43 +310,41 @@ function zstdEncoder(level: number): Duplex {
 export const GO_GZIP_HEADER = Buffer.from([0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff]);
 
 /** gzip member with Go's header: raw deflate (zlib) between our header and the CRC32/ISIZE trailer. */
-function goGzipEncoder(level: number): Duplex {
-  return Duplex.from(async function* (source: AsyncIterable<Buffer>) {
-    yield GO_GZIP_HEADER;
-    let crc = 0;
-    let isize = 0;
-    const counted = Readable.from(
-      (async function* () {
-        for await (const c of source) {
-          const b = Buffer.isBuffer(c) ? c : Buffer.from(c);
-          crc = zlib.crc32(b, crc);
-          isize = (isize + b.length) % 2 ** 32;
-          yield b;
-        }
-      })(),
-    );
-    const deflate = zlib.createDeflateRaw({ level });
-    counted.on('error', (e) => deflate.destroy(e));
-    counted.pipe(deflate);
-    yield* deflate as AsyncIterable<Buffer>;
+class GoGzipEncoder extends Relay {
+  #crc = 0;
+  #isize = 0;
+
+  constructor(level: number) {
+    super();
+    this.push(GO_GZIP_HEADER);
+    this.attach(zlib.createDeflateRaw({ level }));
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.#crc = zlib.crc32(chunk, this.#crc);
+    this.#isize = (this.#isize + chunk.length) % 2 ** 32;
+    this.forward(chunk, cb);
+  }
+
+  protected override innerEnded(): void {
     const trailer = Buffer.alloc(8);
-    trailer.writeUInt32LE(crc >>> 0, 0);
-    trailer.writeUInt32LE(isize, 4);
-    yield trailer;
-  });
+    trailer.writeUInt32LE(this.#crc >>> 0, 0);
+    trailer.writeUInt32LE(this.#isize, 4);
+    this.push(trailer);
+  }
 }
 
 /**
  * Compressing stream: gzip (Go-style header, zlib deflate, default level 6), zstd (default level 3)
  * or pass-through.
  */
-export function compressStream(kind: Compression, level?: number): Duplex | Transform {
+export function compressStream(kind: Compression, level?: number): Transform {
   switch (kind) {
     case 'none':
       return new PassThrough();
     case 'gzip':
-      return goGzipEncoder(level ?? 6);
+      return new GoGzipEncoder(level ?? 6);
     case 'zstd':
-      return zstdEncoder(level ?? 3);
+      return new ZstdEncoder(level ?? 3);
   }
 }

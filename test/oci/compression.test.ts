@@ -1,6 +1,8 @@
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { Readable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import {
@@ -101,5 +103,85 @@ describe('compression', () => {
     }
     expect(total).toBe(64 << 20);
     expect(largest).toBeLessThanOrEqual(128 << 10);
+  });
+
+  describe('a codec destroyed mid-stream lets pipeline settle with the error', () => {
+    // Before codecs were real Transforms, a Duplex.from(async generator) destroyed while awaiting input
+    // never emitted 'close': pipeline stayed pending and, with an empty event loop, Node exited 0.
+    const settles = <T>(p: Promise<T>) =>
+      Promise.race([p, sleep(3000).then(() => Promise.reject(new Error('pipeline never settled')))]);
+    // A source that trickles small pieces and never ends by itself: the codec is mostly awaiting input.
+    const trickle = (bytes: Buffer) =>
+      Readable.from(
+        (async function* () {
+          for (;;) {
+            // whole copies one after the other: several gzip members / zstd frames stay valid input
+            for (let i = 0; i < bytes.length; i += 4096) {
+              yield bytes.subarray(i, i + 4096);
+              await sleep(1);
+            }
+          }
+        })(),
+      );
+    const sink = () => new Writable({ write: (_c, _e, cb) => cb() });
+    const plain = Buffer.alloc(1 << 20, 5);
+    const codecs = [
+      ['gzip decoder', () => decompressStream('gzip'), 'gzip'],
+      ['zstd decoder', () => decompressStream('zstd'), 'zstd'],
+      ['sniffing decoder (zstd)', () => decompressSniffed(), 'zstd'],
+      ['gzip encoder', () => compressStream('gzip'), 'none'],
+      ['zstd encoder', () => compressStream('zstd'), 'none'],
+    ] as const;
+
+    for (const [name, make, input] of codecs) {
+      it(`${name}: destroy(err), destroy() and abort`, async () => {
+        const bytes =
+          input === 'none'
+            ? plain
+            : input === 'gzip'
+              ? gzipSync(plain)
+              : await run(compressStream('zstd'), [plain]);
+        const a = make();
+        setTimeout(() => a.destroy(new Error('consumer gave up')), 30);
+        await expect(settles(pipeline(trickle(bytes), a, sink()))).rejects.toThrow('consumer gave up');
+        expect(a.destroyed).toBe(true);
+
+        const b = make();
+        setTimeout(() => b.destroy(), 30);
+        await expect(settles(pipeline(trickle(bytes), b, sink()))).rejects.toMatchObject({
+          code: 'ERR_STREAM_PREMATURE_CLOSE',
+        });
+
+        const ac = new AbortController();
+        setTimeout(() => ac.abort(), 30);
+        await expect(
+          settles(pipeline(trickle(bytes), make(), sink(), { signal: ac.signal })),
+        ).rejects.toMatchObject({
+          name: 'AbortError',
+        });
+      });
+
+      it(`${name}: a failing sink rejects pipeline with the sink's error`, async () => {
+        const bytes =
+          input === 'none'
+            ? plain
+            : input === 'gzip'
+              ? gzipSync(plain)
+              : await run(compressStream('zstd'), [plain]);
+        let seen = 0;
+        const failing = new Writable({
+          write: (c: Buffer, _e, cb) => ((seen += c.length) > 0 ? cb(new Error('disk full')) : cb()),
+        });
+        await expect(settles(pipeline(trickle(bytes), make(), failing))).rejects.toThrow('disk full');
+      });
+    }
+
+    it('a destroyed decoder does not relabel the outside error as a gzip FORMAT error', async () => {
+      const d = decompressStream('gzip');
+      setTimeout(() => d.destroy(new Error('outside')), 30);
+      const err = await settles(pipeline(trickle(gzipSync(plain)), d, sink())).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(Error);
+      expect((err as Error).message).toBe('outside');
+    });
   });
 });
