@@ -132,7 +132,7 @@ export async function fetchUpstream(opts: FetchOptions = {}): Promise<FetchResul
       },
     );
   }
-  await installAsset(pin.asset, dest, { ...opts.http, env, headers: { ...(opts.http?.headers ?? {}) } });
+  await installAsset(pin.asset, dest, { ...opts.http, env });
   return { path: dest, version: pin.version, arch, source: 'download' };
 }
 

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { resolveUpstream } from '../../harness/upstream/fetch.js';
+import { readManifest } from '../../harness/upstream/manifest.js';
 import { DEFAULT_GITHUB_API, pinUpstream } from '../../harness/upstream/pin.js';
 import { UPSTREAM_ARCHES, type UpstreamArch, type UpstreamResolution } from '../../harness/upstream/types.js';
 import { OdhError } from '../util/errors.js';
@@ -26,6 +27,7 @@ interface ResolveFlags {
   offline?: boolean;
   ociDelta?: string;
   json?: boolean;
+  ifPinned?: boolean;
 }
 
 function addResolveFlags(c: Command): Command {
@@ -81,8 +83,18 @@ export function register(program: Command): void {
       .command('fetch')
       .description(
         'download the pinned binary into the cache (size and sha256 checked); exit 1 when unavailable',
+      )
+      .option(
+        '--if-pinned',
+        'an unpinned manifest is not an error: say so and exit 0 (CI before the first pin)',
       ),
   ).action(async (flags: ResolveFlags) => {
+    const local = flags.ociDelta ?? (process.env.ODH_OCI_DELTA || undefined);
+    if (flags.ifPinned && local === undefined && (await readManifest(flags.manifest)).version === null) {
+      const r = { status: 'unavailable', reason: 'not pinned (run odh upstream pin)' } as const;
+      process.stdout.write(flags.json ? `${JSON.stringify(r)}\n` : `${describe(r)}: nothing to fetch\n`);
+      return;
+    }
     const r = await resolveFrom(flags);
     if (flags.json) process.stdout.write(`${JSON.stringify(r)}\n`);
     if (r.status === 'unavailable') throw new OdhError('UNAVAILABLE', `upstream unavailable: ${r.reason}`);

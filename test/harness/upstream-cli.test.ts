@@ -53,6 +53,9 @@ describe('odh upstream (stand-in release server)', () => {
     const fetch = await odh('fetch');
     expect(fetch.exitCode).toBe(1);
     expect(fetch.stderr).toBe('odh: error: upstream unavailable: not pinned (run odh upstream pin)');
+    const ifPinned = await odh('fetch', '--if-pinned');
+    expect(ifPinned.exitCode).toBe(0);
+    expect(ifPinned.stdout).toBe('upstream unavailable: not pinned (run odh upstream pin): nothing to fetch');
   });
 
   it('stand-in: pin, then fetch into the cache, then status reuses it', async () => {
@@ -65,7 +68,17 @@ describe('odh upstream (stand-in release server)', () => {
     expect(pin.exitCode).toBe(0);
 
     const cache = path.join(work, 'cache');
-    const fetch = await odh('fetch', '--manifest', manifest, '--cache', cache, '--arch', 'x86_64', '--json');
+    const fetch = await odh(
+      'fetch',
+      '--if-pinned',
+      '--manifest',
+      manifest,
+      '--cache',
+      cache,
+      '--arch',
+      'x86_64',
+      '--json',
+    );
     expect(fetch.exitCode).toBe(0);
     const cached = path.join(cache, '0.6.0', 'x86_64', 'oci-delta');
     expect(JSON.parse(fetch.stdout)).toEqual({
