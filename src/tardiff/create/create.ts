@@ -75,6 +75,13 @@ export async function createTarDiff(opts: CreateTarDiffOptions): Promise<CreateT
   const ctx: ErrorContext = {
     layer: opts.where ?? (typeof opts.newLayer === 'string' ? opts.newLayer : 'new layer'),
   };
+  if (opts.mode !== 'zstd' && opts.mode !== 'copy') {
+    throw new OdhError(
+      'USAGE',
+      `unknown tar-diff mode ${JSON.stringify(opts.mode)} (want zstd or copy)`,
+      ctx,
+    );
+  }
   const maxZstd = Math.min(opts.maxZstdDictSize ?? DEFAULT_MAX_ZSTD_DICT, DICT_SOURCE_MAX);
   let sources = opts.sources;
   const ownSources = !sources;
