@@ -2,11 +2,20 @@ import { createHash, type Hash } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
 import { OdhError, type ErrorContext } from '../util/errors.js';
 
-/** Digest algorithms we accept in OCI digests (OCI image-spec "Digests": sha256 and sha512 are registered). */
-export type DigestAlgorithm = 'sha256' | 'sha512';
+/** Algorithms of blob digests (OCI image-spec "Digests": sha256 and sha512 are registered). */
+export type BlobDigestAlgorithm = 'sha256' | 'sha512';
+
+/** Every algorithm we hash with: diff_ids may also be sha384 (spec oci-delta §4.3). */
+export type DigestAlgorithm = BlobDigestAlgorithm | 'sha384';
+
+/** What `parseDigest` accepts by default: blob digests in layouts, manifests and indexes. */
+export const BLOB_DIGEST_ALGORITHMS: readonly DigestAlgorithm[] = ['sha256', 'sha512'];
+
+/** What `parseDiffId` accepts: spec oci-delta §4.3 hashes a layer with its diff_id's sha256/sha384/sha512. */
+export const DIFF_ID_ALGORITHMS: readonly DigestAlgorithm[] = ['sha256', 'sha384', 'sha512'];
 
 /** Hex length of each algorithm's encoded part. */
-const HEX_LENGTH: Record<DigestAlgorithm, number> = { sha256: 64, sha512: 128 };
+const HEX_LENGTH: Record<DigestAlgorithm, number> = { sha256: 64, sha384: 96, sha512: 128 };
 
 /** A parsed `alg:hex` digest; `digest` is the canonical string form. */
 export interface ParsedDigest {
@@ -16,10 +25,16 @@ export interface ParsedDigest {
 }
 
 /**
- * Parses and validates `sha256:<64 lowercase hex>` or `sha512:<128 lowercase hex>`.
- * Throws OdhError('FORMAT') naming `where` (e.g. "index.json manifests[0].digest").
+ * Parses and validates `sha256:<64 lowercase hex>` or `sha512:<128 lowercase hex>` (or another of
+ * `algorithms`, e.g. DIFF_ID_ALGORITHMS). Throws OdhError('FORMAT') naming `where` (e.g.
+ * "index.json manifests[0].digest").
  */
-export function parseDigest(s: unknown, where = 'digest', ctx: ErrorContext = {}): ParsedDigest {
+export function parseDigest(
+  s: unknown,
+  where = 'digest',
+  ctx: ErrorContext = {},
+  algorithms: readonly DigestAlgorithm[] = BLOB_DIGEST_ALGORITHMS,
+): ParsedDigest {
   if (typeof s !== 'string') {
     throw new OdhError('FORMAT', `${where}: digest must be a string, got ${typeName(s)}`, ctx);
   }
@@ -28,10 +43,11 @@ export function parseDigest(s: unknown, where = 'digest', ctx: ErrorContext = {}
     throw new OdhError('FORMAT', `${where}: digest ${JSON.stringify(s)} has no algorithm prefix`, ctx);
   const alg = s.slice(0, colon);
   const hex = s.slice(colon + 1);
-  if (alg !== 'sha256' && alg !== 'sha512') {
+  if (!(algorithms as readonly string[]).includes(alg)) {
     throw new OdhError('FORMAT', `${where}: unsupported digest algorithm ${JSON.stringify(alg)}`, ctx);
   }
-  const want = HEX_LENGTH[alg];
+  const algorithm = alg as DigestAlgorithm;
+  const want = HEX_LENGTH[algorithm];
   if (hex.length !== want || !/^[0-9a-f]+$/.test(hex)) {
     throw new OdhError(
       'FORMAT',
@@ -39,7 +55,12 @@ export function parseDigest(s: unknown, where = 'digest', ctx: ErrorContext = {}
       ctx,
     );
   }
-  return { algorithm: alg, hex, digest: s };
+  return { algorithm, hex, digest: s };
+}
+
+/** Parses a diff_id: like `parseDigest`, but sha384 is accepted too (spec oci-delta §4.3). */
+export function parseDiffId(s: unknown, where = 'diff_id', ctx: ErrorContext = {}): ParsedDigest {
+  return parseDigest(s, where, ctx, DIFF_ID_ALGORITHMS);
 }
 
 /** True if `s` is a valid digest string (see `parseDigest`). */

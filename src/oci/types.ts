@@ -1,5 +1,5 @@
 import { OdhError, type ErrorContext } from '../util/errors.js';
-import { parseDigest, typeName } from './digest.js';
+import { parseDiffId, parseDigest, typeName } from './digest.js';
 
 // Media types (OCI image-spec v1.1; oci-delta spec §1.3, §1.4).
 export const MEDIA_TYPE_IMAGE_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
@@ -256,7 +256,8 @@ export function parseImageConfig(bytes: Uint8Array, where = 'config', ctx: Error
   const ids = rootfs.diff_ids;
   if (ids === undefined) fail(`${where} rootfs`, 'missing field "diff_ids"', ctx);
   if (!Array.isArray(ids)) fail(`${where} rootfs`, `"diff_ids" must be an array, got ${typeName(ids)}`, ctx);
-  const diffIds = ids.map((d, i) => parseDigest(d, `${where} rootfs.diff_ids[${i}]`, ctx).digest);
+  // diff_ids may be sha256/sha384/sha512 (spec oci-delta §4.3), blob digests only sha256/sha512.
+  const diffIds = ids.map((d, i) => parseDiffId(d, `${where} rootfs.diff_ids[${i}]`, ctx).digest);
   for (const k of ['architecture', 'os'] as const) {
     if (o[k] !== undefined && typeof o[k] !== 'string')
       fail(where, `field "${k}" must be a string, got ${typeName(o[k])}`, ctx);

@@ -3,7 +3,14 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Writable } from 'node:stream';
 import { describe, it, expect } from 'vitest';
-import { DigestStream, checkDigest, digestOf, parseDigest } from '../../src/oci/digest.js';
+import {
+  DigestHasher,
+  DigestStream,
+  checkDigest,
+  digestOf,
+  parseDiffId,
+  parseDigest,
+} from '../../src/oci/digest.js';
 import {
   EMPTY_JSON,
   EMPTY_JSON_DIGEST,
@@ -34,6 +41,35 @@ describe('parseDigest', () => {
     } catch (e) {
       expect((e as { code: string }).code).toBe('FORMAT');
     }
+  });
+});
+
+describe('sha384 diff_ids (spec oci-delta §4.3: diff_id algorithms sha256/sha384/sha512)', () => {
+  // FIPS 180-2 appendix D.1: SHA-384("abc").
+  const ABC384 =
+    'cb00753f45a35e8bb5a03d699ac65007272c32ab0eded1631a8b605a43ff5bed8086072ba1e7cc2358baeca134c825a7';
+  it('parseDiffId accepts 96-hex sha384; blob digests (parseDigest) stay sha256/sha512', () => {
+    expect(parseDiffId(`sha384:${ABC384}`)).toEqual({
+      algorithm: 'sha384',
+      hex: ABC384,
+      digest: `sha384:${ABC384}`,
+    });
+    expect(parseDiffId(`sha256:${H}`).algorithm).toBe('sha256');
+    expect(parseDiffId(`sha512:${'0'.repeat(128)}`).algorithm).toBe('sha512');
+    expect(() => parseDiffId(`sha384:${H}`, 'd')).toThrow(/sha384 digest must be 96 lowercase hex/);
+    expect(() => parseDiffId(`md5:${H}`, 'd')).toThrow(/unsupported digest algorithm "md5"/);
+    expect(() => parseDigest(`sha384:${ABC384}`, 'blob')).toThrow(/unsupported digest algorithm "sha384"/);
+  });
+  it('DigestHasher and digestOf hash with sha384', () => {
+    expect(new DigestHasher('sha384').update(Buffer.from('abc')).digest()).toBe(`sha384:${ABC384}`);
+    expect(digestOf(Buffer.from('abc'), 'sha384')).toBe(`sha384:${ABC384}`);
+  });
+  it('parseImageConfig accepts sha384 diff_ids and still refuses a short one', () => {
+    const ids = [`sha256:${H}`, `sha384:${ABC384}`, `sha512:${'1'.repeat(128)}`];
+    expect(parseImageConfig(j({ rootfs: { type: 'layers', diff_ids: ids } })).rootfs.diff_ids).toEqual(ids);
+    expect(() =>
+      parseImageConfig(j({ rootfs: { type: 'layers', diff_ids: [`sha384:${ABC384.slice(1)}`] } })),
+    ).toThrow(/rootfs\.diff_ids\[0\]: sha384 digest must be 96 lowercase hex/);
   });
 });
 
