@@ -2,6 +2,8 @@ import { Readable } from 'node:stream';
 import { OdhError } from '../../util/errors.js';
 import { DigestHasher, checkDigest, digestOf, parseDigest } from '../digest.js';
 import { MEDIA_TYPE_IMAGE_INDEX, MEDIA_TYPE_IMAGE_MANIFEST, type Descriptor } from '../types.js';
+import { parseReferrersIndex, referrersTag } from './referrers.js';
+import { uploadBlobSession, type BlobOpener, type BlobPushResult } from './upload.js';
 import {
   RegistryHttp,
   TransientError,
@@ -12,6 +14,8 @@ import {
   type RegistryOptions,
   type RegistryStats,
 } from './http.js';
+
+export { referrersTag } from './referrers.js';
 
 /** Docker media types we accept when reading (never written). */
 export const MEDIA_TYPE_DOCKER_MANIFEST = 'application/vnd.docker.distribution.manifest.v2+json';
@@ -34,10 +38,7 @@ export interface PulledManifest {
   size: number;
 }
 
-/** Where a blob's bytes come from for an upload: opened again for each attempt. */
-export type BlobOpener = () => Promise<AsyncIterable<Uint8Array>> | AsyncIterable<Uint8Array>;
-
-export type BlobPushResult = 'skipped' | 'mounted' | 'uploaded';
+export type { BlobOpener, BlobPushResult } from './upload.js';
 
 /**
  * An OCI distribution client for one registry host (spec: OCI distribution-spec v1.1; oci-delta
@@ -57,33 +58,22 @@ export class RegistryClient {
     return this.http.stats;
   }
 
-  private where(repo: string, what?: string): string {
-    return `registry ${this.host} repo ${repo}${what ? ` ${what}` : ''}`;
-  }
-
-  private async fail(res: Response, repo: string, what: string): Promise<never> {
-    const text = await errorText(res, this.http.timeoutMs);
-    if (res.status === 404) throw new OdhError('NOT_FOUND', `${this.where(repo, what)}: not found (${text})`);
-    if (res.status === 403) throw new OdhError('USAGE', `${this.where(repo, what)}: access denied (${text})`);
-    throw new OdhError('IO', `${this.where(repo, what)}: ${text}`);
-  }
-
   /** Checks the registry answers `/v2/` (authenticating if asked to). */
   async ping(repo: string): Promise<void> {
-    await this.http.retrying(`${this.where(repo)} ping`, async () => {
+    await this.http.retrying(`${this.http.where(repo)} ping`, async () => {
       const res = await this.http.send({
         method: 'GET',
         url: '/v2/',
         scope: { repository: repo, push: false },
       });
-      if (res.status !== 200) await this.fail(res, repo, 'GET /v2/');
+      if (res.status !== 200) await this.http.fail(res, repo, 'GET /v2/');
       await discard(res);
     });
   }
 
   /** Size of a blob in `repo`, or undefined when absent (HEAD). */
   async blobSize(repo: string, digest: string): Promise<number | undefined> {
-    return this.http.retrying(`${this.where(repo, `blob ${digest}`)} HEAD`, async () => {
+    return this.http.retrying(`${this.http.where(repo, `blob ${digest}`)} HEAD`, async () => {
       const res = await this.http.send({
         method: 'HEAD',
         url: `/v2/${repo}/blobs/${digest}`,
@@ -91,7 +81,7 @@ export class RegistryClient {
       });
       await discard(res);
       if (res.status === 404) return undefined;
-      if (res.status !== 200) await this.fail(res, repo, `blob ${digest}`);
+      if (res.status !== 200) await this.http.fail(res, repo, `blob ${digest}`);
       const len = Number(res.headers.get('content-length'));
       return Number.isSafeInteger(len) ? len : undefined;
     });
@@ -103,7 +93,7 @@ export class RegistryClient {
    */
   openBlob(repo: string, desc: { digest: string; size?: number }): Readable {
     parseDigest(desc.digest, 'blob digest');
-    const what = this.where(repo, `blob ${desc.digest}`);
+    const what = this.http.where(repo, `blob ${desc.digest}`);
     const http = this.http;
     async function* generate(): AsyncGenerator<Uint8Array> {
       const hasher = new DigestHasher(parseDigest(desc.digest).algorithm);
@@ -158,7 +148,7 @@ export class RegistryClient {
     if (desc.size !== undefined && desc.size > maxBytes) {
       throw new OdhError(
         'LIMIT',
-        `${this.where(repo, `blob ${desc.digest}`)} is ${desc.size} bytes, limit ${maxBytes}`,
+        `${this.http.where(repo, `blob ${desc.digest}`)} is ${desc.size} bytes, limit ${maxBytes}`,
       );
     }
     const parts: Buffer[] = [];
@@ -166,7 +156,10 @@ export class RegistryClient {
     for await (const c of this.openBlob(repo, desc)) {
       n += (c as Buffer).length;
       if (n > maxBytes)
-        throw new OdhError('LIMIT', `${this.where(repo, `blob ${desc.digest}`)} exceeds ${maxBytes} bytes`);
+        throw new OdhError(
+          'LIMIT',
+          `${this.http.where(repo, `blob ${desc.digest}`)} exceeds ${maxBytes} bytes`,
+        );
       parts.push(c as Buffer);
     }
     return Buffer.concat(parts);
@@ -177,7 +170,7 @@ export class RegistryClient {
    * By digest: the bytes must hash to it. By tag: to Docker-Content-Digest when sent.
    */
   async getManifest(repo: string, reference: string, accept = MANIFEST_ACCEPT): Promise<PulledManifest> {
-    const what = this.where(repo, `manifest ${reference}`);
+    const what = this.http.where(repo, `manifest ${reference}`);
     return this.http.retrying(`${what} GET`, async () => {
       const res = await this.http.send({
         method: 'GET',
@@ -185,7 +178,7 @@ export class RegistryClient {
         headers: { accept },
         scope: { repository: repo, push: false },
       });
-      if (res.status !== 200) await this.fail(res, repo, `manifest ${reference}`);
+      if (res.status !== 200) await this.http.fail(res, repo, `manifest ${reference}`);
       const raw = await readBody(res, MAX_REGISTRY_MANIFEST_BYTES, this.http.timeoutMs, what);
       const expected = reference.includes(':') ? reference : res.headers.get('docker-content-digest');
       const alg = expected ? parseDigest(expected, `${what} digest`).algorithm : 'sha256';
@@ -203,7 +196,7 @@ export class RegistryClient {
 
   /** Digest of a manifest if `reference` exists (HEAD), else undefined. */
   async manifestExists(repo: string, reference: string): Promise<boolean> {
-    return this.http.retrying(`${this.where(repo, `manifest ${reference}`)} HEAD`, async () => {
+    return this.http.retrying(`${this.http.where(repo, `manifest ${reference}`)} HEAD`, async () => {
       const res = await this.http.send({
         method: 'HEAD',
         url: `/v2/${repo}/manifests/${reference}`,
@@ -212,7 +205,7 @@ export class RegistryClient {
       });
       await discard(res);
       if (res.status === 404) return false;
-      if (res.status !== 200) await this.fail(res, repo, `manifest ${reference}`);
+      if (res.status !== 200) await this.http.fail(res, repo, `manifest ${reference}`);
       return true;
     });
   }
@@ -228,7 +221,7 @@ export class RegistryClient {
     mediaType: string,
   ): Promise<{ digest: string; subjectHandled: boolean }> {
     const digest = digestOf(raw);
-    const what = this.where(repo, `manifest ${reference}`);
+    const what = this.http.where(repo, `manifest ${reference}`);
     return this.http.retrying(`${what} PUT`, async () => {
       const res = await this.http.send({
         method: 'PUT',
@@ -238,7 +231,7 @@ export class RegistryClient {
         scope: { repository: repo, push: true },
       });
       if (res.status !== 201 && res.status !== 200)
-        await this.fail(res, repo, `manifest ${reference} (${digest})`);
+        await this.http.fail(res, repo, `manifest ${reference} (${digest})`);
       await discard(res);
       const served = res.headers.get('docker-content-digest');
       if (served && served !== digest) {
@@ -266,15 +259,15 @@ export class RegistryClient {
       if (have !== desc.size) {
         throw new OdhError(
           'DIGEST_MISMATCH',
-          `${this.where(repo, `blob ${desc.digest}`)}: registry has ${have} bytes, descriptor says ${desc.size}`,
+          `${this.http.where(repo, `blob ${desc.digest}`)}: registry has ${have} bytes, descriptor says ${desc.size}`,
         );
       }
       this.http.stats.blobsSkipped++;
       return 'skipped';
     }
-    const what = this.where(repo, `blob ${desc.digest}`);
+    const what = this.http.where(repo, `blob ${desc.digest}`);
     const result = await this.http.retrying(`${what} upload`, () =>
-      this.uploadOnce(repo, desc, open, mountFrom),
+      uploadBlobSession(this.http, repo, desc, open, mountFrom),
     );
     const size = await this.blobSize(repo, desc.digest);
     if (size !== desc.size) {
@@ -288,85 +281,6 @@ export class RegistryClient {
     return result;
   }
 
-  private async uploadOnce(
-    repo: string,
-    desc: Descriptor,
-    open: BlobOpener,
-    mountFrom?: string,
-  ): Promise<BlobPushResult> {
-    const what = this.where(repo, `blob ${desc.digest}`);
-    const mount =
-      mountFrom && mountFrom !== repo
-        ? `?mount=${encodeURIComponent(desc.digest)}&from=${encodeURIComponent(mountFrom)}`
-        : '';
-    const start = await this.http.send({
-      method: 'POST',
-      url: `/v2/${repo}/blobs/uploads/${mount}`,
-      headers: { 'content-length': '0' },
-      scope: { repository: repo, push: true, ...(mount ? { alsoPull: mountFrom } : {}) },
-    });
-    if (start.status === 201 && mount) {
-      await discard(start);
-      return 'mounted';
-    }
-    if (start.status !== 202) await this.fail(start, repo, `blob ${desc.digest} upload start`);
-    await discard(start);
-    let location = start.headers.get('location');
-    if (!location) throw new OdhError('FORMAT', `${what}: upload start sent no Location`);
-
-    const hasher = new DigestHasher(parseDigest(desc.digest).algorithm);
-    const chunk = this.http.chunkSize;
-    let buffered: Buffer[] = [];
-    let bufferedBytes = 0;
-    let sent = 0;
-    const flush = async () => {
-      const body = Buffer.concat(buffered, bufferedBytes);
-      buffered = [];
-      bufferedBytes = 0;
-      const res = await this.http.send({
-        method: 'PATCH',
-        url: location!,
-        headers: {
-          'content-type': 'application/octet-stream',
-          'content-range': `${sent}-${sent + body.length - 1}`,
-          'content-length': String(body.length),
-        },
-        body,
-        scope: { repository: repo, push: true },
-      });
-      if (res.status !== 202) await this.fail(res, repo, `blob ${desc.digest} PATCH at ${sent}`);
-      await discard(res);
-      sent += body.length;
-      this.http.stats.bytesUploaded += body.length;
-      location = res.headers.get('location') ?? location;
-    };
-    for await (const c of await open()) {
-      hasher.update(c);
-      if (hasher.size > desc.size)
-        throw new OdhError('DIGEST_MISMATCH', `${what}: source has more than ${desc.size} bytes`);
-      buffered.push(Buffer.from(c.buffer, c.byteOffset, c.length));
-      bufferedBytes += c.length;
-      // Small blobs stay in one monolithic PUT; large ones leave in chunks.
-      if (bufferedBytes >= chunk && desc.size > chunk) await flush();
-    }
-    checkDigest(desc, { digest: hasher.digest(), size: hasher.size }, {});
-    if (sent > 0 && bufferedBytes > 0) await flush();
-    const body = bufferedBytes > 0 ? Buffer.concat(buffered, bufferedBytes) : Buffer.alloc(0);
-    const url = new URL(this.http.resolve(location));
-    url.searchParams.set('digest', desc.digest);
-    const res = await this.http.send({
-      method: 'PUT',
-      url: url.toString(),
-      headers: { 'content-type': 'application/octet-stream', 'content-length': String(body.length) },
-      body,
-      scope: { repository: repo, push: true },
-    });
-    if (res.status !== 201) await this.fail(res, repo, `blob ${desc.digest} commit`);
-    await discard(res);
-    this.http.stats.bytesUploaded += body.length;
-    return 'uploaded';
-  }
-
   /**
    * Referrers of `digest` (OCI distribution v1.1 Referrers API), filtered by `artifactType`; on
    * 404 from the API, the referrers tag schema `<alg>-<hex>` (an index, or nothing).
@@ -377,7 +291,7 @@ export class RegistryClient {
     artifactType?: string,
   ): Promise<{ descriptors: Descriptor[]; via: 'api' | 'tag' }> {
     const p = parseDigest(digest, 'subject digest');
-    const what = this.where(repo, `referrers of ${digest}`);
+    const what = this.http.where(repo, `referrers of ${digest}`);
     const api = await this.http.retrying(`${what} GET`, async () => {
       const q = artifactType ? `?artifactType=${encodeURIComponent(artifactType)}` : '';
       const res = await this.http.send({
@@ -390,7 +304,7 @@ export class RegistryClient {
         await discard(res);
         return undefined;
       }
-      if (res.status !== 200) await this.fail(res, repo, `referrers of ${digest}`);
+      if (res.status !== 200) await this.http.fail(res, repo, `referrers of ${digest}`);
       return readBody(res, MAX_REGISTRY_MANIFEST_BYTES, this.http.timeoutMs, what);
     });
     let raw = api;
@@ -406,31 +320,6 @@ export class RegistryClient {
     const list = parseReferrersIndex(raw, what);
     return { descriptors: artifactType ? list.filter((d) => d.artifactType === artifactType) : list, via };
   }
-}
-
-/** Referrers tag schema (distribution-spec v1.1): `<alg>-<hex>`. */
-export function referrersTag(digest: string): string {
-  const p = parseDigest(digest, 'subject digest');
-  return `${p.algorithm}-${p.hex}`;
-}
-
-function parseReferrersIndex(raw: Buffer, what: string): Descriptor[] {
-  let o: { manifests?: unknown };
-  try {
-    o = JSON.parse(raw.toString('utf8')) as typeof o;
-  } catch {
-    throw new OdhError('FORMAT', `${what}: referrers index is not JSON`);
-  }
-  if (!Array.isArray(o.manifests))
-    throw new OdhError('FORMAT', `${what}: referrers index has no manifests array`);
-  return o.manifests.map((d: unknown, i: number) => {
-    const x = d as Descriptor;
-    if (typeof x?.digest !== 'string' || typeof x.size !== 'number' || typeof x.mediaType !== 'string') {
-      throw new OdhError('FORMAT', `${what}: referrers index manifests[${i}] is not a descriptor`);
-    }
-    parseDigest(x.digest, `${what} manifests[${i}].digest`);
-    return x;
-  });
 }
 
 /** The media type of manifest bytes: their own `mediaType`, else Content-Type, else OCI manifest. */

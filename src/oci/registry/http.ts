@@ -174,6 +174,19 @@ export class RegistryHttp {
     return res;
   }
 
+  /** `registry HOST repo REPO[ what]`: how messages name where a fact was found. */
+  where(repo: string, what?: string): string {
+    return `registry ${this.host} repo ${repo}${what ? ` ${what}` : ''}`;
+  }
+
+  /** Throws the error for an unexpected status: NOT_FOUND (404), USAGE (403), else IO. */
+  async fail(res: Response, repo: string, what: string): Promise<never> {
+    const text = await errorText(res, this.timeoutMs);
+    if (res.status === 404) throw new OdhError('NOT_FOUND', `${this.where(repo, what)}: not found (${text})`);
+    if (res.status === 403) throw new OdhError('USAGE', `${this.where(repo, what)}: access denied (${text})`);
+    throw new OdhError('IO', `${this.where(repo, what)}: ${text}`);
+  }
+
   private authFailed(): OdhError {
     return new OdhError('USAGE', `authentication failed for ${this.host} (check credentials)`);
   }
