@@ -118,12 +118,13 @@ export async function fetchUpstream(opts: FetchOptions = {}): Promise<FetchResul
   if (!pin.ok) throw new OdhError('UNAVAILABLE', pin.reason);
   const dest = cachedBinaryPath(opts.cacheRoot ?? defaultCacheRoot(env), pin.version, arch);
   if (await verifiedCopy(dest, pin.asset)) {
-    await fs.chmod(dest, 0o755);
+    // A read-only shared cache may refuse this; the probe then names the problem.
+    await fs.chmod(dest, 0o755).catch(() => {});
     return { path: dest, version: pin.version, arch, source: 'cache' };
   }
-  // Present but not matching (edited manifest, corrupted file): it must not be used again.
-  await fs.rm(dest, { force: true });
   if (opts.offline) {
+    // A copy that no longer verifies (edited manifest, corrupted file) is garbage: drop it.
+    await fs.rm(dest, { force: true });
     throw new OdhError(
       'UNAVAILABLE',
       `oci-delta ${pin.version} (${arch}) is not in the cache and downloads are off`,
@@ -132,6 +133,8 @@ export async function fetchUpstream(opts: FetchOptions = {}): Promise<FetchResul
       },
     );
   }
+  // A stale copy is replaced by the atomic rename, never deleted first: a concurrent resolver that
+  // has just verified a fresh copy keeps a valid path.
   await installAsset(pin.asset, dest, { ...opts.http, env });
   return { path: dest, version: pin.version, arch, source: 'download' };
 }

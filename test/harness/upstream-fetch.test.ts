@@ -275,6 +275,18 @@ describe('resolveUpstream / odh upstream fetch (stand-in asset downloads)', () =
     expect(cacheEntries()).toEqual([]);
   });
 
+  it('stand-in: a cached copy that no longer verifies is replaced by a fresh verified download', async () => {
+    const m = pinnedManifest();
+    expect((await resolveUpstream({ manifest: m, arch: 'x86_64', cacheRoot, env, http: FAST })).status).toBe(
+      'available',
+    );
+    writeFileSync(cachedFile(), Buffer.alloc(X86.length, 0x41));
+    const r = await resolveUpstream({ manifest: m, arch: 'x86_64', cacheRoot, env, http: FAST });
+    expect(r).toMatchObject({ status: 'available', source: 'download' });
+    expect(readFileSync(cachedFile()).equals(X86)).toBe(true);
+    expect(cacheEntries()).toEqual(['oci-delta']);
+  });
+
   it('the committed manifest is unpinned: "not pinned (run odh upstream pin)"', async () => {
     const committed = await readManifest(defaultManifestPath());
     expect(committed.version).toBeNull();
