@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { execa } from 'execa';
+import { buildFixture } from '../../fixtures/build.js';
 import { expectedPins, type ComposefsPins } from '../../fixtures/expected.js';
 import {
   conformance,
@@ -16,6 +17,8 @@ import {
   selectFlavours,
   type ConformanceResult,
 } from '../../harness/conformance/index.js';
+import { summarize } from '../../harness/conformance/summary.js';
+import { groundTruth } from '../../harness/conformance/verify.js';
 import type { UpstreamResolution } from '../../harness/upstream/types.js';
 import { REPO_ROOT } from '../helpers/shared.js';
 
@@ -138,6 +141,25 @@ describe('conformance matrix (TypeScript creators × appliers)', () => {
     expect(copy.status).toBe('error');
     expect(copy.reason).toMatch(/^apply failed: oci-delta apply: cannot execute upstream binary/);
     expect(exitCodeOf(r.summary)).toBe(1);
+  });
+
+  it('the ground truth is cross-checked with the pins: a differing pin is a fixture problem, exit 1', async () => {
+    const b = await buildFixture('identical', cacheDir);
+    const pins = expectedPins('identical')!;
+    expect(pins).toBeDefined();
+    const good = await groundTruth(b.new.ref, selectFlavours('v1', 'sha256'), pins);
+    expect(good.problems).toEqual([]);
+    expect(good.ids.get('v1-sha256')).toBe(pins.new.composefs['v1-sha256']);
+    const wrong = structuredClone(pins);
+    wrong.new.composefs['v1-sha256'] = '0'.repeat(64);
+    wrong.new.diffIds = [...wrong.new.diffIds].reverse().concat(['sha256:' + '1'.repeat(64)]);
+    const bad = await groundTruth(b.new.ref, selectFlavours('v1', 'sha256'), wrong);
+    expect(bad.problems).toEqual([
+      'new image diff_ids differ from fixtures/expected.json',
+      `new image composefs v1-sha256 ID ${good.ids.get('v1-sha256')!.slice(0, 16)}… differs from the pin 0000000000000000…`,
+    ]);
+    const summary = summarize([], 1, [{ fixture: 'identical', reason: bad.problems[0]! }], 1);
+    expect(exitCodeOf(summary)).toBe(1);
   });
 
   it('--format/--hash narrow the composefs flavours', () => {
