@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { DataSource, SourceFile } from '../tardiff/source.js';
 import { displayName } from '../tardiff/path.js';
 import { OdhError } from '../util/errors.js';
-import { MergedRootfs, type SourceEntry } from './merged-rootfs.js';
+import { MergedRootfs, type SourceEntry } from '../tardiff/merged-rootfs.js';
 import { openOldImage, streamOldLayer, type OldImage, type OldImageInput } from './old-image.js';
 
 export { extractMergedRootfs } from './rootfs-extract.js';

@@ -2,7 +2,7 @@ import { constants, promises as fs, type Stats } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import { displayName } from '../tardiff/path.js';
 import { OdhError } from '../util/errors.js';
-import { cleanMemberName, nameKey } from './merged-rootfs.js';
+import { cleanMemberName, nameKey } from '../tardiff/merged-rootfs.js';
 import { openOldImage, streamOldLayer, type OldImageInput } from './old-image.js';
 
 /**

@@ -1,5 +1,5 @@
 import type { TarEntry } from '../tar/index.js';
-import { cleanSourceName } from '../tardiff/path.js';
+import { cleanSourceName } from './path.js';
 
 /**
  * Which old-image files may be named by a tar-diff Open op, and under which names (spec oci-delta

@@ -5,7 +5,7 @@ import {
   qualifiesAsSource,
   type MergeEntry,
   type SourceEntry,
-} from '../../src/source/merged-rootfs.js';
+} from '../../src/tardiff/merged-rootfs.js';
 
 // Hand-made header lists: each layer is a list of entries; data offsets are fake but distinct.
 type E = Partial<Omit<MergeEntry, 'path' | 'linkpath'>> & { path: string | Buffer; linkpath?: string };

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { MergedRootfs, OSTREE_PREFIX, nameKey, type SourceEntry } from '../../source/merged-rootfs.js';
+import { MergedRootfs, OSTREE_PREFIX, nameKey, type SourceEntry } from '../merged-rootfs.js';
 import type { ErrorContext } from '../../util/errors.js';
 import { OPEN_NAME_MAX } from '../apply.js';
 import { ContentStore } from './content-store.js';

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { MergedRootfs } from '../../source/merged-rootfs.js';
+import { MergedRootfs } from '../merged-rootfs.js';
 import { readTar } from '../../tar/index.js';
 import type { ErrorContext } from '../../util/errors.js';
 import { typedError } from './layers.js';
