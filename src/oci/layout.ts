@@ -306,5 +306,35 @@ export async function openLayoutArchive(tarPath: string): Promise<OciLayoutReade
     if (e.type === 'file' || e.type === 'hardlink') members.set(normalizeArchiveName(e.path), e);
   }
   const fh = await fs.open(tarPath, 'r');
+  try {
+    await checkArchiveEnd(fh, entries, tarPath);
+  } catch (e) {
+    await fh.close();
+    throw e;
+  }
   return new ArchiveLayoutReader(tarPath, fh, members);
+}
+
+/**
+ * A cut inside a member is TRUNCATED already (tar reader); a cut exactly between two members leaves
+ * a tar that reads cleanly but lacks the end-of-archive blocks every tar writer (Go archive/tar,
+ * GNU tar, skopeo) ends with — the later members (often index.json) would then look merely absent.
+ */
+async function checkArchiveEnd(fh: FileHandle, entries: TarEntry[], file: string): Promise<void> {
+  const size = BigInt((await fh.stat()).size);
+  let end = 0n;
+  for (const e of entries) {
+    const after = e.dataOffset + ((e.size + 511n) / 512n) * 512n;
+    if (after > end) end = after;
+  }
+  if (size === end) {
+    const what = entries.length
+      ? `after its last member ${JSON.stringify(entries.at(-1)!.path.toString())}`
+      : 'before any member';
+    throw new OdhError(
+      'TRUNCATED',
+      `oci-archive is truncated at offset ${size}: it ends ${what} without the end-of-archive blocks`,
+      { file, offset: size },
+    );
+  }
 }

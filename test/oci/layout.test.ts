@@ -251,4 +251,31 @@ describe('hostile layouts', () => {
       });
     },
   );
+
+  it.skipIf(!hasTool('tar', 'tar'))(
+    'archive cut inside a member or between members is TRUNCATED at the cut, naming the file',
+    async () => {
+      const dir = path.join(tmp, 'cut');
+      await writeLayoutDir(dir, [LAYER]);
+      const t = path.join(tmp, 'cut.tar');
+      // index.json and oci-layout last, as the members a cut loses first.
+      execFileSync('tar', ['-cf', t, '-C', dir, 'blobs', 'index.json', 'oci-layout']);
+      const listing = execFileSync('tar', ['-tvR', '-f', t]).toString();
+      const block = Number(/block (\d+): \S+ \S+ +\d+ \S+ \S+ index\.json/.exec(listing)![1]);
+      const bytes = await fs.readFile(t);
+      for (const cut of [block * 512, block * 512 + 700, 512 * 3 + 100, 0]) {
+        const f = path.join(tmp, `cut-${cut}.tar`);
+        await fs.writeFile(f, bytes.subarray(0, cut));
+        await expect(openLayoutArchive(f)).rejects.toMatchObject({
+          code: 'TRUNCATED',
+          context: { file: f, offset: BigInt(cut) },
+          message: expect.stringContaining(`file ${f}`),
+        });
+      }
+      // The complete archive still opens.
+      const r = await openLayoutArchive(t);
+      expect((await r.index()).index.manifests).toHaveLength(1);
+      await r.close();
+    },
+  );
 });
