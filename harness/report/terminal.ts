@@ -34,7 +34,10 @@ export function renderTerminal(r: ConformanceResult): string {
   }
   out.push('');
   const flavours = flavourNames(r);
-  const rows = runRows(r).map((row) => {
+  // Runs skipped in every flavour are left out of the table: the "Skipped" list gives their reasons.
+  const all = runRows(r);
+  const shown = all.filter((row) => row.cells.some((c) => c.status !== 'skipped'));
+  const rows = shown.map((row) => {
     const c0 = row.cells[0]!;
     const byFlavour = new Map(row.cells.map((c) => [`${c.format}-${c.hash}`, c]));
     return [
@@ -55,6 +58,8 @@ export function renderTerminal(r: ConformanceResult): string {
       rows,
     ),
   );
+  if (shown.length < all.length)
+    out.push(`(${all.length - shown.length} fully skipped run(s) not shown: see "Skipped")`);
   for (const p of r.fixtureProblems) out.push(`FIXTURE PROBLEM ${p.fixture}: ${p.reason}`);
   const bad = r.cells.filter((c) => c.status === 'mismatch' || c.status === 'error');
   if (bad.length) {
