@@ -1,6 +1,8 @@
 import os from 'node:os';
 import type { Command } from 'commander';
 import { applyDelta, type ApplyResult, type OutputCompression } from '../delta/apply.js';
+import { discoverDeltaForSource } from '../oci/registry/discover.js';
+import { setRegistryDefaults } from '../oci/registry/reader.js';
 import { OdhError } from '../util/errors.js';
 import { createProgress } from '../util/progress.js';
 
@@ -12,6 +14,8 @@ interface ApplyFlags {
   jobs?: string;
   forceSource?: boolean;
   json?: boolean;
+  discover?: string;
+  tlsVerify?: string;
 }
 
 const COMPRESSIONS: readonly OutputCompression[] = ['gzip', 'zstd', 'none'];
@@ -22,10 +26,16 @@ export function register(program: Command): void {
     .command('apply')
     .description('reconstruct the target image of an oci-delta artifact from the source image or its rootfs')
     .argument(
-      '<DELTA>',
-      'delta artifact: oci-archive:PATH[:NAME|:@N], oci:DIR[:NAME|:@N] or a bare archive path',
+      '[DELTA]',
+      'delta artifact: oci-archive:PATH[:NAME|:@N], oci:DIR[:NAME|:@N], docker://HOST/REPO[:TAG|@DIGEST] ' +
+        'or a bare archive path (omit it with --discover)',
     )
-    .argument('<OUTPUT>', 'output image: oci-archive:PATH[:NAME], oci:DIR[:NAME] or a bare archive path')
+    .argument('[OUTPUT]', 'output image: oci-archive:PATH[:NAME], oci:DIR[:NAME] or a bare archive path')
+    .option(
+      '--discover <TARGET>',
+      'find the delta in a registry: the referrer of docker://TARGET whose source-config is --source-image',
+    )
+    .option('--tls-verify <BOOL>', 'false: plain HTTP to the registry (loopback registries default to it)')
     .option('--source-image <REF>', 'the source image (oci-archive:/oci: reference) the delta was made from')
     .option('--source-dir <DIR>', "the source image's merged root filesystem, extracted")
     .option('--complete', 'also copy reused layers from the source image, giving a standard image')
@@ -36,8 +46,32 @@ export function register(program: Command): void {
       "apply even if the source image's config digest is not the delta's source-config",
     )
     .option('--json', 'print the result as one JSON object')
-    .action(async (delta: string, output: string, flags: ApplyFlags) => {
+    .action(async (arg1: string | undefined, arg2: string | undefined, flags: ApplyFlags) => {
       const opts = checkFlags(flags);
+      if (flags.tlsVerify !== undefined) {
+        if (flags.tlsVerify !== 'true' && flags.tlsVerify !== 'false') {
+          throw new OdhError(
+            'USAGE',
+            `invalid --tls-verify ${JSON.stringify(flags.tlsVerify)} (want true or false)`,
+          );
+        }
+        setRegistryDefaults({ tlsVerify: flags.tlsVerify === 'true' });
+      }
+      let delta: string;
+      let output: string;
+      if (flags.discover !== undefined) {
+        if (flags.sourceImage === undefined || arg1 === undefined || arg2 !== undefined) {
+          throw new OdhError('USAGE', 'with --discover TARGET give --source-image REF and only OUTPUT');
+        }
+        const found = await discoverDeltaForSource(flags.discover, flags.sourceImage);
+        process.stderr.write(`odh: discovered delta ${found.ref} (via ${found.via})\n`);
+        delta = found.ref;
+        output = arg1;
+      } else {
+        if (arg1 === undefined || arg2 === undefined) throw new OdhError('USAGE', 'give DELTA and OUTPUT');
+        delta = arg1;
+        output = arg2;
+      }
       const controller = new AbortController();
       const onSignal = (sig: NodeJS.Signals) =>
         controller.abort(new OdhError('IO', `interrupted by ${sig}; nothing was written`));

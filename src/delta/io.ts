@@ -28,8 +28,10 @@ export interface ImageReader extends DeltaBlobReader {
 /** Opens an image (or delta) layout reference and its selected manifest (spec oci-delta §1.2). */
 export async function openImage(refText: string, what: string): Promise<ImageReader> {
   const ref = parseRef(refText);
-  const st = await fs.stat(ref.path).catch(() => null);
-  if (!st) throw new OdhError('NOT_FOUND', `${what} does not exist`, { path: ref.path });
+  if (ref.transport !== 'docker') {
+    const st = await fs.stat(ref.path).catch(() => null);
+    if (!st) throw new OdhError('NOT_FOUND', `${what} does not exist`, { path: ref.path });
+  }
   const m = await openManifest(ref);
   return {
     manifestDescriptor: m.manifestDescriptor,

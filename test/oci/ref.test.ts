@@ -19,7 +19,7 @@ describe('parseRef (spec oci-delta §4.1, §9)', () => {
   });
 
   it.each([
-    ['docker://quay.io/x:y', 'UNSUPPORTED'],
+    ['docker-daemon:x', 'UNSUPPORTED'],
     ['containers-storage:foo', 'UNSUPPORTED'],
     ['oci-archive:', 'USAGE'],
     ['oci::name', 'USAGE'],

@@ -8,6 +8,14 @@ import { discoverDelta, discoverDeltaForSource } from '../../src/oci/registry/di
 import { referrersTag } from '../../src/oci/registry/client.js';
 import { mirrorFixtures, parseMirrorList, mirrorListPath } from '../../src/cli/fixtures-mirror.js';
 import { readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { execa } from 'execa';
+import { openImage } from '../../src/oci/image.js';
+import { REPO_ROOT } from '../helpers/shared.js';
+
+const ODH = path.join(REPO_ROOT, 'dist', 'src', 'cli', 'odh.js');
 import { hasTool } from '../helpers/tools.js';
 import { built, fastClient, makeDelta, pushRef, SMALL_PAIR } from './helpers.js';
 import { startRegistry, type TestRegistry } from './registry-process.js';
@@ -117,6 +125,49 @@ describe.skipIf(!haveRegistry)('delta discovery and mirroring (docker-registry 2
     expect(second.blobsSkipped).toBe(first.blobsUploaded + first.blobsSkipped);
     expect(counted.filter((r) => /^(POST|PATCH|PUT) /.test(r))).toEqual([]);
     expect(second.pairs[0].delta.digest).toBe(p.delta.digest);
+  });
+
+  it('odh apply --discover pulls the delta for --source-image from the registry and rebuilds the target', async () => {
+    const f = await built();
+    await mirrorFixtures({
+      registry: `${reg.host}/odh/cli`,
+      names: [SMALL_PAIR],
+      client: fastClient(reg.host),
+    });
+    const work = await mkdtemp(path.join(os.tmpdir(), 'odh-discover-'));
+    try {
+      const out = path.join(work, 'out.tar');
+      const target = `docker://${reg.host}/odh/cli/${SMALL_PAIR}:new`;
+      const r = await execa(
+        'node',
+        [
+          ODH,
+          'apply',
+          '--discover',
+          target,
+          '--source-image',
+          f.old.ref,
+          '--tls-verify=false',
+          '--complete',
+          '--json',
+          out,
+        ],
+        { reject: false },
+      );
+      expect(r.stderr).toMatch(/discovered delta docker:\/\/.*@sha256:[0-9a-f]{64} \(via tag\)/);
+      expect(r.exitCode).toBe(0);
+      const img = await openImage(`oci-archive:${out}`);
+      await img.reader.close();
+      expect(img.config.rootfs.diff_ids).toEqual(f.new.diffIds);
+      // Without --source-image the discovery cannot choose: a usage error, nothing written.
+      const bad = await execa('node', [ODH, 'apply', '--discover', target, path.join(work, 'x.tar')], {
+        reject: false,
+      });
+      expect(bad.exitCode).toBe(1);
+      expect(bad.stderr.trim().split('\n')).toHaveLength(1);
+    } finally {
+      await rm(work, { recursive: true, force: true });
+    }
   });
 
   it('fixtures/mirror.txt names catalog pairs, each once', () => {
