@@ -114,7 +114,8 @@ export async function streamOldLayer(
   } catch (e) {
     plain.destroy();
     blob.destroy();
-    // Some low-level errors (tar header codec) know only the offset: name the layer too.
+    // Reader errors (tar, decompression, blob) name the layer or file themselves; an error from
+    // `onEntry` that names neither (e.g. storing a file) gets the layer here.
     if (isOdhError(e) && e.context.layer === undefined && e.context.file === undefined) {
       throw new OdhError(e.code, `old layer ${index}: ${e.message}`, ctx, { cause: e });
     }

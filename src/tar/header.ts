@@ -1,4 +1,4 @@
-import { OdhError } from '../util/errors.js';
+import { OdhError, type ErrorContext } from '../util/errors.js';
 
 /** Tar block size; headers and padded content are multiples of it. */
 export const BLOCK_SIZE = 512;
@@ -70,7 +70,7 @@ export function isZeroBlock(b: Buffer): boolean {
  * surrounding spaces allowed (an empty field is 0), or GNU base-256 (high bit of the first byte set;
  * the remaining bits are a big-endian two's-complement number, so 0xff-led fields are negative).
  */
-export function decodeNumeric(b: Buffer, what: string, offset: bigint): bigint {
+export function decodeNumeric(b: Buffer, what: string, offset: bigint, where: ErrorContext = {}): bigint {
   if (b.length > 0 && (b[0] & 0x80) !== 0) {
     let v = BigInt(b[0] & 0x7f);
     for (let i = 1; i < b.length; i++) v = (v << 8n) | BigInt(b[i]);
@@ -84,6 +84,7 @@ export function decodeNumeric(b: Buffer, what: string, offset: bigint): bigint {
   if (s === '') return 0n;
   if (!/^[0-7]+$/.test(s)) {
     throw new OdhError('FORMAT', `tar header: invalid octal number ${JSON.stringify(s)} in ${what}`, {
+      ...where,
       offset,
     });
   }
@@ -102,21 +103,24 @@ export function headerChecksums(b: Buffer): { unsigned: number; signed: number }
   return { unsigned: u, signed: s };
 }
 
-function smallNumber(v: bigint, what: string, offset: bigint, max: bigint): number {
-  if (v < 0n || v > max) throw new OdhError('FORMAT', `tar header: ${what} ${v} out of range`, { offset });
+function smallNumber(v: bigint, what: string, offset: bigint, max: bigint, where: ErrorContext): number {
+  if (v < 0n || v > max)
+    throw new OdhError('FORMAT', `tar header: ${what} ${v} out of range`, { ...where, offset });
   return Number(v);
 }
 
 /**
  * Decodes one non-zero 512-byte header block found at `offset`. Verifies the checksum (either the
- * unsigned or the historic signed sum is accepted); a mismatch is OdhError('FORMAT').
+ * unsigned or the historic signed sum is accepted); a mismatch is OdhError('FORMAT'). Errors carry
+ * `where` (the tar's file or layer) and the offset.
  */
-export function decodeHeader(b: Buffer, offset: bigint): RawHeader {
+export function decodeHeader(b: Buffer, offset: bigint, where: ErrorContext = {}): RawHeader {
   if (b.length !== BLOCK_SIZE) throw new Error('decodeHeader needs exactly one block');
-  const stored = decodeNumeric(field(b, 'chksum'), 'chksum', offset);
+  const stored = decodeNumeric(field(b, 'chksum'), 'chksum', offset, where);
   const { unsigned, signed } = headerChecksums(b);
   if (stored !== BigInt(unsigned) && stored !== BigInt(signed)) {
     throw new OdhError('FORMAT', `tar header checksum mismatch: stored ${stored}, computed ${unsigned}`, {
+      ...where,
       offset,
     });
   }
@@ -127,14 +131,14 @@ export function decodeHeader(b: Buffer, offset: bigint): RawHeader {
     const prefix = cutAtNul(field(b, 'prefix'));
     if (prefix.length > 0) name = Buffer.concat([prefix, Buffer.from('/'), name]);
   }
-  const num = (f: Field) => decodeNumeric(field(b, f), f, offset);
+  const num = (f: Field) => decodeNumeric(field(b, f), f, offset, where);
   const size = num('size');
-  if (size < 0n) throw new OdhError('FORMAT', `tar header: negative size ${size}`, { offset });
+  if (size < 0n) throw new OdhError('FORMAT', `tar header: negative size ${size}`, { ...where, offset });
   const hasDev = format !== 'v7';
   return {
     format,
     name,
-    mode: smallNumber(num('mode'), 'mode', offset, 0xffffffffn),
+    mode: smallNumber(num('mode'), 'mode', offset, 0xffffffffn, where),
     uid: num('uid'),
     gid: num('gid'),
     size,
@@ -250,9 +254,9 @@ export interface PaxRecord {
 
 /**
  * Parses PAX extended-header content: records `"<len> <key>=<value>\n"` where len counts the whole
- * record in decimal. Any malformed record is OdhError('FORMAT') naming the header offset.
+ * record in decimal. Any malformed record is OdhError('FORMAT') naming `where` and the header offset.
  */
-export function parsePaxRecords(data: Buffer, offset: bigint): PaxRecord[] {
+export function parsePaxRecords(data: Buffer, offset: bigint, where: ErrorContext = {}): PaxRecord[] {
   const out: PaxRecord[] = [];
   let p = 0;
   while (p < data.length) {
@@ -261,22 +265,24 @@ export function parsePaxRecords(data: Buffer, offset: bigint): PaxRecord[] {
     const sp = data.indexOf(0x20, p);
     const lenText = sp < 0 ? '' : data.subarray(p, sp).toString('latin1');
     if (!/^[1-9][0-9]{0,8}$/.test(lenText)) {
-      throw new OdhError('FORMAT', `PAX header: bad record length at byte ${p}`, { offset });
+      throw new OdhError('FORMAT', `PAX header: bad record length at byte ${p}`, { ...where, offset });
     }
     const len = Number(lenText);
     const end = p + len;
     if (end > data.length || data[end - 1] !== 0x0a) {
       throw new OdhError('FORMAT', `PAX header: record at byte ${p} overruns or lacks its newline`, {
+        ...where,
         offset,
       });
     }
     const body = data.subarray(sp + 1, end - 1);
     const eq = body.indexOf(0x3d);
-    if (eq <= 0) throw new OdhError('FORMAT', `PAX header: record at byte ${p} has no key`, { offset });
+    if (eq <= 0)
+      throw new OdhError('FORMAT', `PAX header: record at byte ${p} has no key`, { ...where, offset });
     const keyBytes = body.subarray(0, eq);
     const key = keyBytes.toString('utf8');
     if (!Buffer.from(key, 'utf8').equals(keyBytes)) {
-      throw new OdhError('FORMAT', `PAX header: record key at byte ${p} is not UTF-8`, { offset });
+      throw new OdhError('FORMAT', `PAX header: record key at byte ${p} is not UTF-8`, { ...where, offset });
     }
     out.push({ key, value: Buffer.from(body.subarray(eq + 1)) });
     p = end;

@@ -142,12 +142,12 @@ async function nextEntry(src: TarByteSource, where: ErrorContext): Promise<TarEn
       block = next;
     }
     const hAt = src.position - B;
-    const h = decodeHeader(block, hAt);
+    const h = decodeHeader(block, hAt, where);
     const ctx = { ...where, offset: hAt };
     switch (h.typeflag) {
       case 'x': {
         const data = await readSpecial(src, h, hAt, MAX_PAX_HEADER, 'PAX extended header', where);
-        for (const r of parsePaxRecords(data, hAt)) {
+        for (const r of parsePaxRecords(data, hAt, where)) {
           pax.set(r.key, r.value);
           if (r.key.startsWith(XATTR_PREFIX)) {
             const key = Buffer.from(r.key.slice(XATTR_PREFIX.length), 'utf8');
@@ -161,7 +161,11 @@ async function nextEntry(src: TarByteSource, where: ErrorContext): Promise<TarEn
       }
       case 'g':
         // spec composefs-v2 §3.2: global PAX records do not apply to later entries; validate, drop.
-        parsePaxRecords(await readSpecial(src, h, hAt, MAX_PAX_HEADER, 'PAX global header', where), hAt);
+        parsePaxRecords(
+          await readSpecial(src, h, hAt, MAX_PAX_HEADER, 'PAX global header', where),
+          hAt,
+          where,
+        );
         continue;
       case 'L':
         longName = stripOneNul(await readSpecial(src, h, hAt, MAX_LONG_NAME, 'GNU long name', where));

@@ -290,6 +290,12 @@ describe.skipIf(!haveTar)('readTar on damaged input', () => {
 describe('hand-made records', () => {
   const pad = (b: Buffer) => Buffer.concat([b, Buffer.alloc((512 - (b.length % 512)) % 512)]);
   const ZERO2 = Buffer.alloc(1024);
+  /** The ustar checksum field (6 octal digits, NUL, space) for a header, computed here independently. */
+  const checksumOf = (h: Buffer) => {
+    let sum = 0;
+    for (let i = 0; i < 512; i++) sum += i >= 148 && i < 156 ? 0x20 : h[i];
+    return sum.toString(8).padStart(6, '0') + '\0 ';
+  };
 
   it('global PAX records are not applied; local ones are; a stray zero block is skipped', async () => {
     const g = encodePaxRecords([{ key: 'path', value: Buffer.from('global-name') }]);
@@ -350,6 +356,39 @@ describe('hand-made records', () => {
         ZERO2,
       ]);
       await expect(readAll(Readable.from([t]))).rejects.toMatchObject({ code: 'FORMAT' });
+    }
+  });
+
+  it('every header and PAX error names the layer the reader was given, with the offset', async () => {
+    const where = { layer: 'sha256:' + 'c'.repeat(64) };
+    const file = (name: string) => encodeUstarHeader({ name, mode: 0o644, size: 0, typeflag: '0' });
+    const pax = (rec: Buffer, flag = 'x') =>
+      Buffer.concat([encodeUstarHeader({ name: 'x', mode: 0, size: rec.length, typeflag: flag }), pad(rec)]);
+    const badSum = file('a');
+    badSum[0] ^= 1;
+    const badOctal = file('b');
+    badOctal.write('12x4\0', 124, 'latin1'); // size field
+    badOctal.write(checksumOf(badOctal), 148, 'latin1');
+    const badMode = file('c');
+    badMode.fill(0xff, 100, 108); // base-256 -1
+    badMode.write(checksumOf(badMode), 148, 'latin1');
+    // [bytes after a good first header, message, offset of the header the error names]
+    const cases: [Buffer, RegExp, bigint][] = [
+      [badSum, /tar header checksum mismatch/, 512n],
+      [badOctal, /invalid octal number "12x4" in size/, 512n],
+      [badMode, /mode -1 out of range/, 512n],
+      [pax(Buffer.from('5 a=b\n')), /PAX header: record at byte 0 overruns/, 512n],
+      [pax(Buffer.from('x a=b\n'), 'g'), /PAX header: bad record length/, 512n],
+      [pax(encodePaxRecords([{ key: 'uid', value: Buffer.from('12a') }])), /PAX uid "12a"/, 1536n], // the entry the PAX record applies to,
+    ];
+    for (const [block, msg, offset] of cases) {
+      const t = Buffer.concat([file('ok'), block, file('z'), ZERO2]);
+      const err = await (async () => {
+        for await (const _ of readTar(Readable.from([t]), { where })) void _;
+      })().catch((e: unknown) => e);
+      expect(err).toMatchObject({ code: 'FORMAT', context: { ...where, offset } });
+      expect((err as Error).message).toMatch(msg);
+      expect((err as Error).message).toContain(`layer ${where.layer}`);
     }
   });
 
