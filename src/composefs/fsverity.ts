@@ -3,7 +3,7 @@
  * SHA-256 or SHA-512. The hasher is incremental and keeps only one partial block per Merkle
  * level, so memory stays bounded whatever the input size.
  */
-import { createHash } from 'node:crypto';
+import { hash as oneShotHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 
 import { OdhError } from '../util/errors.js';
@@ -124,8 +124,12 @@ export class FsVerityHasher {
     level.fill += this.hashSize;
   }
 
+  /**
+   * One-shot hash (Node ≥ 20.12): one native call per 4 KiB block, where a Hash object per block
+   * (createHash + update + digest) cost about as much again as the hashing itself.
+   */
   private hash(bytes: Uint8Array): Buffer {
-    return createHash(this.algorithm).update(bytes).digest();
+    return oneShotHash(this.algorithm, bytes, 'buffer');
   }
 }
 
