@@ -1,13 +1,13 @@
 import { Option, type Command } from 'commander';
 import { defaultCacheDir } from '../../fixtures/build.js';
-import { conformance, exitCodeOf } from '../../harness/conformance/index.js';
-import { FAULTS, type Fault } from '../../harness/implementations/fault.js';
-import { writeHtmlReport } from '../../harness/report/html.js';
-import { appendStepSummary } from '../../harness/report/markdown.js';
-import { renderTerminal } from '../../harness/report/terminal.js';
-import type { FsVerityAlgorithm } from '../composefs/fsverity.js';
-import type { ComposefsFormat } from '../composefs/image-id.js';
-import { createProgress } from '../util/progress.js';
+import { conformance, exitCodeOf } from '../conformance/index.js';
+import { FAULTS, type Fault } from '../implementations/fault.js';
+import { writeHtmlReport } from '../report/html.js';
+import { appendStepSummary } from '../report/markdown.js';
+import { renderTerminal } from '../report/terminal.js';
+import type { FsVerityAlgorithm } from '../../src/composefs/fsverity.js';
+import type { ComposefsFormat } from '../../src/composefs/image-id.js';
+import { createProgress } from '../../src/util/progress.js';
 
 interface ConformanceFlags {
   fixtures?: string;

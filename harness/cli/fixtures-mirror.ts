@@ -4,11 +4,11 @@ import type { Command } from 'commander';
 import { buildFixture, defaultCacheDir } from '../../fixtures/build.js';
 import { getFixture, quickFixtures } from '../../fixtures/catalog.js';
 import { repoRoot } from '../../fixtures/expected.js';
-import { createDelta } from '../delta/create.js';
-import { RegistryClient } from '../oci/registry/client.js';
-import { mirrorPair, parseRegistryTarget, type MirroredPair } from '../oci/registry/mirror.js';
-import { makeTempDir } from '../util/atomic.js';
-import { OdhError } from '../util/errors.js';
+import { createDelta } from '../../src/delta/create.js';
+import { RegistryClient } from '../../src/oci/registry/client.js';
+import { mirrorPair, parseRegistryTarget, type MirroredPair } from '../../src/oci/registry/mirror.js';
+import { makeTempDir } from '../../src/util/atomic.js';
+import { OdhError } from '../../src/util/errors.js';
 
 /** fixtures/mirror.txt: one fixture name per line, `#` comments, blank lines ignored. */
 export function parseMirrorList(text: string, file = 'fixtures/mirror.txt'): string[] {

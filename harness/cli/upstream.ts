@@ -1,9 +1,9 @@
 import type { Command } from 'commander';
-import { resolveUpstream } from '../../harness/upstream/fetch.js';
-import { readManifest } from '../../harness/upstream/manifest.js';
-import { DEFAULT_GITHUB_API, pinUpstream } from '../../harness/upstream/pin.js';
-import { UPSTREAM_ARCHES, type UpstreamArch, type UpstreamResolution } from '../../harness/upstream/types.js';
-import { OdhError } from '../util/errors.js';
+import { resolveUpstream } from '../upstream/fetch.js';
+import { readManifest } from '../upstream/manifest.js';
+import { DEFAULT_GITHUB_API, pinUpstream } from '../upstream/pin.js';
+import { UPSTREAM_ARCHES, type UpstreamArch, type UpstreamResolution } from '../upstream/types.js';
+import { OdhError } from '../../src/util/errors.js';
 
 function parseArch(v: string): UpstreamArch {
   if (!(UPSTREAM_ARCHES as readonly string[]).includes(v)) {

@@ -7,7 +7,7 @@ import { OpCode } from '../../src/tardiff/ops.js';
 import { TARDIFF_MAGIC_V1, TARDIFF_MAGIC_V2 } from '../../src/tardiff/stream.js';
 import { bestSh, mib, rate, report, sh } from './measure.js';
 
-const ODH = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..', 'src', 'cli', 'odh.js');
+const ODH = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..', 'bin', 'odh.js');
 
 async function writeRandomFile(file: string, bytes: number): Promise<void> {
   const fh = await fs.open(file, 'w');

@@ -32,7 +32,7 @@ import {
   type LayerPlan,
 } from '../helpers/delta-builder.js';
 
-export const ODH = path.join(REPO_ROOT, 'dist', 'src', 'cli', 'odh.js');
+export const ODH = path.join(REPO_ROOT, 'dist', 'bin', 'odh.js');
 
 export interface RunResult {
   exitCode: number;

@@ -19,7 +19,7 @@ import { makeTempDir } from '../../src/util/atomic.js';
 import { REPO_ROOT, vectorPath } from '../helpers/shared.js';
 import { composefsTestLayer, PINNED, writeOciArchive, writeOciLayout } from './oci-layout-fixture.js';
 
-const ODH = path.join(REPO_ROOT, 'dist', 'src', 'cli', 'odh.js');
+const ODH = path.join(REPO_ROOT, 'dist', 'bin', 'odh.js');
 
 let tmp: { dir: string; cleanup: () => Promise<void> };
 beforeAll(async () => {

@@ -9,7 +9,7 @@ import { REPO_ROOT } from '../helpers/shared.js';
 import { buildScenario, type Scenario } from './create-scenario.js';
 
 /** The built CLI (`npm test` runs `tsc` first; run `npx tsc -p .` before running this file alone). */
-const ODH = path.join(REPO_ROOT, 'dist', 'src', 'cli', 'odh.js');
+const ODH = path.join(REPO_ROOT, 'dist', 'bin', 'odh.js');
 
 let work: string;
 let sc: Scenario;

@@ -12,7 +12,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { conformance } from '../../harness/conformance/index.js';
 import { REPO_ROOT } from '../helpers/shared.js';
 
-const ODH = path.join(REPO_ROOT, 'dist', 'src', 'cli', 'odh.js');
+const ODH = path.join(REPO_ROOT, 'dist', 'bin', 'odh.js');
 const cacheDir = path.join(os.tmpdir(), 'odh-test-fixture-cache');
 const tmp = await mkdtemp(path.join(os.tmpdir(), 'odh-fake-upstream-'));
 afterAll(() => rm(tmp, { recursive: true, force: true }));

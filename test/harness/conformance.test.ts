@@ -22,7 +22,7 @@ import { groundTruth } from '../../harness/conformance/verify.js';
 import type { UpstreamResolution } from '../../harness/upstream/types.js';
 import { REPO_ROOT } from '../helpers/shared.js';
 
-const ODH = path.join(REPO_ROOT, 'dist', 'src', 'cli', 'odh.js');
+const ODH = path.join(REPO_ROOT, 'dist', 'bin', 'odh.js');
 const cacheDir = path.join(os.tmpdir(), 'odh-test-fixture-cache');
 const cfsctlOnPath = spawnSync('sh', ['-c', 'command -v cfsctl']).status === 0;
 const notPinned: UpstreamResolution = { status: 'unavailable', reason: 'not pinned (run odh upstream pin)' };

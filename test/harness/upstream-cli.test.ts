@@ -13,7 +13,7 @@ import {
 } from './upstream-standin.js';
 
 /** The built CLI (`npm test` runs `tsc` first; run `npx tsc -p .` before running this file alone). */
-const ODH = path.join(REPO_ROOT, 'dist', 'src', 'cli', 'odh.js');
+const ODH = path.join(REPO_ROOT, 'dist', 'bin', 'odh.js');
 const BIN = Buffer.from(standinBinaryScript({ version: 'oci-delta version 0.6.0' }));
 
 let server: StandinServer;

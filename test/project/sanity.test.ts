@@ -15,7 +15,7 @@ describe('OdhError', () => {
 describe('package', () => {
   it('declares the odh bin and the scripts the README names', () => {
     const pkg = JSON.parse(readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8'));
-    expect(pkg.bin.odh).toBe('dist/src/cli/odh.js');
+    expect(pkg.bin.odh).toBe('dist/bin/odh.js');
     for (const s of ['build', 'prepare', 'test', 'lint', 'bench', 'start'])
       expect(pkg.scripts[s]).toBeTruthy();
   });

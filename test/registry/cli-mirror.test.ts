@@ -9,7 +9,7 @@ import { hasTool } from '../helpers/tools.js';
 import { built, fastClient, SMALL_PAIR } from './helpers.js';
 import { freePort, startRegistry, type TestRegistry } from './registry-process.js';
 
-const ODH = path.join(REPO_ROOT, 'dist', 'src', 'cli', 'odh.js');
+const ODH = path.join(REPO_ROOT, 'dist', 'bin', 'odh.js');
 
 describe.skipIf(!hasTool('docker-registry', 'docker-registry'))('odh fixtures mirror (built CLI)', () => {
   let reg: TestRegistry;

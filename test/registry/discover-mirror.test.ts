@@ -6,7 +6,7 @@ import { startFront } from './front.js';
 import { ARTIFACT_TYPE_DELTA } from '../../src/oci/types.js';
 import { discoverDelta, discoverDeltaForSource } from '../../src/oci/registry/discover.js';
 import { referrersTag } from '../../src/oci/registry/client.js';
-import { mirrorFixtures, parseMirrorList, mirrorListPath } from '../../src/cli/fixtures-mirror.js';
+import { mirrorFixtures, parseMirrorList, mirrorListPath } from '../../harness/cli/fixtures-mirror.js';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -15,7 +15,7 @@ import { execa } from 'execa';
 import { openImage } from '../../src/oci/image.js';
 import { REPO_ROOT } from '../helpers/shared.js';
 
-const ODH = path.join(REPO_ROOT, 'dist', 'src', 'cli', 'odh.js');
+const ODH = path.join(REPO_ROOT, 'dist', 'bin', 'odh.js');
 import { hasTool } from '../helpers/tools.js';
 import { built, fastClient, makeDelta, pushRef, SMALL_PAIR } from './helpers.js';
 import { startRegistry, type TestRegistry } from './registry-process.js';

@@ -6,7 +6,7 @@ import { makeTempDir } from '../../src/util/atomic.js';
 import { REPO_ROOT, vectorPath } from '../helpers/shared.js';
 
 /** The built CLI (`npm test` runs `tsc` first; run `npx tsc -p .` before running this file alone). */
-const ODH = path.join(REPO_ROOT, 'dist', 'src', 'cli', 'odh.js');
+const ODH = path.join(REPO_ROOT, 'dist', 'bin', 'odh.js');
 const v = (name: string, ...rest: string[]) => vectorPath('tardiff', name, ...rest);
 
 let tmp: { dir: string; cleanup: () => Promise<void> };

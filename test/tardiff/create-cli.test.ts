@@ -9,7 +9,7 @@ import { cleanupTempDirs, oldImage, tempDir, type OldImage } from './create-roun
 import { buildLayerTar } from '../helpers/images.js';
 
 /** The built CLI (`npm test` runs `tsc` first; run `npx tsc -p .` before running this file alone). */
-const ODH = path.join(REPO_ROOT, 'dist', 'src', 'cli', 'odh.js');
+const ODH = path.join(REPO_ROOT, 'dist', 'bin', 'odh.js');
 const odh = (args: string[], cwd: string) => execa('node', [ODH, ...args], { reject: false, cwd });
 
 const A = seededBytes('cli a', 120_000);
