@@ -21,17 +21,24 @@ import {
   type PairPins,
 } from '../fixtures/expected.js';
 import type { BuiltImage } from '../fixtures/image.js';
+import { regenerateUpstreamDeltas } from './fixtures-upstream.js';
 
 function usage(): never {
-  process.stderr.write('usage: fixtures-regen [--quick] [--cache DIR] [NAME...]\n');
+  process.stderr.write('usage: fixtures-regen [--quick] [--with-upstream] [--cache DIR] [NAME...]\n');
   process.exit(2);
 }
 
-function parseArgs(argv: string[]): { quick: boolean; cache: string; names: string[] } {
-  const out = { quick: false, cache: defaultCacheDir(), names: [] as string[] };
+function parseArgs(argv: string[]): {
+  quick: boolean;
+  withUpstream: boolean;
+  cache: string;
+  names: string[];
+} {
+  const out = { quick: false, withUpstream: false, cache: defaultCacheDir(), names: [] as string[] };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--quick') out.quick = true;
+    else if (a === '--with-upstream') out.withUpstream = true;
     else if (a === '--cache') out.cache = argv[++i] ?? usage();
     else if (a.startsWith('-')) usage();
     else out.names.push(a);
@@ -74,6 +81,11 @@ async function main(): Promise<void> {
   };
   await writeFile(expectedPath(), formatExpected(out));
   process.stderr.write(`fixtures-regen: wrote ${expectedPath()} (${fresh.size} pair(s) rebuilt)\n`);
+  if (args.withUpstream) {
+    // Deltas made by the upstream binary for the quick set, applied by the test suite on every run.
+    const n = await regenerateUpstreamDeltas({ cacheDir: args.cache });
+    process.stderr.write(`fixtures-regen: stored ${n} upstream-made delta(s) in fixtures/upstream/\n`);
+  }
 }
 
 main().catch((e: unknown) => {
