@@ -37,7 +37,9 @@ export class OpStreamWriter {
     level = 3,
   ) {
     this.cctx.setParameter(binding.CParameter.compressionLevel, level);
-    this.cctx.setParameter(binding.CParameter.checksumFlag, 1);
+    // spec oci-delta §2.1: any valid zstd stream; the checksum is optional and the layer digest
+    // already covers the output, so its 4 bytes are saved
+    this.cctx.setParameter(binding.CParameter.checksumFlag, 0);
   }
 
   /** The name of the current source file, if any. */
