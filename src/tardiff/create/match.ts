@@ -46,6 +46,8 @@ export interface TargetFile {
   readonly paths: readonly Buffer[];
   readonly size: number;
   readonly sha1: Buffer;
+  /** Content sketch (files of at least `SKETCH_MIN_FILE` bytes), for the similarity fallback. */
+  readonly sketch?: Uint32Array;
 }
 
 export type SourceMatch =
@@ -54,7 +56,10 @@ export type SourceMatch =
   /** Similar file worth diffing against. */
   | { kind: 'similar'; source: OldFile };
 
-/** spec oci-delta §5.3 steps 1–2. */
+/**
+ * spec oci-delta §5.3 steps 1–2, then a fallback of ours: the delta candidate sharing the most content
+ * (sketch values) with the target, so a renamed file still finds its old self.
+ */
 export function matchTarget(t: TargetFile, sources: SourceSet): SourceMatch | undefined {
   const exact = sources.withContent(t.sha1, t.size);
   if (exact) return { kind: 'exact', source: exact };
@@ -82,6 +87,10 @@ export function matchTarget(t: TargetFile, sources: SourceSet): SourceMatch | un
     for (const b of bases) best = better(best, nearestSimilar(bucketOf(b), t.size), t.size);
     if (best) return { kind: 'similar', source: best };
   }
+  // c. content: only delta candidates are indexed (never `.xz`/`.bz2`), and only usable files
+  // (qualifying, readable, outside `sysroot/ostree/`) are sources at all
+  const bySketch = t.sketch && sources.similarByContent(t.sketch, t.size);
+  if (bySketch) return { kind: 'similar', source: bySketch };
   return undefined;
 }
 

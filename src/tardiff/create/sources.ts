@@ -5,6 +5,12 @@ import { OPEN_NAME_MAX } from '../apply.js';
 import { ContentStore } from './content-store.js';
 import { forEachLayerEntry, type LayerStreamFactory } from './layers.js';
 import { basenameOf, fuzzyPrefixOf, isDeltaCandidate } from './match.js';
+import { SKETCH_MIN_FILE, SKETCH_SIZE, Sketcher } from './sketch.js';
+
+/** A sketch value held by more files than this says nothing about any of them (zero runs, ELF headers). */
+const SKETCH_BUCKET_MAX = 64;
+/** Shared sketch values (of `SKETCH_SIZE`) for a content match: a substantial overlap. */
+const SKETCH_MIN_SHARED = SKETCH_SIZE / 4;
 
 /**
  * Source analysis over all old layers (spec oci-delta §5.2, upstream `AnalyzeSources` with whiteouts
@@ -29,6 +35,8 @@ export interface OldFile {
   readonly basenames: Buffer[];
   /** spec oci-delta §5.3: no basename ends in `.xz` or `.bz2`. */
   readonly deltaCandidate: boolean;
+  /** Content sketch (files of at least `SKETCH_MIN_FILE` bytes), for the similarity fallback. */
+  readonly sketch?: Uint32Array;
 }
 
 export interface AnalyzeProgress {
@@ -56,6 +64,7 @@ export class SourceSet {
   private readonly byEntry = new Map<SourceEntry, OldFile>();
   private readonly byBase = new Map<string, OldFile[]>();
   private readonly byPrefix = new Map<string, OldFile[]>();
+  private readonly bySketch = new Map<number, OldFile[]>();
 
   constructor(
     readonly rootfs: MergedRootfs,
@@ -70,6 +79,11 @@ export class SourceSet {
       this.byEntry.set(f.entry, f);
       // only delta candidates can be chosen by the fuzzy passes (spec oci-delta §5.3)
       if (!f.deltaCandidate) continue;
+      for (const v of f.sketch ?? []) {
+        const l = this.bySketch.get(v);
+        if (!l) this.bySketch.set(v, [f]);
+        else if (l.length <= SKETCH_BUCKET_MAX) l.push(f); // one past the cap marks it uninformative
+      }
       const bases = new Set(f.basenames.map(nameKey));
       for (const b of bases) push(this.byBase, b, f);
       const prefixes = new Set<string>();
@@ -106,6 +120,33 @@ export class SourceSet {
     return this.byPrefix.get(nameKey(prefix)) ?? [];
   }
 
+  /**
+   * The delta-candidate file sharing the most sketch values with `sketch`, if it shares at least a
+   * quarter of them; ties go to the nearest size, then the later source.
+   */
+  similarByContent(sketch: Uint32Array, size: number): OldFile | undefined {
+    const counts = new Map<OldFile, number>();
+    for (const v of sketch) {
+      const l = this.bySketch.get(v);
+      if (!l || l.length > SKETCH_BUCKET_MAX) continue;
+      for (const f of l) counts.set(f, (counts.get(f) ?? 0) + 1);
+    }
+    let best: OldFile | undefined;
+    let bestShared = SKETCH_MIN_SHARED - 1;
+    for (const [f, shared] of counts) {
+      const d = Math.abs(f.size - size);
+      const bd = best ? Math.abs(best.size - size) : 0;
+      if (
+        shared > bestShared ||
+        (best && shared === bestShared && (d < bd || (d === bd && f.order > best.order)))
+      ) {
+        best = f;
+        bestShared = shared;
+      }
+    }
+    return best;
+  }
+
   /** Removes the extracted-content store. */
   async dispose(): Promise<void> {
     await this.store.dispose();
@@ -131,7 +172,8 @@ export async function analyzeSources(
   opts: AnalyzeOptions,
 ): Promise<SourceSet> {
   const rootfs = new MergedRootfs({ ignorePrefixes: opts.ignorePrefixes ?? [OSTREE_PREFIX] });
-  const hashes = new Map<string, { sha1: Buffer; head: Buffer }>(); // `${layer}:${ordinal}`
+  // `${layer}:${ordinal}`
+  const hashes = new Map<string, { sha1: Buffer; head: Buffer; sketch?: Uint32Array }>();
   const layerNames = oldLayers.map((_, i) => opts.layerNames?.[i] ?? `old layer #${i}`);
   let files = 0;
   for (let i = 0; i < oldLayers.length; i++) {
@@ -140,16 +182,22 @@ export async function analyzeSources(
     await forEachLayerEntry(oldLayers[i]!, ctx, async ({ entry, body }) => {
       if (scan.add(entry) !== 'candidate') return;
       const h = createHash('sha1');
+      const sk = entry.size >= BigInt(SKETCH_MIN_FILE) ? new Sketcher() : undefined;
       const head: Buffer[] = [];
       let headLen = 0;
       for await (const c of body) {
         h.update(c);
+        sk?.push(c);
         if (headLen < 4) {
           head.push(c.subarray(0, 4 - headLen));
           headLen += head[head.length - 1]!.length;
         }
       }
-      hashes.set(`${i}:${scan.count - 1}`, { sha1: h.digest(), head: Buffer.concat(head) });
+      hashes.set(`${i}:${scan.count - 1}`, {
+        sha1: h.digest(),
+        head: Buffer.concat(head),
+        sketch: sk?.finish(),
+      });
       files++;
     });
     scan.finish();
@@ -172,6 +220,7 @@ export async function analyzeSources(
       head: h.head,
       basenames,
       deltaCandidate: isDeltaCandidate(basenames),
+      sketch: h.sketch,
     });
   }
   const store = new ContentStore(oldLayers, layerNames, opts.tempDir);

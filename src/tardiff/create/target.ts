@@ -5,6 +5,7 @@ import { readTar } from '../../tar/index.js';
 import type { ErrorContext } from '../../util/errors.js';
 import { typedError } from './layers.js';
 import type { TargetFile } from './match.js';
+import { SKETCH_MIN_FILE, Sketcher } from './sketch.js';
 
 /**
  * First pass over the new layer (spec oci-delta §5.3 "Analyze the new layer tar the same way",
@@ -27,16 +28,27 @@ export interface NewLayerScan {
 export async function scanNewLayer(tarPath: string, size: number, ctx: ErrorContext): Promise<NewLayerScan> {
   const rootfs = new MergedRootfs({ ignorePrefixes: [] });
   const scan = rootfs.beginLayer();
-  const found: Array<{ ordinal: number; sha1: Buffer; dataOffset: number; size: number }> = [];
+  const found: Array<{
+    ordinal: number;
+    sha1: Buffer;
+    sketch?: Uint32Array;
+    dataOffset: number;
+    size: number;
+  }> = [];
   const input = createReadStream(tarPath, { highWaterMark: 1 << 20 });
   try {
     for await (const { entry, body } of readTar(input, { where: ctx })) {
       if (scan.add(entry) !== 'candidate') continue;
       const h = createHash('sha1');
-      for await (const c of body) h.update(c);
+      const sk = entry.size >= BigInt(SKETCH_MIN_FILE) ? new Sketcher() : undefined;
+      for await (const c of body) {
+        h.update(c);
+        sk?.push(c);
+      }
       found.push({
         ordinal: scan.count - 1,
         sha1: h.digest(),
+        sketch: sk?.finish(),
         dataOffset: Number(entry.dataOffset),
         size: Number(entry.size),
       });
