@@ -6,7 +6,7 @@
 import { Readable, pipeline, type Transform } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { DecompressStream } from 'zstd-napi';
-import { DigestHasher, parseDigest } from '../oci/digest.js';
+import { DigestHasher, parseDiffId } from '../oci/digest.js';
 import type { Descriptor, ImageConfig, ImageManifest } from '../oci/types.js';
 import { readTar } from '../tar/reader.js';
 import { OdhError, isOdhError, type ErrorContext } from '../util/errors.js';
@@ -179,7 +179,7 @@ async function applyLayer(
   };
   const tap = new HashingTap(
     decompressed(counted(), ctx),
-    new DigestHasher(parseDigest(diffId, 'diff_id', ctx).algorithm),
+    new DigestHasher(parseDiffId(diffId, 'diff_id', ctx).algorithm),
   );
   try {
     await applyLayerEntries(builder, readTar(tap, { where: ctx }), { hash: opts.hash, layer: desc.digest });

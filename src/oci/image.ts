@@ -64,8 +64,7 @@ export async function selectManifest(
 /** Opens the layout a reference names (directory, archive, or a registry image seen as a layout). */
 export async function openLayout(ref: OciLayoutRef): Promise<OciLayoutReader> {
   // A registry image reads like a one-manifest layout; it has no positional reads (locateBlob).
-  if (ref.transport === 'docker')
-    return (await openRegistryReader(ref.docker!)) as unknown as OciLayoutReader;
+  if (ref.transport === 'docker') return openRegistryReader(ref.docker!);
   return ref.transport === 'oci' ? openLayoutDir(ref.path) : openLayoutArchive(ref.path);
 }
 

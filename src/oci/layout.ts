@@ -30,7 +30,7 @@ export interface BlobLocation {
 export interface OciLayoutReader {
   /** The directory or archive path, for messages. */
   readonly where: string;
-  readonly kind: 'dir' | 'archive';
+  readonly kind: 'dir' | 'archive' | 'registry';
   /** index.json bytes and parsed value (cached). */
   index(): Promise<{ raw: Buffer; index: ImageIndex }>;
   hasBlob(d: BlobRef): Promise<boolean>;

@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import { DigestHasher } from '../oci/digest.js';
+import { DigestHasher, parseDiffId } from '../oci/digest.js';
 import { decompressSniffed } from '../oci/compression.js';
 import { MAX_CONFIG_BYTES, MAX_MANIFEST_BYTES, openLayout, selectManifest } from '../oci/image.js';
 import { parseRef, type OciLayoutRef } from '../oci/ref.js';
@@ -99,7 +99,10 @@ export async function streamOldLayer(
   const plain = blob.pipe(decompressSniffed(ctx));
   blob.on('error', (e) => plain.destroy(e));
   const it = (plain as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
-  const hasher = new DigestHasher();
+  // The diff_id names its own algorithm (sha256, sha384 or sha512: spec oci-delta §4.3).
+  const hasher = new DigestHasher(
+    parseDiffId(image.diffIds[index], `old layer ${index} diff_id`, ctx).algorithm,
+  );
   // Pulled by hand (no for-await) so the tar reader stopping early does not close the decompressor:
   // the rest is drained below, to hash it and to let the blob reader verify the digest at its end.
   const tap = async function* () {

@@ -29,7 +29,7 @@ function refOf(d: BlobRef): { digest: string; size?: number } {
  * naming the manifest the reference resolves to, and blob reads go to the registry, digest-checked.
  * The manifest itself is served from the bytes pulled (verified) when asked for by digest.
  */
-export class RegistryReader implements Omit<OciLayoutReader, 'kind'> {
+export class RegistryReader implements OciLayoutReader {
   readonly kind = 'registry' as const;
   readonly where: string;
 
