@@ -60,11 +60,7 @@ describe('op stream shape', () => {
   });
 
   it('a tiny file (size ≤ source path length + 4) is never opened, even when identical', async () => {
-    const rt = await roundTrip(
-      old,
-      [{ type: 'file', path: 'x', content: 'tiny but identical\n' }],
-      'zstd',
-    );
+    const rt = await roundTrip(old, [{ type: 'file', path: 'x', content: 'tiny but identical\n' }], 'zstd');
     expect(rt.report.opened).toEqual([]);
   });
 
