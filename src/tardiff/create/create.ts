@@ -185,6 +185,7 @@ async function writeDiff(
     sink,
     version,
     opts.compressionLevel ?? (plans.length > 0 ? outerLevelFor(literal) : UPSTREAM_LEVEL),
+    literal,
   );
   const tar = await open(tarPath, 'r');
   try {

@@ -13,6 +13,8 @@ import { encodeUvarint } from '../varint.js';
 /** spec oci-delta §5.4: Data is flushed once this much is buffered. */
 export const DATA_FLUSH = 4 * 1024 * 1024;
 const OUT_CHUNK = 1 << 20;
+/** `ZSTD_c_srcSizeHint`, experimental (libzstd 1.5.x). */
+const C_SRC_SIZE_HINT = 1004;
 
 export type OpHistogram = Record<OpName, number>;
 
@@ -35,8 +37,14 @@ export class OpStreamWriter {
     private readonly sink: (chunk: Buffer) => Promise<void>,
     readonly version: 1 | 2,
     level = 3,
+    sizeHint?: number,
   ) {
     this.cctx.setParameter(binding.CParameter.compressionLevel, level);
+    // without a size the high levels size their tables for any input (~100 MB per writer at 19);
+    // the hint lets zstd pick the tables for the literal bytes expected (the output is the same)
+    if (sizeHint !== undefined && sizeHint > 0) {
+      this.cctx.setParameter(C_SRC_SIZE_HINT as binding.CParameter, Math.min(sizeHint, 0x7fffffff));
+    }
     // spec oci-delta §2.1: any valid zstd stream; the checksum is optional and the layer digest
     // already covers the output, so its 4 bytes are saved
     this.cctx.setParameter(binding.CParameter.checksumFlag, 0);
