@@ -47,7 +47,7 @@ export interface TargetFile {
   readonly size: number;
   readonly sha1: Buffer;
   /** Content sketch (files of at least `SKETCH_MIN_FILE` bytes), for the similarity fallback. */
-  readonly sketch?: Uint32Array;
+  readonly sketch?: Int32Array;
 }
 
 export type SourceMatch =

@@ -36,7 +36,7 @@ export interface OldFile {
   /** spec oci-delta §5.3: no basename ends in `.xz` or `.bz2`. */
   readonly deltaCandidate: boolean;
   /** Content sketch (files of at least `SKETCH_MIN_FILE` bytes), for the similarity fallback. */
-  readonly sketch?: Uint32Array;
+  readonly sketch?: Int32Array;
 }
 
 export interface AnalyzeProgress {
@@ -124,7 +124,7 @@ export class SourceSet {
    * The delta-candidate file sharing the most sketch values with `sketch`, if it shares at least a
    * quarter of them; ties go to the nearest size, then the later source.
    */
-  similarByContent(sketch: Uint32Array, size: number): OldFile | undefined {
+  similarByContent(sketch: Int32Array, size: number): OldFile | undefined {
     const counts = new Map<OldFile, number>();
     for (const v of sketch) {
       const l = this.bySketch.get(v);
@@ -173,7 +173,7 @@ export async function analyzeSources(
 ): Promise<SourceSet> {
   const rootfs = new MergedRootfs({ ignorePrefixes: opts.ignorePrefixes ?? [OSTREE_PREFIX] });
   // `${layer}:${ordinal}`
-  const hashes = new Map<string, { sha1: Buffer; head: Buffer; sketch?: Uint32Array }>();
+  const hashes = new Map<string, { sha1: Buffer; head: Buffer; sketch?: Int32Array }>();
   const layerNames = oldLayers.map((_, i) => opts.layerNames?.[i] ?? `old layer #${i}`);
   let files = 0;
   for (let i = 0; i < oldLayers.length; i++) {

@@ -31,7 +31,7 @@ export async function scanNewLayer(tarPath: string, size: number, ctx: ErrorCont
   const found: Array<{
     ordinal: number;
     sha1: Buffer;
-    sketch?: Uint32Array;
+    sketch?: Int32Array;
     dataOffset: number;
     size: number;
   }> = [];
