@@ -7,7 +7,6 @@ import { openLayout } from '../../src/oci/image.js';
 import { parseRef } from '../../src/oci/ref.js';
 import { RegistryClient } from '../../src/oci/registry/client.js';
 import type { RegistryOptions } from '../../src/oci/registry/http.js';
-import { pushLayoutManifest, type PushedManifest } from '../../src/oci/registry/push.js';
 
 /** A small catalog pair (two layers, a few files): fast to build, push and diff. */
 export const SMALL_PAIR = 'whiteouts-opaque';
@@ -31,19 +30,7 @@ export async function makeDelta(
   return { path: out, cleanup: () => fs.rm(dir, { recursive: true, force: true }) };
 }
 
-export async function pushRef(
-  client: RegistryClient,
-  repo: string,
-  ref: string,
-  tag: string,
-): Promise<PushedManifest> {
-  const reader = await openLayout(parseRef(ref));
-  try {
-    return await pushLayoutManifest(client, repo, reader, { tag });
-  } finally {
-    await reader.close();
-  }
-}
+export { pushRef } from '../../src/oci/registry/mirror.js';
 
 /** Every blob of a local layout manifest, as bytes (small fixtures only). */
 export async function localBytes(ref: string, digest: string): Promise<Buffer> {

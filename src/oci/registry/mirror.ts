@@ -48,7 +48,8 @@ export function parseRegistryTarget(s: string): { host: string; prefix: string }
   return { host, prefix };
 }
 
-async function pushRef(
+/** Pushes the manifest a local layout reference names (and its blobs) as `repo:tag`. */
+export async function pushRef(
   client: RegistryClient,
   repo: string,
   ref: string,
