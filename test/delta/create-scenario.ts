@@ -17,25 +17,12 @@ import {
   buildOciImage,
   flip64,
   seededBytes,
-  type BootcFile,
   type BuiltImage,
+  syntheticLib,
 } from '../helpers/images.js';
 import { tarEntryRanges } from '../helpers/delta-builder.js';
 
-const SIZES: Record<string, number> = {
-  'libc.so.6': 8192,
-  'libm.so.6': 6144,
-  'libssl.so.1': 8192,
-  'libcrypto.so.1': 10240,
-  'libz.so.1': 5120,
-  'libbz2.so.1': 4096,
-  'liblzma.so.5': 6144,
-  'libpcre.so.3': 7168,
-};
-const lib = (name: string): BootcFile => ({
-  path: `usr/lib64/${name}`,
-  content: seededBytes(name, SIZES[name]!),
-});
+const lib = syntheticLib;
 
 /** Text-like content (compressible, so zstd/gzip blobs are much smaller than the tar). */
 function words(seed: string, size: number): Buffer {

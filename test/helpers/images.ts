@@ -321,3 +321,22 @@ export function flip64(content: Buffer, offset: number): Buffer {
   for (let i = offset; i < offset + 64 && i < out.length; i++) out[i] = out[i]! ^ 0xa5;
   return out;
 }
+
+/** Library sizes of upstream's bootc test-synthetic images (spec oci-delta §8.4). */
+export const SYNTHETIC_LIB_SIZES: Readonly<Record<string, number>> = {
+  'libc.so.6': 8192,
+  'libm.so.6': 6144,
+  'libssl.so.1': 8192,
+  'libcrypto.so.1': 10240,
+  'libz.so.1': 5120,
+  'libbz2.so.1': 4096,
+  'liblzma.so.5': 6144,
+  'libpcre.so.3': 7168,
+};
+
+/** One test-synthetic library as `usr/lib64/<name>` with seeded content of its upstream size. */
+export function syntheticLib(name: string): BootcFile {
+  const size = SYNTHETIC_LIB_SIZES[name];
+  if (size === undefined) throw new Error(`no test-synthetic library ${name}`);
+  return { path: `usr/lib64/${name}`, content: seededBytes(name, size) };
+}

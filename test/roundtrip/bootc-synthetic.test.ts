@@ -11,9 +11,8 @@ import {
   buildOciImage,
   flip64,
   ostreeObjectPath,
-  seededBytes,
-  type BootcFile,
   type BuiltImage,
+  syntheticLib,
 } from '../helpers/images.js';
 import { hasTool } from '../helpers/tools.js';
 
@@ -22,20 +21,7 @@ import { hasTool } from '../helpers/tools.js';
 // same tar re-gzipped at level 9, and L3 the four updated libs (64 bytes flipped at 500/300/700/400).
 // The delta's Open names are the usr/lib64 names, never sysroot/ostree (§3.1).
 
-const SIZES: Record<string, number> = {
-  'libc.so.6': 8192,
-  'libm.so.6': 6144,
-  'libssl.so.1': 8192,
-  'libcrypto.so.1': 10240,
-  'libz.so.1': 5120,
-  'libbz2.so.1': 4096,
-  'liblzma.so.5': 6144,
-  'libpcre.so.3': 7168,
-};
-const lib = (name: string): BootcFile => ({
-  path: `usr/lib64/${name}`,
-  content: seededBytes(name, SIZES[name]!),
-});
+const lib = syntheticLib;
 const UPDATES: Array<[string, number, FileRecipe['how']]> = [
   ['libc.so.6', 500, 'seek'],
   ['libssl.so.1', 300, 'add'],
