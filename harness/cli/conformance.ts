@@ -22,6 +22,7 @@ interface ConformanceFlags {
   ociDelta?: string;
   offline?: boolean;
   injectFault?: Fault;
+  require?: string;
   quiet?: boolean;
 }
 
@@ -43,8 +44,16 @@ export function register(program: Command): void {
     )
     .option('--fixtures <A,B>', 'fixture pairs (default: every non-big pair; see `odh fixtures list`)')
     .option('--quick', 'the quick fixture set')
-    .option('--creators <A,B>', 'creators: ts-zstd, ts-copy, upstream[-bsdiff|-zstd|-auto] (default: all)')
-    .option('--appliers <A,B>', 'appliers: ts-image, ts-dir, upstream, cfsctl (default: all)')
+    .option(
+      '--creators <A,B>',
+      'creators: ts-zstd, ts-copy, go-tardiff, upstream[-bsdiff|-zstd|-auto] (default: all)',
+    )
+    .option('--appliers <A,B>', 'appliers: ts-image, ts-dir, go-tarpatch, upstream, cfsctl (default: all)')
+    .option(
+      '--require <A,B>',
+      'fail (exit 1) before any work unless these implementations are available: creator/applier ' +
+        'names or prefixes, or the checker mkcomposefs (e.g. go-tardiff,go-tarpatch,mkcomposefs)',
+    )
     .addOption(
       new Option('--format <F>', 'composefs format to check (default: v1 and v2)').choices(['v1', 'v2']),
     )
@@ -78,6 +87,7 @@ export function register(program: Command): void {
         ociDelta: flags.ociDelta,
         offline: flags.offline,
         injectFault: flags.injectFault,
+        require: list(flags.require),
         progress,
       });
       for (const i of result.implementations.filter((x) => !x.available)) {

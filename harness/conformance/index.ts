@@ -7,12 +7,20 @@ import { selectFixtures } from '../../fixtures/catalog.js';
 import type { FsVerityAlgorithm } from '../../src/composefs/fsverity.js';
 import type { ComposefsFormat } from '../../src/composefs/image-id.js';
 import type { Progress } from '../../src/util/progress.js';
-import { faultyApplier, type Fault } from '../implementations/fault.js';
+import { faultyApplier, faultyCreator, type Fault } from '../implementations/fault.js';
 import { allImplementations, pick } from '../implementations/index.js';
+import { OdhError } from '../../src/util/errors.js';
+import { findOracle } from '../oracles.js';
 import { resolveUpstream } from '../upstream/fetch.js';
 import type { UpstreamResolution } from '../upstream/types.js';
 import { runMatrix } from './matrix.js';
-import { DEFAULT_FLAVOURS, type ConformanceResult, type Flavour } from './types.js';
+import { CHECKER_NAME } from './mkcomposefs.js';
+import {
+  DEFAULT_FLAVOURS,
+  type ConformanceResult,
+  type Flavour,
+  type ImplementationStatus,
+} from './types.js';
 
 export { exitCodeOf } from './summary.js';
 export { runMatrix, type MatrixOptions } from './matrix.js';
@@ -36,8 +44,15 @@ export interface ConformanceOptions {
   upstream?: UpstreamResolution;
   cfsctl?: string;
   jobs?: number;
-  /** Test-only: corrupt every applier's output this way. */
+  /** Test-only: corrupt every applier's output (and every Go tar-diff) this way. */
   injectFault?: Fault;
+  /**
+   * Implementations that must be available (names or prefixes, as for creators/appliers, plus the
+   * checker `mkcomposefs`): the run stops with UNAVAILABLE before any work otherwise.
+   */
+  require?: string[];
+  /** Check V1-sha256 IDs with C mkcomposefs (default: when it is available). */
+  mkcomposefs?: boolean;
   progress?: Progress;
   /** Parent of the private temp directory (default: the OS temp dir). */
   tempParent?: string;
@@ -49,6 +64,53 @@ export function selectFlavours(format?: ComposefsFormat, hash?: FsVerityAlgorith
   const some = DEFAULT_FLAVOURS.filter((f) => (!format || f.format === format) && (!hash || f.hash === hash));
   if (some.length) return some;
   return [{ format: format ?? 'v1', hash: hash ?? 'sha512' }];
+}
+
+/** The composefs checker's own status line (an oracle, not a delta creator/applier). */
+export function checkerStatus(): ImplementationStatus {
+  const m = findOracle('mkcomposefs');
+  return m.available
+    ? {
+        role: 'checker',
+        name: CHECKER_NAME,
+        available: true,
+        foreign: true,
+        version: m.version,
+        path: m.path,
+      }
+    : { role: 'checker', name: CHECKER_NAME, available: false, foreign: true, reason: m.reason };
+}
+
+type Named = { name: string; available(): Promise<{ ok: boolean; reason?: string }> };
+
+/** `--require`: every named implementation is selected and available, or one line saying which is not. */
+async function checkRequired(
+  names: string[],
+  selected: Named[],
+  known: string[],
+  checker: ImplementationStatus,
+): Promise<void> {
+  const matches = (n: string, name: string) => name === n || name.startsWith(`${n}-`);
+  for (const n of names) {
+    if (n === CHECKER_NAME) {
+      if (!checker.available)
+        throw new OdhError('UNAVAILABLE', `required ${n} is unavailable: ${checker.reason}`);
+      continue;
+    }
+    if (!known.some((k) => matches(n, k))) {
+      throw new OdhError(
+        'USAGE',
+        `--require: unknown implementation ${n}; known: ${known.join(', ')}, ${CHECKER_NAME}`,
+      );
+    }
+    const hit = selected.filter((i) => matches(n, i.name));
+    if (hit.length === 0)
+      throw new OdhError('USAGE', `--require: ${n} is not selected by --creators/--appliers`);
+    for (const i of hit) {
+      const a = await i.available().catch((e: unknown) => ({ ok: false, reason: String(e) }));
+      if (!a.ok) throw new OdhError('UNAVAILABLE', `required ${i.name} is unavailable: ${a.reason}`);
+    }
+  }
 }
 
 export async function conformance(o: ConformanceOptions = {}): Promise<ConformanceResult> {
@@ -64,10 +126,18 @@ export async function conformance(o: ConformanceOptions = {}): Promise<Conforman
     ...(o.cfsctl !== undefined ? { cfsctl: o.cfsctl } : {}),
     ...(o.jobs !== undefined ? { jobs: o.jobs } : {}),
   });
-  const creators = pick(all.creators, o.creators, 'creator');
+  let creators = pick(all.creators, o.creators, 'creator');
   let appliers = pick(all.appliers, o.appliers, 'applier');
-  if (o.injectFault) appliers = appliers.map((a) => faultyApplier(a, o.injectFault!));
-  return runMatrix({
+  const checker = checkerStatus();
+  if (o.require) {
+    const known = [...all.creators, ...all.appliers].map((i) => i.name);
+    await checkRequired(o.require, [...creators, ...appliers], known, checker);
+  }
+  if (o.injectFault) {
+    appliers = appliers.map((a) => faultyApplier(a, o.injectFault!));
+    creators = creators.map((c) => faultyCreator(c, o.injectFault!, o.jobs));
+  }
+  const result = await runMatrix({
     fixtures,
     creators,
     appliers,
@@ -75,5 +145,8 @@ export async function conformance(o: ConformanceOptions = {}): Promise<Conforman
     ...(o.cacheDir !== undefined ? { cacheDir: o.cacheDir } : {}),
     ...(o.tempParent !== undefined ? { tempParent: o.tempParent } : {}),
     ...(o.progress ? { progress: o.progress } : {}),
+    mkcomposefs: o.mkcomposefs ?? checker.available,
   });
+  result.implementations.push(checker);
+  return result;
 }

@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { buildFixture, defaultCacheDir } from '../../fixtures/build.js';
 import { expectedPins } from '../../fixtures/expected.js';
-import { composefsImageId } from '../../src/composefs/image-id.js';
+import { composefsImage } from '../../src/composefs/image-id.js';
 import { inspectDelta } from '../../src/delta/inspect.js';
 import { isOdhError } from '../../src/util/errors.js';
 import type { Progress } from '../../src/util/progress.js';
@@ -22,6 +22,7 @@ import {
   type FixtureProblem,
   type ImplementationStatus,
 } from './types.js';
+import { CHECKED_FLAVOUR, CHECKER_NAME, checkWithMkcomposefs } from './mkcomposefs.js';
 import { diffIdMismatch, groundTruth, imageDiffIds, type GroundTruth } from './verify.js';
 import { summarize } from './summary.js';
 
@@ -34,6 +35,8 @@ export interface MatrixOptions {
   cacheDir?: string;
   /** Parent of the private temp directory (default: the OS temp dir). */
   tempParent?: string;
+  /** Also build every V1-sha256 image with C mkcomposefs (checker `mkcomposefs`); needs the oracle. */
+  mkcomposefs?: boolean;
   progress?: Progress;
 }
 
@@ -53,10 +56,18 @@ async function availability(
   const out: ImplementationStatus[] = [];
   for (const i of impls) {
     const a = await i.available().catch((e: unknown) => ({ ok: false as const, reason: message(e) }));
+    const foreign = i.foreign === true;
     out.push(
       a.ok
-        ? { role, name: i.name, available: true, ...(a.version ? { version: a.version } : {}) }
-        : { role, name: i.name, available: false, reason: a.reason },
+        ? {
+            role,
+            name: i.name,
+            available: true,
+            foreign,
+            ...(a.version ? { version: a.version } : {}),
+            ...(a.path ? { path: a.path } : {}),
+          }
+        : { role, name: i.name, available: false, foreign, reason: a.reason },
     );
   }
   return out;
@@ -89,12 +100,17 @@ export async function runMatrix(opts: MatrixOptions): Promise<ConformanceResult>
       await fs.mkdir(fixDir);
       for (const [ci, creator] of opts.creators.entries()) {
         const base = { fixture, creator: creator.name, fullBytes: truth.fullBytes };
+        const foreignWith = (a: DeltaApplier) => creator.foreign === true || a.foreign === true;
         const cs = creatorStatus[ci]!;
         const fill = (
           applier: string,
           c: Omit<Cell, 'fixture' | 'creator' | 'applier' | 'format' | 'hash' | 'fullBytes'>,
         ) => {
-          for (const f of opts.flavours) cells.push({ ...base, applier, ...f, ...c });
+          const a = opts.appliers.find((x) => x.name === applier)!;
+          // Skips here are unavailability or capability: never required; errors always are.
+          const required = c.status !== 'skipped';
+          for (const f of opts.flavours)
+            cells.push({ ...base, applier, ...f, ...c, foreign: foreignWith(a), required });
         };
         if (!cs.available) {
           for (const a of opts.appliers)
@@ -137,7 +153,9 @@ export async function runMatrix(opts: MatrixOptions): Promise<ConformanceResult>
             fill(applier.name, {
               ...made,
               status: 'skipped',
-              reason: `applier ${applier.name} cannot read tar-diff v${unreadable} (tardf${unreadable})`,
+              reason:
+                applier.unreadableReason ??
+                `applier ${applier.name} cannot read tar-diff v${unreadable} (tardf${unreadable})`,
             });
             continue;
           }
@@ -152,7 +170,14 @@ export async function runMatrix(opts: MatrixOptions): Promise<ConformanceResult>
             try {
               run = await applier.apply(delta, built.old.path, outDir, workDir);
             } catch (e) {
-              fill(applier.name, { ...made, status: 'error', reason: `apply failed: ${message(e)}` });
+              // An applier refusing the delta's content (its diff_id check, a malformed tar-diff)
+              // means the pair does not reconstruct the target: a mismatch, not a harness error.
+              fill(
+                applier.name,
+                isContentError(e)
+                  ? { ...made, status: 'mismatch', reason: `applier rejected the delta: ${message(e)}` }
+                  : { ...made, status: 'error', reason: `apply failed: ${message(e)}` },
+              );
               continue;
             }
             const applied = {
@@ -161,8 +186,10 @@ export async function runMatrix(opts: MatrixOptions): Promise<ConformanceResult>
               ...(run.peakRssKiB !== undefined ? { applyPeakRssKiB: run.peakRssKiB } : {}),
             };
             progress?.step(`${fixture}: verify ${creator.name} → ${applier.name}`);
-            for (const c of await verifyRun(run, truth, opts.flavours)) {
-              cells.push({ ...base, applier: applier.name, ...applied, ...c });
+            const check = opts.mkcomposefs ? workDir : undefined;
+            for (const c of await verifyRun(run, truth, opts.flavours, check)) {
+              const foreign = foreignWith(applier);
+              cells.push({ ...base, applier: applier.name, ...applied, ...c, foreign });
             }
           } finally {
             await fs.rm(cellDir, { recursive: true, force: true });
@@ -184,13 +211,18 @@ export async function runMatrix(opts: MatrixOptions): Promise<ConformanceResult>
   };
 }
 
-type Verdict = Pick<Cell, 'format' | 'hash' | 'status' | 'reason' | 'diffIds' | 'expectedId' | 'actualId'>;
+type Verdict = Pick<
+  Cell,
+  'format' | 'hash' | 'status' | 'reason' | 'diffIds' | 'expectedId' | 'actualId' | 'checkedBy' | 'required'
+>;
 
 /** One verdict per flavour for one applier output. */
 async function verifyRun(
   run: ApplyRun,
   truth: GroundTruth,
   flavours: readonly Flavour[],
+  /** Set: check the V1-sha256 image with C mkcomposefs, working in this directory. */
+  mkcomposefsDir?: string,
 ): Promise<Verdict[]> {
   let diffIds: Verdict['diffIds'] = 'not checked';
   let layerReason: string | undefined;
@@ -213,9 +245,14 @@ async function verifyRun(
     let actualId: string | undefined = run.composefsIds?.[key];
     let idError: string | undefined;
     let idContent: string | undefined;
+    let cCheck: Awaited<ReturnType<typeof checkWithMkcomposefs>> | undefined;
     if (actualId === undefined && run.outputImage) {
       try {
-        actualId = await composefsImageId(run.outputImage, f);
+        const built = await composefsImage(run.outputImage, f);
+        actualId = built.id;
+        if (mkcomposefsDir && key === CHECKED_FLAVOUR) {
+          cCheck = await checkWithMkcomposefs(built.tree, built.image, built.id, mkcomposefsDir);
+        }
       } catch (e) {
         if (isContentError(e)) idContent = message(e);
         else idError = message(e);
@@ -231,6 +268,8 @@ async function verifyRun(
     };
     const reasons: string[] = [];
     if (layerReason) reasons.push(layerReason);
+    if (cCheck?.ok) v.checkedBy = [CHECKER_NAME];
+    else if (cCheck) reasons.push(cCheck.reason);
     if (actualId !== undefined && actualId !== expectedId) {
       reasons.push(`composefs ${key} ID ${actualId.slice(0, 16)}…, want ${expectedId.slice(0, 16)}…`);
     }
@@ -251,6 +290,7 @@ async function verifyRun(
       v.status = 'skipped';
       v.reason = `the applier yields no image and no ${key} ID`;
     }
+    v.required = v.status !== 'skipped';
     out.push(v);
   }
   return out;

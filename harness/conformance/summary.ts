@@ -17,10 +17,24 @@ export function summarize(
     skipped: count('skipped'),
     seconds: Math.round(seconds * 10) / 10,
   };
-  return { ...s, passed: s.mismatch === 0 && s.error === 0 && problems.length === 0 && s.ok > 0 };
+  const required = cells.filter((c) => c.required);
+  const requiredOk = required.filter((c) => c.status === 'ok').length;
+  return {
+    ...s,
+    required: required.length,
+    requiredOk,
+    foreign: required.filter((c) => c.foreign && c.status === 'ok').length,
+    checked: cells.filter((c) => c.checkedBy?.length).length,
+    passed:
+      required.length > 0 &&
+      requiredOk === required.length &&
+      s.mismatch === 0 &&
+      s.error === 0 &&
+      problems.length === 0,
+  };
 }
 
-/** Process exit code of a run: 1 on any mismatch, error or fixture problem, or when nothing passed. */
+/** Process exit code of a run: 1 unless every required cell is ok (and there is one) without fixture problems. */
 export function exitCodeOf(summary: Summary): number {
   return summary.passed ? 0 : 1;
 }

@@ -45,14 +45,26 @@ export interface Cell {
   diffIds?: 'ok' | 'mismatch' | 'not checked';
   expectedId?: string;
   actualId?: string;
+  /** A foreign implementation made or applied the delta (creator or applier not ours). */
+  foreign?: boolean;
+  /** The foreign checkers that independently agreed on this cell's ID (e.g. `mkcomposefs`). */
+  checkedBy?: string[];
+  /**
+   * The cell counts for the verdict: its implementations are available and the applier can read
+   * the delta and yields this flavour. Only such cells (all of them) must be ok for a pass.
+   */
+  required?: boolean;
 }
 
 export interface ImplementationStatus {
-  role: 'creator' | 'applier';
+  role: 'creator' | 'applier' | 'checker';
   name: string;
   available: boolean;
   version?: string;
+  /** Executable of a foreign implementation. */
+  path?: string;
   reason?: string;
+  foreign?: boolean;
 }
 
 /** A problem with a fixture's ground truth itself (its new image disagrees with the pins). */
@@ -68,7 +80,16 @@ export interface Summary {
   mismatch: number;
   error: number;
   skipped: number;
-  /** true iff no mismatch, no error and no fixture problem (skipped cells are not passes either). */
+  /** Cells that must be ok (see Cell.required) and how many of them are. */
+  required: number;
+  requiredOk: number;
+  /** Ok required cells made or applied by a foreign implementation; cells a foreign checker agreed on. */
+  foreign: number;
+  checked: number;
+  /**
+   * true iff every required cell is ok, there is at least one, and no fixture problem (skipped
+   * cells are never passes; only a skip for a capability reason is not required).
+   */
   passed: boolean;
   seconds: number;
 }

@@ -3,6 +3,15 @@
  * (`init --insecure`), `oci pull` of the old image, then of the delta (composefs-rs applies oci-delta
  * artifacts on pull, spec oci-delta §4.3), then `oci compute-id @<target config>`. It yields no OCI
  * image, only the V1 SHA-512 image ID, so the matrix checks that flavour alone for it.
+ *
+ * Every argument checked against composefs-rs v0.9.0 `crates/composefs-ctl/src/lib.rs` (the pinned
+ * version CI installs): `--repo PATH` is a global option (group "repopath") and `init` without a
+ * path initialises it; `init --insecure` skips fs-verity on meta.json (needed on tmpfs/overlay);
+ * `init --algorithm` defaults to fsverity-sha512-12 and the repository's EROFS version to V1, which
+ * is the flavour reported; `oci pull IMAGE` takes a skopeo-style reference (`oci-archive:PATH`)
+ * and tags it by the reference; `oci compute-id @sha256:…` resolves `@digest` as a CONFIG digest
+ * (OciReference::Digest → resolve_oci_config) and prints the bare hex image ID. There is no
+ * `apply-delta` command: a delta is applied by pulling it after its source image.
  */
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
@@ -53,9 +62,10 @@ export function cfsctlApplier(bin: string | undefined = onPath('cfsctl')): Delta
   };
   return {
     name: 'cfsctl',
+    foreign: true,
     readsTarDiff: () => true,
     available: async (): Promise<Availability> =>
-      bin ? { ok: true } : { ok: false, reason: 'cfsctl not on PATH' },
+      bin ? { ok: true, path: bin } : { ok: false, reason: 'cfsctl not on PATH' },
     async apply(delta, oldArchive, _outDir, workDir) {
       if (!bin) throw new OdhError('UNAVAILABLE', 'cfsctl not on PATH');
       peak = 0;

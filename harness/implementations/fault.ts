@@ -11,11 +11,13 @@ import { openImage } from '../../src/oci/image.js';
 import { MEDIA_TYPE_LAYER_TAR_GZIP } from '../../src/oci/types.js';
 import { OdhError } from '../../src/util/errors.js';
 import { rewriteImage } from './image-rewrite.js';
-import type { DeltaApplier } from './types.js';
+import { goTarDiffCreator } from './go-tardiff.js';
+import type { DeltaApplier, DeltaCreator } from './types.js';
 
-export type Fault = 'flip-byte';
+/** `flip-byte`: applier outputs; `flip-delta-byte`: tar-diffs written by the Go tar-diff. */
+export type Fault = 'flip-byte' | 'flip-delta-byte';
 
-export const FAULTS: readonly Fault[] = ['flip-byte'];
+export const FAULTS: readonly Fault[] = ['flip-byte', 'flip-delta-byte'];
 
 const BLOCK = 512;
 
@@ -111,8 +113,19 @@ export async function flipByteInImage(inputRef: string, oldRef: string, outputRe
   });
 }
 
+/**
+ * The creator `inner` with its tar-diffs corrupted by `fault`: only the Go creator is wrapped (it
+ * is rebuilt with the fault inside its tar-diff writer, so the artifact stays digest-consistent);
+ * our own creators are left alone (their outputs are corrupted on the applier side instead).
+ */
+export function faultyCreator(inner: DeltaCreator, fault: Fault, jobs?: number): DeltaCreator {
+  if (inner.name !== 'go-tardiff' || fault !== 'flip-delta-byte') return inner;
+  return goTarDiffCreator({ fault: 'flip-byte', ...(jobs !== undefined ? { jobs } : {}) });
+}
+
 /** The applier `inner` with its output corrupted by `fault`. */
 export function faultyApplier(inner: DeltaApplier, fault: Fault): DeltaApplier {
+  if (fault !== 'flip-byte') return inner;
   return {
     name: inner.name,
     readsTarDiff: (v) => inner.readsTarDiff(v),

@@ -5,6 +5,7 @@
 import { OdhError } from '../../src/util/errors.js';
 import type { UpstreamResolution } from '../upstream/types.js';
 import { cfsctlApplier } from './cfsctl.js';
+import { goTarDiffCreator, goTarPatchApplier } from './go-tardiff.js';
 import { tsCreator, tsDirApplier, tsImageApplier, type TsOptions } from './ts.js';
 import type { DeltaApplier, DeltaCreator } from './types.js';
 import { upstreamApplier, upstreamCreators } from './upstream.js';
@@ -25,8 +26,19 @@ export interface ImplementationOptions extends TsOptions {
 export function allImplementations(o: ImplementationOptions): Implementations {
   const ts = { ...(o.jobs !== undefined ? { jobs: o.jobs } : {}) };
   return {
-    creators: [tsCreator('zstd', ts), tsCreator('copy', ts), ...upstreamCreators(o.upstream)],
-    appliers: [tsImageApplier(ts), tsDirApplier(ts), upstreamApplier(o.upstream), cfsctlApplier(o.cfsctl)],
+    creators: [
+      tsCreator('zstd', ts),
+      tsCreator('copy', ts),
+      goTarDiffCreator(ts),
+      ...upstreamCreators(o.upstream),
+    ],
+    appliers: [
+      tsImageApplier(ts),
+      tsDirApplier(ts),
+      goTarPatchApplier(ts),
+      upstreamApplier(o.upstream),
+      cfsctlApplier(o.cfsctl),
+    ],
   };
 }
 

@@ -6,7 +6,7 @@
  */
 
 /** Whether an implementation can run here; `reason` is one line saying why not. */
-export type Availability = { ok: true; version?: string } | { ok: false; reason: string };
+export type Availability = { ok: true; version?: string; path?: string } | { ok: false; reason: string };
 
 export interface CreateRun {
   seconds: number;
@@ -16,6 +16,8 @@ export interface CreateRun {
 
 export interface DeltaCreator {
   readonly name: string;
+  /** Not this project's code (upstream, Go tar-diff, cfsctl): its cells count as foreign. */
+  readonly foreign?: boolean;
   /** tar-diff format versions the creator may write (spec oci-delta §2.1: tardf1 copy-only, tardf2 ZstdDict). */
   readonly tarDiffVersions: readonly (1 | 2)[];
   available(): Promise<Availability>;
@@ -40,6 +42,9 @@ export interface ApplyRun {
 
 export interface DeltaApplier {
   readonly name: string;
+  readonly foreign?: boolean;
+  /** Why a tar-diff version it cannot read is skipped (default: a generic line). */
+  readonly unreadableReason?: string;
   /** tar-diff versions it reads; undefined until `available()` has run (upstream: by capability). */
   readsTarDiff(version: 1 | 2): boolean;
   available(): Promise<Availability>;

@@ -14,7 +14,9 @@ import { completeFromOldImage } from './image-rewrite.js';
 import type { Availability, DeltaApplier, DeltaCreator } from './types.js';
 
 function availability(u: UpstreamResolution): Availability {
-  return u.status === 'available' ? { ok: true, version: u.version } : { ok: false, reason: u.reason };
+  return u.status === 'available'
+    ? { ok: true, version: u.version, path: u.path }
+    : { ok: false, reason: u.reason };
 }
 
 /** spec oci-delta §2.1: a creator writes tardf2 whenever its binary-diff mode is zstd or auto. */
@@ -25,6 +27,7 @@ function versionsFor(mode: UpstreamBinaryDiff | undefined): (1 | 2)[] {
 function upstreamCreator(u: UpstreamResolution, mode: UpstreamBinaryDiff | undefined): DeltaCreator {
   return {
     name: mode ? `upstream-${mode}` : 'upstream',
+    foreign: true,
     tarDiffVersions: versionsFor(mode),
     available: async () => availability(u),
     async create(oldArchive, newArchive, outDelta) {
@@ -48,6 +51,7 @@ export function upstreamCreators(u: UpstreamResolution): DeltaCreator[] {
 export function upstreamApplier(u: UpstreamResolution): DeltaApplier {
   return {
     name: 'upstream',
+    foreign: true,
     // A binary without --binary-diff predates tardf2 (spec oci-delta §6 version history: 0.6.0).
     readsTarDiff: (v) => v === 1 || (u.status === 'available' && u.capabilities.binaryDiff),
     available: async () => availability(u),

@@ -67,7 +67,9 @@ export function verdictLine(r: ConformanceResult): string {
   const s = r.summary;
   const head = s.passed ? 'PASS' : 'FAIL';
   return (
-    `${head}: ${s.ok} ok, ${s.mismatch} mismatch, ${s.error} error, ${s.skipped} skipped ` +
+    `${head}: ${s.requiredOk}/${s.required} required cells ok, ${s.foreign} of them foreign` +
+    `, ${s.checked} checked by a foreign composefs writer; ` +
+    `${s.ok} ok, ${s.mismatch} mismatch, ${s.error} error, ${s.skipped} skipped ` +
     `(${s.cells} cells, ${s.fixtures} fixtures, ${s.seconds} s)` +
     (r.fixtureProblems.length ? `; ${r.fixtureProblems.length} fixture problem(s)` : '')
   );

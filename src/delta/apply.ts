@@ -15,10 +15,16 @@ import { OdhError, type ErrorContext } from '../util/errors.js';
 import type { Progress } from '../util/progress.js';
 import { parseDeltaArtifact, type DeltaArtifact, type TargetLayer } from './artifact.js';
 import { openImage, createApplyOutput, openImageSourceFor, verifyBlob, type ImageReader } from './io.js';
-import { copyOriginal, rebuildFromTarDiff, type OutputCompression, type StagedBlob } from './layer.js';
+import {
+  copyOriginal,
+  rebuildFromTarDiff,
+  type OutputCompression,
+  type StagedBlob,
+  type TarPatcher,
+} from './layer.js';
 import { serializeManifest } from './manifest-json.js';
 
-export type { OutputCompression } from './layer.js';
+export type { OutputCompression, TarPatcher } from './layer.js';
 
 export type ApplySource = { kind: 'image'; ref: string } | { kind: 'dir'; path: string };
 
@@ -39,6 +45,8 @@ export interface ApplyOptions {
   signal?: AbortSignal;
   /** Loud warnings (stderr in the CLI). */
   warn?: (message: string) => void;
+  /** Test harness only: a foreign tar-patch rebuilding each tar-diff layer instead of ours. */
+  tarPatcher?: TarPatcher;
 }
 
 export type AppliedKind = 'reused' | 'tar-diff' | 'original' | 'filled';
@@ -181,6 +189,7 @@ export async function applyDelta(opts: ApplyOptions): Promise<ApplyResult> {
             layerBytes.set(l.index, done);
             progress?.bytes([...layerBytes.values()].reduce((a, b) => a + b, 0n));
           },
+          opts.tarPatcher,
         );
         kind = 'tar-diff';
       } else {

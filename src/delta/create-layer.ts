@@ -24,6 +24,19 @@ import { flow } from './flow.js';
 
 export type BinaryDiff = 'zstd' | 'copy';
 
+/**
+ * A foreign per-layer tar-diff writer (the conformance matrix plugs the Go `tar-diff` in here):
+ * given the staged uncompressed new layer tar, writes a tar-diff to `out`. Everything around it —
+ * staging, diff_id check, keep-original rule, artifact assembly — stays ours.
+ */
+export type TarDiffWriter = (job: {
+  newLayerTar: string;
+  out: string;
+  tempDir: string;
+  where: string;
+  signal: AbortSignal;
+}) => Promise<{ bytes: number; version: 1 | 2; ops: OpHistogram }>;
+
 export interface LayerJob {
   /** Target manifest position. */
   index: number;
@@ -36,6 +49,8 @@ export interface LayerJob {
   workDir: string;
   compressionLevel?: number;
   maxZstdDictSize?: number;
+  /** Replaces our tar-diff creator for this layer (see TarDiffWriter). */
+  tarDiffWriter?: TarDiffWriter;
   signal: AbortSignal;
   onPhase?: (p: CreateProgress | { phase: 'stage'; done: number; total?: number }) => void;
 }
@@ -114,17 +129,25 @@ export async function processNewLayer(job: LayerJob): Promise<LayerOutcome> {
     const out = path.join(dir, 'layer.tar-diff');
     let made;
     try {
-      made = await createTarDiff({
-        sources: job.sources,
-        newLayer: tar,
-        mode: job.mode,
-        tempDir: dir,
-        out,
-        compressionLevel: job.compressionLevel,
-        maxZstdDictSize: job.maxZstdDictSize,
-        where: job.desc.digest,
-        onProgress: (p) => job.onPhase?.(p),
-      });
+      made = job.tarDiffWriter
+        ? await job.tarDiffWriter({
+            newLayerTar: tar,
+            out,
+            tempDir: dir,
+            where: job.desc.digest,
+            signal: job.signal,
+          })
+        : await createTarDiff({
+            sources: job.sources,
+            newLayer: tar,
+            mode: job.mode,
+            tempDir: dir,
+            out,
+            compressionLevel: job.compressionLevel,
+            maxZstdDictSize: job.maxZstdDictSize,
+            where: job.desc.digest,
+            onProgress: (p) => job.onPhase?.(p),
+          });
     } catch (e) {
       job.signal.throwIfAborted();
       // spec oci-delta §5.1 step 4: a failing tar-diff is a warning; the original blob is stored.

@@ -8,10 +8,10 @@ import { createLayoutWriter, type OciLayoutWriter } from '../oci/writer.js';
 import { analyzeSources, type OpHistogram, type SourceSet } from '../tardiff/create/index.js';
 import { OdhError } from '../util/errors.js';
 import { finishDeltaArtifact, type DeltaLayerBlob, type ReusedLayer } from './artifact-write.js';
-import { processNewLayer, type BinaryDiff, type LayerOutcome } from './create-layer.js';
+import { processNewLayer, type BinaryDiff, type LayerOutcome, type TarDiffWriter } from './create-layer.js';
 import { formatCompleteLine, type CreateStats } from './create-stats.js';
 
-export type { BinaryDiff } from './create-layer.js';
+export type { BinaryDiff, TarDiffWriter } from './create-layer.js';
 export type { CreateStats } from './create-stats.js';
 
 /**
@@ -61,6 +61,8 @@ export interface CreateDeltaOptions {
   originalMediaType?: 'upstream' | 'target';
   /** Parent of the private temp directory (default: the OS temp dir). */
   tempDir?: string;
+  /** Test harness only: a foreign per-layer tar-diff writer replacing ours (`binaryDiff` is then unused). */
+  tarDiffWriter?: TarDiffWriter;
   signal?: AbortSignal;
   onProgress?: (e: CreateEvent) => void;
 }
@@ -215,6 +217,7 @@ export async function createDelta(opts: CreateDeltaOptions): Promise<CreateDelta
         workDir: work!,
         compressionLevel: opts.compressionLevel,
         maxZstdDictSize: opts.maxZstdDiffSize,
+        ...(opts.tarDiffWriter ? { tarDiffWriter: opts.tarDiffWriter } : {}),
         signal: stop.signal,
         onPhase: (ph) =>
           emit({

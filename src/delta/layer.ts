@@ -28,6 +28,13 @@ export function layerMediaType(c: Compression): string {
   return MEDIA_TYPE_FOR[c];
 }
 
+/**
+ * A foreign tar-patch (the conformance matrix plugs the Go `tar-patch` in here): reads the tar-diff
+ * and writes the reconstructed tar into `sink` without ending it. Resolving Open names is its own
+ * business; the diff_id check, compression and output stay ours.
+ */
+export type TarPatcher = (tarDiff: TarDiffInput, sink: Writable, ctx: ErrorContext) => Promise<void>;
+
 /** A layer blob written to a temp file, checked, ready to move into the output. */
 export interface StagedBlob {
   file: string;
@@ -79,6 +86,7 @@ export async function rebuildFromTarDiff(
   signal?: AbortSignal,
   /** Uncompressed bytes produced so far (for progress). */
   onBytes?: (bytesOut: bigint) => void,
+  patcher?: TarPatcher,
 ): Promise<StagedBlob> {
   const { alg, hash } = diffIdHash(diffId, ctx);
   const tap = new HashTap(hash);
@@ -88,10 +96,12 @@ export async function rebuildFromTarDiff(
   written.catch(() => {});
   let applied;
   try {
-    applied = await applyTarDiff(tarDiff, source, tap, {
-      ...(ctx.layer !== undefined ? { where: ctx.layer } : {}),
-      ...(onBytes ? { onProgress: (p: { bytesOut: bigint }) => onBytes(p.bytesOut) } : {}),
-    });
+    if (patcher) await patcher(tarDiff, tap, ctx);
+    else
+      applied = await applyTarDiff(tarDiff, source, tap, {
+        ...(ctx.layer !== undefined ? { where: ctx.layer } : {}),
+        ...(onBytes ? { onProgress: (p: { bytesOut: bigint }) => onBytes(p.bytesOut) } : {}),
+      });
   } catch (e) {
     tap.destroy(); // stops the compressor and closes the temp file
     throw e;
@@ -105,7 +115,7 @@ export async function rebuildFromTarDiff(
     size: blobHash.size,
     mediaType: MEDIA_TYPE_FOR[compress],
     diffId,
-    ops: applied.ops,
+    ...(applied ? { ops: applied.ops } : {}),
   };
 }
 
