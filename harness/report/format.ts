@@ -67,8 +67,8 @@ export function verdictLine(r: ConformanceResult): string {
   const s = r.summary;
   const head = s.passed ? 'PASS' : 'FAIL';
   return (
-    `${head}: ${s.requiredOk}/${s.required} required cells ok, ${s.foreign} of them foreign` +
-    `, ${s.checked} checked by a foreign composefs writer; ` +
+    `${head}: ${s.requiredOk}/${s.required} required cells ok ` +
+    `(${s.foreign} foreign, ${s.checked} checked by C mkcomposefs); ` +
     `${s.ok} ok, ${s.mismatch} mismatch, ${s.error} error, ${s.skipped} skipped ` +
     `(${s.cells} cells, ${s.fixtures} fixtures, ${s.seconds} s)` +
     (r.fixtureProblems.length ? `; ${r.fixtureProblems.length} fixture problem(s)` : '')

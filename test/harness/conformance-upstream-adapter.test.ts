@@ -53,10 +53,38 @@ describe('upstream adapters with a stand-in oci-delta', () => {
       cacheDir,
     });
     expect(r.implementations.filter((i) => i.name.startsWith('upstream'))).toEqual([
-      { role: 'creator', name: 'upstream-bsdiff', available: true, version: '0.6.0-standin' },
-      { role: 'creator', name: 'upstream-zstd', available: true, version: '0.6.0-standin' },
-      { role: 'creator', name: 'upstream-auto', available: true, version: '0.6.0-standin' },
-      { role: 'applier', name: 'upstream', available: true, version: '0.6.0-standin' },
+      {
+        role: 'creator',
+        name: 'upstream-bsdiff',
+        available: true,
+        foreign: true,
+        version: '0.6.0-standin',
+        path: bin,
+      },
+      {
+        role: 'creator',
+        name: 'upstream-zstd',
+        available: true,
+        foreign: true,
+        version: '0.6.0-standin',
+        path: bin,
+      },
+      {
+        role: 'creator',
+        name: 'upstream-auto',
+        available: true,
+        foreign: true,
+        version: '0.6.0-standin',
+        path: bin,
+      },
+      {
+        role: 'applier',
+        name: 'upstream',
+        available: true,
+        foreign: true,
+        version: '0.6.0-standin',
+        path: bin,
+      },
     ]);
     expect(r.cells).toHaveLength(6);
     for (const c of r.cells) {

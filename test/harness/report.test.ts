@@ -43,6 +43,8 @@ function cell(
       ? { createSeconds: 1.5, applySeconds: applier === 'ts-image' ? 2 : 0.5 }
       : {}),
     diffIds: status === 'ok' ? 'ok' : status === 'mismatch' ? 'mismatch' : 'not checked',
+    required: status !== 'skipped',
+    foreign: creator === 'upstream',
   }));
 }
 
@@ -90,6 +92,10 @@ describe('reports', () => {
       mismatch: 2,
       error: 2,
       skipped: 2,
+      required: 16,
+      requiredOk: 12,
+      foreign: 0,
+      checked: 0,
       passed: false,
       seconds: 12.3,
     });
@@ -107,14 +113,14 @@ describe('reports', () => {
     expect(t).toContain('  ERROR beta ts-zstd → ts-dir v1-sha512: apply failed: boom');
     expect(t).toContain('     2 cell(s): creator upstream: not pinned (run odh upstream pin)');
     expect(t.trimEnd().split('\n').at(-1)).toBe(
-      'FAIL: 12 ok, 2 mismatch, 2 error, 2 skipped (18 cells, 2 fixtures, 12.3 s)',
+      'FAIL: 12/16 required cells ok (0 foreign, 0 checked by C mkcomposefs); 12 ok, 2 mismatch, 2 error, 2 skipped (18 cells, 2 fixtures, 12.3 s)',
     );
   });
 
   it('Markdown: verdict heading, escaped table cells, appended to $GITHUB_STEP_SUMMARY', async () => {
     const md = renderMarkdown(r);
     expect(md.split('\n')[0]).toBe(
-      '## oci-delta conformance: FAIL: 12 ok, 2 mismatch, 2 error, 2 skipped (18 cells, 2 fixtures, 12.3 s)',
+      '## oci-delta conformance: FAIL: 12/16 required cells ok (0 foreign, 0 checked by C mkcomposefs); 12 ok, 2 mismatch, 2 error, 2 skipped (18 cells, 2 fixtures, 12.3 s)',
     );
     expect(md).toContain(
       '| alpha | ts-copy | ts-image | mismatch | ❌ mismatch | ❌ mismatch | 878.9 KiB | 21.5% | 1.50 s | 2.00 s |',
