@@ -27,6 +27,8 @@ program
     'oci-delta conformance harness: apply, create and inspect oci-delta artifacts; build composefs images',
   )
   .version('0.1.0')
+  // Program options only before the command: `odh upstream pin|build --version vX` is the command's.
+  .enablePositionalOptions()
   .showHelpAfterError();
 
 try {

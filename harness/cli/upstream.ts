@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { buildUpstream } from '../upstream/build.js';
 import { resolveUpstream } from '../upstream/fetch.js';
 import { readManifest } from '../upstream/manifest.js';
 import { DEFAULT_GITHUB_API, pinUpstream } from '../upstream/pin.js';
@@ -53,11 +54,24 @@ async function resolveFrom(flags: ResolveFlags): Promise<UpstreamResolution> {
   });
 }
 
-/** Registers `odh upstream pin|fetch|status`: the pinned upstream oci-delta binary (harness/upstream). */
+interface BuildFlags {
+  version?: string;
+  source?: string;
+  package?: string;
+  binary?: string;
+  tags?: string;
+  manifest?: string;
+  cache?: string;
+  json?: boolean;
+}
+
+/** Registers `odh upstream pin|fetch|build|status`: the upstream oci-delta binary (harness/upstream). */
 export function register(program: Command): void {
   const upstream = program
     .command('upstream')
-    .description('the upstream oci-delta binary: pin a release, fetch and verify it, show what is usable');
+    .description(
+      'the upstream oci-delta binary: pin a release, fetch and verify it, build it from source, show what is usable',
+    );
 
   upstream
     .command('pin')
@@ -100,6 +114,39 @@ export function register(program: Command): void {
     if (r.status === 'unavailable') throw new OdhError('UNAVAILABLE', `upstream unavailable: ${r.reason}`);
     if (!flags.json) process.stdout.write(`${describe(r)}\n`);
   });
+
+  upstream
+    .command('build')
+    .description(
+      'build oci-delta from source (upstream publishes no binaries): CGO_ENABLED=0 go build -trimpath of a ' +
+        'cloned tag or a local tree; refuses a go older than go.mod; caches the binary and records ' +
+        'version, source commit, Go version and sha256 in the manifest',
+    )
+    .option('--version <vX.Y.Z>', 'clone this tag of https://github.com/containers/oci-delta')
+    .option('--source <DIR>', 'build this local source tree instead')
+    .option('--package <PKG>', 'Go package to build, relative to the source', '.')
+    .option('--binary <NAME>', 'binary name', 'oci-delta')
+    .option('--tags <TAGS>', 'Go build tags (no_ostree: a static build has no libostree)', 'no_ostree')
+    .option('--manifest <FILE>', 'manifest to record the build in (default harness/upstream/manifest.json)')
+    .option('--cache <DIR>', 'cache root (default $XDG_CACHE_HOME/oci-delta-harness/upstream)')
+    .option('--json', 'print one JSON object')
+    .action(async (flags: BuildFlags) => {
+      const r = await buildUpstream({
+        ...(flags.version !== undefined ? { version: flags.version } : {}),
+        ...(flags.source !== undefined ? { source: flags.source } : {}),
+        ...(flags.package !== undefined ? { pkg: flags.package } : {}),
+        ...(flags.binary !== undefined ? { binary: flags.binary } : {}),
+        ...(flags.tags !== undefined ? { tags: flags.tags } : {}),
+        ...(flags.manifest !== undefined ? { manifestPath: flags.manifest } : {}),
+        ...(flags.cache !== undefined ? { cacheRoot: flags.cache } : {}),
+        log: (line) => process.stderr.write(`odh upstream build: ${line}\n`),
+      });
+      process.stdout.write(
+        flags.json
+          ? `${JSON.stringify(r)}\n`
+          : `built ${r.binary} ${r.version} (${r.commit.slice(0, 12)}, ${r.go}) sha256 ${r.sha256} ${r.path}\n`,
+      );
+    });
 
   addResolveFlags(
     upstream

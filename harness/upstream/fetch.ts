@@ -6,6 +6,7 @@ import { OdhError } from '../../src/util/errors.js';
 import { downloadToFile, type HttpOptions } from './http.js';
 import { hostArch, pinnedAsset, readManifest } from './manifest.js';
 import { probeBinary } from './probe.js';
+import { builtBinaryPath } from './build.js';
 import type { UpstreamArch, UpstreamAsset, UpstreamManifest, UpstreamResolution } from './types.js';
 
 /**
@@ -170,7 +171,30 @@ export async function resolveUpstream(opts: ResolveOptions = {}): Promise<Upstre
         capabilities: p.capabilities,
       };
     }
-    const f = await fetchUpstream(opts);
+    const manifest = opts.manifest ?? (await readManifest(opts.manifestPath));
+    const arch = opts.arch ?? hostArch();
+    const built = arch ? manifest.builds?.[arch] : undefined;
+    // No pinned release (upstream publishes none) but a binary built by `odh upstream build`.
+    if (manifest.version === null && built && arch) {
+      const file = builtBinaryPath(opts.cacheRoot ?? defaultCacheRoot(env), built, arch);
+      const got = await sha256File(file).catch(() => null);
+      if (!got || got.sha256 !== built.sha256 || got.size !== built.size) {
+        return {
+          status: 'unavailable',
+          reason: `built oci-delta ${built.version} is not in the cache or differs from the manifest (run odh upstream build)`,
+        };
+      }
+      const p = await probeBinary(file, { timeoutMs: opts.probeTimeoutMs });
+      if (!p.ok) return { status: 'unavailable', reason: `built oci-delta ${built.version}: ${p.reason}` };
+      return {
+        status: 'available',
+        path: file,
+        version: built.version,
+        source: 'build',
+        capabilities: p.capabilities,
+      };
+    }
+    const f = await fetchUpstream({ ...opts, manifest });
     const p = await probeBinary(f.path, { timeoutMs: opts.probeTimeoutMs });
     if (!p.ok) return { status: 'unavailable', reason: `oci-delta ${f.version}: ${p.reason}` };
     return {

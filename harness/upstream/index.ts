@@ -3,6 +3,7 @@ export type {
   UpstreamArch,
   UpstreamAsset,
   UpstreamAvailable,
+  UpstreamBuild,
   UpstreamCapabilities,
   UpstreamManifest,
   UpstreamResolution,
@@ -28,3 +29,4 @@ export {
   type UpstreamApplyOptions,
 } from './run.js';
 export { pinUpstream } from './pin.js';
+export { buildUpstream, type BuildOptions, type BuildResult } from './build.js';

@@ -3,7 +3,13 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { OdhError } from '../../src/util/errors.js';
-import { UPSTREAM_ARCHES, type UpstreamArch, type UpstreamAsset, type UpstreamManifest } from './types.js';
+import {
+  UPSTREAM_ARCHES,
+  type UpstreamArch,
+  type UpstreamAsset,
+  type UpstreamBuild,
+  type UpstreamManifest,
+} from './types.js';
 
 /** The upstream repository (spec oci-delta §7: moved to containers/oci-delta). */
 export const UPSTREAM_REPOSITORY = 'containers/oci-delta';
@@ -50,6 +56,31 @@ function parseAsset(file: string, arch: string, v: unknown): UpstreamAsset {
   return out;
 }
 
+function parseBuild(file: string, arch: string, v: unknown): UpstreamBuild {
+  if (typeof v !== 'object' || v === null) fail(file, `builds.${arch} is not an object`);
+  const b = v as Record<string, unknown>;
+  for (const k of ['version', 'commit', 'go', 'binary', 'package', 'tags'] as const) {
+    if (typeof b[k] !== 'string') fail(file, `builds.${arch}.${k} is not a string`);
+  }
+  if (!/^[\w.+-]+$/.test(b.binary as string)) fail(file, `builds.${arch}.binary is not a plain file name`);
+  if (typeof b.sha256 !== 'string' || !HEX64.test(b.sha256)) {
+    fail(file, `builds.${arch}.sha256 is not 64 lowercase hex digits`);
+  }
+  if (typeof b.size !== 'number' || !Number.isSafeInteger(b.size) || b.size <= 0) {
+    fail(file, `builds.${arch}.size is not a positive integer`);
+  }
+  return {
+    version: b.version as string,
+    commit: b.commit as string,
+    go: b.go as string,
+    binary: b.binary as string,
+    package: b.package as string,
+    tags: b.tags as string,
+    sha256: b.sha256,
+    size: b.size,
+  };
+}
+
 /** Validates a parsed manifest: people edit it by hand, so every field is checked. */
 export function parseManifest(text: string, file = 'manifest.json'): UpstreamManifest {
   let raw: unknown;
@@ -83,6 +114,17 @@ export function parseManifest(text: string, file = 'manifest.json'): UpstreamMan
     assets[arch as UpstreamArch] = parseAsset(file, arch, v);
   }
   const out: UpstreamManifest = { repository: m.repository, version: m.version as string | null, assets };
+  if (m.builds !== undefined) {
+    if (typeof m.builds !== 'object' || m.builds === null || Array.isArray(m.builds))
+      fail(file, 'builds is not an object');
+    const builds: Partial<Record<UpstreamArch, UpstreamBuild>> = {};
+    for (const [arch, v] of Object.entries(m.builds)) {
+      if (!(UPSTREAM_ARCHES as readonly string[]).includes(arch))
+        fail(file, `builds has unknown architecture ${JSON.stringify(arch)}`);
+      builds[arch as UpstreamArch] = parseBuild(file, arch, v);
+    }
+    out.builds = builds;
+  }
   if (typeof m.tag === 'string') out.tag = m.tag;
   if (typeof m.note === 'string') out.note = m.note;
   return out;
@@ -116,6 +158,7 @@ export function renderManifest(m: UpstreamManifest): string {
     version: m.version,
     ...(m.tag !== undefined ? { tag: m.tag } : {}),
     assets,
+    ...(m.builds !== undefined ? { builds: m.builds } : {}),
     ...(m.note !== undefined ? { note: m.note } : {}),
   };
   return `${JSON.stringify(ordered, null, 2)}\n`;

@@ -19,6 +19,22 @@ export interface UpstreamAsset {
   size: number;
 }
 
+/** A binary built from source by `odh upstream build` (upstream publishes none). */
+export interface UpstreamBuild {
+  /** Version without `v` (the tag built, or `git describe` of the source tree). */
+  version: string;
+  /** Source commit (git HEAD), or a note saying there was none. */
+  commit: string;
+  /** `go env GOVERSION` of the toolchain, e.g. `go1.26.0`. */
+  go: string;
+  /** Binary name and the Go package built (relative to the source root), with its build tags. */
+  binary: string;
+  package: string;
+  tags: string;
+  sha256: string;
+  size: number;
+}
+
 /**
  * harness/upstream/manifest.json. `version: null` means not pinned yet (no network where it was
  * committed): every resolution then reports "not pinned (run odh upstream pin)".
@@ -30,6 +46,8 @@ export interface UpstreamManifest {
   /** The release tag the assets came from (normally `v{version}`). */
   tag?: string;
   assets: Partial<Record<UpstreamArch, UpstreamAsset>>;
+  /** Binaries built from source, per architecture (used when no release asset is pinned). */
+  builds?: Partial<Record<UpstreamArch, UpstreamBuild>>;
   note?: string;
 }
 
@@ -40,7 +58,7 @@ export interface UpstreamCapabilities {
 }
 
 /** Where a usable binary came from: the verified cache, a fresh verified download, or a local path. */
-export type UpstreamSource = 'cache' | 'download' | 'local';
+export type UpstreamSource = 'cache' | 'download' | 'local' | 'build';
 
 export interface UpstreamAvailable {
   status: 'available';
