@@ -29,7 +29,9 @@ export function renderTerminal(r: ConformanceResult): string {
   const out: string[] = [];
   out.push('Implementations:');
   for (const i of r.implementations) {
-    const what = i.available ? `available${i.version ? ` (${i.version})` : ''}` : `unavailable: ${i.reason}`;
+    const what = i.available
+      ? `available${i.version ? ` (${i.version})` : ''}${i.path ? ` ${i.path}` : ''}`
+      : `unavailable: ${i.reason}`;
     out.push(`  ${i.role.padEnd(7)} ${i.name.padEnd(15)} ${what}`);
   }
   out.push('');
