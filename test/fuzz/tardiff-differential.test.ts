@@ -176,9 +176,12 @@ describe.skipIf(!(hasOracle('tar-diff') && hasOracle('tar-patch')))(
                 ([m, n]) => `, odh ${m} ${kib(n)} (${((100 * n) / Math.max(1, sizes.go)).toFixed(0)}% of Go)`,
               )
               .join('') +
-            '\n',
+            `\n  the Go deltas used ${sizes.goOpens} Open and ${sizes.goCopies} Copy ops\n`,
         );
         expect(ran).toBeGreaterThanOrEqual(Math.min(count, 20));
+        // The pairs must make the Go creator reuse old files, not only emit literal data.
+        expect(sizes.goOpens).toBeGreaterThan(0);
+        expect(sizes.goCopies).toBeGreaterThan(0);
       } finally {
         await fs.rm(work, { recursive: true, force: true });
       }

@@ -40,7 +40,7 @@ describe.skipIf(!haveAll)('Go tar-diff / tar-patch and C mkcomposefs in the matr
       '--creators',
       'ts-zstd,ts-copy,go-tardiff',
       '--appliers',
-      'ts-image,go-tarpatch',
+      'ts-image,ts-dir,go-tarpatch',
       '--require',
       'go-tardiff,go-tarpatch,mkcomposefs',
       '--cache',
