@@ -83,7 +83,17 @@ interface Sizes {
   goCopies: number;
 }
 
-async function oneSeed(seed: number, modes: string[], work: string, sizes: Sizes): Promise<void> {
+/**
+ * One pair through both directions; throws on any difference. `corrupt` (the check that the check
+ * can fail) flips the first byte of every old file after the deltas' sources were read.
+ */
+async function oneSeed(
+  seed: number,
+  modes: string[],
+  work: string,
+  sizes: Sizes,
+  corrupt = false,
+): Promise<void> {
   const dir = path.join(work, String(seed));
   await fs.mkdir(dir);
   try {
@@ -95,6 +105,14 @@ async function oneSeed(seed: number, modes: string[], work: string, sizes: Sizes
     await fs.writeFile(newTar, pair.newTar);
     await fs.mkdir(tree);
     await extract(pair.old, tree);
+    if (corrupt) {
+      for (const e of pair.old) {
+        if (e.kind !== 'file' || e.data.length === 0) continue;
+        const data = Buffer.from(e.data);
+        data[0]! ^= 0xff;
+        await fs.writeFile(Buffer.concat([Buffer.from(`${tree}/`), e.name]), data);
+      }
+    }
     // 1. Go tar-diff → our tar-patch.
     const goDelta = path.join(dir, 'go.tardiff');
     goRun('tar-diff', [oldTar, newTar, goDelta]);
@@ -186,5 +204,57 @@ describe.skipIf(!(hasOracle('tar-diff') && hasOracle('tar-patch')))(
         await fs.rm(work, { recursive: true, force: true });
       }
     }, 3_600_000);
+
+    it('the check can fail: old files changed under the deltas give a difference in both directions', async () => {
+      const work = await fs.mkdtemp(path.join(os.tmpdir(), 'odh-fuzz-neg-'));
+      try {
+        const sizes: Sizes = { go: 0, ours: {}, goOpens: 0, goCopies: 0 };
+        // The first seed whose Go delta copies from old files: corrupting those must show.
+        let seed = 1;
+        for (; seed < 50; seed++) {
+          const before = sizes.goCopies;
+          await oneSeed(seed, ['copy'], work, sizes);
+          if (sizes.goCopies > before) break;
+        }
+        await expect(oneSeed(seed, [], work, sizes, true)).rejects.toThrow(/Go tar-diff → odh tar-patch/);
+        // Direction 2 on its own (direction 1 fails first in oneSeed).
+        await expect(oneSeedOursOnly(seed, work)).rejects.toThrow(/→ Go tar-patch/);
+      } finally {
+        await fs.rm(work, { recursive: true, force: true });
+      }
+    }, 120_000);
   },
 );
+
+/** Direction 2 alone over a corrupted old tree (our copy-mode delta → Go tar-patch). */
+async function oneSeedOursOnly(seed: number, work: string): Promise<void> {
+  const dir = path.join(work, `ours-${seed}`);
+  await fs.mkdir(dir);
+  try {
+    const pair = tarPair(seed);
+    await fs.writeFile(path.join(dir, 'old.tar'), pair.oldTar);
+    await fs.writeFile(path.join(dir, 'new.tar'), pair.newTar);
+    const tree = path.join(dir, 'old');
+    await fs.mkdir(tree);
+    await extract(pair.old, tree);
+    const delta = path.join(dir, 'd');
+    await createTarDiff({
+      oldLayers: [layerFile(path.join(dir, 'old.tar'))],
+      newLayer: path.join(dir, 'new.tar'),
+      mode: 'copy',
+      tempDir: dir,
+      out: delta,
+    });
+    for (const e of pair.old) {
+      if (e.kind !== 'file' || e.data.length === 0) continue;
+      const data = Buffer.from(e.data);
+      data[0]! ^= 0xff;
+      await fs.writeFile(Buffer.concat([Buffer.from(`${tree}/`), e.name]), data);
+    }
+    goRun('tar-patch', [delta, tree, path.join(dir, 'out.tar')]);
+    const got = await fs.readFile(path.join(dir, 'out.tar'));
+    if (!got.equals(pair.newTar)) throw new Error(`odh copy → Go tar-patch: ${firstDiff(got, pair.newTar)}`);
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+}
