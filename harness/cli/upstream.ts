@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { buildUpstream } from '../upstream/build.js';
+import { buildUpstream, DEFAULT_BUILD_TAGS } from '../upstream/build.js';
 import { resolveUpstream } from '../upstream/fetch.js';
 import { readManifest } from '../upstream/manifest.js';
 import { DEFAULT_GITHUB_API, pinUpstream } from '../upstream/pin.js';
@@ -126,7 +126,7 @@ export function register(program: Command): void {
     .option('--source <DIR>', 'build this local source tree instead')
     .option('--package <PKG>', 'Go package to build, relative to the source', '.')
     .option('--binary <NAME>', 'binary name', 'oci-delta')
-    .option('--tags <TAGS>', 'Go build tags (no_ostree: a static build has no libostree)', 'no_ostree')
+    .option('--tags <TAGS>', 'Go build tags, comma-separated (cgo-free defaults)', DEFAULT_BUILD_TAGS)
     .option('--manifest <FILE>', 'manifest to record the build in (default harness/upstream/manifest.json)')
     .option('--cache <DIR>', 'cache root (default $XDG_CACHE_HOME/oci-delta-harness/upstream)')
     .option('--json', 'print one JSON object')

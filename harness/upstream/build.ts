@@ -18,6 +18,14 @@ import { hostArch, readManifest, writeManifest } from './manifest.js';
 import { UPSTREAM_REPOSITORY } from './manifest.js';
 import type { UpstreamArch, UpstreamBuild } from './types.js';
 
+/**
+ * Tags for a cgo-free build: `no_ostree` swaps upstream's libostree data source for its stub (spec
+ * oci-delta §3.2); the others are the containers/image and containers/storage switches that avoid
+ * gpgme and the btrfs/devicemapper drivers, which need cgo (harmless where unused).
+ */
+export const DEFAULT_BUILD_TAGS =
+  'no_ostree,containers_image_openpgp,exclude_graphdriver_btrfs,exclude_graphdriver_devicemapper';
+
 export interface BuildOptions {
   /** A release tag to clone (`vX.Y.Z`); exclusive with `source`. */
   version?: string;
@@ -27,7 +35,7 @@ export interface BuildOptions {
   pkg?: string;
   /** Output binary name (default `oci-delta`). */
   binary?: string;
-  /** Build tags (default `no_ostree`: a static build has no libostree). */
+  /** Build tags (default DEFAULT_BUILD_TAGS). */
   tags?: string;
   /** Git URL for `version` (default https://github.com/containers/oci-delta). */
   repoUrl?: string;
@@ -158,7 +166,7 @@ export async function buildUpstream(o: BuildOptions): Promise<BuildResult> {
     const facts = await gitFacts(src, env);
     const version = (o.version ?? facts.describe ?? 'unknown').replace(/^v/, '');
     const binary = o.binary ?? 'oci-delta';
-    const tags = o.tags ?? 'no_ostree';
+    const tags = o.tags ?? DEFAULT_BUILD_TAGS;
     const pkg = o.pkg ?? '.';
     const out = path.join(work, binary);
     const args = ['build', '-trimpath', ...(tags ? ['-tags', tags] : []), '-o', out, pkg];
