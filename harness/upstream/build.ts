@@ -49,6 +49,8 @@ export interface BuildOptions {
 
 export interface BuildResult extends UpstreamBuild {
   path: string;
+  /** True when the recorded build of the same clean commit, Go and flags was reused from the cache. */
+  cached: boolean;
 }
 
 interface Ran {
@@ -168,6 +170,21 @@ export async function buildUpstream(o: BuildOptions): Promise<BuildResult> {
     const binary = o.binary ?? 'oci-delta';
     const tags = o.tags ?? DEFAULT_BUILD_TAGS;
     const pkg = o.pkg ?? '.';
+    const cacheRoot = o.cacheRoot ?? defaultCacheRoot(env);
+    const manifest = await readManifest(o.manifestPath);
+    const reused = await reuseCached(manifest.builds?.[arch], cacheRoot, arch, {
+      version,
+      commit: facts.commit,
+      clean: facts.describe !== undefined && !facts.describe.endsWith('-dirty'),
+      go: goVer,
+      binary,
+      package: pkg,
+      tags,
+    });
+    if (reused) {
+      log(`cached: ${reused.path} (same commit, Go and flags; sha256 checked)`);
+      return reused;
+    }
     const out = path.join(work, binary);
     const args = ['build', '-trimpath', ...(tags ? ['-tags', tags] : []), '-o', out, pkg];
     log(`${goVer}: CGO_ENABLED=0 go ${args.join(' ')} (in ${src})`);
@@ -178,7 +195,7 @@ export async function buildUpstream(o: BuildOptions): Promise<BuildResult> {
       });
     }
     const { size, sha256 } = await sha256File(out);
-    const dest = path.join(o.cacheRoot ?? defaultCacheRoot(env), 'build', versionDir(version), arch, binary);
+    const dest = path.join(cacheRoot, 'build', versionDir(version), arch, binary);
     await fs.mkdir(path.dirname(dest), { recursive: true });
     await fs.copyFile(out, `${dest}.tmp`);
     await fs.chmod(`${dest}.tmp`, 0o755);
@@ -193,13 +210,30 @@ export async function buildUpstream(o: BuildOptions): Promise<BuildResult> {
       sha256,
       size,
     };
-    const manifest = await readManifest(o.manifestPath);
     manifest.builds = { ...manifest.builds, [arch]: entry };
     await writeManifest(manifest, o.manifestPath);
-    return { ...entry, path: dest };
+    return { ...entry, path: dest, cached: false };
   } finally {
     await fs.rm(work, { recursive: true, force: true });
   }
+}
+
+/** The recorded build, when it is of the same clean commit with the same Go and flags and its file still matches. */
+async function reuseCached(
+  b: UpstreamBuild | undefined,
+  cacheRoot: string,
+  arch: UpstreamArch,
+  want: Omit<UpstreamBuild, 'sha256' | 'size'> & { clean: boolean },
+): Promise<BuildResult | undefined> {
+  if (!b || !want.clean) return undefined;
+  const same = (['version', 'commit', 'go', 'binary', 'package', 'tags'] as const).every(
+    (k) => b[k] === want[k],
+  );
+  if (!same) return undefined;
+  const file = builtBinaryPath(cacheRoot, b, arch);
+  const got = await sha256File(file).catch(() => null);
+  if (!got || got.sha256 !== b.sha256 || got.size !== b.size) return undefined;
+  return { ...b, path: file, cached: true };
 }
 
 function versionDir(v: string): string {

@@ -120,6 +120,14 @@ describe.skipIf(!canBuild)('odh upstream build --source (real Go module, offline
       size: bytes.length,
     });
     expect(r.stderr).toMatch(/CGO_ENABLED=0 go build -trimpath/);
+    expect(out.cached).toBe(false);
+    // Like fetch, the cache is reused only while it verifies: same clean commit, Go and flags.
+    const again = await build(src, ['--json']);
+    expect(again.exitCode, again.stderr).toBe(0);
+    expect(JSON.parse(again.stdout)).toMatchObject({ cached: true, sha256: out.sha256, path: bin });
+    await fs.appendFile(bin, 'x');
+    const rebuilt = await build(src, ['--json']);
+    expect(JSON.parse(rebuilt.stdout)).toMatchObject({ cached: false, sha256: out.sha256 });
   }, 600_000);
 
   it("a go older than go.mod's go directive: one line, exit 1, nothing recorded", async () => {
