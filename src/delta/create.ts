@@ -9,6 +9,7 @@ import { analyzeSources, type OpHistogram, type SourceSet } from '../tardiff/cre
 import { OdhError } from '../util/errors.js';
 import { finishDeltaArtifact, type DeltaLayerBlob, type ReusedLayer } from './artifact-write.js';
 import { processNewLayer, type BinaryDiff, type LayerOutcome } from './create-layer.js';
+import { releaseTemp, runTempDir } from '../util/run.js';
 import { formatCompleteLine, type CreateStats } from './create-stats.js';
 
 export type { BinaryDiff } from './create-layer.js';
@@ -166,7 +167,7 @@ export async function createDelta(opts: CreateDeltaOptions): Promise<CreateDelta
     const targetManifest = await w.addJsonBlob(ni.manifestRaw);
     const targetConfig = await w.addJsonBlob(ni.configRaw);
 
-    work = await fs.mkdtemp(path.join(opts.tempDir ?? os.tmpdir(), 'odh-create-'));
+    work = (await runTempDir('create', opts.tempDir)).dir;
     if (pending.length > 0) {
       // spec §5.1 step 3: one source analysis over all old layers, shared by every layer job.
       const oldLayers = oldImg.manifest.layers;
@@ -270,7 +271,7 @@ export async function createDelta(opts: CreateDeltaOptions): Promise<CreateDelta
   } finally {
     opts.signal?.removeEventListener('abort', onAbort);
     await sources?.dispose().catch(() => {});
-    if (work) await fs.rm(work, { recursive: true, force: true });
+    if (work) await releaseTemp(work, { remove: true });
     await newImg?.reader.close();
     await oldImg.reader.close();
   }

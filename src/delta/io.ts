@@ -10,6 +10,7 @@ import { OdhError, type ErrorContext } from '../util/errors.js';
 import type { DeltaBlobReader, TargetLayer } from './artifact.js';
 import { inspectTarDiff } from '../tardiff/inspect.js';
 import { flow } from './flow.js';
+import { releaseTemp, tempBeside } from '../util/run.js';
 
 /**
  * The OCI-layout edge of the delta code: opening `oci:`/`oci-archive:` references with
@@ -78,10 +79,11 @@ export async function createApplyOutput(refText: string): Promise<ApplyOutput> {
     path: ref.path,
     ...(ref.name !== undefined ? { refName: ref.name } : {}),
   });
-  let stagingDir: string;
+  const stagingDir = tempBeside(ref.path, 'staging');
   try {
-    stagingDir = await fs.mkdtemp(path.join(path.dirname(path.resolve(ref.path)), '.odh-tmp-staging-'));
+    await fs.mkdir(stagingDir, { mode: 0o700 });
   } catch (e) {
+    await releaseTemp(stagingDir);
     await writer.abort();
     throw new OdhError('IO', `cannot create a staging directory: ${(e as Error).message}`, {
       path: ref.path,
@@ -93,7 +95,7 @@ export async function createApplyOutput(refText: string): Promise<ApplyOutput> {
     stagingDir,
     async close() {
       await writer.abort();
-      await fs.rm(stagingDir, { recursive: true, force: true });
+      await releaseTemp(stagingDir, { remove: true });
     },
   };
 }
