@@ -35,6 +35,8 @@ export interface ApplyOptions {
   jobs?: number;
   /** Apply even if the source image's config digest is not `delta.source-config` (warns). */
   forceSource?: boolean;
+  /** Replace an existing output file (`--force`); default: an existing output is refused. */
+  force?: boolean;
   progress?: Progress;
   signal?: AbortSignal;
   /** Loud warnings (stderr in the CLI). */
@@ -88,7 +90,7 @@ export async function applyDelta(opts: ApplyOptions): Promise<ApplyResult> {
     for (const c of cleanups.reverse()) await c().catch(() => {});
   };
   try {
-    const out = await createApplyOutput(opts.output);
+    const out = await createApplyOutput(opts.output, { overwrite: opts.force });
     cleanups.push(() => out.close());
     progress?.step(`reading delta ${opts.delta}`);
     const delta = await openImage(opts.delta, 'delta');

@@ -62,6 +62,8 @@ export interface CreateDeltaOptions {
   originalMediaType?: 'upstream' | 'target';
   /** Parent of the private temp directory (default: the OS temp dir). */
   tempDir?: string;
+  /** Replace an existing output file (`--force`); default: an existing output is refused. */
+  force?: boolean;
   signal?: AbortSignal;
   onProgress?: (e: CreateEvent) => void;
 }
@@ -161,6 +163,7 @@ export async function createDelta(opts: CreateDeltaOptions): Promise<CreateDelta
       kind: outRef.transport === 'oci' ? 'dir' : 'archive',
       path: outRef.path,
       ...(outRef.name !== undefined ? { refName: outRef.name } : {}),
+      overwrite: opts.force,
     });
     const w = writer;
     // spec §1.1 entry order: target manifest, target config, changed layers, `{}`, delta manifest, index.

@@ -32,6 +32,12 @@ export async function openImage(refText: string, what: string): Promise<ImageRea
   if (ref.transport !== 'docker') {
     const st = await fs.stat(ref.path).catch(() => null);
     if (!st) throw new OdhError('NOT_FOUND', `${what} does not exist`, { path: ref.path });
+    if (ref.transport === 'oci-archive' && !st.isFile()) {
+      const hint = st.isDirectory() ? ` (a layout directory is oci:${ref.path})` : '';
+      throw new OdhError('USAGE', `${what} is not a regular file, so not an oci-archive${hint}`, {
+        path: ref.path,
+      });
+    }
   }
   const m = await openManifest(ref);
   return {
@@ -72,12 +78,16 @@ export interface ApplyOutput {
 }
 
 /** Starts the output image; EXISTS if the destination exists (file or directory). */
-export async function createApplyOutput(refText: string): Promise<ApplyOutput> {
+export async function createApplyOutput(
+  refText: string,
+  opts: { overwrite?: boolean } = {},
+): Promise<ApplyOutput> {
   const ref = parseRef(refText, { output: true });
   const writer = await createLayoutWriter({
     kind: ref.transport === 'oci' ? 'dir' : 'archive',
     path: ref.path,
     ...(ref.name !== undefined ? { refName: ref.name } : {}),
+    overwrite: opts.overwrite,
   });
   const stagingDir = tempBeside(ref.path, 'staging');
   try {
