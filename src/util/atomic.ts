@@ -128,8 +128,6 @@ export async function commitNoReplace(
 }
 
 /** A private temp directory of this run under $TMPDIR, removed by `cleanup()` (call it in `finally`). */
-export async function makeTempDir(
-  prefix = 'odh-',
-): Promise<{ dir: string; cleanup: () => Promise<void> }> {
+export async function makeTempDir(prefix = 'odh-'): Promise<{ dir: string; cleanup: () => Promise<void> }> {
   return runTempDir(prefix.replace(/^odh-/, '').replace(/-$/, '') || 'tmp');
 }
