@@ -170,11 +170,22 @@ export function installSignalHandlers(): void {
     cancel.abort(new OdhError('IO', `interrupted by ${sig}; nothing was written`));
     setTimeout(() => exitNow(sig), GRACE_MS).unref();
   };
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, onSignal);
+  for (const sig of HANDLED) process.on(sig, onSignal);
 }
 
-function exitNow(sig: NodeJS.Signals): never {
+const HANDLED = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
+/**
+ * Removes the run's temp data, then dies of `sig` itself (default action), as a shell expects.
+ * Not `process.exit`: it waits for thread-pool reads, and a read of a FIFO nobody writes never ends.
+ */
+function exitNow(sig: NodeJS.Signals): void {
   removeTrackedSync();
-  process.stderr.write(`odh: error: interrupted by ${sig}; nothing was written\n`);
-  process.exit(128 + (SIGNAL_NUMBERS[sig] ?? 0));
+  // The CLI sets an exit code once it has printed its one error line.
+  if (process.exitCode === undefined) {
+    process.stderr.write(`odh: error: interrupted by ${sig}; nothing was written\n`);
+  }
+  for (const s of HANDLED) process.removeAllListeners(s);
+  process.kill(process.pid, sig);
+  setTimeout(() => process.exit(128 + (SIGNAL_NUMBERS[sig] ?? 0)), 100).unref();
 }
