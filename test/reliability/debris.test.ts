@@ -129,3 +129,32 @@ describe('interrupted in the middle, then any odh run: nothing left', () => {
     });
   }
 });
+
+describe('a second signal exits at once', () => {
+  it('tar-patch stuck on a silent FIFO: SIGINT, then SIGTERM ends it before the grace period', async () => {
+    const dir = path.join(root, `case-${n++}`);
+    const tmp = path.join(dir, 'tmp');
+    execFileSync('mkdir', ['-p', tmp]);
+    const out = path.join(dir, 'out.tar');
+    const fifo = path.join(dir, 'delta.fifo');
+    execFileSync('mkfifo', [fifo]);
+    const r = startOdh(['tar-patch', '-q', fifo, vectorPath('tardiff', 'v2-zstddict-32k', 'source'), out], {
+      TMPDIR: tmp,
+    });
+    const w = await fs.open(fifo, 'w');
+    await w.write(Buffer.from('tardf2'));
+    expect(await waitFor(() => hasEntry(dir, '.odh-tmp-'), r)).toBe(true);
+    r.child.kill('SIGINT');
+    await new Promise((res) => setTimeout(res, 200));
+    const t0 = Date.now();
+    r.child.kill('SIGTERM');
+    const e = await r.exited;
+    await w.close().catch(() => {});
+    // The grace period after the first signal is 1.5 s; the second signal does not wait for it.
+    expect(Date.now() - t0).toBeLessThan(1000);
+    expect(e.signal).toBe('SIGTERM');
+    expect(errorLines(r.stderr())).toEqual(['odh: error: interrupted by SIGINT; nothing was written']);
+    expect(existsSync(out)).toBe(false);
+    expect(debris(dir, tmp)).toEqual([]);
+  });
+});
