@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
 import { isOdhError } from '../src/util/errors.js';
+import { installSignalHandlers, sweepStale } from '../src/util/run.js';
 
 type Registrar = () => Promise<{ register(program: Command): void }>;
 
@@ -30,6 +31,11 @@ program
   // Program options only before the command: `odh upstream pin|build --version vX` is the command's.
   .enablePositionalOptions()
   .showHelpAfterError();
+
+// Reliability (issue 13): one cancellation path for every command, and what killed runs left
+// in $TMPDIR (and, through their journals, beside outputs and in the fixture cache) is swept first.
+installSignalHandlers();
+await sweepStale();
 
 try {
   const wanted = process.argv[2];

@@ -3,6 +3,8 @@ import type { Command } from 'commander';
 import { applyDelta, type ApplyResult, type OutputCompression } from '../delta/apply.js';
 import { discoverDeltaForSource } from '../oci/registry/discover.js';
 import { setRegistryDefaults } from '../oci/registry/reader.js';
+import { registryFlags, REGISTRY_TIMEOUT_HELP } from './registry-flags.js';
+import { runSignal } from '../util/run.js';
 import { OdhError } from '../util/errors.js';
 import { createProgress } from '../util/progress.js';
 
@@ -16,6 +18,8 @@ interface ApplyFlags {
   json?: boolean;
   discover?: string;
   tlsVerify?: string;
+  timeout?: string;
+  force?: boolean;
 }
 
 const COMPRESSIONS: readonly OutputCompression[] = ['gzip', 'zstd', 'none'];
@@ -45,18 +49,12 @@ export function register(program: Command): void {
       '--force-source',
       "apply even if the source image's config digest is not the delta's source-config",
     )
+    .option('--timeout <SECONDS>', REGISTRY_TIMEOUT_HELP)
+    .option('-f, --force', 'replace an existing output file')
     .option('--json', 'print the result as one JSON object')
     .action(async (arg1: string | undefined, arg2: string | undefined, flags: ApplyFlags) => {
       const opts = checkFlags(flags);
-      if (flags.tlsVerify !== undefined) {
-        if (flags.tlsVerify !== 'true' && flags.tlsVerify !== 'false') {
-          throw new OdhError(
-            'USAGE',
-            `invalid --tls-verify ${JSON.stringify(flags.tlsVerify)} (want true or false)`,
-          );
-        }
-        setRegistryDefaults({ tlsVerify: flags.tlsVerify === 'true' });
-      }
+      setRegistryDefaults(registryFlags(flags));
       let delta: string;
       let output: string;
       if (flags.discover !== undefined) {
@@ -72,11 +70,6 @@ export function register(program: Command): void {
         delta = arg1;
         output = arg2;
       }
-      const controller = new AbortController();
-      const onSignal = (sig: NodeJS.Signals) =>
-        controller.abort(new OdhError('IO', `interrupted by ${sig}; nothing was written`));
-      process.once('SIGINT', onSignal);
-      process.once('SIGTERM', onSignal);
       // A promise nobody can settle any more must not end the process with status 0 and no output.
       let finished = false;
       process.once('beforeExit', () => {
@@ -92,14 +85,12 @@ export function register(program: Command): void {
           output,
           ...opts,
           progress: createProgress(),
-          signal: controller.signal,
+          signal: runSignal(),
           warn: (msg) => process.stderr.write(`odh: WARNING: ${msg}\n`),
         });
         process.stdout.write(flags.json ? `${JSON.stringify(result)}\n` : summary(result));
       } finally {
         finished = true;
-        process.off('SIGINT', onSignal);
-        process.off('SIGTERM', onSignal);
       }
     });
 }
@@ -130,6 +121,7 @@ function checkFlags(f: ApplyFlags) {
     compress: f.compress as OutputCompression,
     jobs,
     forceSource: f.forceSource === true,
+    force: f.force === true,
   };
 }
 

@@ -15,7 +15,9 @@ import {
   type ComposefsFormat,
 } from '../composefs/image-id.js';
 import type { OciXattrPolicy } from '../composefs/oci-merge.js';
+import { setRegistryDefaults } from '../oci/registry/reader.js';
 import { AtomicOutput } from '../util/atomic.js';
+import { registryFlags, REGISTRY_TIMEOUT_HELP } from './registry-flags.js';
 import { OdhError } from '../util/errors.js';
 import { createProgress } from '../util/progress.js';
 
@@ -55,8 +57,16 @@ async function openInput(file: string): Promise<NodeJS.ReadableStream> {
   return createReadStream(file, { highWaterMark: 1 << 20 });
 }
 
-/** Writes bytes to `out` (`-` = stdout, refused on a terminal) or atomically to a file. */
-export async function writeOutput(out: string, bytes: Buffer | string, what: string): Promise<void> {
+/**
+ * Writes bytes to `out` (`-` = stdout, refused on a terminal) or atomically to a file. A file output
+ * is reserved before the work (`reserveOutput`) so an existing one fails first; pass it as `atomic`.
+ */
+export async function writeOutput(
+  out: string,
+  bytes: Buffer | string,
+  what: string,
+  atomic?: AtomicOutput,
+): Promise<void> {
   if (out === '-') {
     if (process.stdout.isTTY && typeof bytes !== 'string') {
       throw new OdhError('USAGE', `refusing to write the ${what} to a terminal`);
@@ -66,8 +76,8 @@ export async function writeOutput(out: string, bytes: Buffer | string, what: str
     );
     return;
   }
-  const atomic = await AtomicOutput.create(out, { overwrite: true });
-  const stream = createWriteStream(atomic.tempPath, { flags: 'wx' });
+  atomic ??= await AtomicOutput.create(out);
+  const stream = createWriteStream(atomic.tempPath, { flags: 'w' });
   try {
     stream.end(bytes);
     await finished(stream);
@@ -83,6 +93,21 @@ export async function writeOutput(out: string, bytes: Buffer | string, what: str
       { cause: e },
     );
   }
+}
+
+/**
+ * Claims a file output before the work: EXISTS now rather than after the build (unless `force`),
+ * and its temp entry exists from here on (what a concurrent writer of the same path races with).
+ */
+export async function reserveOutput(out: string, force: boolean): Promise<AtomicOutput> {
+  const atomic = await AtomicOutput.create(out, { overwrite: force });
+  try {
+    await fs.writeFile(atomic.tempPath, '', { flag: 'wx' });
+  } catch (e) {
+    await atomic.abort();
+    throw new OdhError('IO', `cannot create the output: ${(e as Error).message}`, { file: out });
+  }
+  return atomic;
 }
 
 /** Images are metadata only; a larger file is not a composefs image we can hold in memory. */
@@ -129,7 +154,8 @@ const xattrsOption = () =>
   ).choices(['all', 'capability', 'capability+user']);
 
 const REF_HELP =
-  'an OCI image: oci:DIR[:NAME|:@N] or oci-archive:FILE[:NAME|:@N] (a bare path is an oci-archive)';
+  'an OCI image: oci:DIR[:NAME|:@N], oci-archive:FILE[:NAME|:@N] (a bare path is an oci-archive) ' +
+  'or docker://HOST/REPO[:TAG|@DIGEST]';
 const SCOPE_HELP =
   '\nOnly the plain (non-bootable) image: the --bootable variant of cfsctl ' +
   '(/boot and /sysroot emptied, SELinux relabelling) is out of scope.';
@@ -139,9 +165,12 @@ interface OciCommandOptions {
   hash: FsVerityAlgorithm;
   xattrs?: OciXattrPolicy;
   quiet?: boolean;
+  tlsVerify?: string;
+  timeout?: string;
 }
 
 async function ociImage(ref: string, o: OciCommandOptions) {
+  setRegistryDefaults(registryFlags(o));
   const progress = createProgress({ quiet: o.quiet });
   try {
     return await composefsImage(ref, {
@@ -181,6 +210,7 @@ export function register(program: Command): void {
     .option('--print-digest', 'print the fs-verity digest of the image on stdout')
     .option('--print-digest-only', 'print the digest and write no image')
     .option('--no-strict', 'v1: accept what C mkcomposefs accepts without CFS_PARSE_STRICT')
+    .option('-f, --force', 'replace an existing output file')
     .action(async (output: string | undefined, o) => {
       if (o.format === 'v2' && (o.minVersion !== undefined || o.maxVersion !== undefined)) {
         throw new OdhError('USAGE', '--min-version/--max-version apply to --format v1 only');
@@ -190,14 +220,22 @@ export function register(program: Command): void {
       if (o.printDigest && output === '-') {
         throw new OdhError('USAGE', '--print-digest cannot share stdout with the image (use a file output)');
       }
-      const image = await mkfsFromDumpfile(o.fromFile, {
-        format: o.format,
-        minVersion: o.minVersion,
-        maxVersion: o.maxVersion,
-        hash: o.hash,
-        strict: o.strict,
-      });
-      if (!o.printDigestOnly) await writeOutput(output!, image, 'image');
+      const fileOut = !o.printDigestOnly && output !== '-';
+      const atomic = fileOut ? await reserveOutput(output!, o.force === true) : undefined;
+      let image: Buffer;
+      try {
+        image = await mkfsFromDumpfile(o.fromFile, {
+          format: o.format,
+          minVersion: o.minVersion,
+          maxVersion: o.maxVersion,
+          hash: o.hash,
+          strict: o.strict,
+        });
+      } catch (e) {
+        await atomic?.abort();
+        throw e;
+      }
+      if (!o.printDigestOnly) await writeOutput(output!, image, 'image', atomic);
       if (o.printDigest || o.printDigestOnly) {
         process.stdout.write(`${imageId(image, o.hash ?? 'sha256').toString('hex')}\n`);
       }
@@ -224,6 +262,8 @@ export function register(program: Command): void {
     .addOption(formatOption(DEFAULT_FORMAT, 'EROFS format: v1 (composefs-rs ≥0.8 default) or v2 (legacy)'))
     .addOption(hashOption(DEFAULT_HASH, 'repository fs-verity algorithm (object IDs and image ID)'))
     .addOption(xattrsOption())
+    .option('--tls-verify <BOOL>', 'false: plain HTTP to the registry (loopback registries default to it)')
+    .option('--timeout <SECONDS>', REGISTRY_TIMEOUT_HELP)
     .option('-q, --quiet', 'no progress on stderr')
     .action(async (ref: string, o: OciCommandOptions) => {
       const { id } = await ociImage(ref, o);
@@ -238,6 +278,8 @@ export function register(program: Command): void {
     .addOption(formatOption(DEFAULT_FORMAT, 'format whose xattr policy applies (see --xattrs)'))
     .addOption(hashOption(DEFAULT_HASH, 'fs-verity algorithm of the external file digests'))
     .addOption(xattrsOption())
+    .option('--tls-verify <BOOL>', 'false: plain HTTP to the registry (loopback registries default to it)')
+    .option('--timeout <SECONDS>', REGISTRY_TIMEOUT_HELP)
     .option('-q, --quiet', 'no progress on stderr')
     .action(async (ref: string, o: OciCommandOptions) => {
       const { tree } = await ociImage(ref, o);

@@ -4,6 +4,7 @@ import { createDelta, type CreateDeltaResult, type CreateEvent } from '../delta/
 import { formatStatistics } from '../delta/create-stats.js';
 import { OdhError } from '../util/errors.js';
 import { createProgress, type Progress } from '../util/progress.js';
+import { runSignal } from '../util/run.js';
 
 interface CreateFlags {
   binaryDiff: 'zstd' | 'copy';
@@ -15,6 +16,7 @@ interface CreateFlags {
   originalMediaType: 'upstream' | 'target';
   tmpDir?: string;
   quiet?: boolean;
+  force?: boolean;
 }
 
 function intArg(name: string, min: number, max: number) {
@@ -62,14 +64,10 @@ export function register(program: Command): void {
         .default('upstream'),
     )
     .option('--tmp-dir <DIR>', 'directory for temporary files (default: the OS temp dir)')
+    .option('-f, --force', 'replace an existing output file')
     .option('-q, --quiet', 'no progress or info lines on stderr')
     .action(async (oldRef: string, newRef: string, output: string, flags: CreateFlags) => {
       const jobs = parseJobs(flags.jobs);
-      const controller = new AbortController();
-      const onSignal = (sig: NodeJS.Signals) =>
-        controller.abort(new OdhError('IO', `interrupted by ${sig}; nothing was written`));
-      process.once('SIGINT', onSignal);
-      process.once('SIGTERM', onSignal);
       const progress = createProgress({ quiet: flags.quiet === true });
       try {
         const result = await createDelta({
@@ -83,7 +81,8 @@ export function register(program: Command): void {
           maxZstdDiffSize: flags.maxZstdDiffSize !== undefined ? flags.maxZstdDiffSize << 20 : undefined,
           originalMediaType: flags.originalMediaType,
           tempDir: flags.tmpDir,
-          signal: controller.signal,
+          force: flags.force === true,
+          signal: runSignal(),
           onProgress: reporter(progress, flags.quiet === true),
         });
         progress.done();
@@ -91,8 +90,6 @@ export function register(program: Command): void {
         else if (flags.statistics) process.stdout.write(formatStatistics(result.stats));
       } finally {
         progress.done();
-        process.off('SIGINT', onSignal);
-        process.off('SIGTERM', onSignal);
       }
     });
 }

@@ -1,5 +1,4 @@
 import { promises as fs } from 'node:fs';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Option, type Command } from 'commander';
 import {
@@ -12,6 +11,7 @@ import {
 import { analyzeSources } from '../tardiff/create/index.js';
 import { AtomicOutput } from '../util/atomic.js';
 import { OdhError } from '../util/errors.js';
+import { releaseTemp, runTempDir } from '../util/run.js';
 import { createProgress } from '../util/progress.js';
 
 export interface TarDiffCliOptions {
@@ -44,7 +44,7 @@ export async function tarDiff(
   const mode = opts.binaryDiff ?? 'zstd';
   const progress = createProgress({ quiet: opts.quiet });
   const atomic = await AtomicOutput.create(output, { overwrite: opts.force });
-  const work = await fs.mkdtemp(path.join(opts.tmpDir ?? tmpdir(), 'tar-diff-'));
+  const work = (await runTempDir('tar-diff', opts.tmpDir)).dir;
   try {
     progress.step(`tar-diff: analysing ${olds.length} old tar(s)`);
     const sources = await analyzeSources(olds.map(layerFile), {
@@ -80,7 +80,7 @@ export async function tarDiff(
     throw e;
   } finally {
     progress.done();
-    await fs.rm(work, { recursive: true, force: true });
+    await releaseTemp(work, { remove: true });
   }
 }
 

@@ -8,11 +8,14 @@ import { applyTarDiff, type ApplyResult } from '../tardiff/apply.js';
 import { AtomicOutput } from '../util/atomic.js';
 import { OdhError } from '../util/errors.js';
 import { createProgress } from '../util/progress.js';
+import { runSignal } from '../util/run.js';
 
 export interface TarPatchOptions {
   /** Replace an existing output file. */
   force?: boolean;
   quiet?: boolean;
+  /** Cancels the patch (the CLI passes the run's SIGINT/SIGTERM/SIGHUP signal). */
+  signal?: AbortSignal;
 }
 
 /**
@@ -33,8 +36,13 @@ export async function tarPatch(
     delta = process.stdin;
   } else {
     const st = await fs.stat(deltaPath).catch(() => null);
-    if (!st?.isFile()) throw new OdhError('NOT_FOUND', 'tar-diff file not found', { path: deltaPath });
-    deltaSize = st.size;
+    if (!st) throw new OdhError('NOT_FOUND', 'tar-diff file not found', { path: deltaPath });
+    // A FIFO is read as a stream, like `-`; anything else but a regular file is refused by name.
+    if (!st.isFile() && !st.isFIFO()) {
+      const what = st.isDirectory() ? 'a directory' : 'not a regular file or FIFO';
+      throw new OdhError('USAGE', `tar-diff is ${what}`, { path: deltaPath });
+    }
+    if (st.isFile()) deltaSize = st.size;
     delta = createReadStream(deltaPath, { highWaterMark: 1 << 20 });
   }
   const progress = createProgress({ quiet: opts.quiet });
@@ -42,13 +50,19 @@ export async function tarPatch(
   const onProgress = (p: { deltaBytesRead: number }) => progress.bytes(p.deltaBytesRead, deltaSize);
   try {
     if (output === '-') {
-      return await applyTarDiff(delta, source, process.stdout, { onProgress, where: deltaPath });
+      return await untilCancelled(
+        applyTarDiff(delta, source, process.stdout, { onProgress, where: deltaPath }),
+        opts.signal,
+      );
     }
     const atomic = await AtomicOutput.create(output, { overwrite: opts.force });
     // A deep write queue lets disk writes overlap with reading and decoding.
     const out = createWriteStream(atomic.tempPath, { flags: 'wx', highWaterMark: 8 << 20 });
     try {
-      const result = await applyTarDiff(delta, source, out, { onProgress, where: deltaPath });
+      const result = await untilCancelled(
+        applyTarDiff(delta, source, out, { onProgress, where: deltaPath }),
+        opts.signal,
+      );
       out.end();
       await finished(out);
       await atomic.commit();
@@ -61,6 +75,26 @@ export async function tarPatch(
   } finally {
     delta.destroy();
     progress.done();
+  }
+}
+
+/**
+ * `work`, or the signal's reason as soon as it aborts (the caller then destroys the streams, which
+ * ends `work` too; its late rejection is dropped).
+ */
+async function untilCancelled<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return work;
+  work.catch(() => {});
+  signal.throwIfAborted();
+  let onAbort!: () => void;
+  const aborted = new Promise<never>((_r, reject) => {
+    onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+  try {
+    return await Promise.race([work, aborted]);
+  } finally {
+    signal.removeEventListener('abort', onAbort);
   }
 }
 
@@ -80,6 +114,6 @@ export function register(program: Command): void {
     .option('-f, --force', 'replace an existing output file')
     .option('-q, --quiet', 'no progress on stderr')
     .action(async (delta: string, srcdir: string, output: string, opts: TarPatchOptions) => {
-      await tarPatch(delta, srcdir, output, opts);
+      await tarPatch(delta, srcdir, output, { ...opts, signal: runSignal() });
     });
 }

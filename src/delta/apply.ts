@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import os from 'node:os';
 import { createReadStream, promises as fs } from 'node:fs';
 import path from 'node:path';
@@ -14,7 +15,13 @@ import { DirectorySource } from '../source/directory.js';
 import { OdhError, type ErrorContext } from '../util/errors.js';
 import type { Progress } from '../util/progress.js';
 import { parseDeltaArtifact, type DeltaArtifact, type TargetLayer } from './artifact.js';
-import { openImage, createApplyOutput, openImageSourceFor, verifyBlob, type ImageReader } from './io.js';
+import {
+  checkTarDiffBlobs,
+  createApplyOutput,
+  openImage,
+  openImageSourceFor,
+  type ImageReader,
+} from './io.js';
 import {
   copyOriginal,
   rebuildFromTarDiff,
@@ -41,6 +48,8 @@ export interface ApplyOptions {
   jobs?: number;
   /** Apply even if the source image's config digest is not `delta.source-config` (warns). */
   forceSource?: boolean;
+  /** Replace an existing output file (`--force`); default: an existing output is refused. */
+  force?: boolean;
   progress?: Progress;
   signal?: AbortSignal;
   /** Loud warnings (stderr in the CLI). */
@@ -88,6 +97,9 @@ export async function applyDelta(opts: ApplyOptions): Promise<ApplyResult> {
   // layer stops every layer in flight.
   const stop = new AbortController();
   const signal = stop.signal;
+  // Each layer in flight listens to it a few times (stream pipelines, turns): with --jobs 64 that
+  // is hundreds of listeners by design, not a leak, so no MaxListenersExceededWarning.
+  setMaxListeners(0, signal);
   const onAbort = () => stop.abort(opts.signal!.reason);
   if (opts.signal?.aborted) onAbort();
   opts.signal?.addEventListener('abort', onAbort, { once: true });
@@ -96,11 +108,12 @@ export async function applyDelta(opts: ApplyOptions): Promise<ApplyResult> {
     for (const c of cleanups.reverse()) await c().catch(() => {});
   };
   try {
-    const out = await createApplyOutput(opts.output);
+    const out = await createApplyOutput(opts.output, { overwrite: opts.force });
     cleanups.push(() => out.close());
     progress?.step(`reading delta ${opts.delta}`);
-    const delta = await openImage(opts.delta, 'delta');
-    cleanups.push(() => delta.close());
+    const opened = await openImage(opts.delta, 'delta');
+    cleanups.push(() => opened.close());
+    let delta = opened;
     const artifact = await parseDeltaArtifact(delta.manifestBytes, delta);
 
     let sourceImage: ImageReader | undefined;
@@ -128,10 +141,12 @@ export async function applyDelta(opts: ApplyOptions): Promise<ApplyResult> {
     }
     if (opts.complete) checkCompletable(artifact, sourceLayers);
 
-    // Every tar-diff blob is digest-checked before it is parsed (upstream does the same), so a
-    // corrupt blob is reported as such rather than as a tar-diff format error.
+    // Every tar-diff blob is digest-checked before it is parsed; a remote one is fetched only once.
     const tarDiffs = artifact.layers.filter((l) => l.delta?.mediaType === MEDIA_TYPE_TAR_DIFF);
-    for (const l of tarDiffs) await verifyBlob(delta, l.delta!, { layer: l.target.digest }, signal);
+    if (tarDiffs.length > 0) {
+      delta = await checkTarDiffBlobs(opened, tarDiffs, signal);
+      if (delta !== opened) cleanups.push(() => delta.close());
+    }
 
     // The data source: a directory as it is, or an image materialising just the named files.
     let source: DataSource | undefined;

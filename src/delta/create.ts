@@ -9,6 +9,7 @@ import { analyzeSources, type OpHistogram, type SourceSet } from '../tardiff/cre
 import { OdhError } from '../util/errors.js';
 import { finishDeltaArtifact, type DeltaLayerBlob, type ReusedLayer } from './artifact-write.js';
 import { processNewLayer, type BinaryDiff, type LayerOutcome, type TarDiffWriter } from './create-layer.js';
+import { releaseTemp, runTempDir } from '../util/run.js';
 import { formatCompleteLine, type CreateStats } from './create-stats.js';
 
 export type { BinaryDiff, TarDiffWriter } from './create-layer.js';
@@ -63,6 +64,8 @@ export interface CreateDeltaOptions {
   tempDir?: string;
   /** Test harness only: a foreign per-layer tar-diff writer replacing ours (`binaryDiff` is then unused). */
   tarDiffWriter?: TarDiffWriter;
+  /** Replace an existing output file (`--force`); default: an existing output is refused. */
+  force?: boolean;
   signal?: AbortSignal;
   onProgress?: (e: CreateEvent) => void;
 }
@@ -162,13 +165,14 @@ export async function createDelta(opts: CreateDeltaOptions): Promise<CreateDelta
       kind: outRef.transport === 'oci' ? 'dir' : 'archive',
       path: outRef.path,
       ...(outRef.name !== undefined ? { refName: outRef.name } : {}),
+      overwrite: opts.force,
     });
     const w = writer;
     // spec §1.1 entry order: target manifest, target config, changed layers, `{}`, delta manifest, index.
     const targetManifest = await w.addJsonBlob(ni.manifestRaw);
     const targetConfig = await w.addJsonBlob(ni.configRaw);
 
-    work = await fs.mkdtemp(path.join(opts.tempDir ?? os.tmpdir(), 'odh-create-'));
+    work = (await runTempDir('create', opts.tempDir)).dir;
     if (pending.length > 0) {
       // spec §5.1 step 3: one source analysis over all old layers, shared by every layer job.
       const oldLayers = oldImg.manifest.layers;
@@ -273,7 +277,7 @@ export async function createDelta(opts: CreateDeltaOptions): Promise<CreateDelta
   } finally {
     opts.signal?.removeEventListener('abort', onAbort);
     await sources?.dispose().catch(() => {});
-    if (work) await fs.rm(work, { recursive: true, force: true });
+    if (work) await releaseTemp(work, { remove: true });
     await newImg?.reader.close();
     await oldImg.reader.close();
   }

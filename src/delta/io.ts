@@ -1,4 +1,4 @@
-import { promises as fs } from 'node:fs';
+import { createReadStream, createWriteStream, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { Writable, type Readable } from 'node:stream';
 import { createLayoutWriter, type OciLayoutWriter } from '../oci/writer.js';
@@ -10,6 +10,7 @@ import { OdhError, type ErrorContext } from '../util/errors.js';
 import type { DeltaBlobReader, TargetLayer } from './artifact.js';
 import { inspectTarDiff } from '../tardiff/inspect.js';
 import { flow } from './flow.js';
+import { releaseTemp, runTempDir, tempBeside } from '../util/run.js';
 
 /**
  * The OCI-layout edge of the delta code: opening `oci:`/`oci-archive:` references with
@@ -20,6 +21,8 @@ import { flow } from './flow.js';
 export interface ImageReader extends DeltaBlobReader {
   readonly manifestDescriptor: Descriptor;
   readonly manifestBytes: Buffer;
+  /** Blobs come over the network (`docker://`): read each at most once. */
+  readonly remote: boolean;
   /** A stream of the blob that fails at its end if digest or size differ. */
   openBlob(desc: Descriptor, ctx?: ErrorContext): Promise<Readable>;
   close(): Promise<void>;
@@ -31,11 +34,18 @@ export async function openImage(refText: string, what: string): Promise<ImageRea
   if (ref.transport !== 'docker') {
     const st = await fs.stat(ref.path).catch(() => null);
     if (!st) throw new OdhError('NOT_FOUND', `${what} does not exist`, { path: ref.path });
+    if (ref.transport === 'oci-archive' && !st.isFile()) {
+      const hint = st.isDirectory() ? ` (a layout directory is oci:${ref.path})` : '';
+      throw new OdhError('USAGE', `${what} is not a regular file, so not an oci-archive${hint}`, {
+        path: ref.path,
+      });
+    }
   }
   const m = await openManifest(ref);
   return {
     manifestDescriptor: m.manifestDescriptor,
     manifestBytes: m.manifestRaw,
+    remote: ref.transport === 'docker',
     readBlob: (d) => m.reader.readBlobBytes(d, MAX_CONFIG_BYTES),
     openBlob: (d) => m.reader.openBlob(d),
     close: () => m.reader.close(),
@@ -60,6 +70,51 @@ export async function verifyBlob(
   return head;
 }
 
+/**
+ * Digest-checks every tar-diff blob before anything parses it (upstream does the same, so a corrupt
+ * blob is reported as such rather than as a tar-diff format error). A remote delta's tar-diff blobs
+ * are fetched once: spooled into the run's temp space while hashed, and every later read (source
+ * names, rebuild) is served from that file. Returns the reader to use from here on (closing it
+ * removes the spool).
+ */
+export async function checkTarDiffBlobs(
+  img: ImageReader,
+  tarDiffs: TargetLayer[],
+  signal?: AbortSignal,
+): Promise<ImageReader> {
+  if (!img.remote) {
+    for (const l of tarDiffs) await verifyBlob(img, l.delta!, { layer: l.target.digest }, signal);
+    return img;
+  }
+  const spool = await runTempDir('delta');
+  const files = new Map<string, string>();
+  try {
+    for (const l of tarDiffs) {
+      const d = l.delta!;
+      if (files.has(d.digest)) continue;
+      const file = path.join(spool.dir, d.digest.replace(':', '-'));
+      await flow(
+        [await img.openBlob(d, { layer: l.target.digest }), createWriteStream(file, { flags: 'wx' })],
+        signal,
+      );
+      files.set(d.digest, file);
+    }
+  } catch (e) {
+    await spool.cleanup();
+    throw e;
+  }
+  return {
+    ...img,
+    remote: false,
+    openBlob: async (d, ctx) => {
+      const file = files.get(d.digest);
+      return file !== undefined ? createReadStream(file, { highWaterMark: 1 << 20 }) : img.openBlob(d, ctx);
+    },
+    // Removes the spool; `img` stays open (its owner closes it).
+    close: () => spool.cleanup(),
+  };
+}
+
 /** The output of an apply: H1's atomic layout writer plus a private staging directory beside it. */
 export interface ApplyOutput {
   readonly finalPath: string;
@@ -71,17 +126,22 @@ export interface ApplyOutput {
 }
 
 /** Starts the output image; EXISTS if the destination exists (file or directory). */
-export async function createApplyOutput(refText: string): Promise<ApplyOutput> {
+export async function createApplyOutput(
+  refText: string,
+  opts: { overwrite?: boolean } = {},
+): Promise<ApplyOutput> {
   const ref = parseRef(refText, { output: true });
   const writer = await createLayoutWriter({
     kind: ref.transport === 'oci' ? 'dir' : 'archive',
     path: ref.path,
     ...(ref.name !== undefined ? { refName: ref.name } : {}),
+    overwrite: opts.overwrite,
   });
-  let stagingDir: string;
+  const stagingDir = tempBeside(ref.path, 'staging');
   try {
-    stagingDir = await fs.mkdtemp(path.join(path.dirname(path.resolve(ref.path)), '.odh-tmp-staging-'));
+    await fs.mkdir(stagingDir, { mode: 0o700 });
   } catch (e) {
+    await releaseTemp(stagingDir);
     await writer.abort();
     throw new OdhError('IO', `cannot create a staging directory: ${(e as Error).message}`, {
       path: ref.path,
@@ -93,7 +153,7 @@ export async function createApplyOutput(refText: string): Promise<ApplyOutput> {
     stagingDir,
     async close() {
       await writer.abort();
-      await fs.rm(stagingDir, { recursive: true, force: true });
+      await releaseTemp(stagingDir, { remove: true });
     },
   };
 }

@@ -32,6 +32,8 @@ export interface LayoutWriterOptions {
   path: string;
   /** Adds `org.opencontainers.image.ref.name` to the index entry (spec oci-delta §1.2). */
   refName?: string;
+  /** Replace an existing file at `path` (`--force`); an existing directory is always refused. */
+  overwrite?: boolean;
 }
 
 /**
@@ -342,7 +344,7 @@ class DirWriter extends WriterBase {
 
 /** Creates a layout writer; EXISTS if `path` exists, NOT_FOUND if its directory does not. */
 export async function createLayoutWriter(opts: LayoutWriterOptions): Promise<OciLayoutWriter> {
-  const out = await AtomicOutput.create(opts.path);
+  const out = await AtomicOutput.create(opts.path, { overwrite: opts.overwrite });
   try {
     return opts.kind === 'archive'
       ? await ArchiveWriter.create(out, opts.refName)

@@ -1,10 +1,10 @@
 import { promises as fs } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import type { DataSource, SourceFile } from '../tardiff/source.js';
 import { displayName } from '../tardiff/path.js';
 import { OdhError } from '../util/errors.js';
 import { MergedRootfs, type SourceEntry } from '../tardiff/merged-rootfs.js';
+import { releaseTemp, runTempDir } from '../util/run.js';
 import { openOldImage, streamOldLayer, type OldImage, type OldImageInput } from './old-image.js';
 
 export { extractMergedRootfs } from './rootfs-extract.js';
@@ -58,7 +58,7 @@ export async function openOciImageSource(
   needed: NeededNames,
   opts: OciImageSourceOptions = {},
 ): Promise<OciImageSource> {
-  const storeDir = await fs.mkdtemp(path.join(opts.tempDir ?? os.tmpdir(), 'odh-source-'));
+  const storeDir = (await runTempDir('source', opts.tempDir)).dir;
   let old: OldImage | undefined;
   try {
     old = await openOldImage(image);
@@ -94,7 +94,7 @@ export async function openOciImageSource(
     }
     return new StoreSource(storeDir, old.configDigest, rootfs, stored);
   } catch (e) {
-    await fs.rm(storeDir, { recursive: true, force: true });
+    await releaseTemp(storeDir, { remove: true });
     throw e;
   } finally {
     await old?.close();
@@ -188,6 +188,6 @@ class StoreSource implements OciImageSource {
   async cleanup(): Promise<void> {
     if (this.removed) return;
     this.removed = true;
-    await fs.rm(this.storeDir, { recursive: true, force: true });
+    await releaseTemp(this.storeDir, { remove: true });
   }
 }

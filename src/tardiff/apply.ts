@@ -63,6 +63,7 @@ export async function applyTarDiff(
   const dict = new ZstdDictDecoder();
   const histogram = emptyOpHistogram();
   let cur: Cursor | null = null;
+  const recent = new RecentFiles();
   let nextProgress = PROGRESS_EVERY;
   try {
     for (let op = await stream.ops.next(); op; op = await stream.ops.next()) {
@@ -83,10 +84,8 @@ export async function applyTarDiff(
             );
           }
           const name = cleanSourceName(await stream.ops.readPayload(), ctx);
-          const previous = cur;
           cur = null;
-          await previous?.file.close();
-          cur = { file: await openSource(source, name, ctx), pos: 0n };
+          cur = { file: await recent.open(source, name, ctx), pos: 0n };
           break;
         }
         case OpCode.Copy:
@@ -128,7 +127,43 @@ export async function applyTarDiff(
     return { bytesOut: writer.written, ops: histogram };
   } finally {
     writer.release();
-    await cur?.file.close().catch(() => {});
+    await recent.closeAll();
+  }
+}
+
+/**
+ * The last few source files opened, kept open. An Open costs a path resolution and an open(2)
+ * (tens of µs) while its op takes 2–3 bytes of zstd-compressed delta, so a small delta of a million
+ * Opens of one name (or of a few names in turn) would cost seconds of CPU; with this, a run pays one
+ * open per distinct recent name. (Cycling through more names than kept still costs an open per
+ * Open: bounded per op, like every op, not per compressed input byte, which zstd cannot give.)
+ */
+class RecentFiles {
+  private readonly files = new Map<string, SourceFile>(); // Map order = least recently used first
+
+  constructor(private readonly max = 8) {}
+
+  async open(source: DataSource, name: Buffer, ctx: ErrorContext): Promise<SourceFile> {
+    const key = name.toString('latin1');
+    const hit = this.files.get(key);
+    if (hit) {
+      this.files.delete(key);
+      this.files.set(key, hit);
+      return hit;
+    }
+    const file = await openSource(source, name, ctx);
+    this.files.set(key, file);
+    if (this.files.size > this.max) {
+      const [oldest, f] = this.files.entries().next().value as [string, SourceFile];
+      this.files.delete(oldest);
+      await f.close();
+    }
+    return file;
+  }
+
+  async closeAll(): Promise<void> {
+    for (const f of this.files.values()) await f.close().catch(() => {});
+    this.files.clear();
   }
 }
 

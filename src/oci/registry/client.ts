@@ -60,12 +60,15 @@ export class RegistryClient {
 
   /** Checks the registry answers `/v2/` (authenticating if asked to). */
   async ping(repo: string): Promise<void> {
-    await this.http.retrying(`${this.http.where(repo)} ping`, async () => {
-      const res = await this.http.send({
-        method: 'GET',
-        url: '/v2/',
-        scope: { repository: repo, push: false },
-      });
+    await this.http.retrying(`${this.http.where(repo)} ping`, async (signal) => {
+      const res = await this.http.send(
+        {
+          method: 'GET',
+          url: '/v2/',
+          scope: { repository: repo, push: false },
+        },
+        signal,
+      );
       if (res.status !== 200) await this.http.fail(res, repo, 'GET /v2/');
       await discard(res);
     });
@@ -73,12 +76,15 @@ export class RegistryClient {
 
   /** Size of a blob in `repo`, or undefined when absent (HEAD). */
   async blobSize(repo: string, digest: string): Promise<number | undefined> {
-    return this.http.retrying(`${this.http.where(repo, `blob ${digest}`)} HEAD`, async () => {
-      const res = await this.http.send({
-        method: 'HEAD',
-        url: `/v2/${repo}/blobs/${digest}`,
-        scope: { repository: repo, push: false },
-      });
+    return this.http.retrying(`${this.http.where(repo, `blob ${digest}`)} HEAD`, async (signal) => {
+      const res = await this.http.send(
+        {
+          method: 'HEAD',
+          url: `/v2/${repo}/blobs/${digest}`,
+          scope: { repository: repo, push: false },
+        },
+        signal,
+      );
       await discard(res);
       if (res.status === 404) return undefined;
       if (res.status !== 200) await this.http.fail(res, repo, `blob ${digest}`);
@@ -89,7 +95,8 @@ export class RegistryClient {
 
   /**
    * Streams a blob, verified against digest and size (DIGEST_MISMATCH at the end). A transfer
-   * broken mid-body resumes with a Range request (bounded by `tries`).
+   * broken mid-body resumes with a Range request (bounded by `tries`); the whole blob, every try
+   * included, has one deadline derived from its size (`RegistryHttp.deadline`).
    */
   openBlob(repo: string, desc: { digest: string; size?: number }): Readable {
     parseDigest(desc.digest, 'blob digest');
@@ -98,46 +105,58 @@ export class RegistryClient {
     async function* generate(): AsyncGenerator<Uint8Array> {
       const hasher = new DigestHasher(parseDigest(desc.digest).algorithm);
       let failures = 0;
-      for (;;) {
-        const offset = hasher.size;
-        try {
-          const res = await http.retrying(`${what} GET`, () =>
-            http.send({
-              method: 'GET',
-              url: `/v2/${repo}/blobs/${desc.digest}`,
-              headers: offset > 0 ? { range: `bytes=${offset}-` } : {},
-              scope: { repository: repo, push: false },
-            }),
-          );
-          if (res.status === 404) {
-            await discard(res);
-            throw new OdhError('NOT_FOUND', `${what}: not found`);
-          }
-          if (res.status !== 200 && res.status !== 206) {
-            throw new OdhError('IO', `${what}: ${await errorText(res, http.timeoutMs)}`);
-          }
-          // A server ignoring Range sends everything again: skip what we already have.
-          let skip = res.status === 200 ? offset : 0;
-          for await (const chunk of bodyChunks(res, http.timeoutMs, what)) {
-            let c = chunk;
-            if (skip > 0) {
-              const n = Math.min(skip, c.length);
-              skip -= n;
-              c = c.subarray(n);
-              if (c.length === 0) continue;
+      const deadline = http.deadline(`${what} GET`, desc.size);
+      try {
+        for (;;) {
+          const offset = hasher.size;
+          try {
+            const res = await http.retrying(
+              `${what} GET`,
+              (signal) =>
+                http.send(
+                  {
+                    method: 'GET',
+                    url: `/v2/${repo}/blobs/${desc.digest}`,
+                    headers: offset > 0 ? { range: `bytes=${offset}-` } : {},
+                    scope: { repository: repo, push: false },
+                  },
+                  signal,
+                ),
+              { deadline },
+            );
+            if (res.status === 404) {
+              await discard(res);
+              throw new OdhError('NOT_FOUND', `${what}: not found`);
             }
-            hasher.update(c);
-            if (desc.size !== undefined && hasher.size > desc.size) {
-              throw new OdhError('DIGEST_MISMATCH', `${what}: more than the expected ${desc.size} bytes`);
+            if (res.status !== 200 && res.status !== 206) {
+              throw new OdhError('IO', `${what}: ${await errorText(res, http.timeoutMs)}`);
             }
-            yield c;
+            // A server ignoring Range sends everything again: skip what we already have.
+            let skip = res.status === 200 ? offset : 0;
+            for await (const chunk of bodyChunks(res, http.timeoutMs, what)) {
+              let c = chunk;
+              if (skip > 0) {
+                const n = Math.min(skip, c.length);
+                skip -= n;
+                c = c.subarray(n);
+                if (c.length === 0) continue;
+              }
+              hasher.update(c);
+              if (desc.size !== undefined && hasher.size > desc.size) {
+                throw new OdhError('DIGEST_MISMATCH', `${what}: more than the expected ${desc.size} bytes`);
+              }
+              yield c;
+            }
+            checkDigest(desc, { digest: hasher.digest(), size: hasher.size }, {});
+            return;
+          } catch (e) {
+            if (deadline.signal.aborted) throw deadline.signal.reason;
+            if (!(e instanceof TransientError) || ++failures >= http.tries) throw e;
+            http.stats.retries++;
           }
-          checkDigest(desc, { digest: hasher.digest(), size: hasher.size }, {});
-          return;
-        } catch (e) {
-          if (!(e instanceof TransientError) || ++failures >= http.tries) throw e;
-          http.stats.retries++;
         }
+      } finally {
+        deadline.dispose();
       }
     }
     return Readable.from(generate(), { objectMode: false });
@@ -171,13 +190,16 @@ export class RegistryClient {
    */
   async getManifest(repo: string, reference: string, accept = MANIFEST_ACCEPT): Promise<PulledManifest> {
     const what = this.http.where(repo, `manifest ${reference}`);
-    return this.http.retrying(`${what} GET`, async () => {
-      const res = await this.http.send({
-        method: 'GET',
-        url: `/v2/${repo}/manifests/${reference}`,
-        headers: { accept },
-        scope: { repository: repo, push: false },
-      });
+    return this.http.retrying(`${what} GET`, async (signal) => {
+      const res = await this.http.send(
+        {
+          method: 'GET',
+          url: `/v2/${repo}/manifests/${reference}`,
+          headers: { accept },
+          scope: { repository: repo, push: false },
+        },
+        signal,
+      );
       if (res.status !== 200) await this.http.fail(res, repo, `manifest ${reference}`);
       const raw = await readBody(res, MAX_REGISTRY_MANIFEST_BYTES, this.http.timeoutMs, what);
       const expected = reference.includes(':') ? reference : res.headers.get('docker-content-digest');
@@ -196,13 +218,16 @@ export class RegistryClient {
 
   /** Digest of a manifest if `reference` exists (HEAD), else undefined. */
   async manifestExists(repo: string, reference: string): Promise<boolean> {
-    return this.http.retrying(`${this.http.where(repo, `manifest ${reference}`)} HEAD`, async () => {
-      const res = await this.http.send({
-        method: 'HEAD',
-        url: `/v2/${repo}/manifests/${reference}`,
-        headers: { accept: MANIFEST_ACCEPT },
-        scope: { repository: repo, push: false },
-      });
+    return this.http.retrying(`${this.http.where(repo, `manifest ${reference}`)} HEAD`, async (signal) => {
+      const res = await this.http.send(
+        {
+          method: 'HEAD',
+          url: `/v2/${repo}/manifests/${reference}`,
+          headers: { accept: MANIFEST_ACCEPT },
+          scope: { repository: repo, push: false },
+        },
+        signal,
+      );
       await discard(res);
       if (res.status === 404) return false;
       if (res.status !== 200) await this.http.fail(res, repo, `manifest ${reference}`);
@@ -222,14 +247,17 @@ export class RegistryClient {
   ): Promise<{ digest: string; subjectHandled: boolean }> {
     const digest = digestOf(raw);
     const what = this.http.where(repo, `manifest ${reference}`);
-    return this.http.retrying(`${what} PUT`, async () => {
-      const res = await this.http.send({
-        method: 'PUT',
-        url: `/v2/${repo}/manifests/${reference}`,
-        headers: { 'content-type': mediaType },
-        body: raw,
-        scope: { repository: repo, push: true },
-      });
+    return this.http.retrying(`${what} PUT`, async (signal) => {
+      const res = await this.http.send(
+        {
+          method: 'PUT',
+          url: `/v2/${repo}/manifests/${reference}`,
+          headers: { 'content-type': mediaType },
+          body: raw,
+          scope: { repository: repo, push: true },
+        },
+        signal,
+      );
       if (res.status !== 201 && res.status !== 200)
         await this.http.fail(res, repo, `manifest ${reference} (${digest})`);
       await discard(res);
@@ -266,8 +294,10 @@ export class RegistryClient {
       return 'skipped';
     }
     const what = this.http.where(repo, `blob ${desc.digest}`);
-    const result = await this.http.retrying(`${what} upload`, () =>
-      uploadBlobSession(this.http, repo, desc, open, mountFrom),
+    const result = await this.http.retrying(
+      `${what} upload`,
+      () => uploadBlobSession(this.http, repo, desc, open, mountFrom),
+      { size: desc.size },
     );
     const size = await this.blobSize(repo, desc.digest);
     if (size !== desc.size) {
@@ -292,14 +322,17 @@ export class RegistryClient {
   ): Promise<{ descriptors: Descriptor[]; via: 'api' | 'tag' }> {
     const p = parseDigest(digest, 'subject digest');
     const what = this.http.where(repo, `referrers of ${digest}`);
-    const api = await this.http.retrying(`${what} GET`, async () => {
+    const api = await this.http.retrying(`${what} GET`, async (signal) => {
       const q = artifactType ? `?artifactType=${encodeURIComponent(artifactType)}` : '';
-      const res = await this.http.send({
-        method: 'GET',
-        url: `/v2/${repo}/referrers/${digest}${q}`,
-        headers: { accept: MEDIA_TYPE_IMAGE_INDEX },
-        scope: { repository: repo, push: false },
-      });
+      const res = await this.http.send(
+        {
+          method: 'GET',
+          url: `/v2/${repo}/referrers/${digest}${q}`,
+          headers: { accept: MEDIA_TYPE_IMAGE_INDEX },
+          scope: { repository: repo, push: false },
+        },
+        signal,
+      );
       if (res.status === 404) {
         await discard(res);
         return undefined;

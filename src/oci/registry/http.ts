@@ -1,4 +1,5 @@
 import { OdhError, isOdhError } from '../../util/errors.js';
+import { runSignal } from '../../util/run.js';
 import {
   basicAuthorization,
   findCredentials,
@@ -22,8 +23,17 @@ export interface RegistryOptions {
   tries?: number;
   /** First backoff delay in ms, doubled each retry, capped at 8 s (default 250). */
   backoffMs?: number;
-  /** Longest wait for response headers and for each body read, ms (default 60 000). */
+  /** Longest wait for response headers and for each body read, ms (default 30 000, ≤ deadlineMs). */
   timeoutMs?: number;
+  /**
+   * Overall deadline of one operation (every try, backoff and resumption included), ms, plus the
+   * time its known size takes at `minRate` (default 120 000; `--timeout`).
+   */
+  deadlineMs?: number;
+  /** Slowest transfer rate the deadline allows for, bytes/s (default 64 KiB/s). */
+  minRate?: number;
+  /** Cancels every request (default: the run's SIGINT/SIGTERM/SIGHUP signal). */
+  signal?: AbortSignal;
   /** Blobs larger than this are uploaded in PATCH chunks of this size (default 8 MiB). */
   chunkSize?: number;
   /** Called for each HTTP request sent (tests count them). */
@@ -70,6 +80,35 @@ export class TransientError extends OdhError {
 
 const MAX_BACKOFF_MS = 8000;
 
+/**
+ * The deadline of one registry operation: a signal that aborts when the time is up or the run is
+ * cancelled. Every try of the operation shares it, so retries never extend it.
+ */
+export class Deadline {
+  readonly signal: AbortSignal;
+  private readonly timer: NodeJS.Timeout;
+  private readonly ends: number;
+
+  constructor(what: string, budgetMs: number, cancel: AbortSignal) {
+    const ac = new AbortController();
+    this.ends = Date.now() + budgetMs;
+    this.timer = setTimeout(() => {
+      const secs = Math.round(budgetMs / 100) / 10;
+      ac.abort(new OdhError('UNAVAILABLE', `${what}: not done within ${secs} s (deadline; see --timeout)`));
+    }, budgetMs);
+    this.timer.unref();
+    this.signal = AbortSignal.any([ac.signal, cancel]);
+  }
+
+  remainingMs(): number {
+    return this.ends - Date.now();
+  }
+
+  dispose(): void {
+    clearTimeout(this.timer);
+  }
+}
+
 function isLoopback(host: string): boolean {
   const h = host.replace(/:[0-9]+$/, '');
   return h === 'localhost' || h === '[::1]' || /^127\./.test(h);
@@ -88,7 +127,11 @@ export class RegistryHttp {
   };
   readonly tries: number;
   readonly timeoutMs: number;
+  readonly deadlineMs: number;
+  readonly minRate: number;
   readonly chunkSize: number;
+  /** Every request of this client ends when this aborts. */
+  readonly cancel: AbortSignal;
   private readonly backoffMs: number;
   private readonly credentials: Credentials | undefined;
   private readonly tokens = new Map<string, string>();
@@ -108,7 +151,10 @@ export class RegistryHttp {
     this.credentials = opts.credentials === null ? undefined : (opts.credentials ?? findCredentials(host));
     this.tries = Math.max(1, opts.tries ?? 5);
     this.backoffMs = opts.backoffMs ?? 250;
-    this.timeoutMs = opts.timeoutMs ?? 60_000;
+    this.deadlineMs = opts.deadlineMs ?? 120_000;
+    this.timeoutMs = Math.min(opts.timeoutMs ?? 30_000, this.deadlineMs);
+    this.minRate = opts.minRate ?? 64 << 10;
+    this.cancel = opts.signal ?? runSignal();
     this.chunkSize = opts.chunkSize ?? 8 << 20;
   }
 
@@ -117,28 +163,44 @@ export class RegistryHttp {
     return new URL(url, `${this.base}/`).toString();
   }
 
+  /** A deadline for an operation moving `size` bytes (unknown: the base deadline only). */
+  deadline(what: string, size?: number): Deadline {
+    const extra = size !== undefined && size > 0 ? Math.ceil((size * 1000) / this.minRate) : 0;
+    return new Deadline(what, this.deadlineMs + extra, this.cancel);
+  }
+
   /**
    * Runs `fn` up to `tries` times while it fails with a TransientError, waiting with exponential
-   * backoff (or Retry-After). The last failure becomes UNAVAILABLE naming `what` and the count.
+   * backoff (or Retry-After), all within one deadline (`opts.deadline`, else one for `opts.size`):
+   * when it passes or the run is cancelled, the request in flight is aborted and that is the error.
+   * The last failure becomes UNAVAILABLE naming `what` and the count.
    */
-  async retrying<T>(what: string, fn: () => Promise<T>): Promise<T> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await fn();
-      } catch (e) {
-        if (!(e instanceof TransientError)) throw e;
-        if (attempt >= this.tries) {
-          throw new OdhError(
-            'UNAVAILABLE',
-            `${what} failed after ${attempt} tries: ${e.message}`,
-            {},
-            { cause: e },
-          );
+  async retrying<T>(
+    what: string,
+    fn: (signal: AbortSignal) => Promise<T>,
+    opts: { size?: number; deadline?: Deadline } = {},
+  ): Promise<T> {
+    const dl = opts.deadline ?? this.deadline(what, opts.size);
+    try {
+      for (let attempt = 1; ; attempt++) {
+        dl.signal.throwIfAborted();
+        try {
+          return await fn(dl.signal);
+        } catch (e) {
+          if (dl.signal.aborted) throw dl.signal.reason;
+          if (!(e instanceof TransientError)) throw e;
+          const wait = Math.min(e.retryAfterMs ?? this.backoffMs * 2 ** (attempt - 1), MAX_BACKOFF_MS);
+          if (attempt >= this.tries || wait >= dl.remainingMs()) {
+            const why =
+              attempt >= this.tries ? `after ${attempt} tries` : `after ${attempt} tries (deadline)`;
+            throw new OdhError('UNAVAILABLE', `${what} failed ${why}: ${e.message}`, {}, { cause: e });
+          }
+          this.stats.retries++;
+          await sleep(wait, dl.signal);
         }
-        this.stats.retries++;
-        const wait = Math.min(e.retryAfterMs ?? this.backoffMs * 2 ** (attempt - 1), MAX_BACKOFF_MS);
-        await new Promise((r) => setTimeout(r, wait));
       }
+    } finally {
+      if (!opts.deadline) dl.dispose();
     }
   }
 
@@ -147,17 +209,17 @@ export class RegistryHttp {
    * cancel the body (see `readBody`, `bodyChunks`, `discard`). 429/5xx and network failures throw
    * TransientError; a rejected login throws "authentication failed for HOST".
    */
-  async send(req: RegistryRequest): Promise<Response> {
+  async send(req: RegistryRequest, signal: AbortSignal = this.cancel): Promise<Response> {
     const scopeKey = `repository:${req.scope.repository}:${req.scope.push ? 'pull,push' : 'pull'}`;
     let authorization = this.authorizationFor(scopeKey);
-    let res = await this.fetchOnce(req, authorization);
+    let res = await this.fetchOnce(req, authorization, signal);
     if (res.status === 401) {
       const challenge = parseChallenge(res.headers.get('www-authenticate') ?? '');
       await discard(res);
-      const next = await this.answer(challenge, scopeKey, req.scope.alsoPull);
+      const next = await this.answer(challenge, scopeKey, req.scope.alsoPull, signal);
       if (next === undefined || next === authorization) throw this.authFailed();
       authorization = next;
-      res = await this.fetchOnce(req, authorization);
+      res = await this.fetchOnce(req, authorization, signal);
       if (res.status === 401) {
         await discard(res);
         throw this.authFailed();
@@ -202,7 +264,8 @@ export class RegistryHttp {
   private async answer(
     ch: Challenge | undefined,
     scopeKey: string,
-    alsoPull?: string,
+    alsoPull: string | undefined,
+    signal: AbortSignal,
   ): Promise<string | undefined> {
     if (ch?.scheme === 'basic') {
       if (!this.credentials) return undefined;
@@ -213,19 +276,24 @@ export class RegistryHttp {
     const scopes = new Set<string>([scopeKey]);
     if (ch.params.scope) ch.params.scope.split(' ').forEach((s) => scopes.add(s));
     if (alsoPull) scopes.add(`repository:${alsoPull}:pull`);
-    const token = await this.fetchToken(ch.params.realm, ch.params.service, [...scopes]);
+    const token = await this.fetchToken(ch.params.realm, ch.params.service, [...scopes], signal);
     this.tokens.set(scopeKey, token);
     return `Bearer ${token}`;
   }
 
   /** Docker token protocol: GET realm?service=…&scope=… (Basic credentials when known). */
-  private async fetchToken(realm: string, service: string | undefined, scopes: string[]): Promise<string> {
+  private async fetchToken(
+    realm: string,
+    service: string | undefined,
+    scopes: string[],
+    signal: AbortSignal,
+  ): Promise<string> {
     const url = new URL(realm);
     if (service) url.searchParams.set('service', service);
     for (const s of scopes) url.searchParams.append('scope', s);
     const headers: Record<string, string> = {};
     if (this.credentials) headers.authorization = basicAuthorization(this.credentials);
-    const res = await this.fetchRaw('GET', url.toString(), headers, undefined);
+    const res = await this.fetchRaw('GET', url.toString(), headers, undefined, signal);
     if (res.status === 401 || res.status === 403) {
       await discard(res);
       throw this.authFailed();
@@ -252,10 +320,14 @@ export class RegistryHttp {
     return t;
   }
 
-  private fetchOnce(req: RegistryRequest, authorization: string | undefined): Promise<Response> {
+  private fetchOnce(
+    req: RegistryRequest,
+    authorization: string | undefined,
+    signal: AbortSignal,
+  ): Promise<Response> {
     const headers: Record<string, string> = { ...req.headers };
     if (authorization) headers.authorization = authorization;
-    return this.fetchRaw(req.method, this.resolve(req.url), headers, req.body);
+    return this.fetchRaw(req.method, this.resolve(req.url), headers, req.body, signal);
   }
 
   /** fetch with a header timeout; network failures and timeouts become TransientError. */
@@ -264,7 +336,9 @@ export class RegistryHttp {
     url: string,
     headers: Record<string, string>,
     body: Buffer | undefined,
+    signal: AbortSignal,
   ): Promise<Response> {
+    signal.throwIfAborted();
     this.stats.requests++;
     this.opts.onRequest?.(method, url);
     const ac = new AbortController();
@@ -275,11 +349,12 @@ export class RegistryHttp {
         headers: { 'user-agent': 'oci-delta-harness', ...headers },
         body,
         redirect: 'follow',
-        signal: ac.signal,
+        signal: AbortSignal.any([ac.signal, signal]),
       });
-      attachAbort(res, ac);
+      attachAbort(res, ac, signal);
       return res;
     } catch (e) {
+      if (signal.aborted) throw signal.reason;
       const why = ac.signal.aborted ? `no response within ${this.timeoutMs} ms` : describeFetchError(e);
       throw new TransientError(`registry ${this.host}: ${method} ${new URL(url).pathname}: ${why}`);
     } finally {
@@ -289,9 +364,27 @@ export class RegistryHttp {
 }
 
 const aborters = new WeakMap<Response, AbortController>();
+/** The operation's deadline/cancel signal of a response: its body reads fail with that reason. */
+const outerSignals = new WeakMap<Response, AbortSignal>();
 
-function attachAbort(res: Response, ac: AbortController): void {
+function attachAbort(res: Response, ac: AbortController, signal: AbortSignal): void {
   aborters.set(res, ac);
+  outerSignals.set(res, signal);
+}
+
+/** Waits `ms`, or rejects with the signal's reason. */
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onAbort = () => {
+      clearTimeout(t);
+      reject(signal.reason);
+    };
+    const t = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
 }
 
 function describeFetchError(e: unknown): string {
@@ -313,6 +406,7 @@ export async function* bodyChunks(
   if (!res.body) return;
   const reader = res.body.getReader();
   const ac = aborters.get(res);
+  const outer = outerSignals.get(res);
   let stalled = false;
   let finished = false;
   try {
@@ -326,6 +420,7 @@ export async function* bodyChunks(
       try {
         r = (await reader.read()) as { done: boolean; value?: Uint8Array };
       } catch (e) {
+        if (outer?.aborted) throw outer.reason;
         throw new TransientError(
           `${what}: ${stalled ? `transfer stalled for ${timeoutMs} ms` : `transfer broken (${describeFetchError(e)})`}`,
         );
