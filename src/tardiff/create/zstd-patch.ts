@@ -51,7 +51,14 @@ export function defaultPatchLevel(targetSize: number): number {
 export class ZstdDictEncoder {
   private cctx: binding.CCtx | null = null;
 
-  constructor(private readonly level?: number) {}
+  /**
+   * `level`: zstd level (default by target size); `window`: window in bytes, a power of two (default:
+   * from the larger of the two sizes).
+   */
+  constructor(
+    private readonly level?: number,
+    private readonly window?: number,
+  ) {}
 
   /** One zstd frame reproducing `target` from the whole of `source`. */
   encode(source: Buffer, target: Buffer): Buffer {
@@ -59,7 +66,10 @@ export class ZstdDictEncoder {
     const cctx = (this.cctx ??= new binding.CCtx());
     try {
       cctx.setParameter(binding.CParameter.compressionLevel, this.level ?? defaultPatchLevel(target.length));
-      cctx.setParameter(binding.CParameter.windowLog, patchWindowLog(Math.max(source.length, target.length)));
+      const windowLog = this.window
+        ? patchWindowLog(this.window)
+        : patchWindowLog(Math.max(source.length, target.length));
+      cctx.setParameter(binding.CParameter.windowLog, windowLog);
       cctx.setParameter(binding.CParameter.enableLongDistanceMatching, 1);
       cctx.setParameter(binding.CParameter.checksumFlag, 0);
       cctx.setParameter(C_FORCE_ATTACH_DICT as binding.CParameter, DICT_FORCE_LOAD);
