@@ -16,6 +16,7 @@ interface ApplyFlags {
   json?: boolean;
   discover?: string;
   tlsVerify?: string;
+  verifyKey?: string;
 }
 
 const COMPRESSIONS: readonly OutputCompression[] = ['gzip', 'zstd', 'none'];
@@ -44,6 +45,10 @@ export function register(program: Command): void {
     .option(
       '--force-source',
       "apply even if the source image's config digest is not the delta's source-config",
+    )
+    .option(
+      '--verify-key <PEM>',
+      'require an embedded cosign signature of the target image that verifies with this public key',
     )
     .option('--json', 'print the result as one JSON object')
     .action(async (arg1: string | undefined, arg2: string | undefined, flags: ApplyFlags) => {
@@ -130,6 +135,7 @@ function checkFlags(f: ApplyFlags) {
     compress: f.compress as OutputCompression,
     jobs,
     forceSource: f.forceSource === true,
+    ...(f.verifyKey !== undefined ? { verifyKey: f.verifyKey } : {}),
   };
 }
 
@@ -140,6 +146,7 @@ function summary(r: ApplyResult): string {
     `  manifest ${r.manifestDigest} (${r.layers.length} layers: ${count('tar-diff')} tar-diff, ` +
       `${count('original')} original, ${count('reused')} reused, ${count('filled')} copied from the source)`,
     `  config   ${r.configDigest}`,
+    ...(r.verified ? [`  signature ${r.verified.signature} verified`] : []),
   ];
   return `${lines.join('\n')}\n`;
 }

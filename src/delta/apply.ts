@@ -17,6 +17,7 @@ import { parseDeltaArtifact, type DeltaArtifact, type TargetLayer } from './arti
 import { openImage, createApplyOutput, openImageSourceFor, verifyBlob, type ImageReader } from './io.js';
 import { copyOriginal, rebuildFromTarDiff, type OutputCompression, type StagedBlob } from './layer.js';
 import { serializeManifest } from './manifest-json.js';
+import { loadVerifyKey, verifyDeltaSignatures, type VerifiedSignature } from './signature-verify.js';
 
 export type { OutputCompression } from './layer.js';
 
@@ -39,6 +40,8 @@ export interface ApplyOptions {
   signal?: AbortSignal;
   /** Loud warnings (stderr in the CLI). */
   warn?: (message: string) => void;
+  /** PEM public key file: an embedded cosign signature must verify before anything is written (§1.6). */
+  verifyKey?: string;
 }
 
 export type AppliedKind = 'reused' | 'tar-diff' | 'original' | 'filled';
@@ -63,6 +66,8 @@ export interface ApplyResult {
   sourceConfig: string;
   /** False only when --force-source let a mismatching source through. */
   sourceMatched: boolean;
+  /** With --verify-key: the signature that verified. */
+  verified?: VerifiedSignature;
   complete: boolean;
   layers: AppliedLayer[];
 }
@@ -94,6 +99,10 @@ export async function applyDelta(opts: ApplyOptions): Promise<ApplyResult> {
     const delta = await openImage(opts.delta, 'delta');
     cleanups.push(() => delta.close());
     const artifact = await parseDeltaArtifact(delta.manifestBytes, delta);
+    // spec oci-delta §4.1 step 4: signatures are checked before anything else is done
+    const verified = opts.verifyKey
+      ? await verifyDeltaSignatures(artifact, delta, await loadVerifyKey(opts.verifyKey))
+      : undefined;
 
     let sourceImage: ImageReader | undefined;
     let sourceMatched = true;
@@ -233,6 +242,7 @@ export async function applyDelta(opts: ApplyOptions): Promise<ApplyResult> {
       configDigest: artifact.targetConfigDescriptor.digest,
       sourceConfig: artifact.sourceConfig,
       sourceMatched,
+      ...(verified ? { verified } : {}),
       complete: results.every((r) => r.kind !== 'reused'),
       layers: results,
     };

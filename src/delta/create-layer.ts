@@ -10,6 +10,7 @@ import {
   type CreateProgress,
   type OpHistogram,
   type SourceSet,
+  type TarDiffMode,
 } from '../tardiff/create/index.js';
 import { OdhError, isOdhError, type ErrorContext } from '../util/errors.js';
 import { flow } from './flow.js';
@@ -22,7 +23,7 @@ import { flow } from './flow.js';
  * tar-diff) is removed by `release` once the blob has been copied into the artifact.
  */
 
-export type BinaryDiff = 'zstd' | 'copy';
+export type BinaryDiff = TarDiffMode;
 
 export interface LayerJob {
   /** Target manifest position. */
@@ -36,6 +37,9 @@ export interface LayerJob {
   workDir: string;
   compressionLevel?: number;
   maxZstdDictSize?: number;
+  maxBsdiffSize?: number;
+  zstdDiffLevel?: number;
+  zstdDiffWindow?: number;
   signal: AbortSignal;
   onPhase?: (p: CreateProgress | { phase: 'stage'; done: number; total?: number }) => void;
 }
@@ -122,6 +126,9 @@ export async function processNewLayer(job: LayerJob): Promise<LayerOutcome> {
         out,
         compressionLevel: job.compressionLevel,
         maxZstdDictSize: job.maxZstdDictSize,
+        maxBsdiffSize: job.maxBsdiffSize,
+        zstdDiffLevel: job.zstdDiffLevel,
+        zstdDiffWindow: job.zstdDiffWindow,
         where: job.desc.digest,
         onProgress: (p) => job.onPhase?.(p),
       });

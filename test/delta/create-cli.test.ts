@@ -130,15 +130,21 @@ describe('odh create OLD NEW OUTPUT', () => {
 
   it('rejects bad flags and missing inputs with one error line, leaving nothing', async () => {
     const before = await readdir(work);
-    const bad = await odh([
-      '--binary-diff',
-      'bsdiff',
-      sc.old.ociRef,
-      sc.new.ociRef,
-      path.join(work, 'x.tar'),
-    ]);
+    const bad = await odh(['--binary-diff', 'gzip', sc.old.ociRef, sc.new.ociRef, path.join(work, 'x.tar')]);
     expect(bad.exitCode).toBe(1);
-    expect(bad.stderr).toMatch(/bsdiff/);
+    // upstream's message (spec oci-delta §6), with our extra mode named
+    expect(bad.stderr).toContain('invalid --binary-diff "gzip" (want bsdiff, zstd, or auto');
+    for (const [flag, value, message] of [
+      ['--zstd-diff-window', '-1', 'invalid --zstd-diff-window -1'],
+      ['--zstd-diff-window', '513', 'invalid --zstd-diff-window 513 (max 512)'],
+      ['--zstd-diff-window', '3', 'invalid --zstd-diff-window 3 (must be 0 or a power of two)'],
+      ['--max-zstd-diff-size', '-2', 'invalid --max-zstd-diff-size -2'],
+      ['--max-bsdiff-size', '-3', 'invalid --max-bsdiff-size -3'],
+    ] as const) {
+      const r = await odh([`${flag}=${value}`, sc.old.ociRef, sc.new.ociRef, path.join(work, 'x.tar')]);
+      expect(r.exitCode, flag).toBe(1);
+      expect(r.stderr.trim()).toBe(`odh: error: ${message}`);
+    }
     const jobs = await odh(['-j', 'many', sc.old.ociRef, sc.new.ociRef, path.join(work, 'x.tar')]);
     expect(jobs.exitCode).toBe(1);
     expect(jobs.stderr).toContain('invalid --jobs "many"');
