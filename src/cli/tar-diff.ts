@@ -67,7 +67,7 @@ export async function tarDiff(
         mode,
         tempDir: work,
         out: atomic.tempPath,
-        compressionLevel: opts.compressionLevel,
+        compressionLevel: opts.compressionLevel || undefined,
         maxZstdDictSize: opts.maxZstdDiffSize !== undefined ? opts.maxZstdDiffSize * 1024 * 1024 : undefined,
         maxBsdiffSize: opts.maxBsdiffSize !== undefined ? opts.maxBsdiffSize * 1024 * 1024 : undefined,
         zstdDiffLevel: opts.zstdDiffLevel,
@@ -130,7 +130,11 @@ export function register(program: Command): void {
         .choices(['bsdiff', 'zstd', 'auto', 'copy'])
         .default('bsdiff'),
     )
-    .option('--compression-level <n>', 'outer zstd level', intArg('--compression-level', 1, 22), 3)
+    .option(
+      '--compression-level <n>',
+      'outer zstd level (default: chosen by the literal bytes expected, like odh create; upstream: 3)',
+      intArg('--compression-level', 0, 22),
+    )
     .option(
       '--max-bsdiff-size <MiB>',
       'bsdiff only for files below this size (0 = no limit)',
