@@ -154,3 +154,40 @@ describe('odh create OLD NEW OUTPUT', () => {
     expect(await readdir(work)).toEqual(before);
   });
 });
+
+describe('odh create --help (spec oci-delta §6)', () => {
+  it("lists upstream create's flags (containers/oci-delta cmd/create.go) and marks ours as extras", async () => {
+    const r = await odh(['--help']);
+    expect(r.exitCode).toBe(0);
+    const upstream = [
+      '-s, --statistics',
+      '-j, --jobs <N>',
+      '--binary-diff <method>',
+      '--compression-level <N>',
+      '--zstd-diff-level <N>',
+      '--zstd-diff-window <MiB>',
+      '--max-zstd-diff-size <MiB>',
+      '--max-bsdiff-size <MiB>',
+      '--signature <REF>',
+      '--log-level <level>',
+      '--debug',
+      '-q, --quiet',
+    ];
+    const optionLines = r.stdout.split('\n').filter((l) => /^ {2}-/.test(l));
+    const flags = optionLines.map((l) => l.trim().split(/ {2,}/)[0]!);
+    for (const f of upstream) expect(flags, f).toContain(f);
+    // upstream defaults, in the help text
+    expect(r.stdout).toMatch(/bsdiff \(default/);
+    expect(r.stdout).toContain('(default: "192")');
+    expect(r.stdout).toContain('(default: "128")');
+    // everything else is ours and says so
+    const ours = flags.filter((f) => !upstream.includes(f) && f !== '-h, --help');
+    expect(ours.sort()).toEqual(
+      ['--json', '--no-image-signature', '--original-media-type <how>', '--tmp-dir <DIR>'].sort(),
+    );
+    const text = r.stdout.replace(/\n\s+/g, ' ');
+    for (const f of ours) expect(text).toMatch(new RegExp(`${f.replace(/[<>]/g, '.')} .*?\\[odh extra\\]`));
+    // the hidden deprecated -v is still accepted as -s
+    expect(flags).not.toContain('-v, --verbose');
+  });
+});
