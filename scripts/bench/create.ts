@@ -145,6 +145,7 @@ export async function benchCreateVsGo(work: string): Promise<void> {
     printComparison(`fixture ${name}`, await compareWithGo(set, MODES, d), MODES);
     await fs.rm(d, { recursive: true, force: true });
   }
+  await benchBsdiffMemory(path.join(dir, 'big'), 48 << 20);
   const d = path.join(dir, 'debian');
   await fs.mkdir(d, { recursive: true });
   const oldTar = path.join(d, 'old.tar');
@@ -167,4 +168,48 @@ export async function benchCreateVsGo(work: string): Promise<void> {
     MODES,
   );
   await fs.rm(d, { recursive: true, force: true });
+}
+
+/**
+ * bsdiff memory on one big file (issue 10 bound: ≤ 10 × the old file, on top of the process):
+ * peak RSS of our tar-diff and of Go's for the same single-file tars, with node's own RSS beside.
+ */
+export async function benchBsdiffMemory(dir: string, size: number): Promise<void> {
+  await fs.mkdir(path.join(dir, 'root', 'usr', 'lib'), { recursive: true });
+  const old = Buffer.alloc(size);
+  for (let i = 0, x = 12345; i < size; i++) {
+    x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+    old[i] = (x >>> 24) & (i % 4096 < 2048 ? 0x0f : 0xff); // half compressible, half noise
+  }
+  const neu = Buffer.concat([
+    old.subarray(0, size >> 1),
+    Buffer.from('inserted bytes'),
+    old.subarray(size >> 1),
+  ]);
+  neu.fill(7, 1000, 1100);
+  const oldTar = path.join(dir, 'old.tar');
+  const newTar = path.join(dir, 'new.tar');
+  const lib = path.join(dir, 'root', 'usr', 'lib', 'big.so');
+  await fs.writeFile(lib, old);
+  await sh(`tar -C '${dir}/root' -cf '${oldTar}' --sort=name --mtime=@0 --owner=0 --group=0 usr`);
+  await fs.writeFile(lib, neu);
+  await sh(`tar -C '${dir}/root' -cf '${newTar}' --sort=name --mtime=@0 --owner=0 --group=0 usr`);
+  await fs.writeFile(lib, old);
+  const set: TarSet = {
+    oldTars: [oldTar],
+    oldCombined: oldTar,
+    rootfs: path.join(dir, 'root'),
+    newTars: new Map([[0, newTar]]),
+  };
+  const [c] = await compareWithGo(set, ['bsdiff'], dir);
+  const idle = await sh(`node -e "0"`);
+  const mib = (k: number) => `${(k / 1024).toFixed(0)} MiB`;
+  const ours = c!.ours.bsdiff!;
+  process.stdout.write(
+    `bsdiff memory, one ${(size / (1 << 20)).toFixed(0)} MiB file: ours peak RSS ${mib(ours.maxRssKiB)} ` +
+      `(node alone ${mib(idle.maxRssKiB)}; above it ${(((ours.maxRssKiB - idle.maxRssKiB) * 1024) / size).toFixed(1)}× the file, ` +
+      `bound 10×), ${ours.seconds.toFixed(1)} s, ${mb(ours.bytes)}; Go tar-diff ${mib(c!.go.maxRssKiB)} ` +
+      `(${((c!.go.maxRssKiB * 1024) / size).toFixed(1)}× the file), ${c!.go.seconds.toFixed(1)} s, ${mb(c!.go.bytes)}\n`,
+  );
+  await fs.rm(dir, { recursive: true, force: true });
 }
