@@ -7,7 +7,7 @@ import os from 'node:os';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { benchCopyThroughput, benchPeakRss, benchZstdDict } from './bench/tardiff.js';
-import { benchCreate } from './bench/create.js';
+import { benchCreate, benchCreateVsGo } from './bench/create.js';
 import { report } from './bench/measure.js';
 import { benchComposefs, formatComposefsBench } from './bench-composefs.js';
 
@@ -28,6 +28,8 @@ async function main(): Promise<void> {
     if (only.has('create')) {
       process.stdout.write('\n## delta create (issue 4)\n');
       await benchCreate(work);
+      process.stdout.write('\n## delta create vs Go tar-diff, per mode (issue 10)\n');
+      await benchCreateVsGo(work);
     }
     if (only.has('composefs')) {
       process.stdout.write('\n## composefs (issue 3)\n');

@@ -20,6 +20,7 @@ interface ApplyFlags {
   tlsVerify?: string;
   timeout?: string;
   force?: boolean;
+  verifyKey?: string;
 }
 
 const COMPRESSIONS: readonly OutputCompression[] = ['gzip', 'zstd', 'none'];
@@ -51,6 +52,10 @@ export function register(program: Command): void {
     )
     .option('--timeout <SECONDS>', REGISTRY_TIMEOUT_HELP)
     .option('-f, --force', 'replace an existing output file')
+    .option(
+      '--verify-key <PEM>',
+      'require an embedded cosign signature of the target image that verifies with this public key',
+    )
     .option('--json', 'print the result as one JSON object')
     .action(async (arg1: string | undefined, arg2: string | undefined, flags: ApplyFlags) => {
       const opts = checkFlags(flags);
@@ -122,6 +127,7 @@ function checkFlags(f: ApplyFlags) {
     jobs,
     forceSource: f.forceSource === true,
     force: f.force === true,
+    ...(f.verifyKey !== undefined ? { verifyKey: f.verifyKey } : {}),
   };
 }
 
@@ -132,6 +138,7 @@ function summary(r: ApplyResult): string {
     `  manifest ${r.manifestDigest} (${r.layers.length} layers: ${count('tar-diff')} tar-diff, ` +
       `${count('original')} original, ${count('reused')} reused, ${count('filled')} copied from the source)`,
     `  config   ${r.configDigest}`,
+    ...(r.verified ? [`  signature ${r.verified.signature} verified`] : []),
   ];
   return `${lines.join('\n')}\n`;
 }

@@ -43,5 +43,16 @@ function human(r: DeltaInspection): string {
   }
   out.push(`delta layer bytes ${r.deltaLayerBytes} for ${r.targetLayerBytes} target layer bytes`);
   out.push(`source files (${r.sources.length}):`, ...r.sources.map((s) => `  ${s}`));
+  out.push(`signatures (${r.signatures.length}):`);
+  for (const sig of r.signatures) {
+    out.push(`  ${sig.digest} ${sig.size} B, ${sig.payloads.length} payload(s)`);
+    for (const p of sig.payloads) {
+      const what = p.signedManifest
+        ? `signs ${p.signedManifest}${p.matchesTarget ? ' (the target)' : ' (NOT the target)'}`
+        : 'not a cosign simple-signing payload';
+      const ref = p.dockerReference ? ` as ${p.dockerReference}` : '';
+      out.push(`    ${p.digest} ${what}${ref}${p.hasSignature ? '' : ', no signature annotation'}`);
+    }
+  }
   return `${out.join('\n')}\n`;
 }

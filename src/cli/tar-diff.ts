@@ -3,6 +3,7 @@ import path from 'node:path';
 import { Option, type Command } from 'commander';
 import {
   createTarDiff,
+  DEFAULT_MAX_BSDIFF,
   DEFAULT_MAX_ZSTD_DICT,
   layerFile,
   type CreateTarDiffResult,
@@ -17,8 +18,13 @@ import { createProgress } from '../util/progress.js';
 export interface TarDiffCliOptions {
   binaryDiff?: TarDiffMode;
   compressionLevel?: number;
-  /** MiB. */
+  /** MiB (0 = no extra cap). */
   maxZstdDiffSize?: number;
+  /** MiB (0 = no limit). */
+  maxBsdiffSize?: number;
+  zstdDiffLevel?: number;
+  /** MiB, a power of two ≤ 512 (0 = auto). */
+  zstdDiffWindow?: number;
   tmpDir?: string;
   /** Names under these prefixes are never Open names (default `sysroot/ostree/`). */
   ignoreSourcePrefix?: string[];
@@ -41,7 +47,7 @@ export async function tarDiff(
     const st = await fs.stat(f).catch(() => null);
     if (!st?.isFile()) throw new OdhError('NOT_FOUND', 'input tar not found', { file: f });
   }
-  const mode = opts.binaryDiff ?? 'zstd';
+  const mode = opts.binaryDiff ?? 'bsdiff';
   const progress = createProgress({ quiet: opts.quiet });
   const atomic = await AtomicOutput.create(output, { overwrite: opts.force });
   const work = (await runTempDir('tar-diff', opts.tmpDir)).dir;
@@ -61,8 +67,11 @@ export async function tarDiff(
         mode,
         tempDir: work,
         out: atomic.tempPath,
-        compressionLevel: opts.compressionLevel,
+        compressionLevel: opts.compressionLevel || undefined,
         maxZstdDictSize: opts.maxZstdDiffSize !== undefined ? opts.maxZstdDiffSize * 1024 * 1024 : undefined,
+        maxBsdiffSize: opts.maxBsdiffSize !== undefined ? opts.maxBsdiffSize * 1024 * 1024 : undefined,
+        zstdDiffLevel: opts.zstdDiffLevel,
+        zstdDiffWindow: opts.zstdDiffWindow ? opts.zstdDiffWindow * 1024 * 1024 : undefined,
         where: newTar,
         onProgress: (p) => {
           if (p.phase === phase) return;
@@ -113,17 +122,42 @@ export function register(program: Command): void {
       'OLD.tar [OLD2.tar …] NEW.tar OUT.tardiff (old tars in extraction order; gzip/zstd sniffed)',
     )
     .addOption(
-      new Option('--binary-diff <method>', 'zstd: tardf2 with ZstdDict patches; copy: tardf1, copies only')
-        .choices(['zstd', 'copy'])
-        .default('zstd'),
+      new Option(
+        '--binary-diff <method>',
+        'bsdiff (default, like upstream; tardf1), zstd (tardf2 ZstdDict patches), auto (tardf2: zstd ' +
+          'within --max-zstd-diff-size, bsdiff above) or copy (ours: tardf1, copies only)',
+      )
+        .choices(['bsdiff', 'zstd', 'auto', 'copy'])
+        .default('bsdiff'),
     )
-    .option('--compression-level <n>', 'outer zstd level', intArg('--compression-level', 1, 22), 3)
+    .option(
+      '--compression-level <n>',
+      'outer zstd level (default: chosen by the literal bytes expected, like odh create; upstream: 3)',
+      intArg('--compression-level', 0, 22),
+    )
+    .option(
+      '--max-bsdiff-size <MiB>',
+      'bsdiff only for files below this size (0 = no limit)',
+      intArg('--max-bsdiff-size', 0, 1 << 20),
+      DEFAULT_MAX_BSDIFF >> 20,
+    )
     .option(
       '--max-zstd-diff-size <MiB>',
-      'largest file diffed with ZstdDict',
-      intArg('--max-zstd-diff-size', 1, 512),
+      'ZstdDict only for files below this size (0 = no extra cap below 512)',
+      intArg('--max-zstd-diff-size', 0, 512),
       DEFAULT_MAX_ZSTD_DICT >> 20,
     )
+    .option(
+      '--zstd-diff-level <n>',
+      'zstd level of ZstdDict patches (default: by file size)',
+      intArg('--zstd-diff-level', 1, 22),
+    )
+    .option('--zstd-diff-window <MiB>', 'ZstdDict window, a power of two ≤ 512 (0 = auto)', (v: string) => {
+      const n = intArg('--zstd-diff-window', 0, 512)(v);
+      if ((n & (n - 1)) !== 0)
+        throw new OdhError('USAGE', `invalid --zstd-diff-window ${n} (must be 0 or a power of two)`);
+      return n;
+    })
     .option(
       '--ignore-source-prefix <prefix>',
       'never use old files under this prefix (repeatable; default sysroot/ostree/)',

@@ -30,6 +30,7 @@ import {
   type TarPatcher,
 } from './layer.js';
 import { serializeManifest } from './manifest-json.js';
+import { loadVerifyKey, verifyDeltaSignatures, type VerifiedSignature } from './signature-verify.js';
 
 export type { OutputCompression, TarPatcher } from './layer.js';
 
@@ -56,6 +57,8 @@ export interface ApplyOptions {
   warn?: (message: string) => void;
   /** Test harness only: a foreign tar-patch rebuilding each tar-diff layer instead of ours. */
   tarPatcher?: TarPatcher;
+  /** PEM public key file: an embedded cosign signature must verify before anything is written (§1.6). */
+  verifyKey?: string;
 }
 
 export type AppliedKind = 'reused' | 'tar-diff' | 'original' | 'filled';
@@ -80,6 +83,8 @@ export interface ApplyResult {
   sourceConfig: string;
   /** False only when --force-source let a mismatching source through. */
   sourceMatched: boolean;
+  /** With --verify-key: the signature that verified. */
+  verified?: VerifiedSignature;
   complete: boolean;
   layers: AppliedLayer[];
 }
@@ -115,6 +120,10 @@ export async function applyDelta(opts: ApplyOptions): Promise<ApplyResult> {
     cleanups.push(() => opened.close());
     let delta = opened;
     const artifact = await parseDeltaArtifact(delta.manifestBytes, delta);
+    // spec oci-delta §4.1 step 4: signatures are checked before anything else is done
+    const verified = opts.verifyKey
+      ? await verifyDeltaSignatures(artifact, delta, await loadVerifyKey(opts.verifyKey))
+      : undefined;
 
     let sourceImage: ImageReader | undefined;
     let sourceMatched = true;
@@ -257,6 +266,7 @@ export async function applyDelta(opts: ApplyOptions): Promise<ApplyResult> {
       configDigest: artifact.targetConfigDescriptor.digest,
       sourceConfig: artifact.sourceConfig,
       sourceMatched,
+      ...(verified ? { verified } : {}),
       complete: results.every((r) => r.kind !== 'reused'),
       layers: results,
     };

@@ -58,6 +58,8 @@ export interface DeltaManifestInput {
   sourceManifest: string;
   /** `delta.source-config`: the old image's config digest. */
   sourceConfig: string;
+  /** Embedded signatures' entries (`cosign-signature`, `cosign-signature-content`), spec §1.6. */
+  signatures?: Descriptor[];
 }
 
 /** A Go `json.Marshal` of a `[]string`: compact, Go string escapes (spec §1.3). */
@@ -86,6 +88,7 @@ export function deltaManifestLayers(input: DeltaManifestInput): Descriptor[] {
       size: l.size,
       annotations: { [ANNOTATION_CONTENT]: CONTENT_IMAGE_LAYER, [ANNOTATION_TO]: l.to },
     })),
+    ...(input.signatures ?? []),
   ];
 }
 

@@ -10,6 +10,7 @@ import {
   type CreateProgress,
   type OpHistogram,
   type SourceSet,
+  type TarDiffMode,
 } from '../tardiff/create/index.js';
 import { OdhError, isOdhError, type ErrorContext } from '../util/errors.js';
 import { flow } from './flow.js';
@@ -22,7 +23,7 @@ import { flow } from './flow.js';
  * tar-diff) is removed by `release` once the blob has been copied into the artifact.
  */
 
-export type BinaryDiff = 'zstd' | 'copy';
+export type BinaryDiff = TarDiffMode;
 
 /**
  * A foreign per-layer tar-diff writer (the conformance matrix plugs the Go `tar-diff` in here):
@@ -51,6 +52,9 @@ export interface LayerJob {
   maxZstdDictSize?: number;
   /** Replaces our tar-diff creator for this layer (see TarDiffWriter). */
   tarDiffWriter?: TarDiffWriter;
+  maxBsdiffSize?: number;
+  zstdDiffLevel?: number;
+  zstdDiffWindow?: number;
   signal: AbortSignal;
   onPhase?: (p: CreateProgress | { phase: 'stage'; done: number; total?: number }) => void;
 }
@@ -145,6 +149,9 @@ export async function processNewLayer(job: LayerJob): Promise<LayerOutcome> {
             out,
             compressionLevel: job.compressionLevel,
             maxZstdDictSize: job.maxZstdDictSize,
+            maxBsdiffSize: job.maxBsdiffSize,
+            zstdDiffLevel: job.zstdDiffLevel,
+            zstdDiffWindow: job.zstdDiffWindow,
             where: job.desc.digest,
             onProgress: (p) => job.onPhase?.(p),
           });

@@ -74,6 +74,10 @@ function mb(bytes: number): string {
 
 /** The info line upstream logs without `-s` (spec §6 "Delta complete: …"). */
 export function formatCompleteLine(s: CreateStats): string {
+  // upstream leaves the byte figures out when no layer bytes were processed
+  if (s.processedLayerBytes === 0) {
+    return `Delta complete: ${s.processedLayers} layer(s) diffed, ${s.skippedLayers} reused`;
+  }
   const stored = s.tarDiffLayerBytes + s.originalLayerBytes;
   return (
     `Delta complete: ${s.processedLayers} layer(s) diffed, ${s.skippedLayers} reused, ` +

@@ -11,6 +11,12 @@ import { finishDeltaArtifact, type DeltaLayerBlob, type ReusedLayer } from './ar
 import { processNewLayer, type BinaryDiff, type LayerOutcome, type TarDiffWriter } from './create-layer.js';
 import { releaseTemp, runTempDir } from '../util/run.js';
 import { formatCompleteLine, type CreateStats } from './create-stats.js';
+import {
+  findImageSignature,
+  loadSignatureArtifact,
+  signatureDescriptors,
+  type SignatureArtifact,
+} from './signature.js';
 
 export type { BinaryDiff, TarDiffWriter } from './create-layer.js';
 export type { CreateStats } from './create-stats.js';
@@ -44,7 +50,11 @@ export interface CreateDeltaOptions {
   new: string;
   /** Output: `oci-archive:PATH[:NAME]`, `oci:DIR[:NAME]` or a bare archive path; must not exist. */
   output: string;
-  /** `zstd`: tardf2 with ZstdDict patches (default); `copy`: tardf1 with copies only. */
+  /**
+   * Per-file binary diff (spec §5.4): `bsdiff` (default, like upstream; tardf1), `zstd` (tardf2 with
+   * ZstdDict patches), `auto` (upstream's rule: ZstdDict within the zstd cap, else bsdiff; tardf2),
+   * `copy` (ours: tardf1 with copies only).
+   */
   binaryDiff?: BinaryDiff;
   /** New-only layers diffed at once (default: CPU count). */
   jobs?: number;
@@ -52,8 +62,21 @@ export interface CreateDeltaOptions {
   statistics?: boolean;
   /** Outer zstd level of tar-diffs (default 3). */
   compressionLevel?: number;
-  /** Largest file diffed with ZstdDict, bytes (default 128 MiB). */
+  /** ZstdDict only for files below this, bytes (default 128 MiB; 0 = up to the 512 MiB window). */
   maxZstdDiffSize?: number;
+  /** bsdiff only for files below this, bytes (default 192 MiB; 0 = no limit). */
+  maxBsdiffSize?: number;
+  /** zstd level of ZstdDict patches (default: `compressionLevel` when given, else by file size). */
+  zstdDiffLevel?: number;
+  /** ZstdDict window in bytes, a power of two ≤ 512 MiB (default: from the file sizes). */
+  zstdDiffWindow?: number;
+  /** Signature OCI artifacts to embed (`--signature`, repeatable; spec §1.6). */
+  signatures?: string[];
+  /**
+   * Also embed the new image's own cosign signature, found under the cosign tag `sha256-<hex>.sig`
+   * in its layout or repository (default true; ours, see `findImageSignature`).
+   */
+  imageSignatures?: boolean;
   /**
    * Media type of an original layer stored verbatim. `upstream` (default): always tar+gzip, as
    * upstream writes it even for zstd/plain layers (spec §1.4 edge case); `target`: the target
@@ -101,6 +124,8 @@ export interface CreateDeltaResult {
   layers: CreatedLayer[];
   /** Size of the written artifact (archive file, or all files of the layout directory). */
   deltaBytes: number;
+  /** Embedded signature manifests: where each came from and its digest. */
+  signatures: Array<{ from: string; digest: string }>;
   warnings: string[];
 }
 
@@ -114,7 +139,7 @@ interface Pending {
 }
 
 export async function createDelta(opts: CreateDeltaOptions): Promise<CreateDeltaResult> {
-  const mode = opts.binaryDiff ?? 'zstd';
+  const mode = opts.binaryDiff ?? 'bsdiff';
   const jobs = opts.jobs ?? os.availableParallelism();
   if (!Number.isSafeInteger(jobs) || jobs < 1) throw new OdhError('USAGE', `invalid jobs ${jobs}`);
   const emit = opts.onProgress ?? (() => {});
@@ -159,6 +184,7 @@ export async function createDelta(opts: CreateDeltaOptions): Promise<CreateDelta
       type: 'info',
       message: `Found ${pending.length} layer(s) to diff, ${reused.length} layer(s) unchanged`,
     });
+    const signatures = await loadSignatures(opts, ni, emit);
 
     // The output first: an existing destination fails before any heavy work.
     writer = await createLayoutWriter({
@@ -222,6 +248,10 @@ export async function createDelta(opts: CreateDeltaOptions): Promise<CreateDelta
         compressionLevel: opts.compressionLevel,
         maxZstdDictSize: opts.maxZstdDiffSize,
         ...(opts.tarDiffWriter ? { tarDiffWriter: opts.tarDiffWriter } : {}),
+        maxBsdiffSize: opts.maxBsdiffSize,
+        // spec §5.1: the patch level defaults to the outer level when one is given
+        zstdDiffLevel: opts.zstdDiffLevel ?? opts.compressionLevel,
+        zstdDiffWindow: opts.zstdDiffWindow,
         signal: stop.signal,
         onPhase: (ph) =>
           emit({
@@ -241,6 +271,11 @@ export async function createDelta(opts: CreateDeltaOptions): Promise<CreateDelta
     });
     await flush();
 
+    // spec §1.1: signature manifests and their blobs follow the layer blobs
+    for (const sig of signatures) {
+      await w.addBlob(sig.manifestBytes, { expectedDigest: sig.manifestDigest });
+      for (const b of sig.blobs) await w.addBlob(b.bytes, { expectedDigest: b.desc.digest });
+    }
     const written = await finishDeltaArtifact(w, {
       targetManifest,
       targetConfig,
@@ -248,6 +283,7 @@ export async function createDelta(opts: CreateDeltaOptions): Promise<CreateDelta
       reused,
       sourceManifest: oldImg.manifestDescriptor.digest,
       sourceConfig: oldImg.manifest.config.digest,
+      signatures: signatures.flatMap(signatureDescriptors),
     });
 
     const layers: CreatedLayer[] = ni.manifest.layers.map((desc, index) => {
@@ -268,6 +304,7 @@ export async function createDelta(opts: CreateDeltaOptions): Promise<CreateDelta
       stats,
       layers,
       deltaBytes: await outputBytes(path.resolve(outRef.path)),
+      signatures: signatures.map((s) => ({ from: s.from, digest: s.manifestDigest })),
       warnings,
     };
   } catch (e) {
@@ -281,6 +318,27 @@ export async function createDelta(opts: CreateDeltaOptions): Promise<CreateDelta
     await newImg?.reader.close();
     await oldImg.reader.close();
   }
+}
+
+/**
+ * The signatures to embed (spec §1.6): the new image's own cosign signature, then each
+ * `--signature` artifact, in the order given; the same manifest only once.
+ */
+async function loadSignatures(
+  opts: CreateDeltaOptions,
+  img: OpenedImage,
+  emit: (e: CreateEvent) => void,
+): Promise<SignatureArtifact[]> {
+  const out: SignatureArtifact[] = [];
+  if (opts.imageSignatures !== false) {
+    const own = await findImageSignature(opts.new, img.manifestDescriptor.digest);
+    if (own) out.push(own);
+  }
+  const given = opts.signatures ?? [];
+  if (given.length > 0) emit({ type: 'info', message: `Embedding ${given.length} signature(s)` });
+  for (const ref of given) out.push(await loadSignatureArtifact(ref));
+  const seen = new Set<string>();
+  return out.filter((s) => !seen.has(s.manifestDigest) && seen.add(s.manifestDigest));
 }
 
 /** spec §5.1 step 1: layer i ↔ diff_ids[i]. */

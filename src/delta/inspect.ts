@@ -1,7 +1,9 @@
-import { MEDIA_TYPE_TAR_DIFF } from '../oci/types.js';
+import { MEDIA_TYPE_TAR_DIFF, parseManifest, type Descriptor } from '../oci/types.js';
+import { isOdhError } from '../util/errors.js';
+import { COSIGN_SIGNATURE_ANNOTATION } from './signature-verify.js';
 import { inspectTarDiff } from '../tardiff/inspect.js';
 import type { OpName } from '../tardiff/ops.js';
-import { parseDeltaArtifact } from './artifact.js';
+import { parseDeltaArtifact, type DeltaBlobReader } from './artifact.js';
 import { openImage, verifyBlob } from './io.js';
 import { sniffCompression } from '../oci/compression.js';
 
@@ -39,6 +41,63 @@ export interface DeltaInspection {
   targetLayerBytes: number;
   /** Every source file name referenced by any tar-diff, sorted bytewise, each once. */
   sources: string[];
+  /** Embedded cosign signatures (spec oci-delta §1.6), not verified here (see apply --verify-key). */
+  signatures: InspectedSignature[];
+}
+
+export interface InspectedSignature {
+  digest: string;
+  size: number;
+  /** Its payload layers: what each claims to sign. */
+  payloads: Array<{
+    digest: string;
+    mediaType: string;
+    /** `critical.image.docker-manifest-digest` of a cosign simple-signing payload. */
+    signedManifest?: string;
+    dockerReference?: string;
+    /** The payload names the delta's target manifest. */
+    matchesTarget: boolean;
+    hasSignature: boolean;
+  }>;
+}
+
+/** Cosign payloads are small; bigger ones are not read. */
+const MAX_PAYLOAD = 1 << 20;
+
+async function inspectSignature(
+  desc: Descriptor,
+  blobs: DeltaBlobReader,
+  target: string,
+): Promise<InspectedSignature> {
+  const m = parseManifest(
+    await blobs.readBlob(desc, { layer: desc.digest }),
+    `signature manifest ${desc.digest}`,
+  );
+  const payloads: InspectedSignature['payloads'] = [];
+  for (const l of m.layers) {
+    const p: InspectedSignature['payloads'][number] = {
+      digest: l.digest,
+      mediaType: l.mediaType,
+      matchesTarget: false,
+      hasSignature: l.annotations?.[COSIGN_SIGNATURE_ANNOTATION] !== undefined,
+    };
+    if (l.size <= MAX_PAYLOAD) {
+      try {
+        const j = JSON.parse((await blobs.readBlob(l, { layer: l.digest })).toString('utf8')) as {
+          critical?: { image?: Record<string, unknown>; identity?: Record<string, unknown> };
+        };
+        const signed = j.critical?.image?.['docker-manifest-digest'];
+        const ref = j.critical?.identity?.['docker-reference'];
+        if (typeof signed === 'string') p.signedManifest = signed;
+        if (typeof ref === 'string') p.dockerReference = ref;
+        p.matchesTarget = signed === target;
+      } catch (e) {
+        if (isOdhError(e)) throw e; // a missing or corrupt blob; unparsable JSON is just reported as such
+      }
+    }
+    payloads.push(p);
+  }
+  return { digest: desc.digest, size: desc.size, payloads };
 }
 
 /** Summarizes a delta (`odh inspect`): every blob read is digest-checked and every tar-diff parsed. */
@@ -98,7 +157,11 @@ export async function inspectDelta(ref: string): Promise<DeltaInspection> {
       deltaLayerBytes,
       targetLayerBytes,
       sources: [...all].sort((x, y) => Buffer.compare(Buffer.from(x), Buffer.from(y))),
+      signatures: [],
     };
+    for (const sig of a.signatures) {
+      r.signatures.push(await inspectSignature(sig, delta, a.targetManifestDescriptor.digest));
+    }
     if (a.sourceManifest) r.sourceManifest = a.sourceManifest;
     return r;
   } finally {

@@ -16,6 +16,8 @@ export type ErrorCode =
   | 'UNSUPPORTED'
   | 'EXISTS'
   | 'UNAVAILABLE'
+  /** No embedded signature verified with --verify-key (spec oci-delta §1.6). */
+  | 'SIGNATURE'
   /** An external upstream program (oci-delta) exited non-zero, was killed or timed out. */
   | 'UPSTREAM_FAILED';
 

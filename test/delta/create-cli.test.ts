@@ -130,15 +130,21 @@ describe('odh create OLD NEW OUTPUT', () => {
 
   it('rejects bad flags and missing inputs with one error line, leaving nothing', async () => {
     const before = await readdir(work);
-    const bad = await odh([
-      '--binary-diff',
-      'bsdiff',
-      sc.old.ociRef,
-      sc.new.ociRef,
-      path.join(work, 'x.tar'),
-    ]);
+    const bad = await odh(['--binary-diff', 'gzip', sc.old.ociRef, sc.new.ociRef, path.join(work, 'x.tar')]);
     expect(bad.exitCode).toBe(1);
-    expect(bad.stderr).toMatch(/bsdiff/);
+    // upstream's message (spec oci-delta §6), with our extra mode named
+    expect(bad.stderr).toContain('invalid --binary-diff "gzip" (want bsdiff, zstd, or auto');
+    for (const [flag, value, message] of [
+      ['--zstd-diff-window', '-1', 'invalid --zstd-diff-window -1'],
+      ['--zstd-diff-window', '513', 'invalid --zstd-diff-window 513 (max 512)'],
+      ['--zstd-diff-window', '3', 'invalid --zstd-diff-window 3 (must be 0 or a power of two)'],
+      ['--max-zstd-diff-size', '-2', 'invalid --max-zstd-diff-size -2'],
+      ['--max-bsdiff-size', '-3', 'invalid --max-bsdiff-size -3'],
+    ] as const) {
+      const r = await odh([`${flag}=${value}`, sc.old.ociRef, sc.new.ociRef, path.join(work, 'x.tar')]);
+      expect(r.exitCode, flag).toBe(1);
+      expect(r.stderr.trim()).toBe(`odh: error: ${message}`);
+    }
     const jobs = await odh(['-j', 'many', sc.old.ociRef, sc.new.ociRef, path.join(work, 'x.tar')]);
     expect(jobs.exitCode).toBe(1);
     expect(jobs.stderr).toContain('invalid --jobs "many"');
@@ -146,5 +152,42 @@ describe('odh create OLD NEW OUTPUT', () => {
     expect(missing.exitCode).toBe(1);
     expect(missing.stderr.trim().split('\n')).toHaveLength(1);
     expect(await readdir(work)).toEqual(before);
+  });
+});
+
+describe('odh create --help (spec oci-delta §6)', () => {
+  it("lists upstream create's flags (containers/oci-delta cmd/create.go) and marks ours as extras", async () => {
+    const r = await odh(['--help']);
+    expect(r.exitCode).toBe(0);
+    const upstream = [
+      '-s, --statistics',
+      '-j, --jobs <N>',
+      '--binary-diff <method>',
+      '--compression-level <N>',
+      '--zstd-diff-level <N>',
+      '--zstd-diff-window <MiB>',
+      '--max-zstd-diff-size <MiB>',
+      '--max-bsdiff-size <MiB>',
+      '--signature <REF>',
+      '--log-level <level>',
+      '--debug',
+      '-q, --quiet',
+    ];
+    const optionLines = r.stdout.split('\n').filter((l) => /^ {2}-/.test(l));
+    const flags = optionLines.map((l) => l.trim().split(/ {2,}/)[0]!);
+    for (const f of upstream) expect(flags, f).toContain(f);
+    // upstream defaults, in the help text
+    expect(r.stdout).toMatch(/bsdiff \(default/);
+    expect(r.stdout).toContain('(default: "192")');
+    expect(r.stdout).toContain('(default: "128")');
+    // everything else is ours and says so
+    const ours = flags.filter((f) => !upstream.includes(f) && f !== '-h, --help');
+    expect(ours.sort()).toEqual(
+      ['--json', '--no-image-signature', '--original-media-type <how>', '--tmp-dir <DIR>'].sort(),
+    );
+    const text = r.stdout.replace(/\n\s+/g, ' ');
+    for (const f of ours) expect(text).toMatch(new RegExp(`${f.replace(/[<>]/g, '.')} .*?\\[odh extra\\]`));
+    // the hidden deprecated -v is still accepted as -s
+    expect(flags).not.toContain('-v, --verbose');
   });
 });

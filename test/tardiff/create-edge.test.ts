@@ -59,9 +59,10 @@ describe('op stream shape', () => {
     expect(r.bytes).toBeLessThan(100_000);
   });
 
-  it('a tiny file (size ≤ source path length + 4) is never opened, even when identical', async () => {
+  it('a tiny identical file is copied (upstream’s len(name)+4 literal rule is not applied)', async () => {
     const rt = await roundTrip(old, [{ type: 'file', path: 'x', content: 'tiny but identical\n' }], 'zstd');
-    expect(rt.report.opened).toEqual([]);
+    expect(rt.report.opened).toEqual(['usr/share/small.txt']);
+    expect(opCounts(rt.report).Copy).toBe(1);
   });
 
   it('a sparse new entry is never matched (its stored bytes are not file content)', async () => {

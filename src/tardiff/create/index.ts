@@ -1,7 +1,11 @@
 /** The tar-diff creator (spec oci-delta §5): public entry points. */
 export {
+  bsdiffFits,
   createTarDiff,
+  DEFAULT_MAX_BSDIFF,
   DEFAULT_MAX_ZSTD_DICT,
+  TAR_DIFF_MODES,
+  zstdFits,
   type CreateProgress,
   type CreateTarDiffOptions,
   type CreateTarDiffResult,

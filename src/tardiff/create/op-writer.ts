@@ -13,6 +13,9 @@ import { encodeUvarint } from '../varint.js';
 /** spec oci-delta §5.4: Data is flushed once this much is buffered. */
 export const DATA_FLUSH = 4 * 1024 * 1024;
 const OUT_CHUNK = 1 << 20;
+/** spec oci-delta §2.2: appliers refuse AddData ops longer than this. */
+export const ADD_DATA_MAX = 100 * 1024 * 1024;
+const DIFF_PIECE = 1 << 20;
 /** `ZSTD_c_srcSizeHint`, experimental (libzstd 1.5.x). */
 const C_SRC_SIZE_HINT = 1004;
 
@@ -24,6 +27,7 @@ export class OpStreamWriter {
   private readonly pending = Buffer.allocUnsafe(DATA_FLUSH);
   private pendingLen = 0;
   private readonly out = Buffer.allocUnsafe(OUT_CHUNK);
+  private readonly diffPiece = Buffer.allocUnsafe(DIFF_PIECE);
   private current: Buffer | null = null;
   private position = 0;
   /** Bytes handed to the sink (header included). */
@@ -120,6 +124,46 @@ export class OpStreamWriter {
     if (position === this.position) return;
     await this.op(OpCode.Seek, position);
     this.position = position;
+  }
+
+  /**
+   * Seek emitted even when the position does not change: upstream's bsdiff encoding always writes
+   * the Seek closing a triple (spec oci-delta §5.5).
+   */
+  async seekAlways(position: number): Promise<void> {
+    await this.op(OpCode.Seek, position);
+    this.position = position;
+  }
+
+  /**
+   * AddData of new[newAt..+length) − old[oldAt..+length), computed and compressed in pieces so no
+   * file-sized buffer is needed. Emitted even when `length` is 0 (spec oci-delta §5.5); longer
+   * than the appliers' 100 MiB limit (§2.2) it is split into several ops (upstream does not split).
+   */
+  async addDiff(
+    neu: Uint8Array,
+    newAt: number,
+    old: Uint8Array,
+    oldAt: number,
+    length: number,
+  ): Promise<void> {
+    let done = 0;
+    do {
+      const n = Math.min(length - done, ADD_DATA_MAX);
+      await this.flushData();
+      this.histogram.AddData++;
+      await this.compress(Buffer.concat([Buffer.from([OpCode.AddData]), encodeUvarint(n)]));
+      for (let i = 0; i < n; i += DIFF_PIECE) {
+        const k = Math.min(DIFF_PIECE, n - i);
+        const piece = this.diffPiece;
+        const a = newAt + done + i;
+        const b = oldAt + done + i;
+        for (let j = 0; j < k; j++) piece[j] = (neu[a + j]! - old[b + j]!) & 0xff;
+        await this.compress(piece.subarray(0, k));
+      }
+      this.position += n;
+      done += n;
+    } while (done < length);
   }
 
   async copy(size: number): Promise<void> {
