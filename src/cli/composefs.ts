@@ -9,6 +9,7 @@ import { writeErofs, imageId } from '../composefs/erofs/write.js';
 import type { FsVerityAlgorithm } from '../composefs/fsverity.js';
 import {
   composefsImage,
+  COMPOSEFS_RS_RELEASE,
   defaultXattrPolicy,
   DEFAULT_FORMAT,
   DEFAULT_HASH,
@@ -25,7 +26,10 @@ export interface MkfsOptions {
   maxVersion?: number;
   /** fs-verity algorithm of --print-digest and of the writer's metacopy (default: the digests' length). */
   hash?: FsVerityAlgorithm;
-  /** V1 only: C `CFS_PARSE_STRICT=1` rules (default true). */
+  /**
+   * V1 only: C `CFS_PARSE_STRICT=1` rules. Default false, as `mkcomposefs --from-file` parses
+   * (spec composefs-v1 §4.1: strictness is an environment opt-in in C).
+   */
   strict?: boolean;
 }
 
@@ -37,7 +41,12 @@ export async function mkfsFromDumpfile(input: string, opts: MkfsOptions): Promis
   const source = (input === '-' ? process.stdin : await openInput(input)) as AsyncIterable<Buffer>;
   const tree = await parseDumpfile(source, {
     ...(opts.format === 'v1'
-      ? { rules: 'mkcomposefs', strict: opts.strict ?? true }
+      ? {
+          rules: 'mkcomposefs',
+          strict: opts.strict ?? false,
+          // C reads 32-byte digests only; SHA-512 images (composefs-rs V1) carry 64-byte ones.
+          digestBytes: opts.hash === 'sha512' ? 64 : 32,
+        }
       : { rules: 'composefs-rs' }),
     file: input === '-' ? 'stdin' : input,
   });
@@ -49,9 +58,14 @@ export async function mkfsFromDumpfile(input: string, opts: MkfsOptions): Promis
   });
 }
 
+/** A regular file, or a stream-like file (pipe, `/dev/fd/N`, character device) read front to back. */
 async function openInput(file: string): Promise<NodeJS.ReadableStream> {
   const st = await fs.stat(file).catch(() => null);
-  if (!st?.isFile()) throw new OdhError('NOT_FOUND', 'input file not found', { file });
+  if (st === null) throw new OdhError('NOT_FOUND', 'input file not found', { file });
+  if (st.isDirectory()) throw new OdhError('USAGE', 'input is a directory, not a dumpfile', { file });
+  if (!st.isFile() && !st.isFIFO() && !st.isCharacterDevice() && !st.isSocket()) {
+    throw new OdhError('USAGE', 'input is not a file or a pipe', { file });
+  }
   return createReadStream(file, { highWaterMark: 1 << 20 });
 }
 
@@ -124,8 +138,9 @@ const hashOption = (dflt: FsVerityAlgorithm | undefined, text: string) => {
 const xattrsOption = () =>
   new Option(
     '--xattrs <policy>',
-    'xattrs kept from the layers: all (composefs-rs ≤0.7, the V2 spec), capability or capability+user ' +
-      '(composefs-rs ≥0.8); default: capability for v1, all for v2',
+    `xattrs kept from the layers, for either format: capability (composefs-rs ${COMPOSEFS_RS_RELEASE} ` +
+      'allowlist-only, the default), capability+user (its keep-user-xattrs) or all ' +
+      '(composefs-rs ≤0.7.0, the V2 spec snapshot)',
   ).choices(['all', 'capability', 'capability+user']);
 
 const REF_HELP =
@@ -180,7 +195,10 @@ export function register(program: Command): void {
     )
     .option('--print-digest', 'print the fs-verity digest of the image on stdout')
     .option('--print-digest-only', 'print the digest and write no image')
-    .option('--no-strict', 'v1: accept what C mkcomposefs accepts without CFS_PARSE_STRICT')
+    .option(
+      '--strict',
+      'v1: also apply the C CFS_PARSE_STRICT=1 checks (default: lenient, as mkcomposefs --from-file parses)',
+    )
     .action(async (output: string | undefined, o) => {
       if (o.format === 'v2' && (o.minVersion !== undefined || o.maxVersion !== undefined)) {
         throw new OdhError('USAGE', '--min-version/--max-version apply to --format v1 only');
@@ -195,7 +213,7 @@ export function register(program: Command): void {
         minVersion: o.minVersion,
         maxVersion: o.maxVersion,
         hash: o.hash,
-        strict: o.strict,
+        strict: o.strict === true,
       });
       if (!o.printDigestOnly) await writeOutput(output!, image, 'image');
       if (o.printDigest || o.printDigestOnly) {
@@ -217,7 +235,8 @@ export function register(program: Command): void {
     .summary('composefs image ID of an OCI image (cfsctl oci compute-id)')
     .description(
       'compute the composefs image ID of an OCI image, like cfsctl oci compute-id. Defaults are those of ' +
-        'current cfsctl for a new repository: V1 format and SHA-512 (spec composefs-v1 §14.2).' +
+        `cfsctl ${COMPOSEFS_RS_RELEASE} for a new repository: V1 format and SHA-512 (spec composefs-v1 §14.2), ` +
+        'xattrs filtered to security.capability for both formats.' +
         SCOPE_HELP,
     )
     .argument('<image-ref>', REF_HELP)
@@ -233,9 +252,15 @@ export function register(program: Command): void {
   cfs
     .command('dumpfile')
     .summary('the composefs tree of an OCI image as a dumpfile')
-    .description('print the composefs tree of an OCI image as a dumpfile.' + SCOPE_HELP)
+    .description(
+      `print the composefs tree of an OCI image as a dumpfile, as cfsctl ${COMPOSEFS_RS_RELEASE} ` +
+        'create-dumpfile writes it (mtime with nanoseconds).' +
+        SCOPE_HELP,
+    )
     .argument('<image-ref>', REF_HELP)
-    .addOption(formatOption(DEFAULT_FORMAT, 'format whose xattr policy applies (see --xattrs)'))
+    .addOption(
+      formatOption(DEFAULT_FORMAT, 'EROFS format the tree is for (the tree itself is the same for both)'),
+    )
     .addOption(hashOption(DEFAULT_HASH, 'fs-verity algorithm of the external file digests'))
     .addOption(xattrsOption())
     .option('-q, --quiet', 'no progress on stderr')

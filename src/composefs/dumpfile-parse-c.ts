@@ -33,12 +33,21 @@ const XATTR_BUDGET = 32767n;
 const U64_MASK = (1n << 64n) - 1n;
 /** spec composefs-v1 §9.3: more than 1024 chunks of 2^43 bytes cannot be written. */
 const MAX_EXTERNAL_SIZE = 1n << 53n;
+/**
+ * From here on C's chunk count `(size + 2^43 − 1) >> 43` wraps in 64 bits: C 1.0.8 then writes an
+ * image whose chunk table is far shorter than i_size says, which fsck.erofs rejects or loops on.
+ * We refuse these like every other size above MAX_EXTERNAL_SIZE (docs/composefs-decisions.md §1).
+ */
+const C_CHUNK_OVERFLOW = (1n << 64n) - (1n << 43n) + 1n;
 
 export class MkcomposefsDumpfileParser {
   private readonly tree = new PathTree();
   private sawLine = false;
 
-  constructor(private readonly strict: boolean) {}
+  constructor(
+    private readonly strict: boolean,
+    private readonly digestBytes: 32 | 64 = 32,
+  ) {}
 
   line(bytes: Buffer, lineNo: number, terminated: boolean): void {
     this.sawLine = true;
@@ -131,10 +140,16 @@ export class MkcomposefsDumpfileParser {
       }
     }
 
-    if (digestRaw !== null) inode.digest = decodeDigest(truncateAtNul(digestRaw));
+    if (digestRaw !== null) inode.digest = decodeDigest(truncateAtNul(digestRaw), this.digestBytes);
 
     // mkcomposefs fails at write time (EFBIG) for these; reject them here, where the line is known.
     if (type === S_IFREG && inode.content === null && inode.size > MAX_EXTERNAL_SIZE) {
+      if (inode.size >= C_CHUNK_OVERFLOW) {
+        throw syntax(
+          `File too large: SIZE ${inode.size} (2^64 − ${(1n << 64n) - inode.size}) overflows the chunk ` +
+            'count; C mkcomposefs 1.0.8 writes a corrupt image for it, refused (see docs/composefs-decisions.md)',
+        );
+      }
       throw syntax(`File too large: ${inode.size} bytes needs more than 1024 chunks`);
     }
 
@@ -205,14 +220,20 @@ export class MkcomposefsDumpfileParser {
 /**
  * spec composefs-v1 §4.5 item 11: pairs of hex digits into 32 bytes, stopping at the first invalid
  * character. C leaves the rest uninitialised; here it is zero (only 64 hex digits are well defined).
+ * Extra digits are ignored, as C does. For 64-byte (SHA-512) digests, which C cannot read, a short
+ * digest is refused instead: zero-filling half a SHA-512 digest would name an object that is not there.
  */
-function decodeDigest(text: Buffer): Buffer {
-  const out = Buffer.alloc(32);
-  for (let i = 0; i < 32 && 2 * i + 1 < text.length; i++) {
+function decodeDigest(text: Buffer, bytes: 32 | 64): Buffer {
+  const out = Buffer.alloc(bytes);
+  let i = 0;
+  for (; i < bytes && 2 * i + 1 < text.length; i++) {
     const hi = hexDigit(text[2 * i]);
     const lo = hexDigit(text[2 * i + 1]);
     if (hi < 0 || lo < 0) break;
     out[i] = (hi << 4) | lo;
+  }
+  if (bytes === 64 && i < 64) {
+    throw syntax(`Invalid digest: ${2 * i} hex digits, a SHA-512 fs-verity digest has 128`);
   }
   return out;
 }

@@ -118,7 +118,9 @@ function rsLine(path: string, inode: Inode, nlink: number): string {
   const rdev = type === S_IFCHR || type === S_IFBLK ? inode.rdev : 0n;
   let line =
     `${path} ${isDir ? 0n : size} ${(inode.mode >>> 0).toString(8)} ${nlink} ${inode.uid >>> 0} ` +
-    `${inode.gid >>> 0} ${rdev} ${inode.mtimeSec}.0 ${payload} ${content} ${digest}`;
+    // composefs-rs 0.9.0 `write_dumpfile` prints the nanoseconds the tree holds (a V1 image keeps
+    // them; V2 trees and images carry 0), so the dumpfile says exactly what the image holds.
+    `${inode.gid >>> 0} ${rdev} ${inode.mtimeSec}.${inode.mtimeNsec >>> 0} ${payload} ${content} ${digest}`;
   const sorted = [...inode.xattrs].sort((a, b) => Buffer.compare(a.key, b.key));
   for (const x of sorted)
     line += ` ${escapeField(x.key, { equal: true })}=${escapeField(x.value, { equal: true })}`;
