@@ -3,7 +3,7 @@ import type { Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { Option, type Command } from 'commander';
 import { parseDumpfile } from '../composefs/dumpfile-parse.js';
-import { printDumpfile } from '../composefs/dumpfile-print.js';
+import { printDumpfile, writeDumpfile } from '../composefs/dumpfile-print.js';
 import { readErofs } from '../composefs/erofs/reader.js';
 import { writeErofs, imageId } from '../composefs/erofs/write.js';
 import type { FsVerityAlgorithm } from '../composefs/fsverity.js';
@@ -58,8 +58,18 @@ export async function mkfsFromDumpfile(input: string, opts: MkfsOptions): Promis
   });
 }
 
-/** A regular file, or a stream-like file (pipe, `/dev/fd/N`, character device) read front to back. */
+/**
+ * A regular file, or a stream-like file (pipe, `/dev/fd/N`, character device) read front to back.
+ * `/dev/fd/N` naming a socket (what a parent process's stdio pipes are) cannot be open(2)ed
+ * (ENXIO), so that one is read through the inherited descriptor itself, as C's fopen would not.
+ */
 async function openInput(file: string): Promise<NodeJS.ReadableStream> {
+  const fdMatch = /^\/(?:dev|proc\/self)\/fd\/([0-9]+)$/.exec(file);
+  if (fdMatch) {
+    const fd = Number(fdMatch[1]);
+    const st = await fs.stat(file).catch(() => null);
+    if (st?.isSocket()) return createReadStream('', { fd, highWaterMark: 1 << 20 });
+  }
   const st = await fs.stat(file).catch(() => null);
   if (st === null) throw new OdhError('NOT_FOUND', 'input file not found', { file });
   if (st.isDirectory()) throw new OdhError('USAGE', 'input is a directory, not a dumpfile', { file });
@@ -103,7 +113,7 @@ export async function writeOutput(out: string, bytes: Buffer | string, what: str
 const MAX_IMAGE_BYTES = 1 << 30;
 
 /** `composefs-info dump`: the dumpfile of an image (C rules for V1 images, composefs-rs for V2). */
-export async function dumpErofsImage(file: string): Promise<Buffer> {
+export async function dumpErofsImage(file: string, write: (piece: Buffer) => Promise<void>): Promise<void> {
   const st = await fs.stat(file).catch(() => null);
   if (!st?.isFile()) throw new OdhError('NOT_FOUND', 'image file not found', { file });
   if (st.size > MAX_IMAGE_BYTES) {
@@ -112,7 +122,15 @@ export async function dumpErofsImage(file: string): Promise<Buffer> {
     });
   }
   const { root, rules } = readErofs(await fs.readFile(file), { file });
-  return printDumpfile(root, { format: rules === 'composefs-rs' ? 'composefs-rs' : 'composefs-info' });
+  await writeDumpfile(root, { format: rules === 'composefs-rs' ? 'composefs-rs' : 'composefs-info' }, write);
+}
+
+/** Writes to stdout, waiting when it is full (a pipe to a slow reader must not fill memory). */
+function writeStdout(piece: Buffer): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    if (process.stdout.write(piece, (e) => (e ? reject(e) : undefined))) resolve();
+    else process.stdout.once('drain', resolve);
+  });
 }
 
 async function discard(out: Writable): Promise<void> {
@@ -227,7 +245,7 @@ export function register(program: Command): void {
     .description('print the dumpfile of a composefs image, like composefs-info dump')
     .argument('<image>', 'the composefs EROFS image')
     .action(async (image: string) => {
-      process.stdout.write(await dumpErofsImage(image));
+      await dumpErofsImage(image, writeStdout);
     });
 
   cfs
