@@ -105,6 +105,22 @@ export function parseStrtoull(field: Uint8Array, base: 8 | 10): bigint | null {
   return value;
 }
 
+/**
+ * Fast path of parseStrtoull for the common field: 1–15 decimal digits and nothing else (exact as a
+ * Number). Returns -1 for anything else; the caller then takes the full strtoull path.
+ */
+export function parsePlainDecimal(field: Uint8Array): number {
+  const n = field.length;
+  if (n === 0 || n > 15) return -1;
+  let v = 0;
+  for (let i = 0; i < n; i++) {
+    const d = field[i] - 0x30;
+    if (d < 0 || d > 9) return -1;
+    v = v * 10 + d;
+  }
+  return v;
+}
+
 /** Strict unsigned number as Rust's `from_str_radix` for unsigned types (optional `+`, digits only). */
 export function parseRustUnsigned(field: Uint8Array, max: bigint, radix: 8 | 10 = 10): bigint | null {
   let i = 0;

@@ -17,6 +17,7 @@ import {
   F_RDEV,
   F_SIZE,
   F_UID,
+  parsePlainDecimal,
   parseStrtoull,
   splitLine,
   syntax,
@@ -85,25 +86,28 @@ export class MkcomposefsDumpfileParser {
     }
 
     const size = this.number(fields[F_SIZE], 'size');
-    const nlink = this.number(fields[F_NLINK], 'nlink');
-    const uid = this.number(fields[F_UID], 'uid');
-    // spec composefs-v1 §4.4: C reports a bad GID/RDEV only when UID parsed as 0.
-    const gid = this.quirkNumber(fields[F_GID], 'gid', uid);
-    const rdev = this.quirkNumber(fields[F_RDEV], 'rdev', uid);
+    const nlink = this.u32(fields[F_NLINK], 'nlink');
+    const uidText = fields[F_UID];
+    const uidPlain = parsePlainDecimal(uidText);
+    const uid = uidPlain >= 0 ? uidPlain : Number(this.number(uidText, 'uid') & U32);
+    // spec composefs-v1 §4.4: C reports a bad GID/RDEV only when UID parsed as 0 (as u64: a UID of
+    // 2^32 is not 0 even though its u32 value is).
+    const uidIsZero = uidPlain === 0 || (uidPlain < 0 && this.number(uidText, 'uid') === 0n);
+    const gid = Number(this.quirkNumber(fields[F_GID], 'gid', uidIsZero) & U32);
+    const rdev = this.quirkNumber(fields[F_RDEV], 'rdev', uidIsZero);
     const [mtimeSec, mtimeNsec] = this.mtime(fields[F_MTIME]);
     const payloadRaw = unescapeOptional(fields[F_PAYLOAD], 'PAYLOAD');
     const payload = payloadRaw === null ? null : truncateAtNul(payloadRaw);
     const contentRaw = unescapeOptional(fields[F_CONTENT], 'CONTENT');
     const digestRaw = unescapeOptional(fields[F_DIGEST], 'DIGEST');
 
-    const inode = newInode(mode, {
-      uid: Number(uid & U32),
-      gid: Number(gid & U32),
-      nlink: Number(nlink & U32),
-      mtimeSec: BigInt.asIntN(64, mtimeSec),
-      mtimeNsec: Number(mtimeNsec & U32),
-      size,
-    });
+    const inode = newInode(mode);
+    inode.uid = uid;
+    inode.gid = gid;
+    inode.nlink = nlink;
+    inode.mtimeSec = mtimeSec;
+    inode.mtimeNsec = mtimeNsec;
+    inode.size = size;
     node.inode = inode;
 
     // spec composefs-v1 §4.5 item 6: rdev is kept (as u32) for devices only.
@@ -162,27 +166,45 @@ export class MkcomposefsDumpfileParser {
   }
 
   private number(field: Buffer, what: string): bigint {
+    const plain = parsePlainDecimal(field);
+    if (plain >= 0) return BigInt(plain);
     const v = parseStrtoull(field, 10);
     if (v === null) throw syntax(`Invalid ${what} ${JSON.stringify(field.toString('latin1'))}`);
     return v;
   }
 
-  private quirkNumber(field: Buffer, what: string, uid: bigint): bigint {
+  /** A field C stores as u32: the strtoull value truncated (Number, no BigInt on the common path). */
+  private u32(field: Buffer, what: string): number {
+    const plain = parsePlainDecimal(field);
+    if (plain >= 0 && plain <= 0xffffffff) return plain;
+    return Number(this.number(field, what) & U32);
+  }
+
+  private quirkNumber(field: Buffer, what: string, uidIsZero: boolean): bigint {
+    const plain = parsePlainDecimal(field);
+    if (plain >= 0) return BigInt(plain);
     const v = parseStrtoull(field, 10);
     if (v !== null) return v;
-    if (uid === 0n) throw syntax(`Invalid ${what} ${JSON.stringify(field.toString('latin1'))}`);
+    if (uidIsZero) throw syntax(`Invalid ${what} ${JSON.stringify(field.toString('latin1'))}`);
     return 0n;
   }
 
-  /** spec composefs-v1 §4.4: `SEC.NSEC`, split at the first `.`, both parts required. */
-  private mtime(field: Buffer): [bigint, bigint] {
+  /**
+   * spec composefs-v1 §4.4: `SEC.NSEC`, split at the first `.`, both parts required. Returns the
+   * seconds as i64 and the nanoseconds as u32 (both as C stores them).
+   */
+  private mtime(field: Buffer): [bigint, number] {
     const dot = field.indexOf(0x2e);
     if (dot < 0) throw syntax(`Invalid mtime ${JSON.stringify(field.toString('latin1'))}`);
-    const sec = parseStrtoull(field.subarray(0, dot), 10);
-    const nsec = parseStrtoull(field.subarray(dot + 1), 10);
+    const secText = field.subarray(0, dot);
+    const nsecText = field.subarray(dot + 1);
+    const secPlain = parsePlainDecimal(secText);
+    const nsecPlain = parsePlainDecimal(nsecText);
+    const sec = secPlain >= 0 ? BigInt(secPlain) : parseStrtoull(secText, 10);
+    const nsec = nsecPlain >= 0 ? BigInt(nsecPlain) : parseStrtoull(nsecText, 10);
     if (sec === null || nsec === null)
       throw syntax(`Invalid mtime ${JSON.stringify(field.toString('latin1'))}`);
-    return [sec, nsec];
+    return [BigInt.asIntN(64, sec), nsecPlain >= 0 && nsecPlain <= 0xffffffff ? nsecPlain : Number(nsec & U32)];
   }
 
   /** spec composefs-v1 §4.6: tokens `KEY=VALUE` at single spaces, with the 32767-byte budget. */
