@@ -329,6 +329,20 @@ describe('accept/reject decisions against C (docs/composefs-decisions.md)', () =
     expect(readFileSync(at('long.img')).equals(c.img!)).toBe(true);
   });
 
+  it.skipIf(!HAVE_C)('names sorting before `.` and between `.` and `..`: image identical to C', async () => {
+    const names = ['-', '.-', '+x', '.+', 'a'];
+    const dump = Buffer.from(
+      ROOT +
+        '/d 0 40755 2 0 0 0 0.0 - - -\n' +
+        names.map((n) => `/${n} 0 100644 1 0 0 0 0.0 - - -\n/d/${n} 0 100644 1 0 0 0 0.0 - - -\n`).join(''),
+    );
+    const c = await cMkfs(dump, [], 'dots');
+    expect(c.exitCode).toBe(0);
+    const r = await odh(['mkfs', '--from-file', '-', at('dots.img')], dump);
+    expect(text(r.stderr)).toBe('');
+    expect(readFileSync(at('dots.img')).equals(c.img!)).toBe(true);
+  });
+
   it.skipIf(!HAVE_C)('a tree 5000 levels deep: image identical to C, and dump reads it back', async () => {
     let p = '';
     const lines = [ROOT.trimEnd()];
