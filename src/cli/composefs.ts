@@ -200,7 +200,10 @@ export function register(program: Command): void {
     .command('mkfs')
     .summary('build a composefs image from a dumpfile (mkcomposefs --from-file)')
     .description('build a composefs image from a dumpfile, like mkcomposefs --from-file')
-    .requiredOption('--from-file <dumpfile>', 'the dumpfile to read, - for stdin')
+    .requiredOption(
+      '--from-file <dumpfile>',
+      'the dumpfile to read: a file, a pipe (/dev/fd/N) or - for stdin',
+    )
     .argument('[output]', 'the image to write, - for stdout (not with --print-digest-only)')
     .addOption(formatOption('v1', 'v1: C mkcomposefs 1.0.8 format and dumpfile rules; v2: composefs-rs V2'))
     .option('--min-version <n>', 'v1: minimum composefs version (0 or 1)', versionNumber)
@@ -208,7 +211,8 @@ export function register(program: Command): void {
     .addOption(
       hashOption(
         undefined,
-        'fs-verity algorithm of the printed digest (default sha256); when given, also checked against the dumpfile digests',
+        'fs-verity algorithm of the printed digest (default sha256); when given, also checked against the ' +
+          'dumpfile digests (sha512: DIGEST fields of 128 hex digits, as composefs-rs V1 SHA-512 images carry)',
       ),
     )
     .option('--print-digest', 'print the fs-verity digest of the image on stdout')
