@@ -3,12 +3,13 @@ import type { Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { Option, type Command } from 'commander';
 import { parseDumpfile } from '../composefs/dumpfile-parse.js';
-import { printDumpfile } from '../composefs/dumpfile-print.js';
+import { printDumpfile, writeDumpfile } from '../composefs/dumpfile-print.js';
 import { readErofs } from '../composefs/erofs/reader.js';
 import { writeErofs, imageId } from '../composefs/erofs/write.js';
 import type { FsVerityAlgorithm } from '../composefs/fsverity.js';
 import {
   composefsImage,
+  COMPOSEFS_RS_RELEASE,
   defaultXattrPolicy,
   DEFAULT_FORMAT,
   DEFAULT_HASH,
@@ -27,7 +28,10 @@ export interface MkfsOptions {
   maxVersion?: number;
   /** fs-verity algorithm of --print-digest and of the writer's metacopy (default: the digests' length). */
   hash?: FsVerityAlgorithm;
-  /** V1 only: C `CFS_PARSE_STRICT=1` rules (default true). */
+  /**
+   * V1 only: C `CFS_PARSE_STRICT=1` rules. Default false, as `mkcomposefs --from-file` parses
+   * (spec composefs-v1 §4.1: strictness is an environment opt-in in C).
+   */
   strict?: boolean;
 }
 
@@ -39,7 +43,12 @@ export async function mkfsFromDumpfile(input: string, opts: MkfsOptions): Promis
   const source = (input === '-' ? process.stdin : await openInput(input)) as AsyncIterable<Buffer>;
   const tree = await parseDumpfile(source, {
     ...(opts.format === 'v1'
-      ? { rules: 'mkcomposefs', strict: opts.strict ?? true }
+      ? {
+          rules: 'mkcomposefs',
+          strict: opts.strict ?? false,
+          // C reads 32-byte digests only; SHA-512 images (composefs-rs V1) carry 64-byte ones.
+          digestBytes: opts.hash === 'sha512' ? 64 : 32,
+        }
       : { rules: 'composefs-rs' }),
     file: input === '-' ? 'stdin' : input,
   });
@@ -51,9 +60,24 @@ export async function mkfsFromDumpfile(input: string, opts: MkfsOptions): Promis
   });
 }
 
+/**
+ * A regular file, or a stream-like file (pipe, `/dev/fd/N`, character device) read front to back.
+ * `/dev/fd/N` naming a socket (what a parent process's stdio pipes are) cannot be open(2)ed
+ * (ENXIO), so that one is read through the inherited descriptor itself, as C's fopen would not.
+ */
 async function openInput(file: string): Promise<NodeJS.ReadableStream> {
+  const fdMatch = /^\/(?:dev|proc\/self)\/fd\/([0-9]+)$/.exec(file);
+  if (fdMatch) {
+    const fd = Number(fdMatch[1]);
+    const st = await fs.stat(file).catch(() => null);
+    if (st?.isSocket()) return createReadStream('', { fd, highWaterMark: 1 << 20 });
+  }
   const st = await fs.stat(file).catch(() => null);
-  if (!st?.isFile()) throw new OdhError('NOT_FOUND', 'input file not found', { file });
+  if (st === null) throw new OdhError('NOT_FOUND', 'input file not found', { file });
+  if (st.isDirectory()) throw new OdhError('USAGE', 'input is a directory, not a dumpfile', { file });
+  if (!st.isFile() && !st.isFIFO() && !st.isCharacterDevice() && !st.isSocket()) {
+    throw new OdhError('USAGE', 'input is not a file or a pipe', { file });
+  }
   return createReadStream(file, { highWaterMark: 1 << 20 });
 }
 
@@ -114,7 +138,7 @@ export async function reserveOutput(out: string, force: boolean): Promise<Atomic
 const MAX_IMAGE_BYTES = 1 << 30;
 
 /** `composefs-info dump`: the dumpfile of an image (C rules for V1 images, composefs-rs for V2). */
-export async function dumpErofsImage(file: string): Promise<Buffer> {
+export async function dumpErofsImage(file: string, write: (piece: Buffer) => Promise<void>): Promise<void> {
   const st = await fs.stat(file).catch(() => null);
   if (!st?.isFile()) throw new OdhError('NOT_FOUND', 'image file not found', { file });
   if (st.size > MAX_IMAGE_BYTES) {
@@ -123,7 +147,15 @@ export async function dumpErofsImage(file: string): Promise<Buffer> {
     });
   }
   const { root, rules } = readErofs(await fs.readFile(file), { file });
-  return printDumpfile(root, { format: rules === 'composefs-rs' ? 'composefs-rs' : 'composefs-info' });
+  await writeDumpfile(root, { format: rules === 'composefs-rs' ? 'composefs-rs' : 'composefs-info' }, write);
+}
+
+/** Writes to stdout, waiting when it is full (a pipe to a slow reader must not fill memory). */
+function writeStdout(piece: Buffer): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    if (process.stdout.write(piece, (e) => (e ? reject(e) : undefined))) resolve();
+    else process.stdout.once('drain', resolve);
+  });
 }
 
 async function discard(out: Writable): Promise<void> {
@@ -149,8 +181,9 @@ const hashOption = (dflt: FsVerityAlgorithm | undefined, text: string) => {
 const xattrsOption = () =>
   new Option(
     '--xattrs <policy>',
-    'xattrs kept from the layers: all (composefs-rs ≤0.7, the V2 spec), capability or capability+user ' +
-      '(composefs-rs ≥0.8); default: capability for v1, all for v2',
+    `xattrs kept from the layers, for either format: capability (composefs-rs ${COMPOSEFS_RS_RELEASE} ` +
+      'allowlist-only, the default), capability+user (its keep-user-xattrs) or all ' +
+      '(composefs-rs ≤0.7.0, the V2 spec snapshot)',
   ).choices(['all', 'capability', 'capability+user']);
 
 const REF_HELP =
@@ -196,7 +229,10 @@ export function register(program: Command): void {
     .command('mkfs')
     .summary('build a composefs image from a dumpfile (mkcomposefs --from-file)')
     .description('build a composefs image from a dumpfile, like mkcomposefs --from-file')
-    .requiredOption('--from-file <dumpfile>', 'the dumpfile to read, - for stdin')
+    .requiredOption(
+      '--from-file <dumpfile>',
+      'the dumpfile to read: a file, a pipe (/dev/fd/N) or - for stdin',
+    )
     .argument('[output]', 'the image to write, - for stdout (not with --print-digest-only)')
     .addOption(formatOption('v1', 'v1: C mkcomposefs 1.0.8 format and dumpfile rules; v2: composefs-rs V2'))
     .option('--min-version <n>', 'v1: minimum composefs version (0 or 1)', versionNumber)
@@ -204,12 +240,16 @@ export function register(program: Command): void {
     .addOption(
       hashOption(
         undefined,
-        'fs-verity algorithm of the printed digest (default sha256); when given, also checked against the dumpfile digests',
+        'fs-verity algorithm of the printed digest (default sha256); when given, also checked against the ' +
+          'dumpfile digests (sha512: DIGEST fields of 128 hex digits, as composefs-rs V1 SHA-512 images carry)',
       ),
     )
     .option('--print-digest', 'print the fs-verity digest of the image on stdout')
     .option('--print-digest-only', 'print the digest and write no image')
-    .option('--no-strict', 'v1: accept what C mkcomposefs accepts without CFS_PARSE_STRICT')
+    .option(
+      '--strict',
+      'v1: also apply the C CFS_PARSE_STRICT=1 checks (default: lenient, as mkcomposefs --from-file parses)',
+    )
     .option('-f, --force', 'replace an existing output file')
     .action(async (output: string | undefined, o) => {
       if (o.format === 'v2' && (o.minVersion !== undefined || o.maxVersion !== undefined)) {
@@ -229,7 +269,7 @@ export function register(program: Command): void {
           minVersion: o.minVersion,
           maxVersion: o.maxVersion,
           hash: o.hash,
-          strict: o.strict,
+          strict: o.strict === true,
         });
       } catch (e) {
         await atomic?.abort();
@@ -247,7 +287,7 @@ export function register(program: Command): void {
     .description('print the dumpfile of a composefs image, like composefs-info dump')
     .argument('<image>', 'the composefs EROFS image')
     .action(async (image: string) => {
-      process.stdout.write(await dumpErofsImage(image));
+      await dumpErofsImage(image, writeStdout);
     });
 
   cfs
@@ -255,7 +295,8 @@ export function register(program: Command): void {
     .summary('composefs image ID of an OCI image (cfsctl oci compute-id)')
     .description(
       'compute the composefs image ID of an OCI image, like cfsctl oci compute-id. Defaults are those of ' +
-        'current cfsctl for a new repository: V1 format and SHA-512 (spec composefs-v1 §14.2).' +
+        `cfsctl ${COMPOSEFS_RS_RELEASE} for a new repository: V1 format and SHA-512 (spec composefs-v1 §14.2), ` +
+        'xattrs filtered to security.capability for both formats.' +
         SCOPE_HELP,
     )
     .argument('<image-ref>', REF_HELP)
@@ -273,9 +314,15 @@ export function register(program: Command): void {
   cfs
     .command('dumpfile')
     .summary('the composefs tree of an OCI image as a dumpfile')
-    .description('print the composefs tree of an OCI image as a dumpfile.' + SCOPE_HELP)
+    .description(
+      `print the composefs tree of an OCI image as a dumpfile, as cfsctl ${COMPOSEFS_RS_RELEASE} ` +
+        'create-dumpfile writes it (mtime with nanoseconds).' +
+        SCOPE_HELP,
+    )
     .argument('<image-ref>', REF_HELP)
-    .addOption(formatOption(DEFAULT_FORMAT, 'format whose xattr policy applies (see --xattrs)'))
+    .addOption(
+      formatOption(DEFAULT_FORMAT, 'EROFS format the tree is for (the tree itself is the same for both)'),
+    )
     .addOption(hashOption(DEFAULT_HASH, 'fs-verity algorithm of the external file digests'))
     .addOption(xattrsOption())
     .option('--tls-verify <BOOL>', 'false: plain HTTP to the registry (loopback registries default to it)')

@@ -65,6 +65,41 @@ export function splitLine(line: Buffer): SplitLine {
   return { fields, present, xattrArea };
 }
 
+/**
+ * splitLine without allocating: writes [start, end) of the 11 fields into `out[0..21]` (missing
+ * trailing fields get start = end = line length) and returns the start of the xattr area, or -1.
+ */
+export function splitBounds(line: Uint8Array, out: Int32Array): number {
+  const n = line.length;
+  let pos = 0;
+  for (let i = 0; i < 11; i++) {
+    if (pos > n) {
+      out[2 * i] = n;
+      out[2 * i + 1] = n;
+      continue;
+    }
+    let sp = pos;
+    while (sp < n && line[sp] !== 0x20) sp++;
+    out[2 * i] = pos;
+    out[2 * i + 1] = sp;
+    pos = sp + 1;
+  }
+  return pos <= n ? pos : -1;
+}
+
+/** parsePlainDecimal of line[start, end). */
+export function plainDecimalAt(line: Uint8Array, start: number, end: number): number {
+  const n = end - start;
+  if (n <= 0 || n > 15) return -1;
+  let v = 0;
+  for (let i = start; i < end; i++) {
+    const d = line[i] - 0x30;
+    if (d < 0 || d > 9) return -1;
+    v = v * 10 + d;
+  }
+  return v;
+}
+
 const U64_MAX = (1n << 64n) - 1n;
 
 function isCSpace(c: number): boolean {
@@ -103,6 +138,22 @@ export function parseStrtoull(field: Uint8Array, base: 8 | 10): bigint | null {
   if (value > U64_MAX) return U64_MAX;
   if (negative) value = -value & U64_MAX;
   return value;
+}
+
+/**
+ * Fast path of parseStrtoull for the common field: 1–15 decimal digits and nothing else (exact as a
+ * Number). Returns -1 for anything else; the caller then takes the full strtoull path.
+ */
+export function parsePlainDecimal(field: Uint8Array): number {
+  const n = field.length;
+  if (n === 0 || n > 15) return -1;
+  let v = 0;
+  for (let i = 0; i < n; i++) {
+    const d = field[i] - 0x30;
+    if (d < 0 || d > 9) return -1;
+    v = v * 10 + d;
+  }
+  return v;
 }
 
 /** Strict unsigned number as Rust's `from_str_radix` for unsigned types (optional `+`, digits only). */

@@ -14,13 +14,19 @@ export interface DumpLine {
 }
 
 /**
- * Longest accepted line. Far above anything mkcomposefs accepts: PATH ≤ 4095 × 4 escaped bytes,
- * CONTENT ≤ 5000 × 4, xattr area ≤ 65535 (spec composefs-v1 §4.6).
+ * Longest line held in memory. The dumpfile format has no line limit and neither C mkcomposefs
+ * (getline) nor composefs-rs has one: a 5 MiB DIGEST field is a valid line (only its first 64 or
+ * 128 hex digits count). This is a memory ceiling of ours, not a format rule; it sits far above any
+ * line that can be meaningful (PATH and xattrs are bounded by the format, docs/composefs-decisions.md §2).
  */
-export const MAX_LINE_BYTES = 4 * 1024 * 1024;
+export const MAX_LINE_BYTES = 1024 * 1024 * 1024;
 
 function tooLong(number: number, file?: string): OdhError {
-  return new OdhError('LIMIT', `dumpfile line longer than ${MAX_LINE_BYTES} bytes`, { file, line: number });
+  return new OdhError(
+    'LIMIT',
+    `dumpfile line longer than ${MAX_LINE_BYTES} bytes: odh's memory ceiling per line (not a format limit)`,
+    { file, line: number },
+  );
 }
 
 export function* dumpfileLinesSync(input: Uint8Array, file?: string): Generator<DumpLine> {

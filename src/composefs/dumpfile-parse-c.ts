@@ -4,7 +4,7 @@
  * quirks (strtoull numbers, the GID/RDEV error-reporting bug, the xattr size budget).
  */
 import { newInode, S_IFCHR, S_IFBLK, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, type Inode } from './tree.js';
-import { truncateAtNul, unescapeField, unescapeOptional } from './dumpfile-escape.js';
+import { truncateAtNul, unescapeField } from './dumpfile-escape.js';
 import {
   F_CONTENT,
   F_DIGEST,
@@ -18,7 +18,9 @@ import {
   F_SIZE,
   F_UID,
   parseStrtoull,
-  splitLine,
+  parsePlainDecimal,
+  plainDecimalAt,
+  splitBounds,
   syntax,
 } from './dumpfile-fields.js';
 import { isValidFileType, PathTree, type ParseNode } from './dumpfile-tree.js';
@@ -29,16 +31,44 @@ const MAX_PATH = 4096; // symlink targets and payloads must be shorter (spec com
 const MAX_CONTENT = 5000;
 const MAX_XATTR_AREA = 65535;
 const MAX_XATTR_VALUE = 65535;
-const XATTR_BUDGET = 32767n;
-const U64_MASK = (1n << 64n) - 1n;
+const XATTR_BUDGET = 32767;
 /** spec composefs-v1 §9.3: more than 1024 chunks of 2^43 bytes cannot be written. */
 const MAX_EXTERNAL_SIZE = 1n << 53n;
+/**
+ * From here on C's chunk count `(size + 2^43 − 1) >> 43` wraps in 64 bits: C 1.0.8 then writes an
+ * image whose chunk table is far shorter than i_size says, which fsck.erofs rejects or loops on.
+ * We refuse these like every other size above MAX_EXTERNAL_SIZE (docs/composefs-decisions.md §1).
+ */
+const C_CHUNK_OVERFLOW = (1n << 64n) - (1n << 43n) + 1n;
 
 export class MkcomposefsDumpfileParser {
   private readonly tree = new PathTree();
   private sawLine = false;
 
-  constructor(private readonly strict: boolean) {}
+  constructor(
+    private readonly strict: boolean,
+    private readonly digestBytes: 32 | 64 = 32,
+  ) {}
+
+  /** Field bounds of the current line (splitBounds); fields become Buffers only when needed. */
+  private readonly b = new Int32Array(22);
+  private cur: Buffer = Buffer.alloc(0);
+  /** Interned xattr keys and values (raw text without escapes → bytes): labels repeat on every file. */
+  private readonly interned = new Map<string, Buffer>();
+
+  private field(i: number): Buffer {
+    return this.cur.subarray(this.b[2 * i], this.b[2 * i + 1]);
+  }
+
+  /** The field is exactly `-` (absent optional field, spec composefs-v1 §4.3). */
+  private isDash(i: number): boolean {
+    const s = this.b[2 * i];
+    return this.b[2 * i + 1] === s + 1 && this.cur[s] === 0x2d;
+  }
+
+  private optional(i: number, what: string): Buffer | null {
+    return this.isDash(i) ? null : unescapeField(this.field(i), what);
+  }
 
   line(bytes: Buffer, lineNo: number, terminated: boolean): void {
     this.sawLine = true;
@@ -47,20 +77,18 @@ export class MkcomposefsDumpfileParser {
     if (bytes.length === 0) throw syntax('Invalid empty path');
     if (bytes.indexOf(0) >= 0) throw syntax('NUL byte in line');
 
-    const { fields, xattrArea } = splitLine(bytes);
-    const path = truncateAtNul(unescapeField(fields[F_PATH], 'PATH'));
+    this.cur = bytes;
+    const xattrStart = splitBounds(bytes, this.b);
+    const path = truncateAtNul(unescapeField(this.field(F_PATH), 'PATH'));
     if (path.length === 0) throw syntax('Invalid empty path');
 
     const isRoot = path.length === 1 && path[0] === 0x2f;
     const node: ParseNode = isRoot ? this.tree.setRoot(lineNo) : this.tree.insert(path, lineNo, MAX_NAME);
 
     // MODE, with `@` marking a hardlink line (spec composefs-v1 §4.5 item 2).
-    let modeField = fields[F_MODE];
-    const isHardlink = modeField.length > 0 && modeField[0] === 0x40;
-    if (isHardlink) modeField = modeField.subarray(1);
-    const modeBig = parseStrtoull(modeField, 8);
-    if (modeBig === null) throw syntax(`Invalid mode ${modeField.toString('latin1')}`);
-    const mode = Number(modeBig & U32);
+    const modeStart = this.b[2 * F_MODE];
+    const isHardlink = this.b[2 * F_MODE + 1] > modeStart && bytes[modeStart] === 0x40;
+    const mode = this.mode(isHardlink ? modeStart + 1 : modeStart, this.b[2 * F_MODE + 1]);
     if (!isValidFileType(mode)) throw syntax(`Invalid mode ${mode.toString(8)}`);
     const type = mode & S_IFMT;
     if (isRoot && (isHardlink || type !== S_IFDIR)) throw syntax('Root must be a directory');
@@ -68,33 +96,40 @@ export class MkcomposefsDumpfileParser {
     if (isHardlink) {
       if (type === S_IFDIR) throw syntax("Directories can't be hardlinked");
       // Only PAYLOAD is used; everything else is ignored (spec composefs-v1 §4.5 item 3).
-      const target = unescapeOptional(fields[F_PAYLOAD], 'PAYLOAD');
+      const target = this.optional(F_PAYLOAD, 'PAYLOAD');
       node.linkPath = target === null ? null : truncateAtNul(target);
       node.isHardlink = true;
       this.tree.hardlinks.push(node);
       return;
     }
 
-    const size = this.number(fields[F_SIZE], 'size');
-    const nlink = this.number(fields[F_NLINK], 'nlink');
-    const uid = this.number(fields[F_UID], 'uid');
-    // spec composefs-v1 §4.4: C reports a bad GID/RDEV only when UID parsed as 0.
-    const gid = this.quirkNumber(fields[F_GID], 'gid', uid);
-    const rdev = this.quirkNumber(fields[F_RDEV], 'rdev', uid);
-    const [mtimeSec, mtimeNsec] = this.mtime(fields[F_MTIME]);
-    const payloadRaw = unescapeOptional(fields[F_PAYLOAD], 'PAYLOAD');
+    const size = this.bigAt(F_SIZE, 'size');
+    const nlink = this.u32At(F_NLINK, 'nlink');
+    const uidPlain = this.plain(F_UID);
+    const uid = uidPlain >= 0 && uidPlain <= 0xffffffff ? uidPlain : Number(this.bigAt(F_UID, 'uid') & U32);
+    // spec composefs-v1 §4.4: C reports a bad GID/RDEV only when UID parsed as 0 (as u64: a UID of
+    // 2^32 is not 0 even though its u32 value is).
+    const uidIsZero = uidPlain === 0 || (uidPlain < 0 && this.bigAt(F_UID, 'uid') === 0n);
+    const gidPlain = this.plain(F_GID);
+    const gid =
+      gidPlain >= 0 && gidPlain <= 0xffffffff
+        ? gidPlain
+        : Number(this.quirkNumber(this.field(F_GID), 'gid', uidIsZero) & U32);
+    const rdevPlain = this.plain(F_RDEV);
+    const rdev = rdevPlain === 0 ? 0n : this.quirkNumber(this.field(F_RDEV), 'rdev', uidIsZero);
+    const [mtimeSec, mtimeNsec] = this.mtime(this.field(F_MTIME));
+    const payloadRaw = this.optional(F_PAYLOAD, 'PAYLOAD');
     const payload = payloadRaw === null ? null : truncateAtNul(payloadRaw);
-    const contentRaw = unescapeOptional(fields[F_CONTENT], 'CONTENT');
-    const digestRaw = unescapeOptional(fields[F_DIGEST], 'DIGEST');
+    const contentRaw = this.optional(F_CONTENT, 'CONTENT');
+    const digestRaw = this.optional(F_DIGEST, 'DIGEST');
 
-    const inode = newInode(mode, {
-      uid: Number(uid & U32),
-      gid: Number(gid & U32),
-      nlink: Number(nlink & U32),
-      mtimeSec: BigInt.asIntN(64, mtimeSec),
-      mtimeNsec: Number(mtimeNsec & U32),
-      size,
-    });
+    const inode = newInode(mode);
+    inode.uid = uid;
+    inode.gid = gid;
+    inode.nlink = nlink;
+    inode.mtimeSec = mtimeSec;
+    inode.mtimeNsec = mtimeNsec;
+    inode.size = size;
     node.inode = inode;
 
     // spec composefs-v1 §4.5 item 6: rdev is kept (as u32) for devices only.
@@ -131,14 +166,20 @@ export class MkcomposefsDumpfileParser {
       }
     }
 
-    if (digestRaw !== null) inode.digest = decodeDigest(truncateAtNul(digestRaw));
+    if (digestRaw !== null) inode.digest = decodeDigest(truncateAtNul(digestRaw), this.digestBytes);
 
     // mkcomposefs fails at write time (EFBIG) for these; reject them here, where the line is known.
     if (type === S_IFREG && inode.content === null && inode.size > MAX_EXTERNAL_SIZE) {
+      if (inode.size >= C_CHUNK_OVERFLOW) {
+        throw syntax(
+          `File too large: SIZE ${inode.size} (2^64 − ${(1n << 64n) - inode.size}) overflows the chunk ` +
+            'count; C mkcomposefs 1.0.8 writes a corrupt image for it, refused (see docs/composefs-decisions.md)',
+        );
+      }
       throw syntax(`File too large: ${inode.size} bytes needs more than 1024 chunks`);
     }
 
-    if (xattrArea !== null && xattrArea.length > 0) this.xattrs(inode, xattrArea);
+    if (xattrStart >= 0 && xattrStart < bytes.length) this.xattrs(inode, bytes.subarray(xattrStart));
   }
 
   finish(): Inode {
@@ -146,73 +187,154 @@ export class MkcomposefsDumpfileParser {
     return this.tree.resolve();
   }
 
+  private plain(i: number): number {
+    return plainDecimalAt(this.cur, this.b[2 * i], this.b[2 * i + 1]);
+  }
+
+  private bigAt(i: number, what: string): bigint {
+    const v = this.plain(i);
+    return v >= 0 ? BigInt(v) : this.number(this.field(i), what);
+  }
+
+  private u32At(i: number, what: string): number {
+    const v = this.plain(i);
+    return v >= 0 && v <= 0xffffffff ? v : Number(this.number(this.field(i), what) & U32);
+  }
+
+  /** MODE in octal (strtoull base 8, truncated to u32) from cur[start, end). */
+  private mode(start: number, end: number): number {
+    let v = 0;
+    let i = start;
+    for (; i < end && i - start < 11; i++) {
+      const d = this.cur[i] - 0x30;
+      if (d < 0 || d > 7) break;
+      v = v * 8 + d;
+    }
+    if (i === end && end > start) return v >>> 0;
+    const text = this.cur.subarray(start, end);
+    const big = parseStrtoull(text, 8);
+    if (big === null) throw syntax(`Invalid mode ${text.toString('latin1')}`);
+    return Number(big & U32);
+  }
+
   private number(field: Buffer, what: string): bigint {
+    const plain = parsePlainDecimal(field);
+    if (plain >= 0) return BigInt(plain);
     const v = parseStrtoull(field, 10);
     if (v === null) throw syntax(`Invalid ${what} ${JSON.stringify(field.toString('latin1'))}`);
     return v;
   }
 
-  private quirkNumber(field: Buffer, what: string, uid: bigint): bigint {
+  /** A field C stores as u32: the strtoull value truncated (Number, no BigInt on the common path). */
+  private u32(field: Buffer, what: string): number {
+    const plain = parsePlainDecimal(field);
+    if (plain >= 0 && plain <= 0xffffffff) return plain;
+    return Number(this.number(field, what) & U32);
+  }
+
+  private quirkNumber(field: Buffer, what: string, uidIsZero: boolean): bigint {
+    const plain = parsePlainDecimal(field);
+    if (plain >= 0) return BigInt(plain);
     const v = parseStrtoull(field, 10);
     if (v !== null) return v;
-    if (uid === 0n) throw syntax(`Invalid ${what} ${JSON.stringify(field.toString('latin1'))}`);
+    if (uidIsZero) throw syntax(`Invalid ${what} ${JSON.stringify(field.toString('latin1'))}`);
     return 0n;
   }
 
-  /** spec composefs-v1 §4.4: `SEC.NSEC`, split at the first `.`, both parts required. */
-  private mtime(field: Buffer): [bigint, bigint] {
+  /**
+   * spec composefs-v1 §4.4: `SEC.NSEC`, split at the first `.`, both parts required. Returns the
+   * seconds as i64 and the nanoseconds as u32 (both as C stores them).
+   */
+  private mtime(field: Buffer): [bigint, number] {
     const dot = field.indexOf(0x2e);
     if (dot < 0) throw syntax(`Invalid mtime ${JSON.stringify(field.toString('latin1'))}`);
-    const sec = parseStrtoull(field.subarray(0, dot), 10);
-    const nsec = parseStrtoull(field.subarray(dot + 1), 10);
+    const secText = field.subarray(0, dot);
+    const nsecText = field.subarray(dot + 1);
+    const secPlain = parsePlainDecimal(secText);
+    const nsecPlain = parsePlainDecimal(nsecText);
+    const sec = secPlain >= 0 ? BigInt(secPlain) : parseStrtoull(secText, 10);
+    const nsec = nsecPlain >= 0 ? BigInt(nsecPlain) : parseStrtoull(nsecText, 10);
     if (sec === null || nsec === null)
       throw syntax(`Invalid mtime ${JSON.stringify(field.toString('latin1'))}`);
-    return [sec, nsec];
+    return [
+      BigInt.asIntN(64, sec),
+      nsecPlain >= 0 && nsecPlain <= 0xffffffff ? nsecPlain : Number(nsec & U32),
+    ];
   }
 
   /** spec composefs-v1 §4.6: tokens `KEY=VALUE` at single spaces, with the 32767-byte budget. */
   private xattrs(inode: Inode, area: Buffer): void {
     if (area.length > MAX_XATTR_AREA) throw syntax('Too many xattrs');
-    let budget = 0n;
+    // C's u64 counter as a signed Number: steps are < 2^17, so a negative value is a wrapped u64.
+    let budget = 0;
     let pos = 0;
+    const xs = inode.xattrs;
     while (pos <= area.length) {
       let sp = area.indexOf(0x20, pos);
       if (sp < 0) sp = area.length;
-      const token = area.subarray(pos, sp);
+      let eq = pos;
+      while (eq < sp && area[eq] !== 0x3d) eq++;
+      if (eq === sp) throw syntax('Missing = in xattr');
+      const key = truncateAtNul(this.text(area, pos, eq, 'xattr key'));
+      const value = this.text(area, eq + 1, sp, 'xattr value');
       pos = sp + 1;
-      const eq = token.indexOf(0x3d);
-      if (eq < 0) throw syntax('Missing = in xattr');
-      const key = truncateAtNul(unescapeField(token.subarray(0, eq), 'xattr key'));
-      const value = unescapeField(token.subarray(eq + 1), 'xattr value');
       if (key.length === 0 || key.length > MAX_NAME) throw syntax("Can't set xattr: invalid key length");
       if (value.length > MAX_XATTR_VALUE) throw syntax("Can't set xattr: value too long");
-      const old = inode.xattrs.findIndex((x) => x.key.equals(key));
-      if (old >= 0) {
-        const [removed] = inode.xattrs.splice(old, 1);
-        budget =
-          inode.xattrs.length > 0
-            ? (budget - BigInt(7 + removed.key.length + removed.value.length)) & U64_MASK
-            : 0n;
+      let old = -1;
+      for (let j = 0; j < xs.length; j++) {
+        if (xs[j].key.equals(key)) {
+          old = j;
+          break;
+        }
       }
-      const cost = BigInt(7 + key.length + value.length + (inode.xattrs.length === 0 ? 12 : 0));
-      if (((budget + cost) & U64_MASK) > XATTR_BUDGET) throw syntax("Can't set xattr: too much xattr data");
-      budget += cost;
-      inode.xattrs.push({ key, value });
+      if (old >= 0) {
+        const [removed] = xs.splice(old, 1);
+        budget = xs.length > 0 ? budget - (7 + removed.key.length + removed.value.length) : 0;
+      }
+      const next = budget + 7 + key.length + value.length + (xs.length === 0 ? 12 : 0);
+      if (next < 0 || next > XATTR_BUDGET) throw syntax("Can't set xattr: too much xattr data");
+      budget = next;
+      xs.push({ key, value });
     }
+  }
+
+  /**
+   * Unescaped bytes of area[start, end). Short escape-free texts are interned (one Buffer per
+   * distinct text; nothing downstream mutates xattr bytes), which saves most allocations: the
+   * same SELinux label or user xattr sits on thousands of entries.
+   */
+  private text(area: Buffer, start: number, end: number, what: string): Buffer {
+    const backslash = area.indexOf(0x5c, start);
+    if (end - start > 256 || (backslash >= 0 && backslash < end)) {
+      return unescapeField(area.subarray(start, end), what);
+    }
+    const k = area.toString('latin1', start, end);
+    let b = this.interned.get(k);
+    if (b === undefined) {
+      b = Buffer.from(k, 'latin1');
+      if (this.interned.size < 1 << 16) this.interned.set(k, b);
+    }
+    return b;
   }
 }
 
 /**
  * spec composefs-v1 §4.5 item 11: pairs of hex digits into 32 bytes, stopping at the first invalid
  * character. C leaves the rest uninitialised; here it is zero (only 64 hex digits are well defined).
+ * Extra digits are ignored, as C does. For 64-byte (SHA-512) digests, which C cannot read, a short
+ * digest is refused instead: zero-filling half a SHA-512 digest would name an object that is not there.
  */
-function decodeDigest(text: Buffer): Buffer {
-  const out = Buffer.alloc(32);
-  for (let i = 0; i < 32 && 2 * i + 1 < text.length; i++) {
+function decodeDigest(text: Buffer, bytes: 32 | 64): Buffer {
+  const out = Buffer.alloc(bytes);
+  let i = 0;
+  for (; i < bytes && 2 * i + 1 < text.length; i++) {
     const hi = hexDigit(text[2 * i]);
     const lo = hexDigit(text[2 * i + 1]);
     if (hi < 0 || lo < 0) break;
     out[i] = (hi << 4) | lo;
+  }
+  if (bytes === 64 && i < 64) {
+    throw syntax(`Invalid digest: ${2 * i} hex digits, a SHA-512 fs-verity digest has 128`);
   }
   return out;
 }

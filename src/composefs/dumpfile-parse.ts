@@ -11,7 +11,17 @@ import { dumpfileLines, dumpfileLinesSync, type DumpLine } from './dumpfile-line
 import { MkcomposefsDumpfileParser } from './dumpfile-parse-c.js';
 import { ComposefsRsDumpfileParser } from './dumpfile-parse-rs.js';
 
-export type DumpfileRules = { rules: 'mkcomposefs'; strict: boolean } | { rules: 'composefs-rs' };
+export type DumpfileRules =
+  | {
+      rules: 'mkcomposefs';
+      strict: boolean;
+      /**
+       * Bytes of fs-verity digest a DIGEST field holds: 32 (C 1.0.8, SHA-256) or 64 (SHA-512 images,
+       * `--hash sha512`; C cannot write those, composefs-rs V1 can). Default 32.
+       */
+      digestBytes?: 32 | 64;
+    }
+  | { rules: 'composefs-rs' };
 
 export type ParseDumpfileOptions = DumpfileRules & {
   /** Name used in error messages. */
@@ -24,7 +34,8 @@ interface LineParser {
 }
 
 function makeParser(options: ParseDumpfileOptions): LineParser {
-  if (options.rules === 'mkcomposefs') return new MkcomposefsDumpfileParser(options.strict);
+  if (options.rules === 'mkcomposefs')
+    return new MkcomposefsDumpfileParser(options.strict, options.digestBytes ?? 32);
   if (options.rules === 'composefs-rs') return new ComposefsRsDumpfileParser();
   throw new OdhError('USAGE', `unknown dumpfile rules ${String((options as { rules: unknown }).rules)}`);
 }

@@ -15,16 +15,22 @@ export interface PrintDumpfileOptions {
 }
 
 interface Visit {
+  /** The entry's path. Aliases a buffer the walk reuses: copy it to keep it past the next step. */
   path: Buffer;
   entry: DirEntry | null; // null for the root
 }
 
-/** Depth-first pre-order over the tree; hardlinked directories are never entered twice. */
+/**
+ * Depth-first pre-order over the tree; hardlinked directories are never entered twice. Paths are
+ * built in one growing buffer (each frame remembers its prefix length), so memory stays linear in
+ * the depth however deep the tree is (an image can nest directories thousands of levels deep).
+ */
 function* walk(root: Inode, isPrimary: (e: DirEntry) => boolean): Generator<Visit> {
-  yield { path: Buffer.alloc(0), entry: null };
+  let pathBuf = Buffer.alloc(4096);
+  yield { path: pathBuf.subarray(0, 0), entry: null };
   const entered = new Set<Inode>([root]);
-  const frames: { path: Buffer; entries: DirEntry[]; next: number }[] = [
-    { path: Buffer.alloc(0), entries: root.entries ?? [], next: 0 },
+  const frames: { prefix: number; entries: DirEntry[]; next: number }[] = [
+    { prefix: 0, entries: root.entries ?? [], next: 0 },
   ];
   while (frames.length > 0) {
     const top = frames[frames.length - 1];
@@ -33,11 +39,18 @@ function* walk(root: Inode, isPrimary: (e: DirEntry) => boolean): Generator<Visi
       continue;
     }
     const entry = top.entries[top.next++];
-    const path = Buffer.concat([top.path, Buffer.from('/'), entry.name]);
-    yield { path, entry };
+    const end = top.prefix + 1 + entry.name.length;
+    if (end > pathBuf.length) {
+      const bigger = Buffer.alloc(Math.max(end, 2 * pathBuf.length));
+      pathBuf.copy(bigger, 0, 0, top.prefix);
+      pathBuf = bigger;
+    }
+    pathBuf[top.prefix] = 0x2f;
+    entry.name.copy(pathBuf, top.prefix + 1);
+    yield { path: pathBuf.subarray(0, end), entry };
     if (entry.inode.entries !== null && !entered.has(entry.inode) && isPrimary(entry)) {
       entered.add(entry.inode);
-      frames.push({ path, entries: entry.inode.entries, next: 0 });
+      frames.push({ prefix: end, entries: entry.inode.entries, next: 0 });
     }
   }
 }
@@ -60,13 +73,13 @@ function primaries(
     const inode = v.entry.inode;
     const prev = seen.get(inode);
     if (prev === undefined) {
-      seen.set(inode, { entry: v.entry, path: v.path });
+      seen.set(inode, { entry: v.entry, path: Buffer.from(v.path) });
       continue;
     }
     multi.add(inode);
     // composefs-rs: the first occurrence is written normally (spec composefs-v2 §7.2).
     if (format === 'composefs-info' && prev.entry !== null && prev.entry.hardlink && !v.entry.hardlink) {
-      seen.set(inode, { entry: v.entry, path: v.path });
+      seen.set(inode, { entry: v.entry, path: Buffer.from(v.path) });
     }
   }
   for (const inode of seen.keys()) if (!multi.has(inode)) seen.delete(inode);
@@ -118,7 +131,9 @@ function rsLine(path: string, inode: Inode, nlink: number): string {
   const rdev = type === S_IFCHR || type === S_IFBLK ? inode.rdev : 0n;
   let line =
     `${path} ${isDir ? 0n : size} ${(inode.mode >>> 0).toString(8)} ${nlink} ${inode.uid >>> 0} ` +
-    `${inode.gid >>> 0} ${rdev} ${inode.mtimeSec}.0 ${payload} ${content} ${digest}`;
+    // composefs-rs 0.9.0 `write_dumpfile` prints the nanoseconds the tree holds (a V1 image keeps
+    // them; V2 trees and images carry 0), so the dumpfile says exactly what the image holds.
+    `${inode.gid >>> 0} ${rdev} ${inode.mtimeSec}.${inode.mtimeNsec >>> 0} ${payload} ${content} ${digest}`;
   const sorted = [...inode.xattrs].sort((a, b) => Buffer.compare(a.key, b.key));
   for (const x of sorted)
     line += ` ${escapeField(x.key, { equal: true })}=${escapeField(x.value, { equal: true })}`;
@@ -170,6 +185,29 @@ export function* dumpfileLinesOf(root: Inode, options: PrintDumpfileOptions = {}
       yield rsLine(path, inode, counts!.get(inode)!);
     }
   }
+}
+
+/**
+ * Streams the dumpfile of a tree in pieces of about 1 MiB (each line terminated by LF): a deep tree's
+ * dumpfile grows with depth × entries, so it is never held whole.
+ */
+export async function writeDumpfile(
+  root: Inode,
+  options: PrintDumpfileOptions,
+  write: (piece: Buffer) => Promise<void>,
+): Promise<void> {
+  let parts: string[] = [];
+  let size = 0;
+  for (const line of dumpfileLinesOf(root, options)) {
+    parts.push(line, '\n');
+    size += line.length + 1;
+    if (size >= 1 << 20) {
+      await write(Buffer.from(parts.join(''), 'latin1'));
+      parts = [];
+      size = 0;
+    }
+  }
+  if (size > 0) await write(Buffer.from(parts.join(''), 'latin1'));
 }
 
 /** The whole dumpfile text of a tree, each line terminated by LF. */

@@ -56,6 +56,12 @@ function newNode(name: Buffer, line: number): ParseNode {
 }
 
 /** Splits at `/`, skipping leading and repeated slashes (spec composefs-v1 §4.5 item 1). */
+/** path[0, end) is `/name/name…` with no empty component (so components() would not alter it). */
+function isCanonical(path: Buffer, end: number): boolean {
+  for (let i = 1; i < end; i++) if (path[i] === 0x2f && path[i - 1] === 0x2f) return false;
+  return path[end - 1] !== 0x2f;
+}
+
 function components(path: Buffer): Buffer[] {
   const out: Buffer[] = [];
   let pos = 0;
@@ -90,9 +96,27 @@ export class PathTree {
     return this.root;
   }
 
+  /**
+   * The parent directory of the last inserted path: dumpfiles list a directory's entries together,
+   * so most lines share it and skip the walk from the root (the cache holds the parent's path bytes,
+   * `/`-led with single slashes, and its node, which stays a directory once it was one).
+   */
+  private lastParentPath: Buffer | null = null;
+  private lastParent: ParseNode | null = null;
+
   /** Inserts the node of a non-root path: parents must exist; the last name must be new and valid. */
   insert(path: Buffer, line: number, maxName: number): ParseNode {
     if (this.root === null) throw syntax('Root must be the first entry');
+    const slash = path.lastIndexOf(0x2f);
+    const cached = this.lastParentPath;
+    if (
+      cached !== null &&
+      slash === cached.length &&
+      slash + 1 < path.length &&
+      path.compare(cached, 0, cached.length, 0, slash) === 0
+    ) {
+      return this.addChild(this.lastParent!, path.subarray(slash + 1), maxName, line);
+    }
     const parts = components(path);
     let dir = this.root;
     for (let i = 0; i < parts.length - 1; i++) {
@@ -103,7 +127,15 @@ export class PathTree {
       dir = child;
     }
     if (!isDirNode(dir)) throw syntax('Parent is not a directory');
-    const name = parts[parts.length - 1];
+    // Cache only a canonical parent path ("/a/b": one leading slash, no empty component).
+    if (slash > 0 && path[0] === 0x2f && parts.length >= 2 && isCanonical(path, slash)) {
+      this.lastParentPath = Buffer.from(path.subarray(0, slash));
+      this.lastParent = dir;
+    }
+    return this.addChild(dir, parts[parts.length - 1], maxName, line);
+  }
+
+  private addChild(dir: ParseNode, name: Buffer, maxName: number, line: number): ParseNode {
     if (name.length === 0) throw syntax("Can't add child: empty name");
     if (
       (name.length === 1 && name[0] === 0x2e) ||

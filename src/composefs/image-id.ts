@@ -1,12 +1,13 @@
 /**
  * The composefs image ID of an OCI image (spec composefs-v2 §5): the fs-verity digest of the whole
- * EROFS image built from the image's tree, as `cfsctl oci compute-id` prints it (bare hex).
+ * EROFS image built from the image's tree, as `cfsctl oci compute-id` of composefs-rs 0.9.0 prints it
+ * (bare hex).
  *
  * Formats (spec composefs-v1 §14): V1 is composefs-rs `FormatVersion::V1`, i.e. the C-compatible
  * layout written as C `mkcomposefs --min-version=1` (cfs-version always 1); V2 is the legacy
  * composefs-rs writer. The tree does not depend on the format (§14.3) except for the xattr policy:
- * composefs-rs ≥0.8 (where V1 is the default) keeps only `security.capability`, the V2 spec's
- * snapshot keeps every xattr. Known composefs-rs V1 vs C divergences (§14.4 items 3–5: a user
+ * composefs-rs ≥0.8 keeps only `security.capability` for both formats (the default here); the V2
+ * spec's snapshot (≤0.7) keeps every xattr (`xattrs: 'all'`). Known composefs-rs V1 vs C divergences (§14.4 items 3–5: a user
  * whiteout stub look-alike at the root, ACL flag on near-ACL names, negative mtimes) are not
  * modelled: the C behaviour is written.
  */
@@ -24,9 +25,19 @@ export type ComposefsFormat = 'v1' | 'v2';
 export const DEFAULT_FORMAT: ComposefsFormat = 'v1';
 export const DEFAULT_HASH: FsVerityAlgorithm = 'sha512';
 
-/** The xattr policy of the composefs-rs generation that writes each format by default. */
-export function defaultXattrPolicy(format: ComposefsFormat): OciXattrPolicy {
-  return format === 'v1' ? 'capability' : 'all';
+/**
+ * The composefs-rs release whose `transform_for_oci` the defaults follow: v0.9.0 (commit 90f30e8,
+ * crates/composefs/src/generic_tree.rs) applies the xattr allowlist to the tree whatever the EROFS
+ * format, then `compact()`s the leaf table (which changes no byte: spec composefs-v2 §3.5 item 3).
+ */
+export const COMPOSEFS_RS_RELEASE = '0.9.0';
+
+/**
+ * The default xattr policy, for both formats: composefs-rs 0.9.0 `XattrFiltering::AllowlistOnly`
+ * (`security.capability` only). `all` is composefs-rs ≤ 0.7.0 (the V2 spec's snapshot).
+ */
+export function defaultXattrPolicy(_format?: ComposefsFormat): OciXattrPolicy {
+  return 'capability';
 }
 
 /** Writer options of a format: composefs-rs V1 = C `--min-version=1 --max-version=1` (spec v1 §0.2). */

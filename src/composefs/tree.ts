@@ -79,8 +79,8 @@ export function fileType(mode: number): FileType {
   }
 }
 
-export function newInode(mode: number, init: Partial<Inode> = {}): Inode {
-  return {
+export function newInode(mode: number, init?: Partial<Inode>): Inode {
+  const inode: Inode = {
     mode,
     uid: 0,
     gid: 0,
@@ -94,8 +94,8 @@ export function newInode(mode: number, init: Partial<Inode> = {}): Inode {
     content: null,
     digest: null,
     entries: (mode & S_IFMT) === S_IFDIR ? [] : null,
-    ...init,
   };
+  return init === undefined ? inode : Object.assign(inode, init);
 }
 
 /** Sorts a directory's entries by name bytes (never as JS strings). */

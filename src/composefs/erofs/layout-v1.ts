@@ -68,11 +68,20 @@ function numberInodes(root: V1Node): { list: V1Node[]; index: Map<V1Node, number
 }
 
 function dirents(node: V1Node, me: number, parentIdx: number, index: Map<V1Node, number>): DirentRef[] {
-  const refs: DirentRef[] = [
-    { name: DOT, target: me, fileType: FT_DIR },
-    { name: DOTDOT, target: parentIdx, fileType: FT_DIR },
-  ];
+  const refs: DirentRef[] = [];
+  // Children are sorted by name bytes (rewrite-v1): `.` and `..` are merged in where they sort (first,
+  // unless a name starts with a byte below 0x2e or is like ".-"), so no re-sort is needed.
+  let dot = false;
+  let dotdot = false;
   for (const c of node.children!) {
+    if (!dot && Buffer.compare(c.name, DOT) > 0) {
+      refs.push({ name: DOT, target: me, fileType: FT_DIR });
+      dot = true;
+    }
+    if (!dotdot && Buffer.compare(c.name, DOTDOT) > 0) {
+      refs.push({ name: DOTDOT, target: parentIdx, fileType: FT_DIR });
+      dotdot = true;
+    }
     const target = index.get(c.node);
     if (target === undefined) {
       throw new OdhError('FORMAT', 'hardlink target is not in the tree', {
@@ -81,7 +90,9 @@ function dirents(node: V1Node, me: number, parentIdx: number, index: Map<V1Node,
     }
     refs.push({ name: c.name, target, fileType: direntFileType(c.node.mode) });
   }
-  return refs.sort((a, b) => Buffer.compare(a.name, b.name));
+  if (!dot) refs.push({ name: DOT, target: me, fileType: FT_DIR });
+  if (!dotdot) refs.push({ name: DOTDOT, target: parentIdx, fileType: FT_DIR });
+  return refs;
 }
 
 /** One distinct (full key, value) pair, counted over inodes (spec composefs-v1 §7.3). */
@@ -98,15 +109,23 @@ interface Pair {
 function internPairs(list: V1Node[]): Pair[][] {
   // Buckets by a hash of (key, value): cheaper than building a string of every (often unique) value.
   const buckets = new Map<number, Pair[]>();
+  // The parser interns repeated xattr texts, so the same Buffer objects recur: hash each one once.
+  const keyHash = new Map<Buffer, number>();
+  const valueHash = new Map<Buffer, number>();
+  const same = (a: Buffer, b: Buffer): boolean => a === b || a.equals(b);
   return list.map((node) =>
     node.xattrs.map((x) => {
-      const h = xxh32(x.value, xxh32(x.key, 0));
+      let kh = keyHash.get(x.key);
+      if (kh === undefined) keyHash.set(x.key, (kh = xxh32(x.key, 0)));
+      let vh = valueHash.get(x.value);
+      if (vh === undefined) valueHash.set(x.value, (vh = xxh32(x.value, 0)));
+      const h = (Math.imul(kh, 0x9e3779b1) ^ vh) >>> 0;
       let bucket = buckets.get(h);
       if (!bucket) {
         bucket = [];
         buckets.set(h, bucket);
       }
-      let p = bucket.find((q) => q.key.equals(x.key) && q.entry.value.equals(x.value));
+      let p = bucket.find((q) => same(q.key, x.key) && same(q.entry.value, x.value));
       if (!p) {
         const entry = splitXattrKey(x.key, x.value, 'v1');
         checkXattrEntry(entry, () => v1Path(node));

@@ -3,7 +3,7 @@
  * into the tree model, the way `composefs-info dump` reconstructs it (spec composefs-v1 §12.1).
  *
  * Hostile images are expected: every offset is bounds-checked, each inode is built once (a nid met
- * again becomes a hardlink entry, so directory cycles cannot loop), depth is capped and the bytes of
+ * again becomes a hardlink entry, so directory cycles cannot loop and depth is bounded), and the bytes of
  * metadata decoded are bounded by the image size. Failures are OdhError('FORMAT', …, { offset }).
  */
 import { readFile, stat } from 'node:fs/promises';
@@ -36,7 +36,11 @@ export interface ReadErofsOptions {
   hideWhiteouts?: boolean;
   /** Name used in error messages. */
   file?: string;
-  /** Deepest directory nesting accepted (default 4096: paths are at most 4096 bytes). */
+  /**
+   * Deepest directory nesting accepted. Default: no cap beyond the image itself (each directory is
+   * decoded once, so depth ≤ directories ≤ image size / 32): C mkcomposefs writes any depth, and
+   * `composefs dump` must read what `composefs mkfs` writes (docs/composefs-decisions.md §3).
+   */
   maxDepth?: number;
 }
 
@@ -209,7 +213,7 @@ export function readErofs(image: Buffer, options: ReadErofsOptions = {}): ErofsI
       {
         rules,
         hideWhiteouts: options.hideWhiteouts ?? rules === 'composefs-info',
-        maxDepth: options.maxDepth ?? 4096,
+        maxDepth: options.maxDepth ?? Number.POSITIVE_INFINITY,
         file: options.file,
       },
       header,

@@ -35,8 +35,11 @@ export interface V1Node {
   mtimeSec: bigint;
   mtimeNsec: number;
   xattrs: V1Xattr[];
-  /** C's per-node xattr size counter (u64, wraps); 0 in the copy (spec composefs-v1 §4.6, §5). */
-  xattrBudget: bigint;
+  /**
+   * C's per-node xattr size counter (u64, wraps); 0 in the copy (spec composefs-v1 §4.6, §5). Held
+   * as a signed Number: the steps are < 2^17, so a negative value is exactly a wrapped (huge) u64.
+   */
+  xattrBudget: number;
   /** Inline content (never empty: an empty content means none). */
   content: Buffer | null;
   payload: Buffer | null;
@@ -90,30 +93,35 @@ const K_WHITEOUTS = [latin1('trusted.overlay.overlay.whiteouts'), latin1('user.o
 const K_OPAQUE_X = [latin1('trusted.overlay.overlay.opaque'), latin1('user.overlay.opaque')];
 const EMPTY = Buffer.alloc(0);
 
-const U64 = (1n << 64n) - 1n;
-const XATTR_BUDGET = 32767n;
+const XATTR_BUDGET = 32767;
 
 /**
  * Sets an xattr the way C's lcfs_node_set_xattr does, budget included (spec composefs-v1 §4.6): the
  * copy's counter starts at 0, so replacing a long input value can wrap it and fail (§5.1 step 4).
  */
 function setXattr(node: V1Node, key: Buffer, value: Buffer): void {
-  const i = node.xattrs.findIndex((x) => x.key.equals(key));
-  if (i >= 0) {
-    const old = node.xattrs[i].value;
-    node.xattrs.splice(i, 1); // order is irrelevant: xattrs are re-sorted before layout (§5.2)
-    node.xattrBudget =
-      node.xattrs.length > 0 ? (node.xattrBudget - BigInt(7 + key.length + old.length)) & U64 : 0n;
+  const xs = node.xattrs;
+  let i = -1;
+  for (let j = 0; j < xs.length; j++) {
+    if (xs[j].key.length === key.length && xs[j].key.equals(key)) {
+      i = j;
+      break;
+    }
   }
-  const e = BigInt(7 + key.length + value.length + (node.xattrs.length === 0 ? 12 : 0));
-  const next = (node.xattrBudget + e) & U64;
-  if (next > XATTR_BUDGET) {
+  if (i >= 0) {
+    const old = xs[i].value;
+    xs.splice(i, 1); // order is irrelevant: xattrs are re-sorted before layout (§5.2)
+    node.xattrBudget = xs.length > 0 ? node.xattrBudget - (7 + key.length + old.length) : 0;
+  }
+  const next = node.xattrBudget + 7 + key.length + value.length + (xs.length === 0 ? 12 : 0);
+  // A negative counter is a wrapped u64, i.e. far above the budget.
+  if (next < 0 || next > XATTR_BUDGET) {
     throw new OdhError('LIMIT', `cannot set xattr ${key.toString('latin1')}: xattr size budget exceeded`, {
       path: v1Path(node),
     });
   }
   node.xattrBudget = next;
-  node.xattrs.push({ key, value });
+  xs.push({ key, value });
 }
 
 const isWhiteout = (n: { mode: number; rdev: number }): boolean =>
@@ -156,7 +164,7 @@ function copyTree(root: Inode): { root: V1Node; hasWhiteout: boolean } {
         mtimeSec: src.mtimeSec,
         mtimeNsec: src.mtimeNsec,
         xattrs: src.xattrs.map((x) => ({ key: x.key, value: x.value })),
-        xattrBudget: 0n,
+        xattrBudget: 0,
         content: src.content && src.content.length > 0 ? src.content : null,
         payload: src.payload,
         digest: src.digest,
@@ -249,7 +257,7 @@ function addStubs(root: V1Node): void {
       mtimeSec: root.mtimeSec,
       mtimeNsec: root.mtimeNsec,
       xattrs: selinux ? [{ key: selinux.key, value: selinux.value }] : [],
-      xattrBudget: 0n,
+      xattrBudget: 0,
       content: null,
       payload: null,
       digest: null,

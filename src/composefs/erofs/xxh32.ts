@@ -18,9 +18,13 @@ function round(acc: number, lane: number): number {
   return Math.imul(rotl(acc, 13), P1) >>> 0;
 }
 
+/** Little-endian u32 at `p` (no DataView: this runs for every xattr of every inode). */
+function u32(d: Uint8Array, p: number): number {
+  return (d[p] | (d[p + 1] << 8) | (d[p + 2] << 16) | (d[p + 3] << 24)) >>> 0;
+}
+
 export function xxh32(data: Uint8Array, seed: number): number {
   const len = data.length;
-  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
   let p = 0;
   let h: number;
   if (len >= 16) {
@@ -29,10 +33,10 @@ export function xxh32(data: Uint8Array, seed: number): number {
     let v3 = seed >>> 0;
     let v4 = (seed - P1) >>> 0;
     for (; p + 16 <= len; p += 16) {
-      v1 = round(v1, view.getUint32(p, true));
-      v2 = round(v2, view.getUint32(p + 4, true));
-      v3 = round(v3, view.getUint32(p + 8, true));
-      v4 = round(v4, view.getUint32(p + 12, true));
+      v1 = round(v1, u32(data, p));
+      v2 = round(v2, u32(data, p + 4));
+      v3 = round(v3, u32(data, p + 8));
+      v4 = round(v4, u32(data, p + 12));
     }
     h = (rotl(v1, 1) + rotl(v2, 7) + rotl(v3, 12) + rotl(v4, 18)) >>> 0;
   } else {
@@ -40,7 +44,7 @@ export function xxh32(data: Uint8Array, seed: number): number {
   }
   h = (h + len) >>> 0;
   for (; p + 4 <= len; p += 4) {
-    h = (h + Math.imul(view.getUint32(p, true), P3)) >>> 0;
+    h = (h + Math.imul(u32(data, p), P3)) >>> 0;
     h = Math.imul(rotl(h, 17), P4) >>> 0;
   }
   for (; p < len; p++) {
