@@ -1,9 +1,9 @@
-import os from 'node:os';
 import { Option, type Command } from 'commander';
 import { createDelta, type CreateDeltaResult, type CreateEvent } from '../delta/create.js';
 import { formatStatistics } from '../delta/create-stats.js';
 import { OdhError } from '../util/errors.js';
 import { createProgress, type Progress } from '../util/progress.js';
+import { parseJobs } from './jobs.js';
 
 interface CreateFlags {
   binaryDiff: 'zstd' | 'copy';
@@ -95,15 +95,6 @@ export function register(program: Command): void {
         process.off('SIGTERM', onSignal);
       }
     });
-}
-
-function parseJobs(v: string | undefined): number {
-  if (v === undefined) return os.availableParallelism();
-  const n = /^[0-9]+$/.test(v) ? Number(v) : NaN;
-  if (!Number.isSafeInteger(n) || n > 1024) {
-    throw new OdhError('USAGE', `invalid --jobs ${JSON.stringify(v)} (want an integer from 0 to 1024)`);
-  }
-  return n === 0 ? os.availableParallelism() : n; // spec §6: 0 = CPUs
 }
 
 /** Info and warning lines as upstream logs them (spec §6), progress bars for the long phases. */

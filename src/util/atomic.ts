@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { OdhError } from './errors.js';
+import { noteCommitted } from './outcome.js';
 
 /**
  * An output that appears at its final path only after every check passed: work happens under a
@@ -41,6 +42,7 @@ export class AtomicOutput {
     if (this.settled) return;
     await fs.rename(this.tempPath, this.finalPath);
     this.settled = true;
+    noteCommitted(this.finalPath);
   }
 
   async abort(): Promise<void> {
