@@ -4,6 +4,7 @@ import { Command } from 'commander';
 import {
   benignExit,
   classify,
+  commandFromArgv,
   configureProgram,
   guardStdout,
   report,
@@ -57,5 +58,5 @@ try {
 } catch (e: unknown) {
   const benign = benignExit(e);
   if (benign !== undefined) process.exitCode = benign;
-  else report(classify(e, current), wantsJson(process.argv));
+  else report(classify(e, current ?? commandFromArgv(program, process.argv)), wantsJson(process.argv));
 }

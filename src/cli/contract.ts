@@ -37,6 +37,21 @@ export function commandPath(cmd: Command | undefined): string {
   return names.length ? names.join(' ') : 'odh';
 }
 
+/**
+ * The command the words of `argv` name (`odh composefs mkfs …` → mkfs), for usage errors raised
+ * before commander reached an action (an option's own parser throwing, for instance).
+ */
+export function commandFromArgv(program: Command, argv: readonly string[]): Command {
+  let cmd = program;
+  for (const word of argv.slice(2)) {
+    if (word.startsWith('-')) continue;
+    const sub = cmd.commands.find((c) => c.name() === word || c.aliases().includes(word));
+    if (!sub) break;
+    cmd = sub;
+  }
+  return cmd;
+}
+
 /** True when the command line asks for JSON (`--json` before any `--`). */
 export function wantsJson(argv: readonly string[]): boolean {
   for (const a of argv.slice(2)) {

@@ -137,10 +137,10 @@ describe('odh create OLD NEW OUTPUT', () => {
       sc.new.ociRef,
       path.join(work, 'x.tar'),
     ]);
-    expect(bad.exitCode).toBe(1);
+    expect(bad.exitCode).toBe(2); // usage error (the CLI contract)
     expect(bad.stderr).toMatch(/bsdiff/);
     const jobs = await odh(['-j', 'many', sc.old.ociRef, sc.new.ociRef, path.join(work, 'x.tar')]);
-    expect(jobs.exitCode).toBe(1);
+    expect(jobs.exitCode).toBe(2);
     expect(jobs.stderr).toContain('invalid --jobs "many"');
     const missing = await odh([path.join(work, 'nope.tar'), sc.new.ociRef, path.join(work, 'x.tar')]);
     expect(missing.exitCode).toBe(1);
