@@ -148,6 +148,8 @@ function safeStdoutWrite(text: string): void {
  */
 export function configureProgram(program: Command, onCommand: (cmd: Command) => void): void {
   program.showHelpAfterError(false);
+  // Options belong to the command they follow: `odh conformance merge --json` is merge's --json.
+  program.enablePositionalOptions();
   program.configureOutput({ outputError: () => {} });
   program.exitOverride(function (this: Command, err) {
     onCommand(this);
