@@ -33,3 +33,16 @@ export function hasTool(tool: string, debianPackage: string): boolean {
 }
 
 export const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+
+/** Headless-capable browsers by the names Debian, Ubuntu and GitHub's runners give them. */
+const BROWSERS = ['chromium', 'chromium-browser', 'google-chrome', 'google-chrome-stable'];
+
+/**
+ * The first browser on PATH (Debian: chromium; GitHub's ubuntu-latest: google-chrome), or
+ * undefined, with hasTool's rules: missing in CI is a failure, locally a loud skip.
+ */
+export function findBrowser(): string | undefined {
+  const found = BROWSERS.find(onPath);
+  if (found) return found;
+  return hasTool('chromium', 'chromium') ? 'chromium' : undefined;
+}
