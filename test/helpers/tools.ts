@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import { recordSkip } from './skip-log.js';
 
 const seen = new Map<string, boolean>();
 
@@ -29,6 +30,7 @@ export function hasTool(tool: string, debianPackage: string): boolean {
   process.stderr.write(
     `\n*** SKIPPING tests that need ${tool}: not on PATH. Install with: apt-get install -y ${debianPackage} ***\n\n`,
   );
+  recordSkip(`${tool} not on PATH (apt-get install -y ${debianPackage})`);
   return false;
 }
 
