@@ -40,7 +40,6 @@ interface Workflow {
 }
 
 const load = (f: string) => parse(readFileSync(path.join(dir, f), 'utf8')) as Workflow;
-const steps = (wf: Workflow) => Object.values(wf.jobs).flatMap((j) => j.steps);
 
 /** The oldest major of each action still on a supported runtime (Node 24), as of this writing. */
 const MIN_MAJOR: Record<string, number> = {
