@@ -7,6 +7,7 @@ import {
   commandFromArgv,
   configureProgram,
   guardStdout,
+  isClosedStdout,
   report,
   wantsJson,
 } from '../src/cli/contract.js';
@@ -58,5 +59,7 @@ try {
 } catch (e: unknown) {
   const benign = benignExit(e);
   if (benign !== undefined) process.exitCode = benign;
-  else report(classify(e, current ?? commandFromArgv(program, process.argv)), wantsJson(process.argv));
+  else if (isClosedStdout(e)) {
+    // the reader of stdout went away (`odh … | head`): nothing to report
+  } else report(classify(e, current ?? commandFromArgv(program, process.argv)), wantsJson(process.argv));
 }

@@ -158,6 +158,19 @@ export function configureProgram(program: Command, onCommand: (cmd: Command) => 
   program.hook('preAction', (_this, actionCommand) => onCommand(actionCommand));
 }
 
+/**
+ * A write to a stdout whose reader has gone away: not a failure of the command (guardStdout). The
+ * error may come wrapped (an OdhError naming the file being written, with the write error as cause).
+ */
+export function isClosedStdout(e: unknown): boolean {
+  if (!stdoutBroken) return false;
+  const closed = ['EPIPE', 'ERR_STREAM_DESTROYED', 'ERR_STREAM_WRITE_AFTER_END'];
+  for (let x: unknown = e, depth = 0; x instanceof Error && depth < 8; x = x.cause, depth++) {
+    if (closed.includes((x as NodeJS.ErrnoException).code ?? '')) return true;
+  }
+  return false;
+}
+
 /** Exit status for a CommanderError that is not a usage error (help, version), else undefined. */
 export function benignExit(e: unknown): number | undefined {
   if (!isCommanderError(e)) return undefined;
@@ -169,16 +182,16 @@ export function benignExit(e: unknown): number | undefined {
 
 /**
  * stdout errors never end in an "Unhandled 'error' event" trace. A reader that closed the pipe
- * (`odh inspect … | head`) ends the run quietly with the status decided so far; a full device is one
- * line and exit 1, unless an output was already committed: then the status stays as it was.
+ * (`odh inspect … | head`) ends the run quietly with the command's own status; a full device is one
+ * line and exit 1 at once, unless an output was already committed: then the status stays as it was.
  */
 export function guardStdout(): void {
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
     if (stdoutBroken) return;
     stdoutBroken = true;
-    if (err.code === 'EPIPE') {
-      process.exit(process.exitCode ?? 0);
-    }
+    // The reader is gone: later writes are dropped and the command finishes, so its own verdict
+    // (conformance's exit 1 on a mismatch, say) is what the exit status says.
+    if (err.code === 'EPIPE') return;
     const done = committedOutputs();
     if (done.length > 0) {
       process.stderr.write(

@@ -270,6 +270,30 @@ describe('stdout: a closed pipe ends quietly, a full device never undoes a commi
     expect(r.exitCode).toBe(0);
   });
 
+  it('tar-patch DELTA SRC - | (closed pipe): a streaming writer ends quietly too', async () => {
+    const v = (f: string) => vectorPath('tardiff', 'v2-zstddict-32k', f);
+    const r = await shell(['tar-patch', v('delta.tardiff'), v('source'), '-'], '| true');
+    expect(messageLines(r.stderr)).toEqual([]);
+    expect(r.exitCode).toBe(0);
+  });
+
+  it("a closed pipe never changes the command's own verdict (a mismatch stays exit 1)", async () => {
+    const results = path.join(root, 'mismatch.json');
+    const cell = { fixture: 'a', creator: 'c', applier: 'x', format: 'v1', hash: 'sha512', fullBytes: 1 };
+    writeFileSync(
+      results,
+      JSON.stringify({
+        cells: [{ ...cell, status: 'mismatch', reason: 'layer 0 diff_id differs' }],
+        implementations: [],
+        fixtureProblems: [],
+        summary: { seconds: 0 },
+      }),
+    );
+    const r = await shell(['conformance', 'merge', results], '| true');
+    expect(messageLines(r.stderr)).toEqual([]);
+    expect(r.exitCode).toBe(1);
+  });
+
   it('composefs dump | head -1: the first line, then quiet', async () => {
     const r = await shell(['composefs', 'dump', image], '| head -1');
     expect(r.stdout).toBe('/ 4096 40755 11 0 0 0 0.0 - - -');
