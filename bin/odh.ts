@@ -1,6 +1,16 @@
 #!/usr/bin/env node
+import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
-import { isOdhError } from '../src/util/errors.js';
+import {
+  benignExit,
+  classify,
+  commandFromArgv,
+  configureProgram,
+  guardStdout,
+  isClosedStdout,
+  report,
+  wantsJson,
+} from '../src/cli/contract.js';
 import { installSignalHandlers, sweepStale } from '../src/util/run.js';
 
 type Registrar = () => Promise<{ register(program: Command): void }>;
@@ -21,16 +31,24 @@ const COMMANDS: Record<string, Registrar> = {
   upstream: () => import('../harness/cli/upstream.js'),
 };
 
+/** The version in package.json (dist/bin/odh.js → the package root). */
+function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  };
+  return pkg.version;
+}
+
+guardStdout();
+let current: Command | undefined;
 const program = new Command();
 program
   .name('odh')
   .description(
     'oci-delta conformance harness: apply, create and inspect oci-delta artifacts; build composefs images',
   )
-  .version('0.1.0')
-  // Program options only before the command: `odh upstream pin|build --version vX` is the command's.
-  .enablePositionalOptions()
-  .showHelpAfterError();
+  .version(packageVersion());
+configureProgram(program, (cmd) => (current = cmd));
 
 // Reliability (issue 13): one cancellation path for every command, and what killed runs left
 // in $TMPDIR (and, through their journals, beside outputs and in the fixture cache) is swept first.
@@ -39,11 +57,15 @@ await sweepStale();
 
 try {
   const wanted = process.argv[2];
-  const loaders = wanted !== undefined && wanted in COMMANDS ? [COMMANDS[wanted]] : Object.values(COMMANDS);
+  // Own names only: `odh constructor` is an unknown command, not Object.prototype's.
+  const known = wanted !== undefined && Object.hasOwn(COMMANDS, wanted);
+  const loaders = known ? [COMMANDS[wanted]] : Object.values(COMMANDS);
   for (const load of loaders) (await load()).register(program);
   await program.parseAsync(process.argv);
 } catch (e: unknown) {
-  const msg = isOdhError(e) ? e.message : e instanceof Error ? e.message : String(e);
-  process.stderr.write(`odh: error: ${msg}\n`);
-  process.exitCode = 1;
+  const benign = benignExit(e);
+  if (benign !== undefined) process.exitCode = benign;
+  else if (isClosedStdout(e)) {
+    // the reader of stdout went away (`odh … | head`): nothing to report
+  } else report(classify(e, current ?? commandFromArgv(program, process.argv)), wantsJson(process.argv));
 }

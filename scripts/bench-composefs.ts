@@ -19,9 +19,9 @@ import { fileURLToPath } from 'node:url';
 import { createGunzip, createGzip } from 'node:zlib';
 
 const SELF = fileURLToPath(import.meta.url);
-/** dist/scripts/bench-composefs.js → repository root → ../shared/vectors. */
+/** dist/scripts/bench-composefs.js → repository root → test/vectors (the golden vectors kept in the repo). */
 const REPO = path.resolve(path.dirname(SELF), '..', '..');
-const CS9 = path.resolve(REPO, '..', 'shared', 'vectors', 'composefs-c', 'cs9-x86_64-developer.dump.gz');
+const CS9 = path.resolve(REPO, 'test', 'vectors', 'composefs-c', 'cs9-x86_64-developer.dump.gz');
 
 export interface BenchComposefsOptions {
   /** Uncompressed content bytes of the synthetic image (default 1 GiB). */

@@ -1,8 +1,11 @@
 import { Option, type Command } from 'commander';
 import { defaultCacheDir } from '../../fixtures/build.js';
-import { conformance, exitCodeOf } from '../conformance/index.js';
+import { conformance } from '../conformance/index.js';
 import { FAULTS, type Fault } from '../implementations/fault.js';
 import { writeHtmlReport } from '../report/html.js';
+import { writeJunit } from '../report/junit.js';
+import { shardSelection, withShard } from '../conformance/shard.js';
+import { registerMerge } from './conformance-merge.js';
 import { appendStepSummary } from '../report/markdown.js';
 import { renderTerminal } from '../report/terminal.js';
 import type { FsVerityAlgorithm } from '../../src/composefs/fsverity.js';
@@ -24,19 +27,21 @@ interface ConformanceFlags {
   injectFault?: Fault;
   require?: string;
   quiet?: boolean;
+  junit?: string;
+  shard?: string;
 }
 
-const list = (v: string | undefined) =>
-  v === undefined
-    ? undefined
-    : v
-        .split(',')
-        .map((s) => s.trim())
-        .filter(Boolean);
+const list = (v: string | undefined) => {
+  const names = (v ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  return names.length ? names : undefined;
+};
 
 /** Registers `odh conformance`: creators × appliers × fixtures, proven by diff_ids and composefs IDs. */
 export function register(program: Command): void {
-  program
+  const cmd = program
     .command('conformance')
     .description(
       'create deltas with every creator, apply them with every applier, and prove each result equals the new ' +
@@ -65,6 +70,11 @@ export function register(program: Command): void {
     )
     .option('--json', 'print one JSON object {cells, implementations, fixtureProblems, summary} on stdout')
     .option('--report <DIR>', 'write a self-contained HTML report to DIR/index.html')
+    .option('--junit <FILE>', 'write JUnit XML: a testsuite per fixture, a testcase per cell')
+    .option(
+      '--shard <I/N>',
+      'run only slice I of N (whole fixtures, deterministic and balanced); combine with `odh conformance merge`',
+    )
     .option('--cache <DIR>', 'fixture build cache', defaultCacheDir())
     .option('--oci-delta <PATH>', 'use this upstream oci-delta binary instead of the pinned download')
     .option('--offline', 'never download the upstream binary; use the verified cache only')
@@ -76,8 +86,9 @@ export function register(program: Command): void {
     )
     .action(async (flags: ConformanceFlags) => {
       const progress = createProgress({ quiet: flags.quiet });
-      const result = await conformance({
-        fixtures: list(flags.fixtures),
+      const sel = shardSelection(flags.shard, list(flags.fixtures), flags.quick);
+      const whole = await conformance({
+        fixtures: sel ? sel.mine : list(flags.fixtures),
         quick: flags.quick,
         creators: list(flags.creators),
         appliers: list(flags.appliers),
@@ -90,6 +101,7 @@ export function register(program: Command): void {
         require: list(flags.require),
         progress,
       });
+      const { result, exitCode } = withShard(whole, sel);
       for (const i of result.implementations.filter((x) => !x.available)) {
         process.stderr.write(`odh conformance: ${i.role} ${i.name}: unavailable: ${i.reason}\n`);
       }
@@ -98,8 +110,11 @@ export function register(program: Command): void {
         const file = await writeHtmlReport(result, flags.report);
         process.stderr.write(`odh conformance: HTML report ${file}\n`);
       }
+      if (flags.junit)
+        process.stderr.write(`odh conformance: JUnit XML ${await writeJunit(result, flags.junit)}\n`);
       if (await appendStepSummary(result))
         process.stderr.write('odh conformance: appended to $GITHUB_STEP_SUMMARY\n');
-      process.exitCode = exitCodeOf(result.summary);
+      process.exitCode = exitCode;
     });
+  registerMerge(cmd);
 }

@@ -114,7 +114,9 @@ async function checkRequired(
 }
 
 export async function conformance(o: ConformanceOptions = {}): Promise<ConformanceResult> {
-  const fixtures = selectFixtures({ names: o.fixtures, quick: o.quick }).map((f) => f.name);
+  // An empty list (a shard with no fixtures) selects nothing; absent selects the defaults.
+  const fixtures =
+    o.fixtures?.length === 0 ? [] : selectFixtures({ names: o.fixtures, quick: o.quick }).map((f) => f.name);
   const upstream =
     o.upstream ??
     (await resolveUpstream({

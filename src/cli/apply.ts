@@ -1,4 +1,3 @@
-import os from 'node:os';
 import type { Command } from 'commander';
 import { applyDelta, type ApplyResult, type OutputCompression } from '../delta/apply.js';
 import { discoverDeltaForSource } from '../oci/registry/discover.js';
@@ -7,6 +6,7 @@ import { registryFlags, REGISTRY_TIMEOUT_HELP } from './registry-flags.js';
 import { runSignal } from '../util/run.js';
 import { OdhError } from '../util/errors.js';
 import { createProgress } from '../util/progress.js';
+import { parseJobs } from './jobs.js';
 
 interface ApplyFlags {
   sourceImage?: string;
@@ -38,14 +38,15 @@ export function register(program: Command): void {
     .argument('[OUTPUT]', 'output image: oci-archive:PATH[:NAME], oci:DIR[:NAME] or a bare archive path')
     .option(
       '--discover <TARGET>',
-      'find the delta in a registry: the referrer of docker://TARGET whose source-config is --source-image',
+      'find the delta in a registry: the referrer of the target image TARGET (HOST/REPO[:TAG|@DIGEST], ' +
+        'with or without docker://) whose source-config is --source-image',
     )
     .option('--tls-verify <BOOL>', 'false: plain HTTP to the registry (loopback registries default to it)')
     .option('--source-image <REF>', 'the source image (oci-archive:/oci: reference) the delta was made from')
     .option('--source-dir <DIR>', "the source image's merged root filesystem, extracted")
     .option('--complete', 'also copy reused layers from the source image, giving a standard image')
     .option('--compress <KIND>', 'compression of reconstructed layers: gzip, zstd or none', 'gzip')
-    .option('--jobs <N>', 'layers reconstructed in parallel (default: CPU count)')
+    .option('--jobs <N>', 'layers reconstructed in parallel (0 or absent: CPU count)')
     .option(
       '--force-source',
       "apply even if the source image's config digest is not the delta's source-config",
@@ -66,7 +67,8 @@ export function register(program: Command): void {
         if (flags.sourceImage === undefined || arg1 === undefined || arg2 !== undefined) {
           throw new OdhError('USAGE', 'with --discover TARGET give --source-image REF and only OUTPUT');
         }
-        const found = await discoverDeltaForSource(flags.discover, flags.sourceImage);
+        const target = flags.discover.startsWith('docker://') ? flags.discover : `docker://${flags.discover}`;
+        const found = await discoverDeltaForSource(target, flags.sourceImage);
         process.stderr.write(`odh: discovered delta ${found.ref} (via ${found.via})\n`);
         delta = found.ref;
         output = arg1;
@@ -93,6 +95,7 @@ export function register(program: Command): void {
           signal: runSignal(),
           warn: (msg) => process.stderr.write(`odh: WARNING: ${msg}\n`),
         });
+        if (!result.complete) process.stderr.write(incompleteNote(result));
         process.stdout.write(flags.json ? `${JSON.stringify(result)}\n` : summary(result));
       } finally {
         finished = true;
@@ -107,16 +110,7 @@ function checkFlags(f: ApplyFlags) {
   if (!COMPRESSIONS.includes(f.compress as OutputCompression)) {
     throw new OdhError('USAGE', `invalid --compress ${JSON.stringify(f.compress)} (want gzip, zstd or none)`);
   }
-  let jobs = os.availableParallelism();
-  if (f.jobs !== undefined) {
-    jobs = /^[0-9]+$/.test(f.jobs) ? Number(f.jobs) : NaN;
-    if (!Number.isSafeInteger(jobs) || jobs < 1 || jobs > 1024) {
-      throw new OdhError(
-        'USAGE',
-        `invalid --jobs ${JSON.stringify(f.jobs)} (want an integer from 1 to 1024)`,
-      );
-    }
-  }
+  const jobs = parseJobs(f.jobs);
   return {
     source:
       f.sourceImage !== undefined
@@ -129,6 +123,19 @@ function checkFlags(f: ApplyFlags) {
     force: f.force === true,
     ...(f.verifyKey !== undefined ? { verifyKey: f.verifyKey } : {}),
   };
+}
+
+/**
+ * Without --complete the output's manifest lists reused layers whose blobs it does not hold (spec oci-delta
+ * §1.5, §4.1: the consumer is expected to have them); skopeo and `composefs id` cannot read it alone.
+ */
+function incompleteNote(r: ApplyResult): string {
+  const reused = r.layers.filter((l) => l.kind === 'reused');
+  const list = reused.map((l) => `#${l.index} ${l.digest}`).join(', ');
+  return (
+    `odh: note: ${r.output} still needs ${reused.length} layer blob(s) from the source image: ${list} ` +
+    `(--complete copies them in and gives a self-contained image)\n`
+  );
 }
 
 function summary(r: ApplyResult): string {

@@ -1,4 +1,3 @@
-import os from 'node:os';
 import { OdhError } from '../util/errors.js';
 import type { TarDiffMode } from '../tardiff/create/index.js';
 
@@ -77,14 +76,6 @@ export function parseDiffFlags(f: DiffFlagValues): DiffSettings {
   if (zLevel > 0) s.zstdDiffLevel = zLevel;
   if (win > 0) s.zstdDiffWindow = win * 1024 * 1024;
   return s;
-}
-
-/** `-j/--jobs`: 0 (upstream's default) or negative = the CPU count. */
-export function parseJobs(v: string | undefined): number {
-  if (v === undefined) return os.availableParallelism();
-  const n = intFlag('--jobs', v);
-  if (n > 1024) throw new OdhError('USAGE', `invalid --jobs ${n} (want at most 1024)`);
-  return n <= 0 ? os.availableParallelism() : n;
 }
 
 /** Repeatable string option collector. */

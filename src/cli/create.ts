@@ -4,7 +4,8 @@ import { formatStatistics } from '../delta/create-stats.js';
 import { OdhError } from '../util/errors.js';
 import { createProgress, type Progress } from '../util/progress.js';
 import { runSignal } from '../util/run.js';
-import { collect, parseDiffFlags, parseJobs, type DiffFlagValues } from './create-flags.js';
+import { collect, parseDiffFlags, type DiffFlagValues } from './create-flags.js';
+import { parseJobs } from './jobs.js';
 
 interface CreateFlags extends DiffFlagValues {
   jobs?: string;

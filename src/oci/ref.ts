@@ -62,6 +62,7 @@ export function parseRef(s: string, opts: ParseRefOptions = {}): OciLayoutRef {
     rest = s.slice('oci:'.length);
   } else {
     if (s === '') throw new OdhError('USAGE', 'empty image reference');
+    refuseUnknownTransport(s);
     return { transport: 'oci-archive', path: s, raw: s };
   }
   const colon = rest.indexOf(':');
@@ -81,6 +82,21 @@ export function parseRef(s: string, opts: ParseRefOptions = {}): OciLayoutRef {
     ref.name = suffix;
   }
   return ref;
+}
+
+/**
+ * `oci-archve:x.tar` (a typo) must not silently become the bare path "oci-archve:x.tar". Text that
+ * starts like a transport name (letters, digits, '-', then ':') is refused unless it is a known one;
+ * a file whose name really starts that way is reachable as `./NAME` or `oci-archive:NAME`.
+ */
+function refuseUnknownTransport(s: string): void {
+  const m = /^([A-Za-z][A-Za-z0-9-]*):/.exec(s);
+  if (!m) return;
+  throw new OdhError(
+    'USAGE',
+    `unknown transport ${JSON.stringify(m[1])} in ${JSON.stringify(s)} (known: oci-archive:, oci:, docker://; ` +
+      `a file named like this: ./${s})`,
+  );
 }
 
 /** Renders a reference back to its canonical string form. */

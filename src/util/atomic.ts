@@ -2,6 +2,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { OdhError } from './errors.js';
 import { releaseTemp, runTempDir, sweepStale, tempBeside, throwIfCancelled } from './run.js';
+import { noteCommitted } from './outcome.js';
 
 /**
  * An output that appears at its final path only after every check passed: work happens under a
@@ -59,6 +60,7 @@ export class AtomicOutput {
     }
     this.settled = true;
     await releaseTemp(this.tempPath);
+    noteCommitted(this.finalPath);
   }
 
   async abort(): Promise<void> {

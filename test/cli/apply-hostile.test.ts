@@ -47,6 +47,8 @@ interface Case {
   /** Output path inside the case dir (default out.tar); created beforehand when `preexisting`. */
   output?: (dir: string) => string;
   expectError: RegExp;
+  /** 2 for usage errors (the CLI contract), else 1. */
+  exitCode?: number;
 }
 
 /** Runs one hostile case in its own directory with its own TMPDIR and checks the failure contract. */
@@ -58,7 +60,7 @@ async function expectFailure(c: Case): Promise<void> {
   const before = existsSync(out) ? statSync(out) : undefined;
   const args = ['apply', ...(c.args ?? ['--source-dir', sc.sourceDir]), c.delta ?? goodDelta, out];
   const r = await odh(args, tmp);
-  expect(r.exitCode, r.stderr).toBe(1);
+  expect(r.exitCode, r.stderr).toBe(c.exitCode ?? 1);
   const errors = r.stderr.split('\n').filter((l) => l.startsWith('odh: error:'));
   expect(errors, r.stderr).toHaveLength(1);
   expect(errors[0]).toMatch(c.expectError);
@@ -365,13 +367,15 @@ describe('odh apply: hostile input', () => {
     await expectFailure({
       args: ['--complete', '--source-dir', sc.sourceDir],
       expectError: /--complete needs --source-image/,
+      exitCode: 2,
     });
   });
 
-  it('usage: --jobs 0', async () => {
+  it('usage: --jobs 1025', async () => {
     await expectFailure({
-      args: ['--jobs', '0', '--source-dir', sc.sourceDir],
-      expectError: /invalid --jobs "0"/,
+      args: ['--jobs', '1025', '--source-dir', sc.sourceDir],
+      expectError: /invalid --jobs "1025"/,
+      exitCode: 2,
     });
   });
 
@@ -379,6 +383,7 @@ describe('odh apply: hostile input', () => {
     await expectFailure({
       args: ['--compress', 'lz4', '--source-dir', sc.sourceDir],
       expectError: /invalid --compress "lz4" \(want gzip, zstd or none\)/,
+      exitCode: 2,
     });
   });
 
@@ -386,11 +391,16 @@ describe('odh apply: hostile input', () => {
     await expectFailure({
       args: ['--source-image', sc.old.archiveRef, '--source-dir', sc.sourceDir],
       expectError: /exactly one of --source-image REF and --source-dir DIR/,
+      exitCode: 2,
     });
   });
 
   it('usage: neither --source-image nor --source-dir', async () => {
-    await expectFailure({ args: [], expectError: /exactly one of --source-image REF and --source-dir DIR/ });
+    await expectFailure({
+      args: [],
+      expectError: /exactly one of --source-image REF and --source-dir DIR/,
+      exitCode: 2,
+    });
   });
 
   it('a delta that does not exist', async () => {

@@ -215,7 +215,10 @@ describe('odh inspect', () => {
     await buildDeltaArchive(corrupt, { ...sc.spec, blobs: new Map([[digest, bad]]) });
     const r = await odh(['inspect', '--json', corrupt], tmp);
     expect(r.exitCode).toBe(1);
-    expect(r.stdout).toBe('');
+    // --json: the failure as one JSON object on stdout (the CLI contract), the line on stderr.
+    const body = JSON.parse(r.stdout) as { error: { code: string; message: string } };
+    expect(body.error.code).toBe('DIGEST_MISMATCH');
+    expect(`odh: error: ${body.error.message}`).toBe(r.stderr.trim());
     const lines = r.stderr.trim().split('\n');
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatch(

@@ -42,9 +42,9 @@ const cfs = (args: string[], input?: Buffer) =>
 const out = (r: { stdout: unknown }) => Buffer.from(r.stdout as Uint8Array).toString();
 const err = (r: { stderr: unknown }) => Buffer.from(r.stderr as Uint8Array).toString();
 
-/** A failed run: exit 1 and exactly one stderr line "odh: error: …" (or commander's "error: …"). */
-function expectOneLineError(r: { exitCode?: number; stderr: unknown }, pattern: RegExp): void {
-  expect(r.exitCode).toBe(1);
+/** A failed run: exit 1 (2 for usage errors) and exactly one stderr line "odh: error: …". */
+function expectOneLineError(r: { exitCode?: number; stderr: unknown }, pattern: RegExp, exitCode = 1): void {
+  expect(r.exitCode).toBe(exitCode);
   const lines = err(r).trimEnd().split('\n');
   expect(lines).toHaveLength(1);
   expect(lines[0]).toMatch(/^(odh: )?error: /);
@@ -149,14 +149,17 @@ describe('odh composefs mkfs / dump on the C composefs 1.0.8 assets', () => {
     expectOneLineError(
       await cfs(['mkfs', '--min-version', '2', '--from-file', C('special.dump'), 'x.img']),
       /version/,
+      2,
     );
     expectOneLineError(
       await cfs(['mkfs', '--min-version', '1x', '--from-file', C('special.dump'), 'x.img']),
       /version/,
+      2,
     );
     expectOneLineError(
       await cfs(['mkfs', '--format', 'v2', '--max-version', '1', '--from-file', C('special.dump'), 'x.img']),
       /v1 only/,
+      2,
     );
     expectOneLineError(
       await cfs(['mkfs', '--from-file', path.join(tmp.dir, 'absent.dump'), 'x.img']),
@@ -239,7 +242,7 @@ describe('odh composefs id / dumpfile on the cli.rs OCI layout', () => {
     });
     expectOneLineError(await cfs(['id', '-q', `oci:${bad.dir}`]), /digest mismatch/);
     expectOneLineError(await cfs(['dumpfile', '-q', `oci:${bad.dir}`]), /digest mismatch/);
-    expectOneLineError(await cfs(['id', '--format', 'v3', `oci:${bad.dir}`]), /v3/);
+    expectOneLineError(await cfs(['id', '--format', 'v3', `oci:${bad.dir}`]), /v3/, 2);
   });
 
   it('says in --help that the bootable variant is out of scope', async () => {

@@ -9,8 +9,9 @@ import { compareView } from './erofs-writer-view.js';
 import { hasTool, isRoot } from '../helpers/tools.js';
 
 const haveFsck = hasTool('fsck.erofs', 'erofs-utils');
-const work = mkdtempSync(path.join(tmpdir(), 'odh-fsck-'));
-afterAll(() => rmSync(work, { recursive: true, force: true }));
+// Only when fsck.erofs exists: a file whose tests all skip never runs its hooks (no cleanup).
+const work = haveFsck ? mkdtempSync(path.join(tmpdir(), 'odh-fsck-')) : '';
+afterAll(() => (work ? rmSync(work, { recursive: true, force: true }) : undefined));
 
 function fsck(image: Buffer, name: string, extractTo?: string): { status: number | null; output: string } {
   const file = path.join(work, `${name}.img`);

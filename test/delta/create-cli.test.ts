@@ -131,7 +131,7 @@ describe('odh create OLD NEW OUTPUT', () => {
   it('rejects bad flags and missing inputs with one error line, leaving nothing', async () => {
     const before = await readdir(work);
     const bad = await odh(['--binary-diff', 'gzip', sc.old.ociRef, sc.new.ociRef, path.join(work, 'x.tar')]);
-    expect(bad.exitCode).toBe(1);
+    expect(bad.exitCode).toBe(2); // usage error (the CLI contract)
     // upstream's message (spec oci-delta §6), with our extra mode named
     expect(bad.stderr).toContain('invalid --binary-diff "gzip" (want bsdiff, zstd, or auto');
     for (const [flag, value, message] of [
@@ -142,11 +142,11 @@ describe('odh create OLD NEW OUTPUT', () => {
       ['--max-bsdiff-size', '-3', 'invalid --max-bsdiff-size -3'],
     ] as const) {
       const r = await odh([`${flag}=${value}`, sc.old.ociRef, sc.new.ociRef, path.join(work, 'x.tar')]);
-      expect(r.exitCode, flag).toBe(1);
-      expect(r.stderr.trim()).toBe(`odh: error: ${message}`);
+      expect(r.exitCode, flag).toBe(2);
+      expect(r.stderr.trim()).toBe(`odh: error: ${message} (odh create --help)`);
     }
     const jobs = await odh(['-j', 'many', sc.old.ociRef, sc.new.ociRef, path.join(work, 'x.tar')]);
-    expect(jobs.exitCode).toBe(1);
+    expect(jobs.exitCode).toBe(2);
     expect(jobs.stderr).toContain('invalid --jobs "many"');
     const missing = await odh([path.join(work, 'nope.tar'), sc.new.ociRef, path.join(work, 'x.tar')]);
     expect(missing.exitCode).toBe(1);

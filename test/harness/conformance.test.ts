@@ -242,7 +242,7 @@ describe('odh conformance CLI', () => {
       expect(r.stdout).toMatch(/applier cfsctl\s+unavailable: cfsctl not on PATH/);
       expect(r.stderr).toMatch(/odh conformance: applier cfsctl: unavailable: cfsctl not on PATH/);
       const bad = await odh(['conformance', '--appliers', 'nope']);
-      expect(bad.exitCode).toBe(1);
+      expect(bad.exitCode).toBe(2); // a usage error (the CLI contract)
       expect(bad.stderr).toMatch(
         /unknown applier\(s\) nope; known: ts-image, ts-dir, go-tarpatch, upstream, cfsctl/,
       );

@@ -14,7 +14,7 @@ import { summarize } from '../../harness/conformance/summary.js';
 import { renderHtml, writeHtmlReport } from '../../harness/report/html.js';
 import { appendStepSummary, renderMarkdown } from '../../harness/report/markdown.js';
 import { renderTerminal } from '../../harness/report/terminal.js';
-import { hasTool } from '../helpers/tools.js';
+import { findBrowser } from '../helpers/tools.js';
 import { countColor, readPng } from './png.js';
 
 const tmp = await mkdtemp(path.join(os.tmpdir(), 'odh-report-test-'));
@@ -150,7 +150,8 @@ describe('reports', () => {
     expect(charts[1]).toContain('<title>alpha ts-image: 2.00 s</title>');
   });
 
-  it.skipIf(!hasTool('chromium', 'chromium'))(
+  const browser = findBrowser();
+  it.skipIf(browser === undefined)(
     'HTML renders in headless Chromium: both charts in the DOM, bars visible in a screenshot',
     async () => {
       const dir = path.join(tmp, 'report');
@@ -168,7 +169,7 @@ describe('reports', () => {
         `--user-data-dir=${path.join(tmp, profile)}`,
       ];
       const url = `file://${file}`;
-      const dom = await run('chromium', [...args('p1'), '--dump-dom', url], {
+      const dom = await run(browser!, [...args('p1'), '--dump-dom', url], {
         maxBuffer: 16 << 20,
         timeout: 90_000,
       });
@@ -176,7 +177,7 @@ describe('reports', () => {
       expect(dom.stdout.match(/<svg /g)).toHaveLength(2);
       expect(dom.stdout.match(/<rect /g)).toHaveLength(10);
       const shot = path.join(tmp, 'shot.png');
-      await run('chromium', [...args('p2'), `--screenshot=${shot}`, '--window-size=1280,2000', url], {
+      await run(browser!, [...args('p2'), `--screenshot=${shot}`, '--window-size=1280,2000', url], {
         timeout: 90_000,
       });
       const png = readPng(await readFile(shot));

@@ -109,7 +109,7 @@ describe('odh upstream (stand-in release server)', () => {
     const status = await odh('status', '--oci-delta', bin);
     expect(status.stdout).toBe(`oci-delta 0.5.0 (local) ${bin} binary-diff: no (older than 0.6.0)`);
     const bad = await odh('fetch', '--arch', 'riscv64');
-    expect(bad.exitCode).toBe(1);
+    expect(bad.exitCode).toBe(2); // usage error (the CLI contract)
     expect(bad.stderr).toMatch(/invalid --arch "riscv64" \(want x86_64 or aarch64\)/);
   });
 });

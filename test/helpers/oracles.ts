@@ -1,4 +1,5 @@
 import { findOracle, type OracleName } from '../../harness/oracles.js';
+import { recordSkip } from './skip-log.js';
 
 /**
  * Whether a foreign reference implementation (C composefs, Go tar-diff) can be used by a test.
@@ -10,6 +11,7 @@ export function hasOracle(name: OracleName): boolean {
   if (o.available) return true;
   if (process.env.CI === 'true') throw new Error(`${name} is required in CI but missing: ${o.reason}`);
   process.stderr.write(`\n*** SKIPPING tests that need ${name}: ${o.reason} ***\n\n`);
+  recordSkip(`${name}: ${o.reason}`);
   return false;
 }
 

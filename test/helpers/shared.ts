@@ -5,12 +5,14 @@ import { fileURLToPath } from 'node:url';
 /** Repository root (this file lives in test/helpers/). */
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
-/** The read-only golden data beside the repository (../shared), as CI lays it out. */
-export const SHARED = path.resolve(REPO_ROOT, '..', 'shared');
-export const VECTORS = path.join(SHARED, 'vectors');
+/**
+ * The golden vectors, kept in the repository (test/vectors, provenance in its README) so a clone needs
+ * nothing beside it.
+ */
+export const VECTORS = path.join(REPO_ROOT, 'test', 'vectors');
 
-if (!existsSync(VECTORS)) {
-  throw new Error(`golden vectors not found at ${VECTORS}: tests expect ../shared beside the repository`);
+if (!existsSync(path.join(VECTORS, 'tardiff', 'index.json'))) {
+  throw new Error(`golden vectors not found at ${VECTORS} (test/vectors is part of the repository)`);
 }
 
 export function vectorPath(...parts: string[]): string {

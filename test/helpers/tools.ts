@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import { recordSkip } from './skip-log.js';
 
 const seen = new Map<string, boolean>();
 
@@ -29,7 +30,21 @@ export function hasTool(tool: string, debianPackage: string): boolean {
   process.stderr.write(
     `\n*** SKIPPING tests that need ${tool}: not on PATH. Install with: apt-get install -y ${debianPackage} ***\n\n`,
   );
+  recordSkip(`${tool} not on PATH (apt-get install -y ${debianPackage})`);
   return false;
 }
 
 export const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+
+/** Headless-capable browsers by the names Debian, Ubuntu and GitHub's runners give them. */
+const BROWSERS = ['chromium', 'chromium-browser', 'google-chrome', 'google-chrome-stable'];
+
+/**
+ * The first browser on PATH (Debian: chromium; GitHub's ubuntu-latest: google-chrome), or
+ * undefined, with hasTool's rules: missing in CI is a failure, locally a loud skip.
+ */
+export function findBrowser(): string | undefined {
+  const found = BROWSERS.find(onPath);
+  if (found) return found;
+  return hasTool('chromium', 'chromium') ? 'chromium' : undefined;
+}

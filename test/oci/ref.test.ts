@@ -14,6 +14,8 @@ describe('parseRef (spec oci-delta §4.1, §9)', () => {
     // A bare path is an oci-archive path, taken verbatim.
     ['delta.tar', { transport: 'oci-archive', path: 'delta.tar' }],
     ['/x/with:colon.tar', { transport: 'oci-archive', path: '/x/with:colon.tar' }],
+    // A file whose name starts like a transport is reachable as ./NAME.
+    ['./notes:v1.tar', { transport: 'oci-archive', path: './notes:v1.tar' }],
   ])('%s', (s, want) => {
     expect(parseRef(s)).toEqual({ ...want, raw: s });
   });
@@ -28,8 +30,16 @@ describe('parseRef (spec oci-delta §4.1, §9)', () => {
     ['oci:dir:@-1', 'USAGE'],
     ['oci:dir:@01', 'USAGE'],
     ['', 'USAGE'],
+    // Unknown transports are named as such, never taken as a bare path (issue: oci-archve: typo).
+    ['oci-archve:x.tar', 'USAGE'],
+    ['docker:host/repo', 'USAGE'],
+    ['notes:v1.tar', 'USAGE'],
   ])('%s is refused with %s', (s, code) => {
     expect(() => parseRef(s)).toThrow(expect.objectContaining({ code }));
+  });
+
+  it('an unknown transport is named in the message', () => {
+    expect(() => parseRef('oci-archve:x.tar')).toThrow(/unknown transport "oci-archve"/);
   });
 
   it('output references cannot select by index', () => {

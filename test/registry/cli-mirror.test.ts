@@ -69,9 +69,9 @@ describe.skipIf(!hasTool('docker-registry', 'docker-registry'))('odh fixtures mi
       '--list',
       path.join(REPO_ROOT, 'fixtures', 'mirror.txt'),
     ]);
-    expect(bad.exitCode).toBe(1);
+    expect(bad.exitCode).toBe(2); // usage error (the CLI contract)
     expect(String(bad.stderr)).toMatch(
-      /^odh: error: invalid --registry "Not A Host\/x" \(want HOST\[:PORT\]\/PREFIX\)$/,
+      /^odh: error: invalid --registry "Not A Host\/x" \(want HOST\[:PORT\]\/PREFIX\) \(odh fixtures mirror --help\)$/,
     );
 
     const list = path.join(tmp, 'one.txt');

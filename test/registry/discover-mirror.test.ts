@@ -163,7 +163,7 @@ describe.skipIf(!haveRegistry)('delta discovery and mirroring (docker-registry 2
       const bad = await execa('node', [ODH, 'apply', '--discover', target, path.join(work, 'x.tar')], {
         reject: false,
       });
-      expect(bad.exitCode).toBe(1);
+      expect(bad.exitCode).toBe(2);
       expect(bad.stderr.trim().split('\n')).toHaveLength(1);
     } finally {
       await rm(work, { recursive: true, force: true });

@@ -71,7 +71,7 @@ describe('odh tar-diff OLD… NEW OUT', () => {
     expect(checkTarDiff(readFileSync(out)).opened).toContain('usr/lib/gone.so');
   });
 
-  it('errors are one line, exit 1, and leave no output behind', async () => {
+  it('errors are one line, exit 1 (usage 2), and leave no output behind', async () => {
     const missing = await odh(['tar-diff', path.join(work, 'nope.tar'), newTar, 'x.tardiff'], work);
     expect(missing.exitCode).toBe(1);
     expect(missing.stderr.trim().split('\n')).toHaveLength(1);
@@ -91,7 +91,7 @@ describe('odh tar-diff OLD… NEW OUT', () => {
     expect(readFileSync(exists, 'utf8')).toBe('keep');
 
     const usage = await odh(['tar-diff', newTar, 'z.tardiff'], work);
-    expect(usage.exitCode).toBe(1);
+    expect(usage.exitCode).toBe(2); // usage error (the CLI contract)
 
     const names = await fs.readdir(work);
     expect(names.filter((n) => n.startsWith('.odh-tmp-') || /^[xyz]\.tardiff$/.test(n))).toEqual([]);

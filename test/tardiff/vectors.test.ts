@@ -5,7 +5,7 @@ import { DirectorySource } from '../../src/source/directory.js';
 import { isOdhError } from '../../src/util/errors.js';
 import { vectorPath } from '../helpers/shared.js';
 
-/** Golden vectors from ../shared/vectors/tardiff (made with the zstd 1.5.4 CLI, checked upstream-style). */
+/** Golden vectors from test/vectors/tardiff (made with the zstd 1.5.4 CLI, checked upstream-style). */
 interface Vector {
   name: string;
   note: string;
