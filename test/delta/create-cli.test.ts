@@ -183,7 +183,13 @@ describe('odh create --help (spec oci-delta §6)', () => {
     // everything else is ours and says so
     const ours = flags.filter((f) => !upstream.includes(f) && f !== '-h, --help');
     expect(ours.sort()).toEqual(
-      ['--json', '--no-image-signature', '--original-media-type <how>', '--tmp-dir <DIR>'].sort(),
+      [
+        '--json',
+        '--no-image-signature',
+        '--original-media-type <how>',
+        '--tmp-dir <DIR>',
+        '-f, --force',
+      ].sort(),
     );
     const text = r.stdout.replace(/\n\s+/g, ' ');
     for (const f of ours) expect(text).toMatch(new RegExp(`${f.replace(/[<>]/g, '.')} .*?\\[odh extra\\]`));

@@ -47,6 +47,7 @@ const MIN_MAJOR: Record<string, number> = {
   'actions/setup-node': 5,
   'actions/upload-artifact': 6,
   'actions/download-artifact': 7,
+  'actions/setup-go': 6,
 };
 
 /** Debian "Essential: yes" packages: on every Debian and Ubuntu system, never installed by CI. */
