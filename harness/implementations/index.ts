@@ -27,7 +27,10 @@ export function allImplementations(o: ImplementationOptions): Implementations {
   const ts = { ...(o.jobs !== undefined ? { jobs: o.jobs } : {}) };
   return {
     creators: [
+      // bsdiff first: upstream oci-delta's default mode (tardf1), what deployed appliers read.
+      tsCreator('bsdiff', ts),
       tsCreator('zstd', ts),
+      tsCreator('auto', ts),
       tsCreator('copy', ts),
       goTarDiffCreator(ts),
       ...upstreamCreators(o.upstream),

@@ -19,8 +19,8 @@ export interface TsOptions {
 export function tsCreator(mode: BinaryDiff, o: TsOptions = {}): DeltaCreator {
   return {
     name: `ts-${mode}`,
-    // spec oci-delta §2.1: copy-only deltas are tardf1; ZstdDict needs tardf2.
-    tarDiffVersions: mode === 'copy' ? [1] : [1, 2],
+    // spec oci-delta §2.1: copy and bsdiff deltas are tardf1; ZstdDict (zstd, auto) needs tardf2.
+    tarDiffVersions: mode === 'copy' || mode === 'bsdiff' ? [1] : [2],
     available: async () => ({ ok: true }),
     async create(oldArchive, newArchive, outDelta) {
       const t0 = process.hrtime.bigint();
