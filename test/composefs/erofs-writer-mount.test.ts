@@ -2,21 +2,15 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { writeErofs } from '../../src/composefs/erofs/write.js';
 import { S_IFDIR, S_IFMT, S_IFREG } from '../../src/composefs/tree.js';
 import { expectedView, randomTree, type Format, type ViewEntry } from './erofs-writer-random-tree.js';
 import { compareView } from './erofs-writer-view.js';
 import { hasTool, isRoot } from '../helpers/tools.js';
 
-// Made in beforeAll, not at load: when every test skips (no tool), vitest runs no hooks.
-let work: string;
-beforeAll(() => {
-  work = mkdtempSync(path.join(tmpdir(), 'odh-mount-'));
-});
-afterAll(() => {
-  if (work) rmSync(work, { recursive: true, force: true });
-});
+const work = mkdtempSync(path.join(tmpdir(), 'odh-mount-'));
+afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 /** Mount failures that mean "this machine cannot loop-mount EROFS", not "the image is bad". */
 const NO_SUPPORT =

@@ -2,21 +2,15 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { writeErofs } from '../../src/composefs/erofs/write.js';
 import { expectedView, randomTree, type Format } from './erofs-writer-random-tree.js';
 import { compareView } from './erofs-writer-view.js';
 import { hasTool, isRoot } from '../helpers/tools.js';
 
 const haveFsck = hasTool('fsck.erofs', 'erofs-utils');
-// Made in beforeAll, not at load: when every test skips (no tool), vitest runs no hooks.
-let work: string;
-beforeAll(() => {
-  work = mkdtempSync(path.join(tmpdir(), 'odh-fsck-'));
-});
-afterAll(() => {
-  if (work) rmSync(work, { recursive: true, force: true });
-});
+const work = mkdtempSync(path.join(tmpdir(), 'odh-fsck-'));
+afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 function fsck(image: Buffer, name: string, extractTo?: string): { status: number | null; output: string } {
   const file = path.join(work, `${name}.img`);

@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { buildFixture } from '../../fixtures/build.js';
 import { DEFAULT_FLAVOURS, flavourKey } from '../../harness/conformance/types.js';
 import {
@@ -23,19 +23,14 @@ import { applyDelta } from '../../src/delta/apply.js';
 const manifest = await readUpstreamDeltas();
 const dir = upstreamDeltaDir();
 const cache = path.join(os.tmpdir(), 'odh-test-fixture-cache');
-// Made in beforeAll, not at load: vitest runs no hooks of a file whose tests are all skipped, so a
-// directory made at load would outlive a skipped run.
-let tmp: string;
+const tmp = await mkdtemp(path.join(os.tmpdir(), 'odh-upstream-deltas-'));
+afterAll(() => rm(tmp, { recursive: true, force: true }));
 
 describe('upstream-made deltas applied by the TypeScript applier', () => {
   if (manifest.deltas.length === 0) {
     it.skip('no upstream-made deltas committed (fixtures/upstream/manifest.json is empty; run scripts/fixtures-upstream.ts where the upstream binary works)', () => {});
     return;
   }
-  beforeAll(async () => {
-    tmp = await mkdtemp(path.join(os.tmpdir(), 'odh-upstream-deltas-'));
-  });
-  afterAll(() => rm(tmp, { recursive: true, force: true }));
 
   it('every listed file exists with its digest, and no unlisted delta is lying around', async () => {
     for (const d of manifest.deltas) {
