@@ -10,13 +10,13 @@
 import { execFile } from 'node:child_process';
 import { createCipheriv, createHash } from 'node:crypto';
 import { createReadStream, createWriteStream, existsSync, readFileSync } from 'node:fs';
-import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import { createGunzip, createGzip } from 'node:zlib';
 import { promisify } from 'node:util';
-import { runTempDir } from '../src/util/run.js';
 
 const run = promisify(execFile);
 const SELF = fileURLToPath(import.meta.url);
@@ -271,7 +271,7 @@ export async function benchComposefs(opts: BenchComposefsOptions = {}): Promise<
   if (!existsSync(CS9)) throw new Error(`benchmark input not found: ${CS9}`);
   log('composefs (a): V1 image of cs9-x86_64-developer.dump.gz …');
   const v1Image = await childPart(['v1']);
-  const { dir: tmp, cleanup } = await runTempDir('bench-cfs');
+  const tmp = await mkdtemp(path.join(os.tmpdir(), 'odh-bench-cfs-'));
   try {
     log(`composefs (b): generating a ${(totalBytes / 2 ** 20).toFixed(0)} MiB / ${files}-file OCI image …`);
     const img = await writeSyntheticImage(tmp, { totalBytes, files, layers: opts.layers ?? 4 });
@@ -293,7 +293,7 @@ export async function benchComposefs(opts: BenchComposefsOptions = {}): Promise<
       },
     };
   } finally {
-    await cleanup();
+    await rm(tmp, { recursive: true, force: true });
   }
 }
 
