@@ -4,17 +4,16 @@
  * picks sections.
  */
 import os from 'node:os';
-import { promises as fs } from 'node:fs';
-import path from 'node:path';
 import { benchCopyThroughput, benchPeakRss, benchZstdDict } from './bench/tardiff.js';
 import { benchCreate, benchCreateVsGo } from './bench/create.js';
 import { report } from './bench/measure.js';
 import { benchComposefs, formatComposefsBench } from './bench-composefs.js';
+import { runTempDir } from '../src/util/run.js';
 
 async function main(): Promise<void> {
   const quick = process.env.BENCH_QUICK === '1';
   const only = new Set((process.env.BENCH_ONLY ?? 'tardiff,create,composefs').split(','));
-  const work = await fs.mkdtemp(path.join(os.tmpdir(), 'odh-bench-'));
+  const { dir: work, cleanup } = await runTempDir('bench');
   try {
     process.stdout.write(
       `# oci-delta-harness bench (${quick ? 'quick' : 'full'}), ${os.cpus().length} CPUs\n`,
@@ -38,7 +37,7 @@ async function main(): Promise<void> {
       report('composefs id throughput vs gzip -dc|sha256sum', r.ociId.odh.wall, r.ociId.floor.wall, 1.0);
     }
   } finally {
-    await fs.rm(work, { recursive: true, force: true });
+    await cleanup();
   }
 }
 

@@ -18,6 +18,7 @@ import {
 import { upstreamCreators } from '../harness/implementations/upstream.js';
 import { resolveUpstream } from '../harness/upstream/fetch.js';
 import { OdhError } from '../src/util/errors.js';
+import { runTempDir } from '../src/util/run.js';
 
 export interface UpstreamRegenOptions {
   cacheDir?: string;
@@ -32,7 +33,7 @@ export async function regenerateUpstreamDeltas(o: UpstreamRegenOptions = {}): Pr
   const u = await resolveUpstream(o.ociDelta ? { localBinary: o.ociDelta } : {});
   if (u.status !== 'available') throw new OdhError('UNAVAILABLE', `upstream oci-delta: ${u.reason}`);
   const dir = upstreamDeltaDir();
-  const stage = await fs.mkdtemp(path.join(dir, '.odh-tmp-upstream-'));
+  const { dir: stage, cleanup } = await runTempDir('upstream', dir);
   try {
     const deltas: UpstreamDelta[] = [];
     for (const fixture of quickFixtures()) {
@@ -58,7 +59,7 @@ export async function regenerateUpstreamDeltas(o: UpstreamRegenOptions = {}): Pr
     log(`fixtures-upstream: ${deltas.length} delta(s) by oci-delta ${u.version} in ${dir}`);
     return deltas.length;
   } finally {
-    await fs.rm(stage, { recursive: true, force: true });
+    await cleanup();
   }
 }
 

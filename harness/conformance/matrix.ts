@@ -5,7 +5,6 @@
  * comparable); all work happens in one private temp directory removed at the end.
  */
 import { promises as fs } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { buildFixture, defaultCacheDir } from '../../fixtures/build.js';
 import { expectedPins } from '../../fixtures/expected.js';
@@ -25,6 +24,7 @@ import {
 import { CHECKED_FLAVOUR, CHECKER_NAME, checkWithMkcomposefs } from './mkcomposefs.js';
 import { diffIdMismatch, groundTruth, imageDiffIds, type GroundTruth } from './verify.js';
 import { summarize } from './summary.js';
+import { runTempDir } from '../../src/util/run.js';
 
 export interface MatrixOptions {
   fixtures: string[];
@@ -33,7 +33,7 @@ export interface MatrixOptions {
   flavours: readonly Flavour[];
   /** Fixture build cache (default: the user cache, see fixtures/build.ts). */
   cacheDir?: string;
-  /** Parent of the private temp directory (default: the OS temp dir). */
+  /** Parent of the private temp directory (default: the run's `$TMPDIR/odh-<pid>-*` directory). */
   tempParent?: string;
   /** Also build every V1-sha256 image with C mkcomposefs (checker `mkcomposefs`); needs the oracle. */
   mkcomposefs?: boolean;
@@ -81,7 +81,7 @@ export async function runMatrix(opts: MatrixOptions): Promise<ConformanceResult>
   const applierStatus = await availability('applier', opts.appliers);
   const cells: Cell[] = [];
   const problems: FixtureProblem[] = [];
-  const work = await fs.mkdtemp(path.join(opts.tempParent ?? os.tmpdir(), 'odh-conformance-'));
+  const { dir: work, cleanup } = await runTempDir('conformance', opts.tempParent);
   try {
     for (const fixture of opts.fixtures) {
       progress?.step(`${fixture}: building the image pair`);
@@ -201,7 +201,7 @@ export async function runMatrix(opts: MatrixOptions): Promise<ConformanceResult>
     }
   } finally {
     progress?.done();
-    await fs.rm(work, { recursive: true, force: true });
+    await cleanup();
   }
   return {
     cells,

@@ -12,7 +12,6 @@
 import { spawn } from 'node:child_process';
 import { createReadStream, createWriteStream, promises as fs } from 'node:fs';
 import { once } from 'node:events';
-import os from 'node:os';
 import path from 'node:path';
 import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -26,6 +25,7 @@ import { findOracle } from '../oracles.js';
 import { lastLine, runChild } from '../upstream/child.js';
 import { writeMergedSourcesTar } from './merged-tar.js';
 import { secondsSince, type Availability, type DeltaApplier, type DeltaCreator } from './types.js';
+import { runTempDir } from '../../src/util/run.js';
 
 const TIMEOUT_MS = 30 * 60_000;
 
@@ -81,7 +81,7 @@ export function goTarDiffCreator(o: GoCreatorOptions = {}): DeltaCreator {
     available: async () => oracleAvailability('tar-diff'),
     async create(oldArchive, newArchive, outDelta) {
       const bin = binary('tar-diff');
-      const work = await fs.mkdtemp(path.join(os.tmpdir(), 'odh-go-tardiff-'));
+      const { dir: work, cleanup } = await runTempDir('go-tardiff');
       let peak = 0;
       const failures: string[] = [];
       try {
@@ -117,7 +117,7 @@ export function goTarDiffCreator(o: GoCreatorOptions = {}): DeltaCreator {
         if (failures.length) throw new OdhError('UPSTREAM_FAILED', failures[0]!);
         return { seconds: secondsSince(t0), ...(peak ? { peakRssKiB: peak } : {}) };
       } finally {
-        await fs.rm(work, { recursive: true, force: true });
+        await cleanup();
       }
     },
   };

@@ -17,6 +17,7 @@ import { defaultCacheRoot, sha256File } from './fetch.js';
 import { hostArch, readManifest, writeManifest } from './manifest.js';
 import { UPSTREAM_REPOSITORY } from './manifest.js';
 import type { UpstreamArch, UpstreamBuild } from './types.js';
+import { runTempDir } from '../../src/util/run.js';
 
 /**
  * Tags for a cgo-free build: `no_ostree` swaps upstream's libostree data source for its stub (spec
@@ -138,7 +139,7 @@ export async function buildUpstream(o: BuildOptions): Promise<BuildResult> {
   const log = o.log ?? (() => {});
   const arch: UpstreamArch | null = hostArch();
   if (arch === null) throw new OdhError('UNSUPPORTED', `no build target for architecture ${process.arch}`);
-  const work = await fs.mkdtemp(path.join(os.tmpdir(), 'odh-upstream-build-'));
+  const { dir: work, cleanup } = await runTempDir('upstream-build');
   try {
     let src: string;
     if (o.version !== undefined) {
@@ -214,7 +215,7 @@ export async function buildUpstream(o: BuildOptions): Promise<BuildResult> {
     await writeManifest(manifest, o.manifestPath);
     return { ...entry, path: dest, cached: false };
   } finally {
-    await fs.rm(work, { recursive: true, force: true });
+    await cleanup();
   }
 }
 

@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { runTempDir } from '../../src/util/run.js';
 
 /**
  * Runs one external program with captured (bounded) output, a hard timeout and, when asked, its
@@ -80,9 +81,11 @@ function signalName(n: number): NodeJS.Signals | null {
 export async function runChild(file: string, args: string[], opts: ChildOptions): Promise<ChildRun> {
   const useTime = opts.measureRss === true && opts.rssVia !== 'proc' && existsSync(GNU_TIME);
   let timeFile: string | undefined;
+  let removeTimeDir = async () => {};
   if (useTime) {
-    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'odh-time-'));
-    timeFile = path.join(dir, 'rss');
+    const t = await runTempDir('time');
+    timeFile = path.join(t.dir, 'rss');
+    removeTimeDir = t.cleanup;
   }
   const [cmd, argv] = useTime ? [GNU_TIME, ['-f', '%M', '-o', timeFile!, file, ...args]] : [file, args];
   const started = process.hrtime.bigint();
@@ -144,7 +147,7 @@ export async function runChild(file: string, args: string[], opts: ChildOptions)
       result.signal = signalName(t.signalNumber);
       result.exitCode = null;
     }
-    await fs.rm(path.dirname(timeFile), { recursive: true, force: true });
+    await removeTimeDir();
   }
   return result;
 }

@@ -1,11 +1,10 @@
-import { promises as fs } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { OdhError } from '../../src/util/errors.js';
 import { pickAsset } from './assets.js';
 import { downloadToFile, getJson, type HttpOptions } from './http.js';
 import { defaultManifestPath, readManifest, UPSTREAM_REPOSITORY, writeManifest } from './manifest.js';
 import { UPSTREAM_ARCHES, type UpstreamArch, type UpstreamAsset, type UpstreamManifest } from './types.js';
+import { runTempDir } from '../../src/util/run.js';
 
 export const DEFAULT_GITHUB_API = 'https://api.github.com';
 
@@ -80,7 +79,7 @@ export async function pinUpstream(opts: PinOptions = {}): Promise<UpstreamManife
   const release = parseRelease(await getJson(url, { ...http, headers }), url);
   const version = release.tag.replace(/^v/, '');
 
-  const work = await fs.mkdtemp(path.join(os.tmpdir(), 'odh-pin-'));
+  const { dir: work, cleanup } = await runTempDir('pin');
   const assets: Partial<Record<UpstreamArch, UpstreamAsset>> = {};
   try {
     for (const arch of UPSTREAM_ARCHES) {
@@ -106,7 +105,7 @@ export async function pinUpstream(opts: PinOptions = {}): Promise<UpstreamManife
       log(`${arch}: ${got.size} bytes sha256 ${got.sha256}`);
     }
   } finally {
-    await fs.rm(work, { recursive: true, force: true });
+    await cleanup();
   }
   if (Object.keys(assets).length === 0) {
     const names = release.assets.map((a) => a.name).join(', ') || 'none';

@@ -18,6 +18,7 @@ import { parseDeltaArtifact, type DeltaArtifact, type TargetLayer } from './arti
 import {
   checkTarDiffBlobs,
   createApplyOutput,
+  fetchEachBlobOnce,
   openImage,
   openImageSourceFor,
   type ImageReader,
@@ -129,7 +130,15 @@ export async function applyDelta(opts: ApplyOptions): Promise<ApplyResult> {
     let sourceMatched = true;
     let sourceLayers: Map<string, Descriptor> | undefined;
     if (opts.source.kind === 'image') {
-      sourceImage = await openImage(opts.source.ref, 'source image');
+      // A remote source image may be read twice (config; layers for the source scan and again for
+      // --complete): each blob is fetched once and later reads come from the run's temp space.
+      const remoteOrLocal = await openImage(opts.source.ref, 'source image');
+      try {
+        sourceImage = await fetchEachBlobOnce(remoteOrLocal, signal);
+      } catch (e) {
+        await remoteOrLocal.close();
+        throw e;
+      }
       cleanups.push(() => sourceImage!.close());
       const sm = parseManifest(sourceImage.manifestBytes, 'source image manifest');
       if (sm.config.digest !== artifact.sourceConfig) {
@@ -163,7 +172,7 @@ export async function applyDelta(opts: ApplyOptions): Promise<ApplyResult> {
       source = await DirectorySource.create(opts.source.path);
     } else if (tarDiffs.length > 0) {
       progress?.step('collecting the source files the tar-diffs read');
-      const opened = await openImageSourceFor(opts.source.ref, delta, tarDiffs, signal);
+      const opened = await openImageSourceFor(sourceImage!, delta, tarDiffs, signal);
       cleanups.push(() => opened.cleanup());
       source = opened;
     }

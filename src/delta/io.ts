@@ -115,6 +115,44 @@ export async function checkTarDiffBlobs(
   };
 }
 
+/**
+ * A remote image whose every blob is fetched at most once: the first read of a blob streams it into
+ * the run's temp space (digest and size checked by `img` while it streams; `flow` fails otherwise),
+ * and every read after that, e.g. the config read again by the source scan, or a source layer read
+ * again for `--complete`, is served from that file. Concurrent first reads share one fetch. Memory
+ * stays bounded (files, not buffers); temp disk holds the blobs read. A local image is returned as
+ * it is. Closing the result removes the spool and closes `img`.
+ */
+export async function fetchEachBlobOnce(img: ImageReader, signal?: AbortSignal): Promise<ImageReader> {
+  if (!img.remote) return img;
+  const spool = await runTempDir('image');
+  const files = new Map<string, Promise<string>>();
+  const spooled = (d: Descriptor, ctx?: ErrorContext): Promise<string> => {
+    let file = files.get(d.digest);
+    if (file === undefined) {
+      const at = path.join(spool.dir, d.digest.replace(':', '-'));
+      file = (async () => {
+        await flow([await img.openBlob(d, ctx), createWriteStream(at, { flags: 'wx', mode: 0o600 })], signal);
+        return at;
+      })();
+      // A failed fetch stays failed (the apply fails with it); no second fetch, no half file read.
+      files.set(d.digest, file);
+    }
+    return file;
+  };
+  return {
+    ...img,
+    remote: false,
+    // Oversized "configs" go to `img`, which refuses them before fetching.
+    readBlob: async (d) => (d.size > MAX_CONFIG_BYTES ? img.readBlob(d) : fs.readFile(await spooled(d))),
+    openBlob: async (d, ctx) => createReadStream(await spooled(d, ctx), { highWaterMark: 1 << 20 }),
+    close: async () => {
+      await spool.cleanup();
+      await img.close();
+    },
+  };
+}
+
 /** The output of an apply: H1's atomic layout writer plus a private staging directory beside it. */
 export interface ApplyOutput {
   readonly finalPath: string;
@@ -160,10 +198,11 @@ export async function createApplyOutput(
 
 /**
  * The data source over a source image: collects every Open name of the tar-diff layers first (the
- * caller has digest-checked their blobs), then materialises only those files.
+ * caller has digest-checked their blobs), then materialises only those files. `image` is the
+ * caller's opened reader (not reopened, so a remote manifest and config are not fetched again).
  */
 export async function openImageSourceFor(
-  imageRef: string,
+  image: ImageReader,
   delta: ImageReader,
   tarDiffs: TargetLayer[],
   signal?: AbortSignal,
@@ -176,5 +215,5 @@ export async function openImageSourceFor(
     s.sources.forEach((n) => names.add(n));
   }
   signal?.throwIfAborted();
-  return openOciImageSource(imageRef, names);
+  return openOciImageSource(image, names);
 }

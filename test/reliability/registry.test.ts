@@ -153,6 +153,7 @@ describe.skipIf(!haveRegistry)('a counting front before docker-registry: each bl
     reg = await startRegistry();
     front = await startFront(reg.host);
     await pushRef(fastClient(reg.host), 'rel/delta', delta, 'd');
+    await pushRef(fastClient(reg.host), 'rel/source', pair.old.ref, 's');
   });
   afterAll(async () => {
     await front?.stop();
@@ -172,6 +173,35 @@ describe.skipIf(!haveRegistry)('a counting front before docker-registry: each bl
     for (const g of blobGets) counts.set(g, (counts.get(g) ?? 0) + 1);
     // The delta has a tar-diff, the target manifest and config as blobs (spec oci-delta §1.1).
     expect(counts.size).toBeGreaterThanOrEqual(3);
+    expect([...counts].filter(([, k]) => k !== 1)).toEqual([]);
+    expect(debris(c.dir, c.tmp)).toEqual([]);
+  });
+
+  it('odh apply --complete with a docker:// source image and a docker:// delta GETs every blob exactly once', async () => {
+    const c = caseDir();
+    front.seen.length = 0;
+    const r = await runOdh(
+      [
+        'apply',
+        '--complete',
+        '--json',
+        '--source-image',
+        `docker://${front.host}/rel/source:s`,
+        `docker://${front.host}/rel/delta:d`,
+        c.out,
+      ],
+      { TMPDIR: c.tmp },
+    );
+    expect(r.code, r.stderr).toBe(0);
+    // The case must exercise both second reads: a reused layer copied from the source image (filled)
+    // and a tar-diff whose source files come from that image's layers.
+    const kinds = (JSON.parse(r.stdout) as { layers: { kind: string }[] }).layers.map((l) => l.kind);
+    expect(kinds).toContain('filled');
+    expect(kinds).toContain('tar-diff');
+    const blobGets = front.seen.filter((s) => /^GET \/v2\/rel\/(delta|source)\/blobs\//.test(s));
+    const counts = new Map<string, number>();
+    for (const g of blobGets) counts.set(g, (counts.get(g) ?? 0) + 1);
+    expect(blobGets.some((g) => g.includes('/rel/source/'))).toBe(true);
     expect([...counts].filter(([, k]) => k !== 1)).toEqual([]);
     expect(debris(c.dir, c.tmp)).toEqual([]);
   });
