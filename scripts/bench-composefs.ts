@@ -11,12 +11,12 @@
 import { execFile } from 'node:child_process';
 import { createCipheriv, createHash } from 'node:crypto';
 import { createReadStream, createWriteStream, existsSync, readFileSync } from 'node:fs';
-import { mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import { createGunzip, createGzip } from 'node:zlib';
+import { runTempDir } from '../src/util/run.js';
 
 const SELF = fileURLToPath(import.meta.url);
 /** dist/scripts/bench-composefs.js → repository root → test/vectors (the golden vectors kept in the repo). */
@@ -318,7 +318,7 @@ export async function benchComposefs(opts: BenchComposefsOptions = {}): Promise<
     layers: opts.layers ?? 4,
   };
   if (!existsSync(CS9)) throw new Error(`benchmark input not found: ${CS9}`);
-  const tmp = await mkdtemp(path.join(os.tmpdir(), 'odh-bench-cfs-'));
+  const { dir: tmp, cleanup } = await runTempDir('bench-cfs');
   try {
     log('composefs (a): mkfs V1 of cs9-x86_64-developer, odh and C interleaved …');
     const cs9 = await benchMkfs(tmp, CS9, 3);
@@ -332,7 +332,7 @@ export async function benchComposefs(opts: BenchComposefsOptions = {}): Promise<
     const ociId = await benchId(idDir, idOpts, 2);
     return { cs9, small, ociId };
   } finally {
-    await rm(tmp, { recursive: true, force: true });
+    await cleanup();
   }
 }
 
