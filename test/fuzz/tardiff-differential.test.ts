@@ -35,9 +35,11 @@ const budgetMs = env.ODH_FUZZ_SEEDS || one !== undefined ? Infinity : DEFAULT_BU
 /** Our creator's modes, as `odh tar-diff --help` lists them (new modes join without edits here). */
 function creatorModes(): string[] {
   const r = spawnSync('node', [ODH, 'tar-diff', '--help'], { encoding: 'utf8' });
-  const m = /--binary-diff[\s\S]*?\(choices: ([^)]*)\)/.exec(r.stdout);
+  const m = /--binary-diff[\s\S]*?\(choices:([^)]*)\)/.exec(r.stdout);
   if (!m) throw new Error(`cannot read the --binary-diff choices from odh tar-diff --help:\n${r.stdout}`);
-  return [...m[1]!.matchAll(/"([^"]+)"/g)].map((x) => x[1]!);
+  // commander wraps the line anywhere and appends `default: "…"`: keep only the choices themselves
+  const choices = m[1]!.split('default:')[0]!;
+  return [...choices.matchAll(/"([^"]+)"/g)].map((x) => x[1]!);
 }
 
 /** Writes the old tree as tar-patch expects it extracted (hardlinks as copies, symlinks as links). */

@@ -22,8 +22,9 @@ afterAll(() => removeTree(root));
 
 const odh = (args: string[]) => runOdh(args, { TMPDIR: tmp });
 
-function oneError(r: { code: number | null; stderr: string }): string {
-  expect(r.code, r.stderr).toBe(1);
+/** One error line; `code` 2 where the input itself is of the wrong kind (a usage error, the CLI contract). */
+function oneError(r: { code: number | null; stderr: string }, code = 1): string {
+  expect(r.code, r.stderr).toBe(code);
   const lines = errorLines(r.stderr);
   expect(lines).toHaveLength(1);
   return lines[0]!;
@@ -34,14 +35,14 @@ describe('inputs of the wrong kind are named', () => {
     const d = path.join(root, 'adir');
     mkdirSync(d);
     const r = await odh(['apply', '--source-dir', root, d, path.join(root, 'o.tar')]);
-    const line = oneError(r);
+    const line = oneError(r, 2);
     expect(line).toContain(JSON.stringify(d));
     expect(line).toMatch(/not a regular file.*oci:/);
   });
 
   it('a directory given as the delta of tar-patch', async () => {
     const r = await odh(['tar-patch', '-q', root, v('v1-two-files', 'source'), path.join(root, 't.out')]);
-    expect(oneError(r)).toMatch(/tar-diff is a directory.*path/);
+    expect(oneError(r, 2)).toMatch(/tar-diff is a directory.*path/);
   });
 
   it('a FIFO delta is read like stdin by tar-patch', async () => {
