@@ -49,6 +49,7 @@ export type LayoutV1Options = RewriteV1Options;
 
 const MAX_SHARED_REFS = 128;
 const U32_MAX = 0xffffffffn;
+const EMPTY = Buffer.alloc(0);
 const ACL_KEYS = [Buffer.from('system.posix_acl_access'), Buffer.from('system.posix_acl_default')];
 
 /** BFS order (spec composefs-v1 §6.1); a hard-linked inode sits at its canonical entry's position. */
@@ -103,34 +104,50 @@ interface Pair {
   count: number;
   /** Offset in the shared table, if the pair is shared. */
   offset: number | undefined;
+  /** Next pair in the same hash bucket. */
+  next: Pair | undefined;
 }
+
+/** What depends on the key only: computed once per key Buffer, not once per (key, value) pair. */
+interface KeyInfo {
+  hash: number;
+  /** The entry of (key, empty value): its prefix index and suffix are shared by every pair. */
+  split: XattrEntry;
+  bit: number;
+}
+
+/** Values up to this length are hashed directly: cheaper than a Map lookup by Buffer identity. */
+const SHORT_VALUE = 128;
 
 /** Interns every inode's xattrs (already sorted by key) as pairs; `pairs[i]` follows list[i].xattrs. */
 function internPairs(list: V1Node[]): Pair[][] {
-  // Buckets by a hash of (key, value): cheaper than building a string of every (often unique) value.
-  const buckets = new Map<number, Pair[]>();
-  // The parser interns repeated xattr texts, so the same Buffer objects recur: hash each one once.
-  const keyHash = new Map<Buffer, number>();
+  // Buckets by a hash of (key, value), chained through Pair.next: most pairs are unique (metacopy
+  // digests, redirects), so a bucket array per pair would be pure garbage-collector work.
+  const buckets = new Map<number, Pair>();
+  // The parser interns repeated xattr texts, so the same key Buffers recur: split and hash each once.
+  const keys = new Map<Buffer, KeyInfo>();
   const valueHash = new Map<Buffer, number>();
   const same = (a: Buffer, b: Buffer): boolean => a === b || a.equals(b);
   return list.map((node) =>
     node.xattrs.map((x) => {
-      let kh = keyHash.get(x.key);
-      if (kh === undefined) keyHash.set(x.key, (kh = xxh32(x.key, 0)));
-      let vh = valueHash.get(x.value);
-      if (vh === undefined) valueHash.set(x.value, (vh = xxh32(x.value, 0)));
-      const h = (Math.imul(kh, 0x9e3779b1) ^ vh) >>> 0;
-      let bucket = buckets.get(h);
-      if (!bucket) {
-        bucket = [];
-        buckets.set(h, bucket);
+      let k = keys.get(x.key);
+      if (k === undefined) {
+        const split = splitXattrKey(x.key, EMPTY, 'v1');
+        k = { hash: xxh32(x.key, 0), split, bit: xattrFilterBit(split) };
+        keys.set(x.key, k);
       }
-      let p = bucket.find((q) => same(q.key, x.key) && same(q.entry.value, x.value));
-      if (!p) {
-        const entry = splitXattrKey(x.key, x.value, 'v1');
+      let vh: number | undefined;
+      if (x.value.length <= SHORT_VALUE) vh = xxh32(x.value, 0);
+      else if ((vh = valueHash.get(x.value)) === undefined) valueHash.set(x.value, (vh = xxh32(x.value, 0)));
+      const h = (Math.imul(k.hash, 0x9e3779b1) ^ vh) >>> 0;
+      const head = buckets.get(h);
+      let p = head;
+      while (p !== undefined && !(same(p.key, x.key) && same(p.entry.value, x.value))) p = p.next;
+      if (p === undefined) {
+        const entry: XattrEntry = { index: k.split.index, suffix: k.split.suffix, value: x.value };
         checkXattrEntry(entry, () => v1Path(node));
-        p = { entry, key: x.key, bit: xattrFilterBit(entry), count: 0, offset: undefined };
-        bucket.push(p);
+        p = { entry, key: x.key, bit: k.bit, count: 0, offset: undefined, next: head };
+        buckets.set(h, p);
       }
       p.count++;
       return p;
