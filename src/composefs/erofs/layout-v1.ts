@@ -50,6 +50,16 @@ export type LayoutV1Options = RewriteV1Options;
 const MAX_SHARED_REFS = 128;
 const U32_MAX = 0xffffffffn;
 const EMPTY = Buffer.alloc(0);
+/** Shared by every inode that has no such part: per-inode copies were a fifth of the live heap. */
+const NO_PART: DataPart = Object.freeze({ kind: 'none' });
+const NO_PARTS: readonly DataPart[] = Object.freeze([]);
+const NO_IDS: readonly number[] = Object.freeze([]);
+const NO_LOCAL: readonly XattrEntry[] = Object.freeze([]);
+/** One null-chunk part per chunk count (1…1024): external files share them. */
+const NULL_CHUNKS: DataPart[] = [];
+function nullChunks(count: number): DataPart {
+  return (NULL_CHUNKS[count] ??= Object.freeze({ kind: 'nullChunks', count }));
+}
 const ACL_KEYS = [Buffer.from('system.posix_acl_access'), Buffer.from('system.posix_acl_default')];
 
 /** BFS order (spec composefs-v1 §6.1); a hard-linked inode sits at its canonical entry's position. */
@@ -210,12 +220,17 @@ export function layoutV1(input: Inode, opts: LayoutV1Options = {}): ErofsLayout 
   // spec composefs-v1 §7.3–§9: shared refs, xattr body, (blocks, tail), compact or extended.
   const pending: Pending[] = list.map((node, i) => {
     let filter = 0;
-    const sharedOffsets: number[] = [];
-    const local: XattrEntry[] = [];
+    let sharedOffsets = NO_IDS as number[];
+    let local = NO_LOCAL as XattrEntry[];
     for (const p of pairs[i]) {
       filter |= 1 << p.bit;
-      if (p.offset !== undefined && sharedOffsets.length < MAX_SHARED_REFS) sharedOffsets.push(p.offset);
-      else local.push(p.entry);
+      if (p.offset !== undefined && sharedOffsets.length < MAX_SHARED_REFS) {
+        if (sharedOffsets === NO_IDS) sharedOffsets = [];
+        sharedOffsets.push(p.offset);
+      } else {
+        if (local === NO_LOCAL) local = [];
+        local.push(p.entry);
+      }
     }
     const xsize = node.xattrs.length === 0 ? 0 : xattrBodySizeOf(sharedOffsets.length, local);
     let blocks = 0;
@@ -275,7 +290,7 @@ export function layoutV1(input: Inode, opts: LayoutV1Options = {}): ErofsLayout 
       i,
       offsets[i],
       firstBlock,
-      p.sharedOffsets.map((o) => (sharedBase + o) / 4),
+      p.sharedOffsets.length === 0 ? p.sharedOffsets : p.sharedOffsets.map((o) => (sharedBase + o) / 4),
     );
   });
   return {
@@ -328,21 +343,22 @@ function place(
   let layoutKind = p.tail > 0 ? LAYOUT_FLAT_INLINE : LAYOUT_FLAT_PLAIN;
   let size = 0n;
   let iu = p.blocks > 0 ? firstBlock : 0;
-  let inline: DataPart = { kind: 'none' };
-  const blocks: DataPart[] = [];
+  let inline = NO_PART;
+  let blocks = NO_PARTS as DataPart[];
   if (node.children) {
     const d = p.dir!;
     size = BigInt(BLOCK_SIZE * p.blocks + p.tail);
-    for (const b of d.blocks) blocks.push({ kind: 'dirents', chunk: b });
+    if (d.blocks.length > 0) blocks = d.blocks.map((chunk): DataPart => ({ kind: 'dirents', chunk }));
     if (p.tail > 0) inline = { kind: 'dirents', chunk: d.tail };
   } else if (type === S_IFLNK) {
     const target = node.payload ?? Buffer.alloc(0);
     size = BigInt(target.length);
-    if (p.blocks > 0) blocks.push({ kind: 'bytes', data: target });
+    if (p.blocks > 0) blocks = [{ kind: 'bytes', data: target }];
     else inline = { kind: 'bytes', data: target };
   } else if (type === S_IFREG && node.content) {
     const c = node.content;
     size = BigInt(c.length);
+    if (p.blocks > 0) blocks = [];
     for (let b = 0; b < p.blocks; b++) {
       blocks.push({ kind: 'bytes', data: c.subarray(b * BLOCK_SIZE, (b + 1) * BLOCK_SIZE) });
     }
@@ -352,8 +368,8 @@ function place(
     size = node.size;
     // The u16 at i_u offset 0 is the chunk format; the high half keeps the block address.
     iu = ((iu & 0xffff0000) | (chunkBits(node.size) - 12)) >>> 0;
-    if (p.blocks > 0) blocks.push({ kind: 'nullChunks', count: chunkCount(node.size) });
-    else inline = { kind: 'nullChunks', count: chunkCount(node.size) };
+    if (p.blocks > 0) blocks = [nullChunks(chunkCount(node.size))];
+    else inline = nullChunks(chunkCount(node.size));
   } else if (type === S_IFCHR || type === S_IFBLK) {
     iu = node.rdev;
   }
