@@ -63,22 +63,22 @@ function nullChunks(count: number): DataPart {
 const ACL_KEYS = [Buffer.from('system.posix_acl_access'), Buffer.from('system.posix_acl_default')];
 
 /** BFS order (spec composefs-v1 §6.1); a hard-linked inode sits at its canonical entry's position. */
-function numberInodes(root: V1Node): { list: V1Node[]; index: Map<V1Node, number>; parent: number[] } {
+function numberInodes(root: V1Node): { list: V1Node[]; parent: number[] } {
   const list = [root];
   const parent = [0];
-  const index = new Map<V1Node, number>([[root, 0]]);
+  root.ino = 0;
   for (let i = 0; i < list.length; i++) {
     for (const c of list[i].children ?? []) {
       if (c.hardlink) continue;
-      index.set(c.node, list.length);
+      c.node.ino = list.length;
       list.push(c.node);
       parent.push(i);
     }
   }
-  return { list, index, parent };
+  return { list, parent };
 }
 
-function dirents(node: V1Node, me: number, parentIdx: number, index: Map<V1Node, number>): DirentRef[] {
+function dirents(node: V1Node, me: number, parentIdx: number): DirentRef[] {
   const refs: DirentRef[] = [];
   // Children are sorted by name bytes (rewrite-v1): `.` and `..` are merged in where they sort (first,
   // unless a name starts with a byte below 0x2e or is like ".-"), so no re-sort is needed.
@@ -93,8 +93,8 @@ function dirents(node: V1Node, me: number, parentIdx: number, index: Map<V1Node,
       refs.push({ name: DOTDOT, target: parentIdx, fileType: FT_DIR });
       dotdot = true;
     }
-    const target = index.get(c.node);
-    if (target === undefined) {
+    const target = c.node.ino;
+    if (target < 0) {
       throw new OdhError('FORMAT', 'hardlink target is not in the tree', {
         path: `${v1Path(node)}/${c.name.toString('latin1')}`,
       });
@@ -197,7 +197,7 @@ interface Pending {
 
 export function layoutV1(input: Inode, opts: LayoutV1Options = {}): ErofsLayout {
   const { root, version } = rewriteTreeV1(input, opts);
-  const { list, index, parent } = numberInodes(root);
+  const { list, parent } = numberInodes(root);
 
   // spec composefs-v1 §6.2–§6.3: directory nlink, xattr order, minimum mtime, ACL flag.
   let minSec = list[0].mtimeSec;
@@ -239,7 +239,7 @@ export function layoutV1(input: Inode, opts: LayoutV1Options = {}): ErofsLayout 
     let s = node.size;
     const type = node.mode & S_IFMT;
     if (node.children) {
-      dir = splitDirectory(dirents(node, i, parent[i], index));
+      dir = splitDirectory(dirents(node, i, parent[i]));
       blocks = dir.blocks.length;
       tail = dir.tailSize;
       s = BigInt(BLOCK_SIZE * blocks + tail);
