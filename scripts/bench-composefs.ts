@@ -261,7 +261,8 @@ async function benchMkfs(tmp: string, gz: string, rounds: number): Promise<MkfsB
   const theirs = path.join(tmp, 'c.img');
   const [odh, c] = await interleaved(
     rounds,
-    () => timedCmd(process.execPath, [ODH, 'composefs', 'mkfs', '--from-file', dump, ours]),
+    // --force: every round after the first replaces the previous round's output (C overwrites too).
+    () => timedCmd(process.execPath, [ODH, 'composefs', 'mkfs', '--force', '--from-file', dump, ours]),
     () => timedCmd(mkcomposefs, ['--from-file', dump, theirs]),
   );
   const a = readFileSync(ours);

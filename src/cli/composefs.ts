@@ -8,7 +8,6 @@ import { readErofs } from '../composefs/erofs/reader.js';
 import { writeErofs, imageId } from '../composefs/erofs/write.js';
 import type { FsVerityAlgorithm } from '../composefs/fsverity.js';
 import {
-  composefsImage,
   COMPOSEFS_RS_RELEASE,
   defaultXattrPolicy,
   DEFAULT_FORMAT,
@@ -16,7 +15,6 @@ import {
   type ComposefsFormat,
 } from '../composefs/image-id.js';
 import type { OciXattrPolicy } from '../composefs/oci-merge.js';
-import { setRegistryDefaults } from '../oci/registry/reader.js';
 import { AtomicOutput } from '../util/atomic.js';
 import { registryFlags, REGISTRY_TIMEOUT_HELP } from './registry-flags.js';
 import { OdhError } from '../util/errors.js';
@@ -203,6 +201,12 @@ interface OciCommandOptions {
 }
 
 async function ociImage(ref: string, o: OciCommandOptions) {
+  // Loaded here, not at start-up: `mkfs` and `dumpfile` never touch registries (start-up counts in
+  // every `odh composefs mkfs` timing).
+  const [{ setRegistryDefaults }, { composefsImage }] = await Promise.all([
+    import('../oci/registry/reader.js'),
+    import('../composefs/image-id.js'),
+  ]);
   setRegistryDefaults(registryFlags(o));
   const progress = createProgress({ quiet: o.quiet });
   try {

@@ -47,11 +47,23 @@ export async function* dumpfileLines(
   input: AsyncIterable<Uint8Array>,
   file?: string,
 ): AsyncGenerator<DumpLine> {
+  for await (const batch of dumpfileLineBatches(input, file)) yield* batch;
+}
+
+/**
+ * The lines of each input chunk as one array: a consumer awaits once per chunk, not once per line
+ * (per-line promise round trips were a visible share of `odh composefs mkfs` on a 64k-entry dump).
+ */
+export async function* dumpfileLineBatches(
+  input: AsyncIterable<Uint8Array>,
+  file?: string,
+): AsyncGenerator<DumpLine[]> {
   let pending: Buffer[] = [];
   let pendingLen = 0;
   let number = 0;
   for await (const raw of input) {
     const chunk = Buffer.isBuffer(raw) ? raw : Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
+    const batch: DumpLine[] = [];
     let start = 0;
     for (;;) {
       const nl = chunk.indexOf(0x0a, start);
@@ -66,9 +78,10 @@ export async function* dumpfileLines(
         pendingLen = 0;
       }
       if (bytes.length > MAX_LINE_BYTES) throw tooLong(number, file);
-      yield { bytes, number, terminated: true };
+      batch.push({ bytes, number, terminated: true });
       start = nl + 1;
     }
+    if (batch.length > 0) yield batch;
     if (start < chunk.length) {
       // Keep a copy: the producer may reuse its chunk buffer.
       const rest = Buffer.from(chunk.subarray(start));
@@ -79,6 +92,6 @@ export async function* dumpfileLines(
   }
   if (pendingLen > 0) {
     number++;
-    yield { bytes: Buffer.concat(pending, pendingLen), number, terminated: false };
+    yield [{ bytes: Buffer.concat(pending, pendingLen), number, terminated: false }];
   }
 }

@@ -66,6 +66,26 @@ export class MkcomposefsDumpfileParser {
     return this.b[2 * i + 1] === s + 1 && this.cur[s] === 0x2d;
   }
 
+  /** The field holds a backslash (so it must be unescaped before use). */
+  private hasEscape(i: number): boolean {
+    const end = this.b[2 * i + 1];
+    for (let j = this.b[2 * i]; j < end; j++) if (this.cur[j] === 0x5c) return true;
+    return false;
+  }
+
+  /** MTIME as `DIGITS.DIGITS` of safe-integer size, read in place; null for anything else. */
+  private plainMtime(): [bigint, number] | null {
+    const start = this.b[2 * F_MTIME];
+    const end = this.b[2 * F_MTIME + 1];
+    let dot = start;
+    while (dot < end && this.cur[dot] !== 0x2e) dot++;
+    if (dot === end) return null;
+    const sec = plainDecimalAt(this.cur, start, dot);
+    const nsec = plainDecimalAt(this.cur, dot + 1, end);
+    if (sec < 0 || nsec < 0 || nsec > 0xffffffff) return null;
+    return [BigInt(sec), nsec];
+  }
+
   private optional(i: number, what: string): Buffer | null {
     return this.isDash(i) ? null : unescapeField(this.field(i), what);
   }
@@ -79,7 +99,10 @@ export class MkcomposefsDumpfileParser {
 
     this.cur = bytes;
     const xattrStart = splitBounds(bytes, this.b);
-    const path = truncateAtNul(unescapeField(this.field(F_PATH), 'PATH'));
+    // The path is only read (the tree copies the names it keeps): no copy unless it has escapes.
+    const path = truncateAtNul(
+      this.hasEscape(F_PATH) ? unescapeField(this.field(F_PATH), 'PATH') : this.field(F_PATH),
+    );
     if (path.length === 0) throw syntax('Invalid empty path');
 
     const isRoot = path.length === 1 && path[0] === 0x2f;
@@ -117,7 +140,7 @@ export class MkcomposefsDumpfileParser {
         : Number(this.quirkNumber(this.field(F_GID), 'gid', uidIsZero) & U32);
     const rdevPlain = this.plain(F_RDEV);
     const rdev = rdevPlain === 0 ? 0n : this.quirkNumber(this.field(F_RDEV), 'rdev', uidIsZero);
-    const [mtimeSec, mtimeNsec] = this.mtime(this.field(F_MTIME));
+    const [mtimeSec, mtimeNsec] = this.plainMtime() ?? this.mtime(this.field(F_MTIME));
     const payloadRaw = this.optional(F_PAYLOAD, 'PAYLOAD');
     const payload = payloadRaw === null ? null : truncateAtNul(payloadRaw);
     const contentRaw = this.optional(F_CONTENT, 'CONTENT');

@@ -7,7 +7,7 @@
  */
 import { OdhError } from '../util/errors.js';
 import type { Inode } from './tree.js';
-import { dumpfileLines, dumpfileLinesSync, type DumpLine } from './dumpfile-lines.js';
+import { dumpfileLineBatches, dumpfileLinesSync, type DumpLine } from './dumpfile-lines.js';
 import { MkcomposefsDumpfileParser } from './dumpfile-parse-c.js';
 import { ComposefsRsDumpfileParser } from './dumpfile-parse-rs.js';
 
@@ -88,6 +88,8 @@ export async function parseDumpfile(
 ): Promise<Inode> {
   if (typeof input === 'string' || input instanceof Uint8Array) return parseDumpfileSync(input, options);
   const parser = makeParser(options);
-  for await (const l of dumpfileLines(input, options.file)) feed(parser, l, options.file);
+  for await (const batch of dumpfileLineBatches(input, options.file)) {
+    for (const l of batch) feed(parser, l, options.file);
+  }
   return finish(parser, options.file);
 }

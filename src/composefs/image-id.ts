@@ -11,12 +11,12 @@
  * whiteout stub look-alike at the root, ACL flag on near-ACL names, negative mtimes) are not
  * modelled: the C behaviour is written.
  */
-import { openImage, type OpenedImage } from '../oci/image.js';
+import type { OpenedImage } from '../oci/image.js';
 import type { Progress } from '../util/progress.js';
 import { writeErofs, type WriteErofsOptions } from './erofs/write.js';
 import { fsverityDigest, type FsVerityAlgorithm } from './fsverity.js';
 import type { OciXattrPolicy } from './oci-merge.js';
-import { treeFromOciImage, type OciImageLayers } from './oci-tree.js';
+import type { OciImageLayers } from './oci-tree.js';
 import type { Inode } from './tree.js';
 
 export type ComposefsFormat = 'v1' | 'v2';
@@ -80,6 +80,12 @@ export async function composefsImage(
   const format = opts.format ?? DEFAULT_FORMAT;
   const hash = opts.hash ?? DEFAULT_HASH;
   const progress = opts.progress;
+  // Loaded on use: this module's defaults are read by every `odh composefs` command at start-up,
+  // and the OCI reader (registries, tar, zstd) is only for image commands.
+  const [{ openImage }, { treeFromOciImage }] = await Promise.all([
+    import('../oci/image.js'),
+    import('./oci-tree.js'),
+  ]);
   const opened = await openImage(imageRef);
   let tree: Inode;
   try {

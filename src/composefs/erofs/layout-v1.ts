@@ -49,25 +49,36 @@ export type LayoutV1Options = RewriteV1Options;
 
 const MAX_SHARED_REFS = 128;
 const U32_MAX = 0xffffffffn;
+const EMPTY = Buffer.alloc(0);
+/** Shared by every inode that has no such part: per-inode copies were a fifth of the live heap. */
+const NO_PART: DataPart = Object.freeze({ kind: 'none' });
+const NO_PARTS: readonly DataPart[] = Object.freeze([]);
+const NO_IDS: readonly number[] = Object.freeze([]);
+const NO_LOCAL: readonly XattrEntry[] = Object.freeze([]);
+/** One null-chunk part per chunk count (1…1024): external files share them. */
+const NULL_CHUNKS: DataPart[] = [];
+function nullChunks(count: number): DataPart {
+  return (NULL_CHUNKS[count] ??= Object.freeze({ kind: 'nullChunks', count }));
+}
 const ACL_KEYS = [Buffer.from('system.posix_acl_access'), Buffer.from('system.posix_acl_default')];
 
 /** BFS order (spec composefs-v1 §6.1); a hard-linked inode sits at its canonical entry's position. */
-function numberInodes(root: V1Node): { list: V1Node[]; index: Map<V1Node, number>; parent: number[] } {
+function numberInodes(root: V1Node): { list: V1Node[]; parent: number[] } {
   const list = [root];
   const parent = [0];
-  const index = new Map<V1Node, number>([[root, 0]]);
+  root.ino = 0;
   for (let i = 0; i < list.length; i++) {
     for (const c of list[i].children ?? []) {
       if (c.hardlink) continue;
-      index.set(c.node, list.length);
+      c.node.ino = list.length;
       list.push(c.node);
       parent.push(i);
     }
   }
-  return { list, index, parent };
+  return { list, parent };
 }
 
-function dirents(node: V1Node, me: number, parentIdx: number, index: Map<V1Node, number>): DirentRef[] {
+function dirents(node: V1Node, me: number, parentIdx: number): DirentRef[] {
   const refs: DirentRef[] = [];
   // Children are sorted by name bytes (rewrite-v1): `.` and `..` are merged in where they sort (first,
   // unless a name starts with a byte below 0x2e or is like ".-"), so no re-sort is needed.
@@ -82,8 +93,8 @@ function dirents(node: V1Node, me: number, parentIdx: number, index: Map<V1Node,
       refs.push({ name: DOTDOT, target: parentIdx, fileType: FT_DIR });
       dotdot = true;
     }
-    const target = index.get(c.node);
-    if (target === undefined) {
+    const target = c.node.ino;
+    if (target < 0) {
       throw new OdhError('FORMAT', 'hardlink target is not in the tree', {
         path: `${v1Path(node)}/${c.name.toString('latin1')}`,
       });
@@ -103,34 +114,50 @@ interface Pair {
   count: number;
   /** Offset in the shared table, if the pair is shared. */
   offset: number | undefined;
+  /** Next pair in the same hash bucket. */
+  next: Pair | undefined;
 }
+
+/** What depends on the key only: computed once per key Buffer, not once per (key, value) pair. */
+interface KeyInfo {
+  hash: number;
+  /** The entry of (key, empty value): its prefix index and suffix are shared by every pair. */
+  split: XattrEntry;
+  bit: number;
+}
+
+/** Values up to this length are hashed directly: cheaper than a Map lookup by Buffer identity. */
+const SHORT_VALUE = 128;
 
 /** Interns every inode's xattrs (already sorted by key) as pairs; `pairs[i]` follows list[i].xattrs. */
 function internPairs(list: V1Node[]): Pair[][] {
-  // Buckets by a hash of (key, value): cheaper than building a string of every (often unique) value.
-  const buckets = new Map<number, Pair[]>();
-  // The parser interns repeated xattr texts, so the same Buffer objects recur: hash each one once.
-  const keyHash = new Map<Buffer, number>();
+  // Buckets by a hash of (key, value), chained through Pair.next: most pairs are unique (metacopy
+  // digests, redirects), so a bucket array per pair would be pure garbage-collector work.
+  const buckets = new Map<number, Pair>();
+  // The parser interns repeated xattr texts, so the same key Buffers recur: split and hash each once.
+  const keys = new Map<Buffer, KeyInfo>();
   const valueHash = new Map<Buffer, number>();
   const same = (a: Buffer, b: Buffer): boolean => a === b || a.equals(b);
   return list.map((node) =>
     node.xattrs.map((x) => {
-      let kh = keyHash.get(x.key);
-      if (kh === undefined) keyHash.set(x.key, (kh = xxh32(x.key, 0)));
-      let vh = valueHash.get(x.value);
-      if (vh === undefined) valueHash.set(x.value, (vh = xxh32(x.value, 0)));
-      const h = (Math.imul(kh, 0x9e3779b1) ^ vh) >>> 0;
-      let bucket = buckets.get(h);
-      if (!bucket) {
-        bucket = [];
-        buckets.set(h, bucket);
+      let k = keys.get(x.key);
+      if (k === undefined) {
+        const split = splitXattrKey(x.key, EMPTY, 'v1');
+        k = { hash: xxh32(x.key, 0), split, bit: xattrFilterBit(split) };
+        keys.set(x.key, k);
       }
-      let p = bucket.find((q) => same(q.key, x.key) && same(q.entry.value, x.value));
-      if (!p) {
-        const entry = splitXattrKey(x.key, x.value, 'v1');
+      let vh: number | undefined;
+      if (x.value.length <= SHORT_VALUE) vh = xxh32(x.value, 0);
+      else if ((vh = valueHash.get(x.value)) === undefined) valueHash.set(x.value, (vh = xxh32(x.value, 0)));
+      const h = (Math.imul(k.hash, 0x9e3779b1) ^ vh) >>> 0;
+      const head = buckets.get(h);
+      let p = head;
+      while (p !== undefined && !(same(p.key, x.key) && same(p.entry.value, x.value))) p = p.next;
+      if (p === undefined) {
+        const entry: XattrEntry = { index: k.split.index, suffix: k.split.suffix, value: x.value };
         checkXattrEntry(entry, () => v1Path(node));
-        p = { entry, key: x.key, bit: xattrFilterBit(entry), count: 0, offset: undefined };
-        bucket.push(p);
+        p = { entry, key: x.key, bit: k.bit, count: 0, offset: undefined, next: head };
+        buckets.set(h, p);
       }
       p.count++;
       return p;
@@ -170,7 +197,7 @@ interface Pending {
 
 export function layoutV1(input: Inode, opts: LayoutV1Options = {}): ErofsLayout {
   const { root, version } = rewriteTreeV1(input, opts);
-  const { list, index, parent } = numberInodes(root);
+  const { list, parent } = numberInodes(root);
 
   // spec composefs-v1 §6.2–§6.3: directory nlink, xattr order, minimum mtime, ACL flag.
   let minSec = list[0].mtimeSec;
@@ -193,12 +220,17 @@ export function layoutV1(input: Inode, opts: LayoutV1Options = {}): ErofsLayout 
   // spec composefs-v1 §7.3–§9: shared refs, xattr body, (blocks, tail), compact or extended.
   const pending: Pending[] = list.map((node, i) => {
     let filter = 0;
-    const sharedOffsets: number[] = [];
-    const local: XattrEntry[] = [];
+    let sharedOffsets = NO_IDS as number[];
+    let local = NO_LOCAL as XattrEntry[];
     for (const p of pairs[i]) {
       filter |= 1 << p.bit;
-      if (p.offset !== undefined && sharedOffsets.length < MAX_SHARED_REFS) sharedOffsets.push(p.offset);
-      else local.push(p.entry);
+      if (p.offset !== undefined && sharedOffsets.length < MAX_SHARED_REFS) {
+        if (sharedOffsets === NO_IDS) sharedOffsets = [];
+        sharedOffsets.push(p.offset);
+      } else {
+        if (local === NO_LOCAL) local = [];
+        local.push(p.entry);
+      }
     }
     const xsize = node.xattrs.length === 0 ? 0 : xattrBodySizeOf(sharedOffsets.length, local);
     let blocks = 0;
@@ -207,7 +239,7 @@ export function layoutV1(input: Inode, opts: LayoutV1Options = {}): ErofsLayout 
     let s = node.size;
     const type = node.mode & S_IFMT;
     if (node.children) {
-      dir = splitDirectory(dirents(node, i, parent[i], index));
+      dir = splitDirectory(dirents(node, i, parent[i]));
       blocks = dir.blocks.length;
       tail = dir.tailSize;
       s = BigInt(BLOCK_SIZE * blocks + tail);
@@ -258,7 +290,7 @@ export function layoutV1(input: Inode, opts: LayoutV1Options = {}): ErofsLayout 
       i,
       offsets[i],
       firstBlock,
-      p.sharedOffsets.map((o) => (sharedBase + o) / 4),
+      p.sharedOffsets.length === 0 ? p.sharedOffsets : p.sharedOffsets.map((o) => (sharedBase + o) / 4),
     );
   });
   return {
@@ -311,21 +343,22 @@ function place(
   let layoutKind = p.tail > 0 ? LAYOUT_FLAT_INLINE : LAYOUT_FLAT_PLAIN;
   let size = 0n;
   let iu = p.blocks > 0 ? firstBlock : 0;
-  let inline: DataPart = { kind: 'none' };
-  const blocks: DataPart[] = [];
+  let inline = NO_PART;
+  let blocks = NO_PARTS as DataPart[];
   if (node.children) {
     const d = p.dir!;
     size = BigInt(BLOCK_SIZE * p.blocks + p.tail);
-    for (const b of d.blocks) blocks.push({ kind: 'dirents', chunk: b });
+    if (d.blocks.length > 0) blocks = d.blocks.map((chunk): DataPart => ({ kind: 'dirents', chunk }));
     if (p.tail > 0) inline = { kind: 'dirents', chunk: d.tail };
   } else if (type === S_IFLNK) {
     const target = node.payload ?? Buffer.alloc(0);
     size = BigInt(target.length);
-    if (p.blocks > 0) blocks.push({ kind: 'bytes', data: target });
+    if (p.blocks > 0) blocks = [{ kind: 'bytes', data: target }];
     else inline = { kind: 'bytes', data: target };
   } else if (type === S_IFREG && node.content) {
     const c = node.content;
     size = BigInt(c.length);
+    if (p.blocks > 0) blocks = [];
     for (let b = 0; b < p.blocks; b++) {
       blocks.push({ kind: 'bytes', data: c.subarray(b * BLOCK_SIZE, (b + 1) * BLOCK_SIZE) });
     }
@@ -335,8 +368,8 @@ function place(
     size = node.size;
     // The u16 at i_u offset 0 is the chunk format; the high half keeps the block address.
     iu = ((iu & 0xffff0000) | (chunkBits(node.size) - 12)) >>> 0;
-    if (p.blocks > 0) blocks.push({ kind: 'nullChunks', count: chunkCount(node.size) });
-    else inline = { kind: 'nullChunks', count: chunkCount(node.size) };
+    if (p.blocks > 0) blocks = [nullChunks(chunkCount(node.size))];
+    else inline = nullChunks(chunkCount(node.size));
   } else if (type === S_IFCHR || type === S_IFBLK) {
     iu = node.rdev;
   }

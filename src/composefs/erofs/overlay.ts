@@ -41,7 +41,14 @@ export function digestAlgorithm(
 
 /** The overlayfs metacopy value: version 0, length 4+L, flags 0, algorithm, digest (ovl_metacopy). */
 export function metacopyValue(digest: Buffer, alg: HashAlgorithm): Buffer {
-  return Buffer.concat([Buffer.from([0, 4 + digest.length, 0, ALG_BYTE[alg]]), digest]);
+  // One allocation: this runs once per external file.
+  const v = Buffer.allocUnsafe(4 + digest.length);
+  v[0] = 0;
+  v[1] = 4 + digest.length;
+  v[2] = 0;
+  v[3] = ALG_BYTE[alg];
+  digest.copy(v, 4);
+  return v;
 }
 
 /** The object path of a digest: first byte hex, `/`, the rest hex (spec composefs-v2 §1.3). */

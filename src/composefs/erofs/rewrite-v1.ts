@@ -46,6 +46,8 @@ export interface V1Node {
   digest: Buffer | null;
   /** Directories: children sorted by name bytes, `.`/`..` not included. */
   children: V1Child[] | null;
+  /** Inode number (BFS position), set by the layout; -1 before (a plain field: no Map per node). */
+  ino: number;
 }
 
 export interface V1Child {
@@ -143,6 +145,20 @@ function versionRange(opts: RewriteV1Options): [number, number] {
   return [version, Math.max(version, max)];
 }
 
+/** `/` + the backing path, built in one allocation (one per external file). */
+function redirectValue(payload: Buffer): Buffer {
+  const v = Buffer.allocUnsafe(1 + payload.length);
+  v[0] = 0x2f;
+  payload.copy(v, 1);
+  return v;
+}
+
+function isSortedByName(entries: readonly { name: Buffer }[]): boolean {
+  for (let i = 1; i < entries.length; i++)
+    if (Buffer.compare(entries[i - 1].name, entries[i].name) > 0) return false;
+  return true;
+}
+
 /** Deep-copies the tree (hardlinks keep sharing one node). Also reports whether a whiteout exists. */
 function copyTree(root: Inode): { root: V1Node; hasWhiteout: boolean } {
   if ((root.mode & S_IFMT) !== S_IFDIR)
@@ -169,6 +185,7 @@ function copyTree(root: Inode): { root: V1Node; hasWhiteout: boolean } {
         payload: src.payload,
         digest: src.digest,
         children: (src.mode & S_IFMT) === S_IFDIR ? [] : null,
+        ino: -1,
       };
       copies.set(src, n);
     }
@@ -180,7 +197,8 @@ function copyTree(root: Inode): { root: V1Node; hasWhiteout: boolean } {
   const stack: [Inode, V1Node][] = [[root, rootCopy]];
   while (stack.length) {
     const [src, dst] = stack.pop()!;
-    for (const e of sortedByName(src.entries ?? [])) {
+    const entries = src.entries ?? [];
+    for (const e of isSortedByName(entries) ? entries : sortedByName(entries)) {
       checkEntryName(e.name, () => v1Path(dst));
       const child = copy(e.inode, dst, e.name);
       dst.children!.push({ name: e.name, node: child, hardlink: e.hardlink });
@@ -222,7 +240,7 @@ function rewriteNodes(root: V1Node, version: number, hash: HashAlgorithm | undef
         : EMPTY;
       setXattr(node, K_METACOPY, value);
       if (node.payload && node.payload.length > 0) {
-        setXattr(node, K_REDIRECT, Buffer.concat([latin1('/'), node.payload]));
+        setXattr(node, K_REDIRECT, redirectValue(node.payload));
       }
     }
     if (isWhiteout(node)) {
@@ -262,6 +280,7 @@ function addStubs(root: V1Node): void {
       payload: null,
       digest: null,
       children: null,
+      ino: -1,
     };
     children.push({ name: latin1(name), node: stub, hardlink: false });
   }

@@ -133,7 +133,8 @@ function writePart(
     case 'nullChunks': {
       // spec composefs-v1 §11.5: a promoted chunk table fills its whole block with null addresses.
       const n = wholeBlock ? BLOCK_SIZE / 4 : part.count;
-      for (let i = 0; i < n; i++) buf.writeUInt32LE(NULL_CHUNK_ADDR, off + 4 * i);
+      // NULL_CHUNK_ADDR is ff ff ff ff: one fill, not n u32 writes.
+      buf.fill(NULL_CHUNK_ADDR & 0xff, off, off + 4 * n);
       return;
     }
   }
