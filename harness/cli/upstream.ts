@@ -105,7 +105,10 @@ export function register(program: Command): void {
   ).action(async (flags: ResolveFlags) => {
     const local = flags.ociDelta ?? (process.env.ODH_OCI_DELTA || undefined);
     if (flags.ifPinned && local === undefined && (await readManifest(flags.manifest)).version === null) {
-      const r = { status: 'unavailable', reason: 'not pinned (run odh upstream pin)' } as const;
+      const r = {
+        status: 'unavailable',
+        reason: 'not built or pinned (run odh upstream build; upstream publishes no binaries)',
+      } as const;
       process.stdout.write(flags.json ? `${JSON.stringify(r)}\n` : `${describe(r)}: nothing to fetch\n`);
       return;
     }

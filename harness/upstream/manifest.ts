@@ -184,10 +184,17 @@ export function pinnedAsset(
   m: UpstreamManifest,
   arch: UpstreamArch,
 ): { ok: true; version: string; asset: UpstreamAsset } | { ok: false; reason: string } {
-  if (m.version === null) return { ok: false, reason: 'not pinned (run odh upstream pin)' };
+  if (m.version === null)
+    return {
+      ok: false,
+      reason: 'not built or pinned (run odh upstream build; upstream publishes no binaries)',
+    };
   const asset = m.assets[arch];
   if (!asset) {
-    return { ok: false, reason: `no ${arch} asset pinned for oci-delta ${m.version} (run odh upstream pin)` };
+    return {
+      ok: false,
+      reason: `no ${arch} asset pinned for oci-delta ${m.version} (run odh upstream pin, or odh upstream build)`,
+    };
   }
   return { ok: true, version: m.version, asset };
 }

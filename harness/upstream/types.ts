@@ -37,7 +37,7 @@ export interface UpstreamBuild {
 
 /**
  * harness/upstream/manifest.json. `version: null` means not pinned yet (no network where it was
- * committed): every resolution then reports "not pinned (run odh upstream pin)".
+ * committed): every resolution then reports "not built or pinned (run odh upstream build; upstream publishes no binaries)".
  */
 export interface UpstreamManifest {
   repository: string;
@@ -72,7 +72,7 @@ export interface UpstreamAvailable {
 
 export interface UpstreamUnavailable {
   status: 'unavailable';
-  /** One line, starts with why (e.g. "not pinned (run odh upstream pin)"). */
+  /** One line, starts with why (e.g. "not built or pinned (run odh upstream build; upstream publishes no binaries)"). */
   reason: string;
 }
 

@@ -25,7 +25,10 @@ import { REPO_ROOT } from '../helpers/shared.js';
 const ODH = path.join(REPO_ROOT, 'dist', 'bin', 'odh.js');
 const cacheDir = path.join(os.tmpdir(), 'odh-test-fixture-cache');
 const cfsctlOnPath = spawnSync('sh', ['-c', 'command -v cfsctl']).status === 0;
-const notPinned: UpstreamResolution = { status: 'unavailable', reason: 'not pinned (run odh upstream pin)' };
+const notPinned: UpstreamResolution = {
+  status: 'unavailable',
+  reason: 'not built or pinned (run odh upstream build; upstream publishes no binaries)',
+};
 
 // A representative part of the quick set: tar-diffs with renames, bootc hardlinked objects,
 // whiteouts/opaque dirs, gzip+zstd+plain layers, reused and reordered layers.
@@ -82,14 +85,16 @@ describe('conformance matrix (TypeScript creators × appliers)', () => {
     expect(skipped).toHaveLength(FIXTURES.length * 2 * 3);
     for (const c of skipped) {
       expect(c.status).toBe('skipped');
-      expect(c.reason).toBe('applier upstream: not pinned (run odh upstream pin)');
+      expect(c.reason).toBe(
+        'applier upstream: not built or pinned (run odh upstream build; upstream publishes no binaries)',
+      );
     }
     expect(result.implementations).toContainEqual({
       role: 'applier',
       name: 'upstream',
       available: false,
       foreign: true,
-      reason: 'not pinned (run odh upstream pin)',
+      reason: 'not built or pinned (run odh upstream build; upstream publishes no binaries)',
     });
     // Skips for unavailability are listed but not required; every required cell ran and is ok.
     expect(skipped.every((c) => c.required === false)).toBe(true);
@@ -111,7 +116,10 @@ describe('conformance matrix (TypeScript creators × appliers)', () => {
     });
     expect(
       r.cells.every(
-        (c) => c.status === 'skipped' && c.reason === 'creator upstream: not pinned (run odh upstream pin)',
+        (c) =>
+          c.status === 'skipped' &&
+          c.reason ===
+            'creator upstream: not built or pinned (run odh upstream build; upstream publishes no binaries)',
       ),
     ).toBe(true);
     expect(r.summary.passed).toBe(false);

@@ -64,7 +64,13 @@ function sample(): ConformanceResult {
     ...cell('beta', 'ts-zstd', 'ts-dir', 'error', 'apply failed: boom'),
     ...cell('beta', 'ts-copy', 'ts-image', 'ok'),
     ...cell('beta', 'ts-copy', 'ts-dir', 'ok'),
-    ...cell('beta', 'upstream', 'ts-image', 'skipped', 'creator upstream: not pinned (run odh upstream pin)'),
+    ...cell(
+      'beta',
+      'upstream',
+      'ts-image',
+      'skipped',
+      'creator upstream: not built or pinned (run odh upstream build; upstream publishes no binaries)',
+    ),
   ];
   const fixtureProblems: ConformanceResult['fixtureProblems'] = [];
   return {
@@ -72,7 +78,12 @@ function sample(): ConformanceResult {
     implementations: [
       { role: 'creator', name: 'ts-zstd', available: true },
       { role: 'creator', name: 'ts-copy', available: true },
-      { role: 'creator', name: 'upstream', available: false, reason: 'not pinned (run odh upstream pin)' },
+      {
+        role: 'creator',
+        name: 'upstream',
+        available: false,
+        reason: 'not built or pinned (run odh upstream build; upstream publishes no binaries)',
+      },
       { role: 'applier', name: 'ts-image', available: true },
       { role: 'applier', name: 'ts-dir', available: true },
     ],
@@ -103,7 +114,9 @@ describe('reports', () => {
 
   it('terminal: implementations, one row per run with a column per flavour, reasons, verdict', () => {
     const t = renderTerminal(r);
-    expect(t).toContain('creator upstream        unavailable: not pinned (run odh upstream pin)');
+    expect(t).toContain(
+      'creator upstream        unavailable: not built or pinned (run odh upstream build; upstream publishes no binaries)',
+    );
     expect(t).toMatch(
       /^fixture\s+creator\s+applier\s+diff_ids\s+v1-sha512\s+v1-sha256\s+delta\s+of full\s+create\s+apply$/m,
     );
@@ -111,7 +124,9 @@ describe('reports', () => {
       /^alpha\s+ts-copy\s+ts-image\s+mismatch\s+MISMATCH\s+MISMATCH\s+878\.9 KiB\s+21\.5%\s+1\.50 s\s+2\.00 s$/m,
     );
     expect(t).toContain('  ERROR beta ts-zstd → ts-dir v1-sha512: apply failed: boom');
-    expect(t).toContain('     2 cell(s): creator upstream: not pinned (run odh upstream pin)');
+    expect(t).toContain(
+      '     2 cell(s): creator upstream: not built or pinned (run odh upstream build; upstream publishes no binaries)',
+    );
     expect(t.trimEnd().split('\n').at(-1)).toBe(
       'FAIL: 12/16 required cells ok (0 foreign, 0 checked by C mkcomposefs); 12 ok, 2 mismatch, 2 error, 2 skipped (18 cells, 2 fixtures, 12.3 s)',
     );

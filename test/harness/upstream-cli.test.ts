@@ -48,14 +48,18 @@ describe('odh upstream (stand-in release server)', () => {
     expect(status.exitCode).toBe(0);
     expect(JSON.parse(status.stdout)).toEqual({
       status: 'unavailable',
-      reason: 'not pinned (run odh upstream pin)',
+      reason: 'not built or pinned (run odh upstream build; upstream publishes no binaries)',
     });
     const fetch = await odh('fetch');
     expect(fetch.exitCode).toBe(1);
-    expect(fetch.stderr).toBe('odh: error: upstream unavailable: not pinned (run odh upstream pin)');
+    expect(fetch.stderr).toBe(
+      'odh: error: upstream unavailable: not built or pinned (run odh upstream build; upstream publishes no binaries)',
+    );
     const ifPinned = await odh('fetch', '--if-pinned');
     expect(ifPinned.exitCode).toBe(0);
-    expect(ifPinned.stdout).toBe('upstream unavailable: not pinned (run odh upstream pin): nothing to fetch');
+    expect(ifPinned.stdout).toBe(
+      'upstream unavailable: not built or pinned (run odh upstream build; upstream publishes no binaries): nothing to fetch',
+    );
   });
 
   it('stand-in: pin, then fetch into the cache, then status reuses it', async () => {

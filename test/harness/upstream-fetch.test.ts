@@ -287,18 +287,21 @@ describe('resolveUpstream / odh upstream fetch (stand-in asset downloads)', () =
     expect(cacheEntries()).toEqual(['oci-delta']);
   });
 
-  it('the committed manifest is unpinned: "not pinned (run odh upstream pin)"', async () => {
+  it('the committed manifest is unpinned: "not built or pinned (run odh upstream build; upstream publishes no binaries)"', async () => {
     const committed = await readManifest(defaultManifestPath());
     expect(committed.version).toBeNull();
     const r = await resolveUpstream({ arch: 'x86_64', cacheRoot, env });
-    expect(r).toEqual({ status: 'unavailable', reason: 'not pinned (run odh upstream pin)' });
+    expect(r).toEqual({
+      status: 'unavailable',
+      reason: 'not built or pinned (run odh upstream build; upstream publishes no binaries)',
+    });
   });
 
   it('no pinned asset for this architecture is "unavailable", not a crash', async () => {
     const r = await resolveUpstream({ manifest: pinnedManifest(), arch: 'aarch64', cacheRoot, env });
     expect(r).toEqual({
       status: 'unavailable',
-      reason: `no aarch64 asset pinned for oci-delta ${VERSION} (run odh upstream pin)`,
+      reason: `no aarch64 asset pinned for oci-delta ${VERSION} (run odh upstream pin, or odh upstream build)`,
     });
   });
 

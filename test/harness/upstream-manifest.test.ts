@@ -38,7 +38,10 @@ describe('upstream manifest', () => {
     expect(m.version).toBeNull();
     expect(m.assets).toEqual({});
     expect(m.note).toMatch(/odh upstream pin/);
-    expect(pinnedAsset(m, 'x86_64')).toEqual({ ok: false, reason: 'not pinned (run odh upstream pin)' });
+    expect(pinnedAsset(m, 'x86_64')).toEqual({
+      ok: false,
+      reason: 'not built or pinned (run odh upstream build; upstream publishes no binaries)',
+    });
   });
 
   it('render → parse is the identity, keys in a fixed order (x86_64 before aarch64)', () => {
@@ -106,7 +109,7 @@ describe('upstream manifest', () => {
     expect(hostArch('s390x')).toBeNull();
     expect(pinnedAsset({ ...pinned, assets: { x86_64: pinned.assets.x86_64 } }, 'aarch64')).toEqual({
       ok: false,
-      reason: 'no aarch64 asset pinned for oci-delta 0.6.0 (run odh upstream pin)',
+      reason: 'no aarch64 asset pinned for oci-delta 0.6.0 (run odh upstream pin, or odh upstream build)',
     });
   });
 });
