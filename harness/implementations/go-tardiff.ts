@@ -18,11 +18,11 @@ import { pipeline } from 'node:stream/promises';
 import { applyDelta, type TarPatcher } from '../../src/delta/apply.js';
 import { createDelta, type TarDiffWriter } from '../../src/delta/create.js';
 import { compressStream, decompressStream } from '../../src/oci/compression.js';
-import { extractMergedRootfs } from '../../src/source/rootfs-extract.js';
 import { inspectTarDiff } from '../../src/tardiff/inspect.js';
 import { OdhError } from '../../src/util/errors.js';
 import { findOracle } from '../oracles.js';
 import { lastLine, runChild } from '../upstream/child.js';
+import { extractOldRootfs, outputImageIn } from './applier-io.js';
 import { writeMergedSourcesTar } from './merged-tar.js';
 import { secondsSince, type Availability, type DeltaApplier, type DeltaCreator } from './types.js';
 import { runTempDir } from '../../src/util/run.js';
@@ -163,10 +163,8 @@ export function goTarPatchApplier(o: { jobs?: number } = {}): DeltaApplier {
     available: async () => oracleAvailability('tar-patch'),
     async apply(delta, oldArchive, outDir, workDir) {
       const bin = binary('tar-patch');
-      const rootfs = path.join(workDir, 'rootfs');
-      const outputImage = `oci-archive:${path.join(outDir, 'image.oci-archive')}`;
-      // The rootfs extraction prepares the source (as for ts-dir and upstream): not timed.
-      await extractMergedRootfs(oldArchive, rootfs);
+      const outputImage = outputImageIn(outDir);
+      const rootfs = await extractOldRootfs(oldArchive, workDir);
       const t0 = process.hrtime.bigint();
       await applyDelta({
         delta,

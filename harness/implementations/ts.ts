@@ -7,7 +7,7 @@
 import path from 'node:path';
 import { applyDelta } from '../../src/delta/apply.js';
 import { createDelta, type BinaryDiff } from '../../src/delta/create.js';
-import { extractMergedRootfs } from '../../src/source/rootfs-extract.js';
+import { extractOldRootfs, outputImageIn } from './applier-io.js';
 import { completeFromOldImage } from './image-rewrite.js';
 import { secondsSince, type DeltaApplier, type DeltaCreator } from './types.js';
 
@@ -43,7 +43,7 @@ export function tsImageApplier(o: TsOptions = {}): DeltaApplier {
     readsTarDiff: () => true,
     available: async () => ({ ok: true }),
     async apply(delta, oldArchive, outDir) {
-      const outputImage = `oci-archive:${path.join(outDir, 'image.oci-archive')}`;
+      const outputImage = outputImageIn(outDir);
       const t0 = process.hrtime.bigint();
       await applyDelta({
         delta,
@@ -63,11 +63,9 @@ export function tsDirApplier(o: TsOptions = {}): DeltaApplier {
     readsTarDiff: () => true,
     available: async () => ({ ok: true }),
     async apply(delta, oldArchive, outDir, workDir) {
-      const rootfs = path.join(workDir, 'rootfs');
       const partial = `oci-archive:${path.join(workDir, 'partial.oci-archive')}`;
-      const outputImage = `oci-archive:${path.join(outDir, 'image.oci-archive')}`;
-      // The rootfs extraction is the source's preparation, not the apply: it is not timed.
-      await extractMergedRootfs(oldArchive, rootfs);
+      const outputImage = outputImageIn(outDir);
+      const rootfs = await extractOldRootfs(oldArchive, workDir);
       const t0 = process.hrtime.bigint();
       await applyDelta({
         delta,

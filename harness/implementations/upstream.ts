@@ -6,10 +6,10 @@
  * its output has no blobs for reused layers (§4.1 6c), so they are filled from the old image.
  */
 import path from 'node:path';
-import { extractMergedRootfs } from '../../src/source/rootfs-extract.js';
 import { OdhError } from '../../src/util/errors.js';
 import { upstreamApply, upstreamCreate, type UpstreamBinaryDiff } from '../upstream/run.js';
 import type { UpstreamResolution } from '../upstream/types.js';
+import { extractOldRootfs, outputImageIn } from './applier-io.js';
 import { completeFromOldImage } from './image-rewrite.js';
 import type { Availability, DeltaApplier, DeltaCreator } from './types.js';
 
@@ -57,10 +57,9 @@ export function upstreamApplier(u: UpstreamResolution): DeltaApplier {
     available: async () => availability(u),
     async apply(delta, oldArchive, outDir, workDir) {
       if (u.status !== 'available') throw new OdhError('UNAVAILABLE', `upstream: ${u.reason}`);
-      const rootfs = path.join(workDir, 'rootfs');
       const partial = path.join(workDir, 'partial.oci-archive');
-      const outputImage = `oci-archive:${path.join(outDir, 'image.oci-archive')}`;
-      await extractMergedRootfs(oldArchive, rootfs);
+      const outputImage = outputImageIn(outDir);
+      const rootfs = await extractOldRootfs(oldArchive, workDir);
       const r = await upstreamApply(u.path, delta, partial, { directory: rootfs });
       await completeFromOldImage(`oci-archive:${partial}`, oldArchive, outputImage);
       return {
