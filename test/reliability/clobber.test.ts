@@ -7,14 +7,13 @@
  * user file is written, then SIGCONT); mkfs and tar-patch are held mid-input through a pipe / FIFO.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, promises as fs, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildFixture, type BuiltFixture } from '../../fixtures/build.js';
 import { createDelta } from '../../src/delta/create.js';
 import { openLayout } from '../../src/oci/image.js';
 import { parseRef } from '../../src/oci/ref.js';
-import { vectorPath } from '../helpers/shared.js';
 import {
   debris,
   errorLines,
@@ -22,6 +21,7 @@ import {
   removeTree,
   runOdh,
   startOdh,
+  startTarPatchOnFifo,
   tempRoot,
   waitFor,
   type Running,
@@ -149,18 +149,10 @@ describe('a file created at the output while the command runs survives intact', 
 
   it('odh tar-patch (delta held in a FIFO)', async () => {
     const { dir, tmp } = caseDir();
-    const out = path.join(dir, 'out.tar');
-    const fifo = path.join(dir, 'delta.fifo');
-    execFileSync('mkfifo', [fifo]);
-    const bytes = readFileSync(vectorPath('tardiff', 'v2-zstddict-32k', 'delta.tardiff'));
-    const r = startOdh(['tar-patch', '-q', fifo, vectorPath('tardiff', 'v2-zstddict-32k', 'source'), out], {
-      TMPDIR: tmp,
-    });
-    const w = await fs.open(fifo, 'w');
-    await w.write(bytes.subarray(0, 16));
-    expect(await waitFor(() => hasEntry(dir, '.odh-tmp-'), r)).toBe(true);
+    const { r, w, out, started, rest } = await startTarPatchOnFifo(dir, tmp);
+    expect(started).toBe(true);
     writeFileSync(out, USER, { flag: 'wx' });
-    await w.write(bytes.subarray(16));
+    await w.write(rest);
     await w.close();
     const e = await r.exited;
     expectSurvived({ code: e.code, out, stderr: r.stderr() }, dir, tmp);

@@ -5,13 +5,22 @@
  * which knows nothing about the killed command's output directory (the run's journal does).
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, promises as fs, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildFixture, type BuiltFixture } from '../../fixtures/build.js';
 import { createDelta } from '../../src/delta/create.js';
-import { vectorPath } from '../helpers/shared.js';
-import { debris, errorLines, hasEntry, removeTree, runOdh, startOdh, tempRoot, waitFor } from './run.js';
+import {
+  debris,
+  errorLines,
+  hasEntry,
+  removeTree,
+  runOdh,
+  startOdh,
+  startTarPatchOnFifo,
+  tempRoot,
+  waitFor,
+} from './run.js';
 
 let root: string;
 let pair: BuiltFixture;
@@ -83,16 +92,8 @@ async function interruptTarPatch(signal: NodeJS.Signals) {
   const dir = path.join(root, `case-${n++}`);
   const tmp = path.join(dir, 'tmp');
   execFileSync('mkdir', ['-p', tmp]);
-  const out = path.join(dir, 'out.tar');
-  const fifo = path.join(dir, 'delta.fifo');
-  execFileSync('mkfifo', [fifo]);
-  const bytes = readFileSync(vectorPath('tardiff', 'v2-zstddict-32k', 'delta.tardiff'));
-  const r = startOdh(['tar-patch', '-q', fifo, vectorPath('tardiff', 'v2-zstddict-32k', 'source'), out], {
-    TMPDIR: tmp,
-  });
-  const w = await fs.open(fifo, 'w');
-  await w.write(bytes.subarray(0, 16));
-  expect(await waitFor(() => hasEntry(dir, '.odh-tmp-'), r)).toBe(true);
+  const { r, w, out, started } = await startTarPatchOnFifo(dir, tmp);
+  expect(started).toBe(true);
   r.child.kill(signal);
   const t0 = Date.now();
   const e = await r.exited;
@@ -135,15 +136,8 @@ describe('a second signal exits at once', () => {
     const dir = path.join(root, `case-${n++}`);
     const tmp = path.join(dir, 'tmp');
     execFileSync('mkdir', ['-p', tmp]);
-    const out = path.join(dir, 'out.tar');
-    const fifo = path.join(dir, 'delta.fifo');
-    execFileSync('mkfifo', [fifo]);
-    const r = startOdh(['tar-patch', '-q', fifo, vectorPath('tardiff', 'v2-zstddict-32k', 'source'), out], {
-      TMPDIR: tmp,
-    });
-    const w = await fs.open(fifo, 'w');
-    await w.write(Buffer.from('tardf2'));
-    expect(await waitFor(() => hasEntry(dir, '.odh-tmp-'), r)).toBe(true);
+    const { r, w, out, started } = await startTarPatchOnFifo(dir, tmp, Buffer.from('tardf2'));
+    expect(started).toBe(true);
     r.child.kill('SIGINT');
     await new Promise((res) => setTimeout(res, 200));
     const t0 = Date.now();

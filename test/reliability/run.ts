@@ -2,11 +2,11 @@
  * Real `odh` processes for the reliability tests: spawn one with a private TMPDIR, wait for a temp
  * entry to appear, signal it, and list what it left behind.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, promises as fs, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { REPO_ROOT } from '../helpers/shared.js';
+import { REPO_ROOT, vectorPath } from '../helpers/shared.js';
 
 export const ODH = process.env.ODH_TEST_BIN ?? path.join(REPO_ROOT, 'dist', 'bin', 'odh.js');
 
@@ -84,4 +84,24 @@ export function removeTree(p: string): void {
 /** The `odh: error:` lines of stderr. */
 export function errorLines(stderr: string): string[] {
   return stderr.split('\n').filter((l) => l.startsWith('odh: error:'));
+}
+
+/**
+ * `odh tar-patch` of the v2-zstddict-32k vector whose delta arrives through a FIFO in `dir`, so a
+ * test can hold the run in the middle: it writes `head` bytes of the delta (default 16), waits for
+ * the run's temp entry beside the output, and returns the open writer (`rest` = the remaining bytes).
+ */
+export async function startTarPatchOnFifo(dir: string, tmp: string, head: Buffer | number = 16) {
+  const out = path.join(dir, 'out.tar');
+  const fifo = path.join(dir, 'delta.fifo');
+  execFileSync('mkfifo', [fifo]);
+  const bytes = readFileSync(vectorPath('tardiff', 'v2-zstddict-32k', 'delta.tardiff'));
+  const r = startOdh(['tar-patch', '-q', fifo, vectorPath('tardiff', 'v2-zstddict-32k', 'source'), out], {
+    TMPDIR: tmp,
+  });
+  const w = await fs.open(fifo, 'w');
+  const first = typeof head === 'number' ? bytes.subarray(0, head) : head;
+  await w.write(first);
+  const started = await waitFor(() => hasEntry(dir, '.odh-tmp-'), r);
+  return { r, w, out, started, rest: typeof head === 'number' ? bytes.subarray(head) : bytes };
 }
