@@ -38,7 +38,7 @@ describe.skipIf(!haveAll)('Go tar-diff / tar-patch and C mkcomposefs in the matr
       'conformance',
       '--quick',
       '--creators',
-      'ts-zstd,ts-copy,go-tardiff',
+      'ts-bsdiff,ts-zstd,ts-copy,go-tardiff',
       '--appliers',
       'ts-image,ts-dir,go-tarpatch',
       '--require',
@@ -67,16 +67,19 @@ describe.skipIf(!haveAll)('Go tar-diff / tar-patch and C mkcomposefs in the matr
       expect(c.diffIds, where(c)).toBe('ok');
       expect(c.actualId, where(c)).toBe(c.expectedId);
     }
-    // Every fixture ran both Go tools end to end (the Go delta applied by the Go tar-patch).
+    // Every fixture ran both Go tools end to end (the Go delta applied by the Go tar-patch), and the
+    // Go tar-patch rebuilt our default-mode (bsdiff, tardf1) delta.
     for (const f of fixtures) {
-      const both = foreign.filter(
-        (c) => c.fixture === f && c.creator === 'go-tardiff' && c.applier === 'go-tarpatch',
-      );
-      expect(both.length, f).toBe(3);
-      expect(
-        both.every((c) => c.status === 'ok'),
-        f,
-      ).toBe(true);
+      for (const creator of ['go-tardiff', 'ts-bsdiff']) {
+        const cells = foreign.filter(
+          (c) => c.fixture === f && c.creator === creator && c.applier === 'go-tarpatch',
+        );
+        expect(cells.length, `${f} ${creator}`).toBe(3);
+        expect(
+          cells.every((c) => c.status === 'ok'),
+          `${f} ${creator}`,
+        ).toBe(true);
+      }
     }
     // C mkcomposefs agreed on every V1-sha256 cell that has an output image.
     const v1 = out.cells.filter((c) => c.format === 'v1' && c.hash === 'sha256' && c.status === 'ok');
