@@ -51,7 +51,7 @@ export function register(program: Command): void {
     .option('--quick', 'the quick fixture set')
     .option(
       '--creators <A,B>',
-      'creators: ts-zstd, ts-copy, go-tardiff, upstream[-bsdiff|-zstd|-auto] (default: all)',
+      'creators: ts-bsdiff, ts-zstd, ts-auto, ts-copy, go-tardiff, upstream[-bsdiff|-zstd|-auto] (default: all)',
     )
     .option('--appliers <A,B>', 'appliers: ts-image, ts-dir, go-tarpatch, upstream, cfsctl (default: all)')
     .option(
