@@ -60,7 +60,13 @@ async function buildFromUpstream(out: string): Promise<void> {
   const td = path.join(work, 'tar-diff');
   const clone = async (repo: string, tag: string, dir: string) => {
     const r = await $`git clone --quiet --depth 1 --branch ${tag} ${repo} ${dir}`.nothrow();
-    if (r.exitCode !== 0) fail(`cannot clone ${repo} at ${tag}: ${r.stderr.trim().split('\n').pop() ?? ''}`);
+    if (r.exitCode !== 0) {
+      fail(
+        `cannot clone ${repo} at ${tag} (${r.stderr.trim().split('\n').pop() ?? ''}); offline, give the ` +
+          'sources with ODH_ORACLE_SRC=DIR (the layout of ../shared/oracles); tests also find tools built ' +
+          'elsewhere through ODH_ORACLES=DIR or PATH',
+      );
+    }
   };
   await clone(ORACLE_PINS.composefs.repo, ORACLE_PINS.composefs.tag, cfs);
   await clone(ORACLE_PINS['tar-diff'].repo, ORACLE_PINS['tar-diff'].tag, td);
