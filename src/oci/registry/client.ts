@@ -4,16 +4,9 @@ import { DigestHasher, checkDigest, digestOf, parseDigest } from '../digest.js';
 import { MEDIA_TYPE_IMAGE_INDEX, MEDIA_TYPE_IMAGE_MANIFEST, type Descriptor } from '../types.js';
 import { parseReferrersIndex, referrersTag } from './referrers.js';
 import { uploadBlobSession, type BlobOpener, type BlobPushResult } from './upload.js';
-import {
-  RegistryHttp,
-  TransientError,
-  bodyChunks,
-  discard,
-  errorText,
-  readBody,
-  type RegistryOptions,
-  type RegistryStats,
-} from './http.js';
+import { bodyChunks, discard, readBody } from '../../net/request.js';
+import { TransientError } from '../../net/retry.js';
+import { RegistryHttp, errorText, type RegistryOptions, type RegistryStats } from './http.js';
 
 export { referrersTag } from './referrers.js';
 

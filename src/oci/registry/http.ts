@@ -1,4 +1,13 @@
-import { OdhError, isOdhError } from '../../util/errors.js';
+import { Deadline, retrying } from '../../net/retry.js';
+import {
+  discard,
+  readBody,
+  sendRequest,
+  throwIfTransientStatus,
+  type HttpRequest,
+  type Response,
+} from '../../net/request.js';
+import { OdhError } from '../../util/errors.js';
 import { runSignal } from '../../util/run.js';
 import {
   basicAuthorization,
@@ -10,8 +19,9 @@ import {
 
 /**
  * The HTTP edge of the registry client (OCI distribution spec): one request with the auth dance
- * (anonymous → challenge → Basic or Bearer token), bounded retries with backoff on 429/5xx and
- * connection errors, timeouts on headers and on every body read (a stalled transfer fails).
+ * (anonymous → challenge → Basic or Bearer token), on the project's one HTTP layer (`src/net/`:
+ * proxies from HTTPS_PROXY/HTTP_PROXY/NO_PROXY, bounded retries with backoff on 429/5xx and
+ * connection errors, timeouts on headers and on every body read, one deadline per operation).
  */
 
 export interface RegistryOptions {
@@ -66,47 +76,6 @@ export interface RegistryRequest {
   headers?: Record<string, string>;
   body?: Buffer;
   scope: RequestScope;
-}
-
-/** A failure worth retrying (429, 5xx, connection reset, timeout). */
-export class TransientError extends OdhError {
-  constructor(
-    message: string,
-    readonly retryAfterMs?: number,
-  ) {
-    super('UNAVAILABLE', message);
-  }
-}
-
-const MAX_BACKOFF_MS = 8000;
-
-/**
- * The deadline of one registry operation: a signal that aborts when the time is up or the run is
- * cancelled. Every try of the operation shares it, so retries never extend it.
- */
-export class Deadline {
-  readonly signal: AbortSignal;
-  private readonly timer: NodeJS.Timeout;
-  private readonly ends: number;
-
-  constructor(what: string, budgetMs: number, cancel: AbortSignal) {
-    const ac = new AbortController();
-    this.ends = Date.now() + budgetMs;
-    this.timer = setTimeout(() => {
-      const secs = Math.round(budgetMs / 100) / 10;
-      ac.abort(new OdhError('UNAVAILABLE', `${what}: not done within ${secs} s (deadline; see --timeout)`));
-    }, budgetMs);
-    this.timer.unref();
-    this.signal = AbortSignal.any([ac.signal, cancel]);
-  }
-
-  remainingMs(): number {
-    return this.ends - Date.now();
-  }
-
-  dispose(): void {
-    clearTimeout(this.timer);
-  }
 }
 
 function isLoopback(host: string): boolean {
@@ -180,27 +149,16 @@ export class RegistryHttp {
     fn: (signal: AbortSignal) => Promise<T>,
     opts: { size?: number; deadline?: Deadline } = {},
   ): Promise<T> {
-    const dl = opts.deadline ?? this.deadline(what, opts.size);
+    const deadline = opts.deadline ?? this.deadline(what, opts.size);
     try {
-      for (let attempt = 1; ; attempt++) {
-        dl.signal.throwIfAborted();
-        try {
-          return await fn(dl.signal);
-        } catch (e) {
-          if (dl.signal.aborted) throw dl.signal.reason;
-          if (!(e instanceof TransientError)) throw e;
-          const wait = Math.min(e.retryAfterMs ?? this.backoffMs * 2 ** (attempt - 1), MAX_BACKOFF_MS);
-          if (attempt >= this.tries || wait >= dl.remainingMs()) {
-            const why =
-              attempt >= this.tries ? `after ${attempt} tries` : `after ${attempt} tries (deadline)`;
-            throw new OdhError('UNAVAILABLE', `${what} failed ${why}: ${e.message}`, {}, { cause: e });
-          }
-          this.stats.retries++;
-          await sleep(wait, dl.signal);
-        }
-      }
+      return await retrying(what, fn, {
+        tries: this.tries,
+        backoffMs: this.backoffMs,
+        deadline,
+        onRetry: () => this.stats.retries++,
+      });
     } finally {
-      if (!opts.deadline) dl.dispose();
+      if (!opts.deadline) deadline.dispose();
     }
   }
 
@@ -225,14 +183,10 @@ export class RegistryHttp {
         throw this.authFailed();
       }
     }
-    if (res.status === 429 || res.status >= 500) {
-      const retryAfter = Number(res.headers.get('retry-after'));
-      await discard(res);
-      throw new TransientError(
-        `registry ${this.host}: ${req.method} ${new URL(this.resolve(req.url)).pathname} answered HTTP ${res.status}`,
-        Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter * 1000 : undefined,
-      );
-    }
+    await throwIfTransientStatus(
+      res,
+      `registry ${this.host}: ${req.method} ${new URL(this.resolve(req.url)).pathname}`,
+    );
     return res;
   }
 
@@ -293,15 +247,12 @@ export class RegistryHttp {
     for (const s of scopes) url.searchParams.append('scope', s);
     const headers: Record<string, string> = {};
     if (this.credentials) headers.authorization = basicAuthorization(this.credentials);
-    const res = await this.fetchRaw('GET', url.toString(), headers, undefined, signal);
+    const res = await this.fetchRaw({ method: 'GET', url: url.toString(), headers }, signal);
     if (res.status === 401 || res.status === 403) {
       await discard(res);
       throw this.authFailed();
     }
-    if (res.status === 429 || res.status >= 500) {
-      await discard(res);
-      throw new TransientError(`token endpoint ${url.host} answered HTTP ${res.status}`);
-    }
+    await throwIfTransientStatus(res, `token endpoint ${url.host}`);
     if (res.status !== 200) {
       await discard(res);
       throw new OdhError('IO', `token endpoint ${url.host} answered HTTP ${res.status} for ${this.host}`);
@@ -327,143 +278,17 @@ export class RegistryHttp {
   ): Promise<Response> {
     const headers: Record<string, string> = { ...req.headers };
     if (authorization) headers.authorization = authorization;
-    return this.fetchRaw(req.method, this.resolve(req.url), headers, req.body, signal);
+    return this.fetchRaw({ method: req.method, url: this.resolve(req.url), headers, body: req.body }, signal);
   }
 
-  /** fetch with a header timeout; network failures and timeouts become TransientError. */
-  private async fetchRaw(
-    method: string,
-    url: string,
-    headers: Record<string, string>,
-    body: Buffer | undefined,
-    signal: AbortSignal,
-  ): Promise<Response> {
+  /** One request with the client's timeout and signal; network failures become TransientError. */
+  private fetchRaw(req: Omit<HttpRequest, 'what'>, signal: AbortSignal): Promise<Response> {
     signal.throwIfAborted();
     this.stats.requests++;
-    this.opts.onRequest?.(method, url);
-    const ac = new AbortController();
-    const timer = setTimeout(() => ac.abort(), this.timeoutMs);
-    try {
-      const res = await fetch(url, {
-        method,
-        headers: { 'user-agent': 'oci-delta-harness', ...headers },
-        body,
-        redirect: 'follow',
-        signal: AbortSignal.any([ac.signal, signal]),
-      });
-      attachAbort(res, ac, signal);
-      return res;
-    } catch (e) {
-      if (signal.aborted) throw signal.reason;
-      const why = ac.signal.aborted ? `no response within ${this.timeoutMs} ms` : describeFetchError(e);
-      throw new TransientError(`registry ${this.host}: ${method} ${new URL(url).pathname}: ${why}`);
-    } finally {
-      clearTimeout(timer);
-    }
+    this.opts.onRequest?.(req.method, req.url);
+    const what = `registry ${this.host}: ${req.method} ${new URL(req.url).pathname}`;
+    return sendRequest({ ...req, what }, { timeoutMs: this.timeoutMs, signal });
   }
-}
-
-const aborters = new WeakMap<Response, AbortController>();
-/** The operation's deadline/cancel signal of a response: its body reads fail with that reason. */
-const outerSignals = new WeakMap<Response, AbortSignal>();
-
-function attachAbort(res: Response, ac: AbortController, signal: AbortSignal): void {
-  aborters.set(res, ac);
-  outerSignals.set(res, signal);
-}
-
-/** Waits `ms`, or rejects with the signal's reason. */
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onAbort = () => {
-      clearTimeout(t);
-      reject(signal.reason);
-    };
-    const t = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
-}
-
-function describeFetchError(e: unknown): string {
-  if (isOdhError(e)) return e.message;
-  const err = e as Error & { cause?: Error & { code?: string } };
-  const cause = err.cause;
-  return cause ? `${cause.code ?? cause.message}` : err.message;
-}
-
-/**
- * The body as chunks; each read must deliver within `timeoutMs` or the transfer is aborted
- * (TransientError), as is a connection reset mid-body.
- */
-export async function* bodyChunks(
-  res: Response,
-  timeoutMs: number,
-  what: string,
-): AsyncGenerator<Uint8Array> {
-  if (!res.body) return;
-  const reader = res.body.getReader();
-  const ac = aborters.get(res);
-  const outer = outerSignals.get(res);
-  let stalled = false;
-  let finished = false;
-  try {
-    for (;;) {
-      const timer = setTimeout(() => {
-        stalled = true;
-        ac?.abort();
-        void reader.cancel().catch(() => {});
-      }, timeoutMs);
-      let r: { done: boolean; value?: Uint8Array };
-      try {
-        r = (await reader.read()) as { done: boolean; value?: Uint8Array };
-      } catch (e) {
-        if (outer?.aborted) throw outer.reason;
-        throw new TransientError(
-          `${what}: ${stalled ? `transfer stalled for ${timeoutMs} ms` : `transfer broken (${describeFetchError(e)})`}`,
-        );
-      } finally {
-        clearTimeout(timer);
-      }
-      if (stalled) throw new TransientError(`${what}: transfer stalled for ${timeoutMs} ms`);
-      if (r.done || r.value === undefined) {
-        finished = true;
-        return;
-      }
-      yield r.value;
-    }
-  } finally {
-    // A consumer that stops early (or an error) must not leave the connection half-read.
-    if (!finished) await reader.cancel().catch(() => {});
-    reader.releaseLock();
-  }
-}
-
-/** Whole body, at most `limit` bytes (LIMIT beyond). */
-export async function readBody(
-  res: Response,
-  limit: number,
-  timeoutMs: number,
-  what: string,
-): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  let n = 0;
-  for await (const c of bodyChunks(res, timeoutMs, what)) {
-    n += c.length;
-    if (n > limit) {
-      aborters.get(res)?.abort();
-      throw new OdhError('LIMIT', `${what} is larger than ${limit} bytes`);
-    }
-    parts.push(Buffer.from(c.buffer, c.byteOffset, c.length));
-  }
-  return Buffer.concat(parts);
-}
-
-/** Drops a body we do not need (frees the connection). */
-export async function discard(res: Response): Promise<void> {
-  await res.body?.cancel().catch(() => {});
 }
 
 /** One-line text of a registry error body (`{"errors":[{"code","message"}]}`), for messages. */

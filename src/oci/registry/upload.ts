@@ -1,7 +1,8 @@
 import { OdhError } from '../../util/errors.js';
 import { DigestHasher, checkDigest, parseDigest } from '../digest.js';
 import type { Descriptor } from '../types.js';
-import { discard, type RegistryHttp } from './http.js';
+import { discard } from '../../net/request.js';
+import type { RegistryHttp } from './http.js';
 
 /** Where a blob's bytes come from for an upload: opened again for each attempt. */
 export type BlobOpener = () => Promise<AsyncIterable<Uint8Array>> | AsyncIterable<Uint8Array>;
