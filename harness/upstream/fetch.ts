@@ -3,7 +3,7 @@ import { createReadStream, promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { OdhError } from '../../src/util/errors.js';
-import { downloadToFile, type HttpOptions } from './http.js';
+import { downloadToFile, type DownloadOptions } from '../../src/net/download.js';
 import { hostArch, pinnedAsset, readManifest } from './manifest.js';
 import { probeBinary } from './probe.js';
 import { builtBinaryPath } from './build.js';
@@ -60,7 +60,7 @@ async function verifiedCopy(file: string, asset: UpstreamAsset): Promise<boolean
 export async function installAsset(
   asset: UpstreamAsset,
   dest: string,
-  http: HttpOptions = {},
+  http: DownloadOptions = {},
 ): Promise<void> {
   await fs.mkdir(path.dirname(dest), { recursive: true });
   const tmp = path.join(
@@ -98,7 +98,7 @@ export interface FetchOptions {
   /** Never download; use the verified cache only. */
   offline?: boolean;
   env?: NodeJS.ProcessEnv;
-  http?: HttpOptions;
+  http?: DownloadOptions;
 }
 
 export interface FetchResult {

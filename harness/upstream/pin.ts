@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { OdhError } from '../../src/util/errors.js';
 import { pickAsset } from './assets.js';
-import { downloadToFile, getJson, type HttpOptions } from './http.js';
+import { downloadToFile, getJson, type DownloadOptions } from '../../src/net/download.js';
 import { defaultManifestPath, readManifest, UPSTREAM_REPOSITORY, writeManifest } from './manifest.js';
 import { UPSTREAM_ARCHES, type UpstreamArch, type UpstreamAsset, type UpstreamManifest } from './types.js';
 import { runTempDir } from '../../src/util/run.js';
@@ -14,7 +14,7 @@ export interface PinOptions {
   apiUrl?: string;
   manifestPath?: string;
   env?: NodeJS.ProcessEnv;
-  http?: HttpOptions;
+  http?: DownloadOptions;
   /** Progress lines (stderr in the CLI). */
   log?: (line: string) => void;
 }
@@ -72,7 +72,7 @@ export async function pinUpstream(opts: PinOptions = {}): Promise<UpstreamManife
     'x-github-api-version': '2022-11-28',
   };
   if (env.GITHUB_TOKEN) headers.authorization = `Bearer ${env.GITHUB_TOKEN}`;
-  const http: HttpOptions = { ...opts.http, env };
+  const http: DownloadOptions = { ...opts.http, env };
 
   const url = releaseUrl(apiUrl, repository, opts.version);
   log(`asking ${url}`);

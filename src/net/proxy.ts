@@ -87,21 +87,24 @@ export function loadUndici(): ReturnType<typeof importUndici> {
 const pools = new Map<string, Dispatcher>();
 
 /**
- * The dispatcher for a request to `target`: direct, or through the proxy the environment names.
- * Plain http:// targets behind an http:// proxy are sent in absolute form (RFC 9112 §3.2.2), https://
- * targets through a CONNECT tunnel with TLS to the origin.
+ * The dispatcher for a request to `target`: direct, or through the proxy the environment names
+ * (returned too, for messages). Plain http:// targets behind an http:// proxy are sent in absolute
+ * form (RFC 9112 §3.2.2), https:// targets through a CONNECT tunnel with TLS to the origin.
  */
-export async function dispatcherFor(target: URL, opts: ConnectionOptions = {}): Promise<Dispatcher> {
+export async function dispatcherFor(
+  target: URL,
+  opts: ConnectionOptions = {},
+): Promise<{ dispatcher: Dispatcher; proxy: URL | null }> {
   const proxy = proxyFor(target, opts.env ?? process.env);
   const ca = opts.ca === undefined ? undefined : [...rootCertificates, opts.ca.toString()];
   const key = `${proxy?.href ?? 'direct'}\n${opts.ca?.toString() ?? ''}`;
-  let d = pools.get(key);
-  if (d === undefined) {
+  let dispatcher = pools.get(key);
+  if (dispatcher === undefined) {
     const { Agent, ProxyAgent } = await loadUndici();
-    d = proxy
+    dispatcher = proxy
       ? new ProxyAgent({ uri: proxy.href, proxyTunnel: false, ...(ca ? { requestTls: { ca } } : {}) })
       : new Agent(ca ? { connect: { ca } } : {});
-    pools.set(key, d);
+    pools.set(key, dispatcher);
   }
-  return d;
+  return { dispatcher, proxy };
 }

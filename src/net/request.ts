@@ -39,7 +39,7 @@ const outerSignals = new WeakMap<Response, AbortSignal>();
 export async function sendRequest(req: HttpRequest, opts: SendOptions): Promise<Response> {
   opts.signal.throwIfAborted();
   const url = new URL(req.url);
-  const [{ fetch }, dispatcher] = await Promise.all([loadUndici(), dispatcherFor(url, opts)]);
+  const [{ fetch }, { dispatcher, proxy }] = await Promise.all([loadUndici(), dispatcherFor(url, opts)]);
   const ac = new AbortController();
   const timer = setTimeout(() => ac.abort(), opts.timeoutMs);
   try {
@@ -57,7 +57,7 @@ export async function sendRequest(req: HttpRequest, opts: SendOptions): Promise<
   } catch (e) {
     if (opts.signal.aborted) throw opts.signal.reason;
     const why = ac.signal.aborted ? `no response within ${opts.timeoutMs} ms` : describeNetError(e);
-    throw new TransientError(`${req.what}: ${why}`);
+    throw new TransientError(`${req.what}: ${why}${proxy ? ` (via proxy ${proxy.host})` : ''}`);
   } finally {
     clearTimeout(timer);
   }

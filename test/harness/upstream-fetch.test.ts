@@ -225,7 +225,7 @@ describe('resolveUpstream / odh upstream fetch (stand-in asset downloads)', () =
       http: FAST,
     });
     expect(r.status).toBe('unavailable');
-    if (r.status === 'unavailable') expect(r.reason).toMatch(/gave up after 4 tries/);
+    if (r.status === 'unavailable') expect(r.reason).toMatch(/failed after 4 tries: /);
     expect(server.requests.filter((q) => q.path === p).length).toBe(4);
     expect(cacheEntries()).toEqual([]);
   });
@@ -249,7 +249,7 @@ describe('resolveUpstream / odh upstream fetch (stand-in asset downloads)', () =
     await server.close();
     const r = await resolveUpstream({ manifest: m, arch: 'x86_64', cacheRoot, env, http: FAST });
     expect(r.status).toBe('unavailable');
-    if (r.status === 'unavailable') expect(r.reason).toMatch(/ECONNREFUSED.*gave up after 4 tries/);
+    if (r.status === 'unavailable') expect(r.reason).toMatch(/failed after 4 tries: .*ECONNREFUSED/);
     expect(cacheEntries()).toEqual([]);
   });
 

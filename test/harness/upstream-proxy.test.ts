@@ -11,8 +11,8 @@ import net, { type AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { downloadToFile } from '../../harness/upstream/http.js';
-import { bypassesProxy, proxyFor } from '../../harness/upstream/proxy.js';
+import { downloadToFile } from '../../src/net/download.js';
+import { bypassesProxy, proxyFor } from '../../src/net/proxy.js';
 import { hasTool } from '../helpers/tools.js';
 import { sha256, startStandinServer, type StandinServer } from './upstream-standin.js';
 
@@ -152,7 +152,9 @@ describe('downloads through a stand-in proxy', () => {
         tries: 2,
         backoffMs: 5,
       }),
-    ).rejects.toThrow(/ECONNREFUSED.*gave up after 2 tries/);
+    ).rejects.toThrow(
+      new RegExp(`failed after 2 tries: .*ECONNREFUSED \\(via proxy ${new URL(dead.url).host}\\)`),
+    );
     expect(origin.requests).toEqual([]);
   });
 
