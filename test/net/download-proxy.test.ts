@@ -1,78 +1,21 @@
 /**
- * Downloads through HTTP(S)_PROXY against stand-ins: a local forward proxy (absolute-form GET and
+ * Downloads (src/net/download.ts: the upstream fetcher's) through HTTP(S)_PROXY against stand-ins: a local forward proxy (absolute-form GET and
  * CONNECT tunnels) in front of the stand-in release server, plus an https stand-in origin with a
  * throw-away certificate made by openssl for the CONNECT path.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import http from 'node:http';
 import https from 'node:https';
-import net, { type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { downloadToFile } from '../../src/net/download.js';
-import { bypassesProxy, proxyFor } from '../../src/net/proxy.js';
+import { startStandinProxy, type StandinProxy } from '../helpers/standin-proxy.js';
 import { hasTool } from '../helpers/tools.js';
-import { sha256, startStandinServer, type StandinServer } from './upstream-standin.js';
+import { sha256, startStandinServer, type StandinServer } from '../harness/upstream-standin.js';
 
 const BODY = Buffer.from('#!/bin/sh\n# stand-in oci-delta behind a proxy\nexit 0\n');
-
-interface StandinProxy {
-  url: string;
-  seen: { method: string; target: string; auth?: string }[];
-  close(): Promise<void>;
-}
-
-/** A minimal forward proxy: absolute-form GETs are relayed, CONNECT opens a raw TCP tunnel. */
-async function startStandinProxy(): Promise<StandinProxy> {
-  const seen: StandinProxy['seen'] = [];
-  // Tunnelled sockets leave the HTTP server's bookkeeping: closed by hand on close().
-  const tunnels = new Set<net.Socket>();
-  const server = http.createServer((req, res) => {
-    seen.push({ method: req.method ?? '', target: req.url ?? '', auth: req.headers['proxy-authorization'] });
-    const target = new URL(req.url ?? '');
-    const up = http.request(
-      {
-        host: target.hostname,
-        port: target.port,
-        path: `${target.pathname}${target.search}`,
-        headers: { host: target.host },
-      },
-      (ur) => {
-        res.writeHead(ur.statusCode ?? 502, ur.headers);
-        ur.pipe(res);
-      },
-    );
-    up.on('error', () => res.writeHead(502).end());
-    up.end();
-  });
-  server.on('connect', (req: http.IncomingMessage, client: net.Socket, head: Buffer) => {
-    seen.push({ method: 'CONNECT', target: req.url ?? '', auth: req.headers['proxy-authorization'] });
-    tunnels.add(client);
-    const [host, port] = (req.url ?? '').split(':');
-    const upstream = net.connect(Number(port), host, () => {
-      client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
-      upstream.write(head);
-      upstream.pipe(client);
-      client.pipe(upstream);
-    });
-    tunnels.add(upstream);
-    upstream.on('error', () => client.destroy());
-    client.on('error', () => upstream.destroy());
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    seen,
-    close: () =>
-      new Promise<void>((r) => {
-        for (const t of tunnels) t.destroy();
-        server.closeAllConnections();
-        server.close(() => r());
-      }),
-  };
-}
 
 let work: string;
 let origin: StandinServer;
@@ -86,32 +29,6 @@ afterEach(async () => {
   await proxy.close();
   await origin.close();
   rmSync(work, { recursive: true, force: true });
-});
-
-describe('proxy selection', () => {
-  it('NO_PROXY: exact host, subdomains, leading dot, port, wildcard', () => {
-    const u = (s: string) => new URL(s);
-    expect(bypassesProxy(u('https://github.com/x'), 'github.com')).toBe(true);
-    expect(bypassesProxy(u('https://api.github.com/x'), 'github.com')).toBe(true);
-    expect(bypassesProxy(u('https://api.github.com/x'), '.github.com')).toBe(true);
-    expect(bypassesProxy(u('https://notgithub.com/x'), 'github.com')).toBe(false);
-    expect(bypassesProxy(u('http://127.0.0.1:8080/x'), 'localhost, 127.0.0.1:8080')).toBe(true);
-    expect(bypassesProxy(u('http://127.0.0.1:8081/x'), '127.0.0.1:8080')).toBe(false);
-    expect(bypassesProxy(u('https://example.org/'), '*')).toBe(true);
-    expect(bypassesProxy(u('https://example.org/'), undefined)).toBe(false);
-  });
-
-  it('HTTPS_PROXY for https, HTTP_PROXY for http, either case, scheme optional', () => {
-    const env = {
-      https_proxy: 'proxy.example:3128',
-      HTTP_PROXY: 'http://p2.example:80',
-      NO_PROXY: 'internal',
-    };
-    expect(proxyFor(new URL('https://github.com/'), env)?.href).toBe('http://proxy.example:3128/');
-    expect(proxyFor(new URL('http://github.com/'), env)?.href).toBe('http://p2.example/');
-    expect(proxyFor(new URL('https://a.internal/'), env)).toBeNull();
-    expect(proxyFor(new URL('https://github.com/'), {})).toBeNull();
-  });
 });
 
 describe('downloads through a stand-in proxy', () => {
