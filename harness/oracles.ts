@@ -8,9 +8,10 @@
  * tool itself when it can say (tar-diff `-version`).
  */
 import { spawnSync } from 'node:child_process';
-import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { findTool, pathDirs } from './tool-path.js';
 
 export const ORACLE_NAMES = [
   'mkcomposefs',
@@ -68,24 +69,6 @@ export function oracleBinDirs(): string[] {
   return dirs;
 }
 
-function executable(p: string): boolean {
-  try {
-    accessSync(p, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function onPath(tool: string): string | undefined {
-  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
-    if (!dir) continue;
-    const p = path.join(dir, tool);
-    if (executable(p)) return p;
-  }
-  return undefined;
-}
-
 /** Versions recorded by the build beside `bin/` (VERSIONS.json: project → version string). */
 function recordedVersion(binPath: string, name: OracleName): string | undefined {
   const file = path.join(path.dirname(path.dirname(binPath)), 'VERSIONS.json');
@@ -111,15 +94,7 @@ const cache = new Map<OracleName, Oracle>();
 export function findOracle(name: OracleName): Oracle {
   const hit = cache.get(name);
   if (hit) return hit;
-  let found: string | undefined;
-  for (const dir of oracleBinDirs()) {
-    const p = path.join(dir, name);
-    if (executable(p)) {
-      found = p;
-      break;
-    }
-  }
-  found ??= onPath(name);
+  const found = findTool(name, [...oracleBinDirs(), ...pathDirs()]);
   const oracle: Oracle = found
     ? {
         name,

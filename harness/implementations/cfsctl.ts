@@ -14,19 +14,14 @@
  * `apply-delta` command: a delta is applied by pulling it after its source image.
  */
 import path from 'node:path';
-import { spawnSync } from 'node:child_process';
 import { openManifest } from '../../src/oci/image.js';
 import { OdhError } from '../../src/util/errors.js';
 import { parseDeltaArtifact } from '../../src/delta/artifact.js';
+import { findTool } from '../tool-path.js';
 import { lastLine, runChild } from '../upstream/child.js';
 import type { Availability, DeltaApplier } from './types.js';
 
 const TIMEOUT_MS = 30 * 60_000;
-
-function onPath(tool: string): string | undefined {
-  const r = spawnSync('sh', ['-c', `command -v ${tool}`], { encoding: 'utf8' });
-  return r.status === 0 ? r.stdout.trim() : undefined;
-}
 
 /** The delta's target config digest: what compute-id is asked for after the pull. */
 async function targetConfigDigest(delta: string): Promise<string> {
@@ -41,7 +36,7 @@ async function targetConfigDigest(delta: string): Promise<string> {
   }
 }
 
-export function cfsctlApplier(bin: string | undefined = onPath('cfsctl')): DeltaApplier {
+export function cfsctlApplier(bin: string | undefined = findTool('cfsctl')): DeltaApplier {
   let peak = 0;
   const run = async (args: string[]): Promise<{ stdout: string; seconds: number }> => {
     const r = await runChild(bin!, args, { timeoutMs: TIMEOUT_MS, measureRss: true });

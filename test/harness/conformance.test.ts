@@ -4,7 +4,6 @@
  * clean run exits 0 with one JSON object, a run whose applier output has one flipped byte exits 1
  * with every cell a mismatch.
  */
-import { spawnSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -19,12 +18,13 @@ import {
 } from '../../harness/conformance/index.js';
 import { summarize } from '../../harness/conformance/summary.js';
 import { groundTruth } from '../../harness/conformance/verify.js';
+import { findTool } from '../../harness/tool-path.js';
 import type { UpstreamResolution } from '../../harness/upstream/types.js';
 import { REPO_ROOT } from '../helpers/shared.js';
 
 const ODH = path.join(REPO_ROOT, 'dist', 'bin', 'odh.js');
 const cacheDir = path.join(os.tmpdir(), 'odh-test-fixture-cache');
-const cfsctlOnPath = spawnSync('sh', ['-c', 'command -v cfsctl']).status === 0;
+const cfsctlOnPath = findTool('cfsctl') !== undefined;
 const notPinned: UpstreamResolution = {
   status: 'unavailable',
   reason: 'not built or pinned (run odh upstream build; upstream publishes no binaries)',

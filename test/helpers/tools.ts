@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { findTool } from '../../harness/tool-path.js';
 import { recordSkip } from './skip-log.js';
 
 const seen = new Map<string, boolean>();
@@ -6,12 +6,7 @@ const seen = new Map<string, boolean>();
 function onPath(tool: string): boolean {
   let ok = seen.get(tool);
   if (ok === undefined) {
-    try {
-      execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
-      ok = true;
-    } catch {
-      ok = false;
-    }
+    ok = findTool(tool) !== undefined;
     seen.set(tool, ok);
   }
   return ok;
