@@ -75,8 +75,8 @@ const importUndici = () => import('undici');
 let undiciModule: ReturnType<typeof importUndici> | undefined;
 
 /**
- * undici, loaded on the first request: it takes longer to load than a whole small odh command, and
- * most commands never touch the network.
+ * undici, loaded on the first request: loading it costs about as much as starting node itself, and
+ * most commands never touch the network (docs/reliability.md, "One HTTP layer").
  */
 export function loadUndici(): ReturnType<typeof importUndici> {
   undiciModule ??= importUndici();
