@@ -37,16 +37,16 @@ export interface DownloadOptions extends ConnectionOptions {
 async function getting<T>(
   url: string,
   o: DownloadOptions,
-  accept: string,
+  kind: { what: string; accept: string },
   use: (res: Response, timeoutMs: number) => Promise<T>,
 ): Promise<T> {
   const timeoutMs = o.timeoutMs ?? 30_000;
-  const deadline = new Deadline(`GET ${url}`, undefined, o.signal ?? runSignal());
+  const deadline = new Deadline(kind.what, undefined, o.signal ?? runSignal());
   return retrying(
-    `GET ${url}`,
+    kind.what,
     async (signal) => {
       // identity: the bytes counted and hashed are the bytes served (Content-Length, pinned sha256).
-      const headers = { accept, 'accept-encoding': 'identity', ...o.headers };
+      const headers = { accept: kind.accept, 'accept-encoding': 'identity', ...o.headers };
       const res = await sendRequest(
         { method: 'GET', url, headers, what: `GET ${url}` },
         { timeoutMs, signal, env: o.env, ca: o.ca },
@@ -65,7 +65,7 @@ async function getting<T>(
 
 /** GET a JSON document (bounded to 8 MiB: release listings are small). */
 export function getJson(url: string, o: DownloadOptions = {}): Promise<unknown> {
-  return getting(url, o, 'application/json', async (res, timeoutMs) => {
+  return getting(url, o, { what: `GET ${url}`, accept: 'application/json' }, async (res, timeoutMs) => {
     const body = await readBody(res, 8 << 20, timeoutMs, `response from ${url}`);
     try {
       return JSON.parse(body.toString('utf8')) as unknown;
@@ -85,7 +85,8 @@ export function downloadToFile(
   dest: string,
   o: DownloadOptions & { maxBytes?: number } = {},
 ): Promise<{ size: number; sha256: string }> {
-  return getting(url, o, 'application/octet-stream', async (res, timeoutMs) => {
+  const kind = { what: `download ${url}`, accept: 'application/octet-stream' };
+  return getting(url, o, kind, async (res, timeoutMs) => {
     const final = res.url;
     const header = res.headers.get('content-length');
     const declared = header !== null ? Number(header) : undefined;

@@ -83,6 +83,13 @@ export function loadUndici(): ReturnType<typeof importUndici> {
   return undiciModule;
 }
 
+/** Basic credentials from the proxy URL; undici itself sends them only when a password is given too. */
+function proxyToken(proxy: URL): { token?: string } {
+  if (!proxy.username) return {};
+  const cred = `${decodeURIComponent(proxy.username)}:${decodeURIComponent(proxy.password)}`;
+  return { token: `Basic ${Buffer.from(cred).toString('base64')}` };
+}
+
 /** One pool per proxy (or none) and CA, shared by every request of the process. */
 const pools = new Map<string, Dispatcher>();
 
@@ -102,7 +109,12 @@ export async function dispatcherFor(
   if (dispatcher === undefined) {
     const { Agent, ProxyAgent } = await loadUndici();
     dispatcher = proxy
-      ? new ProxyAgent({ uri: proxy.href, proxyTunnel: false, ...(ca ? { requestTls: { ca } } : {}) })
+      ? new ProxyAgent({
+          uri: proxy.href,
+          proxyTunnel: false,
+          ...proxyToken(proxy),
+          ...(ca ? { requestTls: { ca } } : {}),
+        })
       : new Agent(ca ? { connect: { ca } } : {});
     pools.set(key, dispatcher);
   }

@@ -49,6 +49,19 @@ describe('downloads through a stand-in proxy', () => {
     ]);
   });
 
+  it('stand-in: a proxy user without a password is still sent as Basic credentials', async () => {
+    const p = new URL(proxy.url);
+    const env = { http_proxy: `http://token@${p.host}` };
+    await downloadToFile(`${origin.url}/storage/oci-delta-x86_64`, path.join(work, 'bin'), { env, tries: 1 });
+    expect(proxy.seen).toEqual([
+      {
+        method: 'GET',
+        target: `${origin.url}/storage/oci-delta-x86_64`,
+        auth: `Basic ${Buffer.from('token:').toString('base64')}`,
+      },
+    ]);
+  });
+
   it('stand-in: NO_PROXY bypasses the proxy', async () => {
     const env = { HTTP_PROXY: proxy.url, NO_PROXY: '127.0.0.1,localhost' };
     await downloadToFile(`${origin.url}/download/v0.6.0/oci-delta-x86_64`, path.join(work, 'bin'), {

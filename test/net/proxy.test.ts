@@ -90,7 +90,7 @@ describe.skipIf(!haveRegistry)(
       const r = await pull({ HTTP_PROXY: proxy.url });
       expect(r.code, r.stderr).toBe(0);
       // Progress only: no warning from the proxy machinery (undici's EnvHttpProxyAgent prints one).
-    expect(r.stderr).not.toMatch(/warning|\(node:/i);
+      expect(r.stderr).not.toMatch(/warning|\(node:/i);
       expect(r.stdout).toBe(localId);
       const targets = proxy.seen.map((s) => `${s.method} ${s.target}`);
       for (const p of wanted) expect(targets).toContain(`GET http://${reg.host}${p}`);
