@@ -1,4 +1,3 @@
-import { rootCertificates } from 'node:tls';
 import type { Dispatcher } from 'undici';
 import { OdhError } from '../util/errors.js';
 
@@ -103,7 +102,9 @@ export async function dispatcherFor(
   opts: ConnectionOptions = {},
 ): Promise<{ dispatcher: Dispatcher; proxy: URL | null }> {
   const proxy = proxyFor(target, opts.env ?? process.env);
-  const ca = opts.ca === undefined ? undefined : [...rootCertificates, opts.ca.toString()];
+  // Loaded only here: node:tls costs start-up time and only a private CA needs it.
+  const ca =
+    opts.ca === undefined ? undefined : [...(await import('node:tls')).rootCertificates, opts.ca.toString()];
   const key = `${proxy?.href ?? 'direct'}\n${opts.ca?.toString() ?? ''}`;
   let dispatcher = pools.get(key);
   if (dispatcher === undefined) {
