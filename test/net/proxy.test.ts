@@ -5,7 +5,10 @@
  * Loopback is not special (as in undici and curl; Go's net/http differs and never proxies
  * loopback): the Debian `docker-registry` here listens on 127.0.0.1 over plain http, so HTTP_PROXY,
  * not HTTPS_PROXY, is the one that applies, and the proxy carries the requests in absolute form.
+ * A second registry serves https (a throw-away certificate made by openssl, trusted through
+ * NODE_EXTRA_CA_CERTS): HTTPS_PROXY then carries the pull through a CONNECT tunnel.
  */
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -120,6 +123,74 @@ describe.skipIf(!haveRegistry)(
       expect(d.code).toBe(1);
       expect(d.stderr.trim().split('\n')).toHaveLength(1);
       expect(d.stderr).toContain(`ECONNREFUSED (via proxy ${new URL(dead.url).host})`);
+    });
+  },
+);
+
+describe.skipIf(!haveRegistry || !hasTool('openssl', 'openssl') || !hasTool('skopeo', 'skopeo'))(
+  'odh pulls from an https registry through HTTPS_PROXY (CONNECT tunnel, TLS to the registry)',
+  () => {
+    let reg: TestRegistry;
+    let proxy: StandinProxy;
+    let tmp: string;
+    let cert: string;
+    let localId: string;
+    const repo = 'proxy/tls';
+
+    beforeAll(async () => {
+      tmp = mkdtempSync(path.join(os.tmpdir(), 'odh-proxy-tls-'));
+      cert = path.join(tmp, 'cert.pem');
+      const key = path.join(tmp, 'key.pem');
+      execFileSync(
+        'openssl',
+        ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'].concat(
+          ['-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1'],
+          ['-addext', 'subjectAltName=IP:127.0.0.1'],
+        ),
+        { stdio: 'ignore' },
+      );
+      reg = await startRegistry({ tls: { certificate: cert, key } });
+      proxy = await startStandinProxy();
+      const pair = await buildFixture(SMALL_PAIR);
+      // Pushed by skopeo, straight to the registry (no proxy variables, certificate not checked).
+      execFileSync(
+        'skopeo',
+        ['copy', '-q', '--dest-tls-verify=false', pair.new.ref, `docker://${reg.host}/${repo}:new`],
+        { env: { PATH: process.env.PATH ?? '', HOME: tmp }, stdio: ['ignore', 'ignore', 'pipe'] },
+      );
+      const local = await runOdh(['composefs', 'id', pair.new.ref], { TMPDIR: tmp });
+      expect(local.code, local.stderr).toBe(0);
+      localId = local.stdout;
+    }, 300_000);
+    afterAll(async () => {
+      await proxy?.close();
+      await reg?.stop();
+      if (tmp) rmSync(tmp, { recursive: true, force: true });
+    });
+
+    const pull = (env: Record<string, string>) =>
+      runOdh(['composefs', 'id', '--tls-verify', 'true', `docker://${reg.host}/${repo}:new`], {
+        TMPDIR: tmp,
+        ...env,
+      });
+
+    it('HTTPS_PROXY: only CONNECT tunnels to the registry reach the proxy; the image ID is the local one', async () => {
+      proxy.seen.length = 0;
+      const r = await pull({ HTTPS_PROXY: proxy.url, NODE_EXTRA_CA_CERTS: cert });
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toBe(localId);
+      expect(proxy.seen.length).toBeGreaterThan(0);
+      for (const s of proxy.seen) expect(s).toEqual({ method: 'CONNECT', target: reg.host, auth: undefined });
+    });
+
+    it('through the tunnel the registry certificate is still checked: untrusted, the pull fails', async () => {
+      proxy.seen.length = 0;
+      const r = await pull({ HTTPS_PROXY: proxy.url });
+      expect(r.code).toBe(1);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(r.stderr).toMatch(/certificate/i);
+      expect(r.stderr).toContain(`(via proxy ${new URL(proxy.url).host})`);
+      expect(proxy.seen.length).toBeGreaterThan(0);
     });
   },
 );
