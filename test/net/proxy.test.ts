@@ -50,6 +50,20 @@ describe('proxy selection', () => {
 
 const haveRegistry = hasTool('docker-registry', 'docker-registry');
 
+/** `odh composefs id` of the local copy of an image: what every pull through a proxy must print too. */
+async function localImageId(ref: string, tmp: string): Promise<string> {
+  const r = await runOdh(['composefs', 'id', ref], { TMPDIR: tmp });
+  expect(r.code, r.stderr).toBe(0);
+  return r.stdout;
+}
+
+/** Stops what a suite started (each may be missing when its start failed). */
+async function stopAll(proxy?: StandinProxy, reg?: TestRegistry, tmp?: string): Promise<void> {
+  await proxy?.close();
+  await reg?.stop();
+  if (tmp) rmSync(tmp, { recursive: true, force: true });
+}
+
 describe.skipIf(!haveRegistry)(
   'odh pulls from a registry through HTTP_PROXY (docker-registry 2.8, stand-in proxy)',
   () => {
@@ -75,15 +89,9 @@ describe.skipIf(!haveRegistry)(
         `/v2/${repo}/manifests/new`,
         ...[m.manifest.config, ...m.manifest.layers].map((d) => `/v2/${repo}/blobs/${d.digest}`),
       ];
-      const local = await runOdh(['composefs', 'id', pair.new.ref], { TMPDIR: tmp });
-      expect(local.code, local.stderr).toBe(0);
-      localId = local.stdout;
+      localId = await localImageId(pair.new.ref, tmp);
     }, 300_000);
-    afterAll(async () => {
-      await proxy?.close();
-      await reg?.stop();
-      if (tmp) rmSync(tmp, { recursive: true, force: true });
-    });
+    afterAll(() => stopAll(proxy, reg, tmp));
 
     const pull = (env: Record<string, string>) =>
       runOdh(['composefs', 'id', `docker://${reg.host}/${repo}:new`], { TMPDIR: tmp, ...env });
@@ -158,15 +166,9 @@ describe.skipIf(!haveRegistry || !hasTool('openssl', 'openssl') || !hasTool('sko
         ['copy', '-q', '--dest-tls-verify=false', pair.new.ref, `docker://${reg.host}/${repo}:new`],
         { env: { PATH: process.env.PATH ?? '', HOME: tmp }, stdio: ['ignore', 'ignore', 'pipe'] },
       );
-      const local = await runOdh(['composefs', 'id', pair.new.ref], { TMPDIR: tmp });
-      expect(local.code, local.stderr).toBe(0);
-      localId = local.stdout;
+      localId = await localImageId(pair.new.ref, tmp);
     }, 300_000);
-    afterAll(async () => {
-      await proxy?.close();
-      await reg?.stop();
-      if (tmp) rmSync(tmp, { recursive: true, force: true });
-    });
+    afterAll(() => stopAll(proxy, reg, tmp));
 
     const pull = (env: Record<string, string>) =>
       runOdh(['composefs', 'id', '--tls-verify', 'true', `docker://${reg.host}/${repo}:new`], {
