@@ -2,10 +2,10 @@ import { createReadStream, createWriteStream, promises as fs } from 'node:fs';
 import type { Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { Option, type Command } from 'commander';
-import { parseDumpfile } from '../composefs/dumpfile-parse.js';
+import { parseDumpfile, parseDumpfileFlat } from '../composefs/dumpfile-parse.js';
 import { printDumpfile, writeDumpfile } from '../composefs/dumpfile-print.js';
 import { readErofs } from '../composefs/erofs/reader.js';
-import { writeErofs, imageId } from '../composefs/erofs/write.js';
+import { writeErofs, writeErofsV1, imageId } from '../composefs/erofs/write.js';
 import type { FsVerityAlgorithm } from '../composefs/fsverity.js';
 import {
   COMPOSEFS_RS_RELEASE,
@@ -39,23 +39,15 @@ export interface MkfsOptions {
  */
 export async function mkfsFromDumpfile(input: string, opts: MkfsOptions): Promise<Buffer> {
   const source = (input === '-' ? process.stdin : await openInput(input)) as AsyncIterable<Buffer>;
-  const tree = await parseDumpfile(source, {
-    ...(opts.format === 'v1'
-      ? {
-          rules: 'mkcomposefs',
-          strict: opts.strict ?? false,
-          // C reads 32-byte digests only; SHA-512 images (composefs-rs V1) carry 64-byte ones.
-          digestBytes: opts.hash === 'sha512' ? 64 : 32,
-        }
-      : { rules: 'composefs-rs' }),
-    file: input === '-' ? 'stdin' : input,
-  });
-  return writeErofs(tree, {
-    format: opts.format,
-    minVersion: opts.minVersion,
-    maxVersion: opts.maxVersion,
-    hash: opts.hash,
-  });
+  const file = input === '-' ? 'stdin' : input;
+  if (opts.format === 'v1') {
+    // C reads 32-byte digests only; SHA-512 images (composefs-rs V1) carry 64-byte ones.
+    const digestBytes = opts.hash === 'sha512' ? 64 : 32;
+    const flat = await parseDumpfileFlat(source, { strict: opts.strict ?? false, digestBytes, file });
+    return writeErofsV1(flat, { minVersion: opts.minVersion, maxVersion: opts.maxVersion, hash: opts.hash });
+  }
+  const tree = await parseDumpfile(source, { rules: 'composefs-rs', file });
+  return writeErofs(tree, { format: 'v2', hash: opts.hash });
 }
 
 /**

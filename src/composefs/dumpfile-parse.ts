@@ -10,6 +10,7 @@ import type { Inode } from './tree.js';
 import { dumpfileLineBatches, dumpfileLinesSync, type DumpLine } from './dumpfile-lines.js';
 import { MkcomposefsDumpfileParser } from './dumpfile-parse-c.js';
 import { ComposefsRsDumpfileParser } from './dumpfile-parse-rs.js';
+import { toInodeTree, type FlatTree } from './flat-tree.js';
 
 export type DumpfileRules =
   | {
@@ -28,14 +29,17 @@ export type ParseDumpfileOptions = DumpfileRules & {
   file?: string;
 };
 
-interface LineParser {
+interface LineParser<T> {
   line(bytes: Buffer, lineNo: number, terminated: boolean): void;
-  finish(): Inode;
+  finish(): T;
 }
 
-function makeParser(options: ParseDumpfileOptions): LineParser {
-  if (options.rules === 'mkcomposefs')
-    return new MkcomposefsDumpfileParser(options.strict, options.digestBytes ?? 32);
+/** The parser of the rules; C-rules trees are flat (flat-tree.ts) and converted when asked for. */
+function makeParser(options: ParseDumpfileOptions): LineParser<Inode> {
+  if (options.rules === 'mkcomposefs') {
+    const flat = new MkcomposefsDumpfileParser(options.strict, options.digestBytes ?? 32);
+    return { line: (b, n, t) => flat.line(b, n, t), finish: () => toInodeTree(flat.finish()) };
+  }
   if (options.rules === 'composefs-rs') return new ComposefsRsDumpfileParser();
   throw new OdhError('USAGE', `unknown dumpfile rules ${String((options as { rules: unknown }).rules)}`);
 }
@@ -57,7 +61,7 @@ function stripContext(e: OdhError): string {
   return i < 0 ? e.message : e.message.slice(0, i);
 }
 
-function feed(parser: LineParser, l: DumpLine, file: string | undefined): void {
+function feed<T>(parser: LineParser<T>, l: DumpLine, file: string | undefined): void {
   try {
     parser.line(l.bytes, l.number, l.terminated);
   } catch (e) {
@@ -65,7 +69,7 @@ function feed(parser: LineParser, l: DumpLine, file: string | undefined): void {
   }
 }
 
-function finish(parser: LineParser, file: string | undefined): Inode {
+function finish<T>(parser: LineParser<T>, file: string | undefined): T {
   try {
     return parser.finish();
   } catch (e) {
@@ -78,6 +82,25 @@ export function parseDumpfileSync(text: Uint8Array | string, options: ParseDumpf
   const parser = makeParser(options);
   const bytes = typeof text === 'string' ? Buffer.from(text, 'utf8') : text;
   for (const l of dumpfileLinesSync(bytes, options.file)) feed(parser, l, options.file);
+  return finish(parser, options.file);
+}
+
+/**
+ * A dumpfile with the C mkcomposefs rules as a flat tree (what the V1 writer reads), from a stream
+ * of chunks or a buffer.
+ */
+export async function parseDumpfileFlat(
+  input: AsyncIterable<Uint8Array> | Uint8Array,
+  options: { strict: boolean; digestBytes?: 32 | 64; file?: string },
+): Promise<FlatTree> {
+  const parser = new MkcomposefsDumpfileParser(options.strict, options.digestBytes ?? 32);
+  if (input instanceof Uint8Array) {
+    for (const l of dumpfileLinesSync(input, options.file)) feed(parser, l, options.file);
+  } else {
+    for await (const batch of dumpfileLineBatches(input, options.file)) {
+      for (const l of batch) feed(parser, l, options.file);
+    }
+  }
   return finish(parser, options.file);
 }
 

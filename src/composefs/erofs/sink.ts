@@ -1,0 +1,81 @@
+/**
+ * Where an EROFS emitter writes: a sink that only counts (the first pass, which finds every offset)
+ * or one that keeps the bytes. The emitter runs the same code over both, so the layout cannot drift
+ * from the bytes (composefs-rs `erofs/writer.rs` runs its emitter twice the same way).
+ */
+
+export interface ImageSink {
+  /** Bytes emitted so far: the offset of the next byte. */
+  readonly pos: number;
+  u8(v: number): void;
+  u16(v: number): void;
+  u32(v: number): void;
+  u64(v: bigint): void;
+  bytes(src: Uint8Array, start: number, end: number): void;
+  /** n zero bytes. */
+  zeros(n: number): void;
+  /** n bytes of the value b. */
+  fill(b: number, n: number): void;
+}
+
+/** Counts bytes; stores nothing. */
+export class MeasureSink implements ImageSink {
+  pos = 0;
+  u8(): void {
+    this.pos += 1;
+  }
+  u16(): void {
+    this.pos += 2;
+  }
+  u32(): void {
+    this.pos += 4;
+  }
+  u64(): void {
+    this.pos += 8;
+  }
+  bytes(_src: Uint8Array, start: number, end: number): void {
+    this.pos += end - start;
+  }
+  zeros(n: number): void {
+    this.pos += n;
+  }
+  fill(_b: number, n: number): void {
+    this.pos += n;
+  }
+}
+
+/** Writes into one zero-filled buffer of the measured size (zeros are skipped over). */
+export class BufferSink implements ImageSink {
+  pos = 0;
+  readonly buf: Buffer;
+
+  constructor(size: number) {
+    this.buf = Buffer.alloc(size);
+  }
+  u8(v: number): void {
+    this.buf[this.pos++] = v;
+  }
+  u16(v: number): void {
+    this.buf.writeUInt16LE(v & 0xffff, this.pos);
+    this.pos += 2;
+  }
+  u32(v: number): void {
+    this.buf.writeUInt32LE(v >>> 0, this.pos);
+    this.pos += 4;
+  }
+  u64(v: bigint): void {
+    this.buf.writeBigUInt64LE(BigInt.asUintN(64, v), this.pos);
+    this.pos += 8;
+  }
+  bytes(src: Uint8Array, start: number, end: number): void {
+    this.buf.set(src.subarray(start, end), this.pos);
+    this.pos += end - start;
+  }
+  zeros(n: number): void {
+    this.pos += n;
+  }
+  fill(b: number, n: number): void {
+    this.buf.fill(b, this.pos, this.pos + n);
+    this.pos += n;
+  }
+}
