@@ -22,7 +22,7 @@ import {
   parseStrtoull,
   parsePlainDecimal,
   plainDecimalAt,
-  splitBounds,
+  splitBoundsAt,
   syntax,
 } from './dumpfile-fields.js';
 import { isValidFileType } from './dumpfile-tree.js';
@@ -56,6 +56,8 @@ export class MkcomposefsDumpfileParser {
   /** Field bounds of the current line (splitBounds); fields become Buffers only when needed. */
   private readonly b = new Int32Array(22);
   private cur: Buffer = Buffer.alloc(0);
+  /** End of the current line in `cur`. */
+  private end = 0;
   /** Interned xattr keys and values (raw text without escapes → bytes): labels repeat on every file. */
   private readonly interned = new Map<string, Buffer>();
   /** The current line's xattrs (C replaces a repeated key), committed to the tree at the line's end. */
@@ -107,14 +109,21 @@ export class MkcomposefsDumpfileParser {
   }
 
   line(bytes: Buffer, lineNo: number, terminated: boolean): void {
+    this.lineAt(bytes, 0, bytes.length, lineNo, terminated);
+  }
+
+  /** The line buf[start, end) (without its LF). */
+  lineAt(buf: Buffer, start: number, end: number, lineNo: number, terminated: boolean): void {
     this.sawLine = true;
     // spec composefs-v1 §4.1
     if (!terminated && this.strict) throw syntax('Missing trailing newline');
-    if (bytes.length === 0) throw syntax('Invalid empty path');
-    if (bytes.indexOf(0) >= 0) throw syntax('NUL byte in line');
+    if (end === start) throw syntax('Invalid empty path');
+    for (let i = start; i < end; i++) if (buf[i] === 0) throw syntax('NUL byte in line');
 
-    this.cur = bytes;
-    const xattrStart = splitBounds(bytes, this.b);
+    this.cur = buf;
+    this.end = end;
+    const bytes = buf;
+    const xattrStart = splitBoundsAt(buf, start, end, this.b);
     // The path is read in place unless it has escapes (the tree copies the name it keeps).
     let pathSrc: Uint8Array = bytes;
     let pathStart = this.b[2 * F_PATH];
@@ -216,7 +225,7 @@ export class MkcomposefsDumpfileParser {
       throw syntax(`File too large: ${size} bytes needs more than 1024 chunks`);
     }
 
-    if (xattrStart >= 0 && xattrStart < this.cur.length) this.xattrs(this.cur.subarray(xattrStart));
+    if (xattrStart >= 0 && xattrStart < this.end) this.xattrs(this.cur.subarray(xattrStart, this.end));
   }
 
   /** PAYLOAD into the tree: in place when it has no escapes (no NUL is possible then). */
@@ -231,7 +240,9 @@ export class MkcomposefsDumpfileParser {
   }
 
   private content(): Buffer {
-    return this.hasEscape(F_CONTENT) ? unescapeField(this.field(F_CONTENT), 'CONTENT') : this.field(F_CONTENT);
+    return this.hasEscape(F_CONTENT)
+      ? unescapeField(this.field(F_CONTENT), 'CONTENT')
+      : this.field(F_CONTENT);
   }
 
   /** DIGEST into this.digest (a view of it is returned); spec composefs-v1 §4.5 item 11. */

@@ -7,7 +7,14 @@
  */
 import { OdhError } from '../util/errors.js';
 import type { Inode } from './tree.js';
-import { dumpfileLineBatches, dumpfileLinesSync, type DumpLine } from './dumpfile-lines.js';
+import {
+  dumpfileLineBatches,
+  dumpfileLinesSync,
+  eachDumpLine,
+  eachDumpLineSync,
+  type DumpLine,
+  type LineVisitor,
+} from './dumpfile-lines.js';
 import { MkcomposefsDumpfileParser } from './dumpfile-parse-c.js';
 import { ComposefsRsDumpfileParser } from './dumpfile-parse-rs.js';
 import { toInodeTree, type FlatTree } from './flat-tree.js';
@@ -94,13 +101,16 @@ export async function parseDumpfileFlat(
   options: { strict: boolean; digestBytes?: 32 | 64; file?: string },
 ): Promise<FlatTree> {
   const parser = new MkcomposefsDumpfileParser(options.strict, options.digestBytes ?? 32);
-  if (input instanceof Uint8Array) {
-    for (const l of dumpfileLinesSync(input, options.file)) feed(parser, l, options.file);
-  } else {
-    for await (const batch of dumpfileLineBatches(input, options.file)) {
-      for (const l of batch) feed(parser, l, options.file);
+  const file = options.file;
+  const visit: LineVisitor = (buf, start, end, number, terminated) => {
+    try {
+      parser.lineAt(buf, start, end, number, terminated);
+    } catch (e) {
+      throw located(e, file, number);
     }
-  }
+  };
+  if (input instanceof Uint8Array) eachDumpLineSync(input, visit, file);
+  else await eachDumpLine(input, visit, file);
   return finish(parser, options.file);
 }
 

@@ -5,7 +5,7 @@
  * open-addressing table keyed by (directory, name bytes): no Map, string or object per entry.
  */
 import { OdhError } from '../util/errors.js';
-import { FlatTree, NO_INODE } from './flat-tree.js';
+import { FlatTree, NO_INODE, sameBytes } from './flat-tree.js';
 import { syntax } from './dumpfile-fields.js';
 
 const SLASH = 0x2f;
@@ -53,7 +53,7 @@ export class FlatPathTree {
       cached !== null &&
       slash - start === cached.length &&
       slash + 1 < end &&
-      cached.compare(src, start, slash) === 0
+      sameBytes(cached, 0, src, start, cached.length)
     ) {
       return this.addChild(this.lastParent, src, slash + 1, end, maxName);
     }
@@ -68,7 +68,9 @@ export class FlatPathTree {
       if (next >= end) return this.finishInsert(src, start, slash, end, dir, parts, pos, maxName);
       const e = this.find(dir, src, pos, next);
       if (e < 0 || this.flat.entryHardlink[e] === 1 || !this.isDirEntry(e)) {
-        throw syntax(`Parent directory ${JSON.stringify(Buffer.from(src.subarray(pos, next)).toString('latin1'))} not found`);
+        throw syntax(
+          `Parent directory ${JSON.stringify(Buffer.from(src.subarray(pos, next)).toString('latin1'))} not found`,
+        );
       }
       dir = this.flat.entryInode[e];
       parts++;
@@ -144,7 +146,7 @@ export class FlatPathTree {
         this.hashes[e] === (h | 0) &&
         f.entryParent[e] === dir &&
         f.entryNameLen[e] === end - start &&
-        arena.compare(src, start, end, f.entryNameOff[e], f.entryNameOff[e] + (end - start)) === 0
+        sameBytes(arena, f.entryNameOff[e], src, start, end - start)
       ) {
         return e;
       }
@@ -213,7 +215,8 @@ export class FlatPathTree {
     for (const h of this.hardlinks) {
       let e = h.entry;
       for (let steps = 0; e !== ROOT_ENTRY && hardlinkAt[e] >= 0; steps++) {
-        if (steps > this.hardlinks.length) throw lineError('Too many levels of symbolic links (hardlink cycle)', h.line);
+        if (steps > this.hardlinks.length)
+          throw lineError('Too many levels of symbolic links (hardlink cycle)', h.line);
         e = linkTo[e];
       }
       f.entryInode[h.entry] = e === ROOT_ENTRY ? 0 : f.entryInode[e];

@@ -37,6 +37,24 @@ function grownBI64(a: BigInt64Array, n: number): BigInt64Array {
   return b;
 }
 
+/**
+ * src[start, end) → dst at `at`. Short runs (names, digests) are copied in a loop: cheaper than a
+ * native call plus the view object `subarray` would allocate.
+ */
+export function copyBytes(src: Uint8Array, start: number, end: number, dst: Uint8Array, at: number): void {
+  if (end - start <= 64) {
+    for (let i = start; i < end; i++) dst[at++] = src[i];
+  } else {
+    dst.set(src.subarray(start, end), at);
+  }
+}
+
+/** a[aOff, aOff+len) equals b[bOff, bOff+len). */
+export function sameBytes(a: Uint8Array, aOff: number, b: Uint8Array, bOff: number, len: number): boolean {
+  for (let i = 0; i < len; i++) if (a[aOff + i] !== b[bOff + i]) return false;
+  return true;
+}
+
 /** A growable byte store; offsets stay valid when it grows (views taken before a growth do not). */
 export class ByteArena {
   buf: Buffer;
@@ -60,7 +78,7 @@ export class ByteArena {
     const n = end - start;
     this.reserve(n);
     const off = this.length;
-    this.buf.set(src.subarray(start, end), off);
+    copyBytes(src, start, end, this.buf, off);
     this.length += n;
     return off;
   }
@@ -178,7 +196,14 @@ export class FlatTree {
   }
 
   /** An entry `name` (src[start, end)) in directory `parent` for `inode` (NONE: set later). */
-  addEntry(parent: number, src: Uint8Array, start: number, end: number, inode: number, hardlink: boolean): number {
+  addEntry(
+    parent: number,
+    src: Uint8Array,
+    start: number,
+    end: number,
+    inode: number,
+    hardlink: boolean,
+  ): number {
     if (this.entryCount === this.entryCap) {
       const n = Math.max(64, this.entryCap * 2);
       this.entryParent = grownI32(this.entryParent, n);
@@ -243,7 +268,12 @@ export class FlatTree {
   }
 
   compareNames(a: number, b: number): number {
-    return this.bytes.compare(this.entryNameOff[a], this.entryNameLen[a], this.entryNameOff[b], this.entryNameLen[b]);
+    return this.bytes.compare(
+      this.entryNameOff[a],
+      this.entryNameLen[a],
+      this.entryNameOff[b],
+      this.entryNameLen[b],
+    );
   }
 
   /** The path of an inode through canonical entries, for messages. */
@@ -294,7 +324,8 @@ export class FlatTree {
  * hardlinked inode gets one number. Directory entries keep the tree's order (sorted later if not).
  */
 export function flattenTree(root: Inode): FlatTree {
-  if ((root.mode & S_IFMT) !== S_IFDIR) throw new OdhError('FORMAT', 'the root must be a directory', { path: '/' });
+  if ((root.mode & S_IFMT) !== S_IFDIR)
+    throw new OdhError('FORMAT', 'the root must be a directory', { path: '/' });
   const flat = new FlatTree();
   const index = new Map<Inode, number>();
   const copyInode = (src: Inode): number => {

@@ -3,6 +3,7 @@
  * or one that keeps the bytes. The emitter runs the same code over both, so the layout cannot drift
  * from the bytes (composefs-rs `erofs/writer.rs` runs its emitter twice the same way).
  */
+import { copyBytes } from '../flat-tree.js';
 
 export interface ImageSink {
   /** Bytes emitted so far: the offset of the next byte. */
@@ -11,6 +12,8 @@ export interface ImageSink {
   u16(v: number): void;
   u32(v: number): void;
   u64(v: bigint): void;
+  /** A u64 given as a Number below 2^53. */
+  u64n(v: number): void;
   bytes(src: Uint8Array, start: number, end: number): void;
   /** n zero bytes. */
   zeros(n: number): void;
@@ -31,6 +34,9 @@ export class MeasureSink implements ImageSink {
     this.pos += 4;
   }
   u64(): void {
+    this.pos += 8;
+  }
+  u64n(): void {
     this.pos += 8;
   }
   bytes(_src: Uint8Array, start: number, end: number): void {
@@ -67,8 +73,14 @@ export class BufferSink implements ImageSink {
     this.buf.writeBigUInt64LE(BigInt.asUintN(64, v), this.pos);
     this.pos += 8;
   }
+  /** A u64 from a Number below 2^53 (no BigInt on the common path). */
+  u64n(v: number): void {
+    this.buf.writeUInt32LE(v % 0x100000000, this.pos);
+    this.buf.writeUInt32LE(Math.floor(v / 0x100000000), this.pos + 4);
+    this.pos += 8;
+  }
   bytes(src: Uint8Array, start: number, end: number): void {
-    this.buf.set(src.subarray(start, end), this.pos);
+    copyBytes(src, start, end, this.buf, this.pos);
     this.pos += end - start;
   }
   zeros(n: number): void {

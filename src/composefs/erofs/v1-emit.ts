@@ -6,7 +6,6 @@
  * the writing pass emits the bytes with those values. Each on-disk struct is declared once, here.
  */
 import { S_IFBLK, S_IFCHR, S_IFLNK, S_IFMT, S_IFREG } from '../tree.js';
-import { chunkBits, chunkCount } from './chunks.js';
 import { direntFileType } from './dirents.js';
 import {
   BLOCK_BITS,
@@ -32,7 +31,7 @@ import {
   xattrIcount,
 } from './format.js';
 import { BufferSink, MeasureSink, type ImageSink } from './sink.js';
-import { isExternal, type V1Plan } from './v1-plan.js';
+import { FLAG_EXTERNAL, FLAG_MIN_MTIME, FLAG_SIZE_U32, type V1Plan } from './v1-plan.js';
 
 const U32_MAX = 0xffffffffn;
 const DOT = Buffer.from('.');
@@ -52,6 +51,18 @@ export interface V1Placement {
 }
 
 const roundUp = (x: number, a: number): number => Math.ceil(x / a) * a;
+
+/** The name b[off, end) sorts after `.` (byte order). */
+function afterDot(b: Buffer, off: number, end: number): boolean {
+  return b[off] > 0x2e || (b[off] === 0x2e && end - off > 1);
+}
+
+/** The name b[off, end) sorts after `..` (byte order). */
+function afterDotDot(b: Buffer, off: number, end: number): boolean {
+  if (b[off] !== 0x2e) return b[off] > 0x2e;
+  if (end - off < 2) return false;
+  return b[off + 1] > 0x2e || (b[off + 1] === 0x2e && end - off > 2);
+}
 
 /** An inode's shape before placement: what its size, inline tail and blocks are. */
 interface Shape {
@@ -163,12 +174,12 @@ class V1Emitter {
       const e = t.childIds[c];
       const off = t.entryNameOff[e];
       const end = off + t.entryNameLen[e];
-      if (!dot && buf.compare(DOT, 0, 1, off, end) > 0) {
+      if (!dot && afterDot(buf, off, end)) {
         this.dName[n] = NAME_DOT;
         this.dTarget[n++] = k;
         dot = true;
       }
-      if (!dotdot && buf.compare(DOTDOT, 0, 2, off, end) > 0) {
+      if (!dotdot && afterDotDot(buf, off, end)) {
         this.dName[n] = NAME_DOTDOT;
         this.dTarget[n++] = this.plan.parentIndex[k];
         dotdot = true;
@@ -221,7 +232,7 @@ class V1Emitter {
     for (let d = from; d < to; d++) {
       const target = this.dTarget[d];
       const name = this.dName[d];
-      s.u64(BigInt(this.nid(target)));
+      s.u64n(this.nid(target));
       s.u16(nameoff);
       s.u8(name < 0 ? FT_DIR : direntFileType(t.mode[this.plan.order[target]]));
       s.u8(0);
@@ -257,16 +268,17 @@ class V1Emitter {
     sh.xsize = p.xCount[i] === 0 ? 0 : XATTR_IBODY_HEADER_SIZE + 4 * shared + local;
     sh.blocks = 0;
     sh.tail = 0;
-    let size = t.size[i];
+    /** SIZE when it is not the input's (directories and symlinks), else -1. */
+    let dirSize = -1;
     const type = t.mode[i] & S_IFMT;
     if (t.isDir(i)) {
       const last = this.lastChunkSize;
       sh.blocks = this.chunks - (last > BLOCK_SIZE / 2 ? 0 : 1);
       sh.tail = last > BLOCK_SIZE / 2 ? 0 : last;
-      size = BigInt(BLOCK_SIZE * sh.blocks + sh.tail);
+      dirSize = BLOCK_SIZE * sh.blocks + sh.tail;
     } else if (type === S_IFLNK) {
       sh.tail = t.payloadLen[i];
-      size = BigInt(sh.tail);
+      dirSize = sh.tail;
     } else if (type === S_IFREG && t.contentLen[i] > 0) {
       const n = t.contentLen[i];
       sh.blocks = Math.floor(n / BLOCK_SIZE);
@@ -275,16 +287,15 @@ class V1Emitter {
         sh.blocks++;
         sh.tail = 0;
       }
-    } else if (isExternal(t, i)) {
-      sh.tail = 4 * chunkCount(t.size[i]);
+    } else if (p.flags[i] & FLAG_EXTERNAL) {
+      sh.tail = 4 * p.chunks[i];
     }
     sh.compact =
-      t.mtimeSec[i] === p.minSec &&
-      t.mtimeNsec[i] === p.minNsec &&
+      (p.flags[i] & FLAG_MIN_MTIME) !== 0 &&
       t.nlink[i] <= 0xffff &&
       t.uid[i] <= 0xffff &&
       t.gid[i] <= 0xffff &&
-      size <= U32_MAX;
+      (dirSize >= 0 ? dirSize <= 0xffffffff : (p.flags[i] & FLAG_SIZE_U32) !== 0);
     return sh;
   }
 
@@ -332,19 +343,20 @@ class V1Emitter {
   /** spec composefs-v1 §11.3: compact (32 bytes) or extended (64 bytes) inode. */
   private inodeHeader(s: ImageSink, k: number, i: number, sh: Shape): void {
     const t = this.t;
+    const p = this.plan;
     const type = t.mode[i] & S_IFMT;
-    const external = isExternal(t, i);
     let layout = sh.tail > 0 ? LAYOUT_FLAT_INLINE : LAYOUT_FLAT_PLAIN;
-    let size = 0n;
+    /** SIZE below 2^53 (external files are, spec composefs-v1 §9.3). */
+    let size = 0;
     let iu = sh.blocks > 0 && this.known !== null ? this.known.firstBlock[k] : 0;
-    if (t.isDir(i)) size = BigInt(BLOCK_SIZE * sh.blocks + sh.tail);
-    else if (type === S_IFLNK) size = BigInt(t.payloadLen[i]);
-    else if (type === S_IFREG && t.contentLen[i] > 0) size = BigInt(t.contentLen[i]);
-    else if (external) {
+    if (t.isDir(i)) size = BLOCK_SIZE * sh.blocks + sh.tail;
+    else if (type === S_IFLNK) size = t.payloadLen[i];
+    else if (type === S_IFREG && t.contentLen[i] > 0) size = t.contentLen[i];
+    else if (p.flags[i] & FLAG_EXTERNAL) {
       layout = LAYOUT_CHUNK_BASED;
-      size = t.size[i];
+      size = Number(t.size[i]);
       // The u16 at i_u offset 0 is the chunk format; the high half keeps the block address.
-      iu = ((iu & 0xffff0000) | (chunkBits(size) - 12)) >>> 0;
+      iu = ((iu & 0xffff0000) | (p.chunkBits[i] - 12)) >>> 0;
     } else if (type === S_IFCHR || type === S_IFBLK) iu = Number(t.rdev[i] & U32_MAX);
     this.placed.iu[k] = iu;
     s.u16(inodeFormat(layout, !sh.compact));
@@ -352,7 +364,7 @@ class V1Emitter {
     s.u16(t.mode[i] & 0xffff);
     if (sh.compact) {
       s.u16(t.nlink[i]);
-      s.u32(Number(size & U32_MAX));
+      s.u32(size);
       s.u32(0); // reserved
       s.u32(iu);
       s.u32(k); // ino
@@ -361,7 +373,7 @@ class V1Emitter {
       s.u32(0); // reserved
     } else {
       s.u16(0); // reserved
-      s.u64(size);
+      s.u64n(size);
       s.u32(iu);
       s.u32(k); // ino
       s.u32(t.uid[i]);

@@ -9,12 +9,12 @@
  * in the tree's byte arena, a distinct (key, value) pair is an id in the pair table.
  */
 import { OdhError } from '../../util/errors.js';
-import { NO_INODE, type FlatTree } from '../flat-tree.js';
+import { NO_INODE, sameBytes, type FlatTree } from '../flat-tree.js';
 import { S_IFBLK, S_IFCHR, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from '../tree.js';
 import { direntFileType } from './dirents.js';
 import { XATTR_METACOPY, XATTR_OPAQUE, XATTR_REDIRECT } from './format.js';
 import { type HashAlgorithm, checkSymlinkTarget, digestAlgorithm, escapeOverlayKey } from './overlay.js';
-import { chunkCount } from './chunks.js';
+import { chunkBits as chunkBitsOf, chunkCount } from './chunks.js';
 import { splitXattrKey, xattrFilterBit, type XattrEntry } from './xattr.js';
 
 export interface V1PlanOptions {
@@ -69,7 +69,19 @@ export interface V1Plan {
   sharedOrder: Int32Array;
   sharedSize: number;
   maxSharedRefs: number;
+  /** Per inode, computed once (no BigInt arithmetic in the emitter): FLAG_* bits. */
+  flags: Uint8Array;
+  /** Per external inode: chunk count and chunk bits (spec composefs-v1 §9.3). */
+  chunks: Int32Array;
+  chunkBits: Uint8Array;
 }
+
+/** Regular, non-empty, no inline content: data in an external object. */
+export const FLAG_EXTERNAL = 1;
+/** SIZE fits in 32 bits (a compact inode is possible). */
+export const FLAG_SIZE_U32 = 2;
+/** mtime equals the image's minimum mtime (the build time; a compact inode is possible). */
+export const FLAG_MIN_MTIME = 4;
 
 /** (version, max_version) from the options; spec composefs-v1 §3.1 steps 1–4. */
 function versionRange(opts: V1PlanOptions): [number, number] {
@@ -124,7 +136,9 @@ class KeyTable {
 
   /** Ranks keys by bytes (xattrs are sorted by key, spec composefs-v1 §6.2). */
   rank(): void {
-    const sorted = this.list.map((_, i) => i).sort((a, b) => Buffer.compare(this.list[a].bytes, this.list[b].bytes));
+    const sorted = this.list
+      .map((_, i) => i)
+      .sort((a, b) => Buffer.compare(this.list[a].bytes, this.list[b].bytes));
     sorted.forEach((id, r) => (this.list[id].rank = r));
   }
 }
@@ -236,9 +250,18 @@ export function planV1(t: FlatTree, opts: V1PlanOptions = {}): V1Plan {
   const kMetacopy = keys.id(latin1(XATTR_METACOPY));
   const kRedirect = keys.id(latin1(XATTR_REDIRECT));
   const kOpaque = keys.id(latin1(XATTR_OPAQUE));
-  const kWhiteout = [keys.id(latin1('trusted.overlay.overlay.whiteout')), keys.id(latin1('user.overlay.whiteout'))];
-  const kWhiteouts = [keys.id(latin1('trusted.overlay.overlay.whiteouts')), keys.id(latin1('user.overlay.whiteouts'))];
-  const kOpaqueX = [keys.id(latin1('trusted.overlay.overlay.opaque')), keys.id(latin1('user.overlay.opaque'))];
+  const kWhiteout = [
+    keys.id(latin1('trusted.overlay.overlay.whiteout')),
+    keys.id(latin1('user.overlay.whiteout')),
+  ];
+  const kWhiteouts = [
+    keys.id(latin1('trusted.overlay.overlay.whiteouts')),
+    keys.id(latin1('user.overlay.whiteouts')),
+  ];
+  const kOpaqueX = [
+    keys.id(latin1('trusted.overlay.overlay.opaque')),
+    keys.id(latin1('user.overlay.opaque')),
+  ];
 
   // Directories with a whiteout child get the whiteouts (and opaque) markers (spec §5.1 step 5).
   const hasWhiteoutChild = new Uint8Array(t.inodeCount + 256);
@@ -286,7 +309,38 @@ export function planV1(t: FlatTree, opts: V1PlanOptions = {}): V1Plan {
   }
   addStubs(t, keys, lists);
   keys.rank();
-  return { ...numberAndCount(t), ...pairTables(t, keys, lists), tree: t, version, keys: keys.list };
+  const numbered = numberAndCount(t);
+  return {
+    ...numbered,
+    ...pairTables(t, keys, lists),
+    ...inodeFacts(t, numbered.minSec, numbered.minNsec),
+    tree: t,
+    version,
+    keys: keys.list,
+  };
+}
+
+/** The per-inode facts the emitter tests on every pass, computed once. */
+function inodeFacts(
+  t: FlatTree,
+  minSec: bigint,
+  minNsec: number,
+): Pick<V1Plan, 'flags' | 'chunks' | 'chunkBits'> {
+  const flags = new Uint8Array(t.inodeCount);
+  const chunks = new Int32Array(t.inodeCount);
+  const bits = new Uint8Array(t.inodeCount);
+  for (let i = 0; i < t.inodeCount; i++) {
+    const size = t.size[i];
+    let f = size <= 0xffffffffn ? FLAG_SIZE_U32 : 0;
+    if (t.mtimeNsec[i] === minNsec && t.mtimeSec[i] === minSec) f |= FLAG_MIN_MTIME;
+    if (isExternal(t, i)) {
+      f |= FLAG_EXTERNAL;
+      chunks[i] = chunkCount(size);
+      bits[i] = chunkBitsOf(size);
+    }
+    flags[i] = f;
+  }
+  return { flags, chunks, chunkBits: bits };
 }
 
 /** Per-node checks and rewrites of spec composefs-v1 §5.1 that are not xattrs. */
@@ -304,7 +358,12 @@ function rewriteNode(t: FlatTree, i: number, path: () => string, _hash: HashAlgo
 const ALG_BYTE: Record<HashAlgorithm, number> = { sha256: 1, sha512: 2 };
 
 /** The overlayfs metacopy value (ovl_metacopy: version 0, length, flags 0, algorithm, digest). */
-function metacopy(t: FlatTree, i: number, hash: HashAlgorithm | undefined, path: () => string): [number, number] {
+function metacopy(
+  t: FlatTree,
+  i: number,
+  hash: HashAlgorithm | undefined,
+  path: () => string,
+): [number, number] {
   const dlen = t.digestLen[i];
   if (dlen < 0) return [0, 0];
   const alg = digestAlgorithm(t.bytes.view(t.digestOff[i], dlen), hash, path);
@@ -337,7 +396,13 @@ interface XattrLists {
   len: IntList;
 }
 
-function flush(lists: XattrLists, i: number, key: readonly number[], off: readonly number[], len: readonly number[]): void {
+function flush(
+  lists: XattrLists,
+  i: number,
+  key: readonly number[],
+  off: readonly number[],
+  len: readonly number[],
+): void {
   lists.first[i] = lists.key.n;
   lists.count[i] = key.length;
   for (let j = 0; j < key.length; j++) {
@@ -351,10 +416,12 @@ function flush(lists: XattrLists, i: number, key: readonly number[], off: readon
 function addStubs(t: FlatTree, keys: KeyTable, lists: XattrLists): void {
   const have = new Set<string>();
   const first = t.childFirst[0];
-  for (let k = first; k < first + t.childCount[0]; k++) have.add(t.entryName(t.childIds[k]).toString('latin1'));
+  for (let k = first; k < first + t.childCount[0]; k++)
+    have.add(t.entryName(t.childIds[k]).toString('latin1'));
   const selinux = keys.id(latin1('security.selinux'));
   let at = -1;
-  for (let j = lists.first[0]; j < lists.first[0] + lists.count[0]; j++) if (lists.key.a[j] === selinux) at = j;
+  for (let j = lists.first[0]; j < lists.first[0] + lists.count[0]; j++)
+    if (lists.key.a[j] === selinux) at = j;
   for (let n = 0; n < 256; n++) {
     const name = n.toString(16).padStart(2, '0');
     if (have.has(name)) continue;
@@ -466,7 +533,7 @@ function pairTables(
       const v = slots[s];
       if (v === 0) break;
       const p = v - 1;
-      if (pKey.a[p] === key && pLen.a[p] === len && b.compare(b, off, off + len, pOff.a[p], pOff.a[p] + len) === 0) {
+      if (pKey.a[p] === key && pLen.a[p] === len && sameBytes(b, off, b, pOff.a[p], len)) {
         return p;
       }
     }
