@@ -30,7 +30,7 @@ import {
   inodeFormat,
   xattrIcount,
 } from './format.js';
-import { BufferSink, MeasureSink, type ImageSink } from './sink.js';
+import { BufferSink, ChunkSink, MeasureSink, type ImageSink } from './sink.js';
 import { FLAG_EXTERNAL, FLAG_MIN_MTIME, FLAG_SIZE_U32, type V1Plan } from './v1-plan.js';
 
 const U32_MAX = 0xffffffffn;
@@ -484,6 +484,22 @@ export function measureV1(plan: V1Plan): V1Placement {
   const e = new V1Emitter(plan, null);
   e.emit(new MeasureSink());
   return e.placed;
+}
+
+/**
+ * Streams the image to `onChunk` (chunks of a reused buffer: consume or copy them at once) and
+ * returns its size: a measuring pass, then the writing pass with the offsets it found.
+ */
+export function emitV1Chunks(plan: V1Plan, onChunk: (chunk: Buffer) => void): number {
+  const placement = measureV1(plan);
+  const sink = new ChunkSink(onChunk);
+  const e = new V1Emitter(plan, placement);
+  e.emit(sink);
+  sink.end();
+  if (sink.pos !== placement.imageSize || e.placed.inodesEnd !== placement.inodesEnd) {
+    throw new Error('EROFS V1 emitter: the writing pass did not follow the measuring pass');
+  }
+  return sink.pos;
 }
 
 /** The image bytes: a measuring pass, then the writing pass with the offsets it found. */

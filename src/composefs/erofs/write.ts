@@ -10,7 +10,7 @@ import type { ErofsLayout } from './layout.js';
 import { layoutV2 } from './layout-v2.js';
 import type { HashAlgorithm } from './overlay.js';
 import { serialize } from './serialize.js';
-import { emitV1, measureV1, type V1Placement } from './v1-emit.js';
+import { emitV1, emitV1Chunks, measureV1, type V1Placement } from './v1-emit.js';
 import { planV1 } from './v1-plan.js';
 import { fsverityDigest } from '../fsverity.js';
 
@@ -57,6 +57,15 @@ export function layoutErofsV1(root: Inode, opts: V1WriteOptions = {}): V1LayoutF
  */
 export function writeErofsV1(tree: FlatTree, opts: V1WriteOptions = {}): Buffer {
   return emitV1(planV1(tree, opts)).image;
+}
+
+/** Streams the V1 image of a flat tree (rewritten in place) to `onChunk`; returns its size. */
+export function streamErofsV1(
+  tree: FlatTree,
+  opts: V1WriteOptions,
+  onChunk: (chunk: Buffer) => void,
+): number {
+  return emitV1Chunks(planV1(tree, opts), onChunk);
 }
 
 /** Builds the image of the tree rooted at the directory `root`. The tree is not modified. */
