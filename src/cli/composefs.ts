@@ -61,7 +61,13 @@ async function parseForMkfs(input: string, opts: MkfsOptions): Promise<ParsedDum
   if (opts.format === 'v1') {
     // C reads 32-byte digests only; SHA-512 images (composefs-rs V1) carry 64-byte ones.
     const digestBytes = opts.hash === 'sha512' ? 64 : 32;
-    const tree = await parseDumpfileFlat(source, { strict: opts.strict ?? false, digestBytes, file });
+    const sizeHint = input === '-' ? undefined : (await fs.stat(input)).size;
+    const tree = await parseDumpfileFlat(source, {
+      strict: opts.strict ?? false,
+      digestBytes,
+      file,
+      sizeHint,
+    });
     return { format: 'v1', tree };
   }
   return { format: 'v2', tree: await parseDumpfile(source, { rules: 'composefs-rs', file }) };

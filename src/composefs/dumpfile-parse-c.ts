@@ -44,14 +44,19 @@ const MAX_EXTERNAL_SIZE = 1n << 53n;
 const C_CHUNK_OVERFLOW = (1n << 64n) - (1n << 43n) + 1n;
 
 export class MkcomposefsDumpfileParser {
-  private readonly tree = new FlatPathTree();
-  private readonly flat = this.tree.flat;
+  private readonly tree: FlatPathTree;
+  private readonly flat: FlatTree;
   private sawLine = false;
 
+  /** `expectedLines`: a size hint (room is made for that many entries at once). */
   constructor(
     private readonly strict: boolean,
     private readonly digestBytes: 32 | 64 = 32,
-  ) {}
+    expectedLines = 0,
+  ) {
+    this.tree = new FlatPathTree(expectedLines);
+    this.flat = this.tree.flat;
+  }
 
   /** Field bounds of the current line (splitBounds); fields become Buffers only when needed. */
   private readonly b = new Int32Array(22);

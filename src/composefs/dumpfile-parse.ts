@@ -98,9 +98,20 @@ export function parseDumpfileSync(text: Uint8Array | string, options: ParseDumpf
  */
 export async function parseDumpfileFlat(
   input: AsyncIterable<Uint8Array> | Uint8Array,
-  options: { strict: boolean; digestBytes?: 32 | 64; file?: string },
+  options: {
+    strict: boolean;
+    digestBytes?: 32 | 64;
+    file?: string;
+    /** Input bytes, when known: room for its lines is made at once (about 100 bytes a line). */
+    sizeHint?: number;
+  },
 ): Promise<FlatTree> {
-  const parser = new MkcomposefsDumpfileParser(options.strict, options.digestBytes ?? 32);
+  const bytes = input instanceof Uint8Array ? input.length : (options.sizeHint ?? 0);
+  const parser = new MkcomposefsDumpfileParser(
+    options.strict,
+    options.digestBytes ?? 32,
+    Math.ceil(bytes / 100),
+  );
   const file = options.file;
   const visit: LineVisitor = (buf, start, end, number, terminated) => {
     try {

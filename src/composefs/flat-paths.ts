@@ -27,9 +27,19 @@ interface HardlinkLine {
 }
 
 export class FlatPathTree {
-  readonly flat = new FlatTree();
-  private slots = new Int32Array(1 << 12);
-  private hashes = new Int32Array(1 << 10);
+  readonly flat: FlatTree;
+  private slots: Int32Array;
+  private hashes: Int32Array;
+
+  /** `expected`: entries to make room for at once (e.g. estimated from the input size). */
+  constructor(expected = 0) {
+    this.flat = new FlatTree(expected);
+    let slots = 1 << 12;
+    while (slots < 2 * expected) slots *= 2;
+    this.slots = new Int32Array(slots);
+    this.hashes = new Int32Array(Math.max(1 << 10, expected));
+  }
+
   private used = 0;
   private readonly hardlinks: HardlinkLine[] = [];
   private hasRoot = false;

@@ -42,7 +42,7 @@ function grownBI64(a: BigInt64Array, n: number): BigInt64Array {
  * native call plus the view object `subarray` would allocate.
  */
 export function copyBytes(src: Uint8Array, start: number, end: number, dst: Uint8Array, at: number): void {
-  if (end - start <= 64) {
+  if (end - start <= 128) {
     for (let i = start; i < end; i++) dst[at++] = src[i];
   } else {
     dst.set(src.subarray(start, end), at);
@@ -106,7 +106,17 @@ export class ByteArena {
 }
 
 export class FlatTree {
-  readonly bytes = new ByteArena();
+  readonly bytes: ByteArena;
+
+  /** `expected`: inodes (and entries) to make room for at once; growth doubles from there. */
+  constructor(expected = 0) {
+    this.bytes = new ByteArena(Math.max(1 << 16, expected * 64));
+    if (expected > 0) {
+      this.growInodes(expected);
+      this.growEntries(expected);
+      this.growXattrs(expected);
+    }
+  }
 
   // ---- inodes
   inodeCount = 0;
@@ -153,8 +163,8 @@ export class FlatTree {
   xattrValueOff: Int32Array = new Int32Array(0);
   xattrValueLen: Int32Array = new Int32Array(0);
 
-  private growInodes(): void {
-    const n = Math.max(64, this.inodeCap * 2);
+  private growInodes(to = Math.max(64, this.inodeCap * 2)): void {
+    const n = to;
     this.mode = grownU32(this.mode, n);
     this.uid = grownU32(this.uid, n);
     this.gid = grownU32(this.gid, n);
@@ -175,6 +185,25 @@ export class FlatTree {
     this.childFirst = grownI32(this.childFirst, n);
     this.childCount = grownI32(this.childCount, n);
     this.inodeCap = n;
+  }
+
+  private growEntries(n: number): void {
+    this.entryParent = grownI32(this.entryParent, n);
+    this.entryInode = grownI32(this.entryInode, n);
+    this.entryNameOff = grownI32(this.entryNameOff, n);
+    this.entryNameLen = grownI32(this.entryNameLen, n);
+    const h = new Uint8Array(n);
+    h.set(this.entryHardlink);
+    this.entryHardlink = h;
+    this.entryCap = n;
+  }
+
+  private growXattrs(n: number): void {
+    this.xattrKeyOff = grownI32(this.xattrKeyOff, n);
+    this.xattrKeyLen = grownI32(this.xattrKeyLen, n);
+    this.xattrValueOff = grownI32(this.xattrValueOff, n);
+    this.xattrValueLen = grownI32(this.xattrValueLen, n);
+    this.xattrCap = n;
   }
 
   /** A new inode with the given st_mode, nlink 1 and every other field zero or absent. */
@@ -204,17 +233,7 @@ export class FlatTree {
     inode: number,
     hardlink: boolean,
   ): number {
-    if (this.entryCount === this.entryCap) {
-      const n = Math.max(64, this.entryCap * 2);
-      this.entryParent = grownI32(this.entryParent, n);
-      this.entryInode = grownI32(this.entryInode, n);
-      this.entryNameOff = grownI32(this.entryNameOff, n);
-      this.entryNameLen = grownI32(this.entryNameLen, n);
-      const h = new Uint8Array(n);
-      h.set(this.entryHardlink);
-      this.entryHardlink = h;
-      this.entryCap = n;
-    }
+    if (this.entryCount === this.entryCap) this.growEntries(Math.max(64, this.entryCap * 2));
     const e = this.entryCount++;
     this.entryParent[e] = parent;
     this.entryInode[e] = inode;
@@ -227,14 +246,7 @@ export class FlatTree {
 
   /** Appends an xattr to the most recently added inode (xattrs of one inode are contiguous). */
   addXattr(key: Uint8Array, value: Uint8Array): void {
-    if (this.xattrTotal === this.xattrCap) {
-      const n = Math.max(64, this.xattrCap * 2);
-      this.xattrKeyOff = grownI32(this.xattrKeyOff, n);
-      this.xattrKeyLen = grownI32(this.xattrKeyLen, n);
-      this.xattrValueOff = grownI32(this.xattrValueOff, n);
-      this.xattrValueLen = grownI32(this.xattrValueLen, n);
-      this.xattrCap = n;
-    }
+    if (this.xattrTotal === this.xattrCap) this.growXattrs(Math.max(64, this.xattrCap * 2));
     const x = this.xattrTotal++;
     this.xattrKeyOff[x] = this.bytes.put(key);
     this.xattrKeyLen[x] = key.length;

@@ -9,7 +9,7 @@
  * in the tree's byte arena, a distinct (key, value) pair is an id in the pair table.
  */
 import { OdhError } from '../../util/errors.js';
-import { NO_INODE, sameBytes, type FlatTree } from '../flat-tree.js';
+import { NO_INODE, copyBytes, sameBytes, type FlatTree } from '../flat-tree.js';
 import { S_IFBLK, S_IFCHR, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from '../tree.js';
 import { direntFileType } from './dirents.js';
 import { XATTR_METACOPY, XATTR_OPAQUE, XATTR_REDIRECT } from './format.js';
@@ -278,20 +278,18 @@ export function planV1(t: FlatTree, opts: V1PlanOptions = {}): V1Plan {
   for (let k = 0; k < nodes.length; k++) {
     const i = nodes[k];
     const path = (): string => t.path(i);
-    rewriteNode(t, i, path, opts.hash);
+    const external = rewriteNode(t, i, path);
     s.reset();
     const first = t.xattrFirst[i];
     for (let j = first; j < first + t.xattrCount[i]; j++) {
       const key = keys.id(t.bytes.view(t.xattrKeyOff[j], t.xattrKeyLen[j]));
       s.push(keys.escaped(key), t.xattrValueOff[j], t.xattrValueLen[j]);
     }
-    if (isExternal(t, i)) {
-      const [off, len] = metacopy(t, i, opts.hash, path);
-      s.set(keys.list, kMetacopy, off, len, path);
-      if (t.payloadLen[i] > 0) {
-        const [roff, rlen] = redirect(t, i);
-        s.set(keys.list, kRedirect, roff, rlen, path);
-      }
+    if (external) {
+      const dlen = t.digestLen[i];
+      s.set(keys.list, kMetacopy, metacopy(t, i, opts.hash, path), dlen < 0 ? 0 : 4 + dlen, path);
+      const plen = t.payloadLen[i];
+      if (plen > 0) s.set(keys.list, kRedirect, redirect(t, i), 1 + plen, path);
     }
     if (i !== 0 && isWhiteout(t, i)) {
       t.size[i] = 0n;
@@ -343,48 +341,57 @@ function inodeFacts(
   return { flags, chunks, chunkBits: bits };
 }
 
-/** Per-node checks and rewrites of spec composefs-v1 §5.1 that are not xattrs. */
-function rewriteNode(t: FlatTree, i: number, path: () => string, _hash: HashAlgorithm | undefined): void {
-  direntFileType(t.mode[i]); // validates the type
-  if ((t.mode[i] & S_IFMT) === S_IFLNK) checkSymlinkTarget(t.field(t.payloadOff[i], t.payloadLen[i]), path);
-  if (isExternal(t, i) && chunkCount(t.size[i]) > MAX_CHUNKS) {
-    throw new OdhError('LIMIT', `file too large: ${t.size[i]} bytes needs more than ${MAX_CHUNKS} chunks`, {
+/**
+ * Per-node checks and rewrites of spec composefs-v1 §5.1 that are not xattrs. Returns whether the
+ * node is an external file (metacopy and redirect follow).
+ */
+function rewriteNode(t: FlatTree, i: number, path: () => string): boolean {
+  const type = t.mode[i] & S_IFMT;
+  if (type !== S_IFREG && type !== S_IFDIR) direntFileType(t.mode[i]); // validates the type
+  if (type === S_IFLNK) checkSymlinkTarget(t.field(t.payloadOff[i], t.payloadLen[i]), path);
+  if (t.contentLen[i] === 0) t.contentLen[i] = -1; // an empty content is no content
+  if (type !== S_IFREG || t.contentLen[i] > 0) return false;
+  const size = t.size[i];
+  if (size === 0n) return false;
+  if (chunkCount(size) > MAX_CHUNKS) {
+    throw new OdhError('LIMIT', `file too large: ${size} bytes needs more than ${MAX_CHUNKS} chunks`, {
       path: path(),
     });
   }
-  if (t.contentLen[i] === 0) t.contentLen[i] = -1; // an empty content is no content
+  return true;
 }
 
 const ALG_BYTE: Record<HashAlgorithm, number> = { sha256: 1, sha512: 2 };
 
-/** The overlayfs metacopy value (ovl_metacopy: version 0, length, flags 0, algorithm, digest). */
-function metacopy(
-  t: FlatTree,
-  i: number,
-  hash: HashAlgorithm | undefined,
-  path: () => string,
-): [number, number] {
+/**
+ * The overlayfs metacopy value (ovl_metacopy: version 0, length, flags 0, algorithm, digest) in
+ * the arena; its offset (an empty value without a digest).
+ */
+function metacopy(t: FlatTree, i: number, hash: HashAlgorithm | undefined, path: () => string): number {
   const dlen = t.digestLen[i];
-  if (dlen < 0) return [0, 0];
-  const alg = digestAlgorithm(t.bytes.view(t.digestOff[i], dlen), hash, path);
+  if (dlen < 0) return 0;
+  const implied = dlen === 32 ? 'sha256' : dlen === 64 ? 'sha512' : undefined;
+  const alg = hash === undefined || hash === implied ? implied : undefined;
+  // The checked path names the mismatch (digest length against --hash).
+  const checked = alg ?? digestAlgorithm(t.bytes.view(t.digestOff[i], dlen), hash, path);
   const off = t.bytes.alloc(4 + dlen);
   const b = t.bytes.buf;
   b[off] = 0;
   b[off + 1] = 4 + dlen;
   b[off + 2] = 0;
-  b[off + 3] = ALG_BYTE[alg];
-  b.copy(b, off + 4, t.digestOff[i], t.digestOff[i] + dlen);
-  return [off, 4 + dlen];
+  b[off + 3] = ALG_BYTE[checked];
+  copyBytes(b, t.digestOff[i], t.digestOff[i] + dlen, b, off + 4);
+  return off;
 }
 
-/** `/` + the backing path. */
-function redirect(t: FlatTree, i: number): [number, number] {
+/** `/` + the backing path in the arena; its offset. */
+function redirect(t: FlatTree, i: number): number {
   const len = t.payloadLen[i];
   const off = t.bytes.alloc(1 + len);
   const b = t.bytes.buf;
   b[off] = 0x2f;
-  b.copy(b, off + 1, t.payloadOff[i], t.payloadOff[i] + len);
-  return [off, 1 + len];
+  copyBytes(b, t.payloadOff[i], t.payloadOff[i] + len, b, off + 1);
+  return off;
 }
 
 /** Every inode's final xattrs (unsorted): inode i has entries first[i] … first[i]+count[i]−1. */
@@ -479,11 +486,15 @@ function numberAndCount(t: FlatTree): Pick<V1Plan, 'order' | 'ino' | 'parentInde
   return { order: order.subarray(0, n), ino, parentIndex: parentIndex.subarray(0, n), minSec, minNsec };
 }
 
-/** FNV-1a of a value, mixed with its key id. */
+/** An FNV-style hash of a value, 4 bytes a step, mixed with its key id and length. */
 function hashPair(key: number, b: Buffer, off: number, len: number): number {
-  let h = (0x811c9dc5 ^ Math.imul(key + 1, 0x9e3779b1)) >>> 0;
-  for (let i = off; i < off + len; i++) h = Math.imul(h ^ b[i], 0x01000193);
-  return h >>> 0;
+  let h = (0x811c9dc5 ^ Math.imul(key + 1, 0x9e3779b1) ^ len) >>> 0;
+  const end = off + len;
+  let i = off;
+  for (; i + 4 <= end; i += 4)
+    h = Math.imul(h ^ (b[i] | (b[i + 1] << 8) | (b[i + 2] << 16) | (b[i + 3] << 24)), 0x01000193);
+  for (; i < end; i++) h = Math.imul(h ^ b[i], 0x01000193);
+  return (h ^ (h >>> 15)) >>> 0;
 }
 
 /**
