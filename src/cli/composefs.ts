@@ -2,19 +2,11 @@ import { closeSync, createReadStream, createWriteStream, openSync, promises as f
 import type { Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { Option, type Command } from 'commander';
-import { parseDumpfile, parseDumpfileFlat } from '../composefs/dumpfile-parse.js';
-import { printDumpfile, writeDumpfile } from '../composefs/dumpfile-print.js';
-import { readErofs } from '../composefs/erofs/reader.js';
-import {
-  imageId,
-  streamErofsV1,
-  writeErofs,
-  writeErofsV1,
-  type V1WriteOptions,
-} from '../composefs/erofs/write.js';
+import { parseDumpfileFlat } from '../composefs/dumpfile-parse-flat.js';
+import { streamErofsV1, writeErofsV1, type V1WriteOptions } from '../composefs/erofs/write-v1.js';
 import type { FlatTree } from '../composefs/flat-tree.js';
 import type { Inode } from '../composefs/tree.js';
-import { FsVerityHasher, type FsVerityAlgorithm } from '../composefs/fsverity.js';
+import { FsVerityHasher, fsverityDigest, type FsVerityAlgorithm } from '../composefs/fsverity.js';
 import {
   COMPOSEFS_RS_RELEASE,
   defaultXattrPolicy,
@@ -46,10 +38,7 @@ export interface MkfsOptions {
  * (path or `-` for stdin) → EROFS image bytes. V1 parses with C rules, V2 with composefs-rs rules.
  */
 export async function mkfsFromDumpfile(input: string, opts: MkfsOptions): Promise<Buffer> {
-  const parsed = await parseForMkfs(input, opts);
-  return parsed.format === 'v1'
-    ? writeErofsV1(parsed.tree, v1Options(opts))
-    : writeErofs(parsed.tree, { format: 'v2', hash: opts.hash });
+  return writeImage(await parseForMkfs(input, opts), opts);
 }
 
 type ParsedDumpfile = { format: 'v1'; tree: FlatTree } | { format: 'v2'; tree: Inode };
@@ -70,7 +59,16 @@ async function parseForMkfs(input: string, opts: MkfsOptions): Promise<ParsedDum
     });
     return { format: 'v1', tree };
   }
+  // Loaded on use: `mkfs` of a V1 image (the common case) does not need the V2 parser and writer.
+  const { parseDumpfile } = await import('../composefs/dumpfile-parse.js');
   return { format: 'v2', tree: await parseDumpfile(source, { rules: 'composefs-rs', file }) };
+}
+
+/** The image bytes in memory (stdout output or digest only; a V1 file output streams instead). */
+async function writeImage(parsed: ParsedDumpfile, opts: MkfsOptions): Promise<Buffer> {
+  if (parsed.format === 'v1') return writeErofsV1(parsed.tree, v1Options(opts));
+  const { writeErofs } = await import('../composefs/erofs/write.js');
+  return writeErofs(parsed.tree, { format: 'v2', hash: opts.hash });
 }
 
 function v1Options(opts: MkfsOptions): V1WriteOptions {
@@ -203,6 +201,10 @@ export async function dumpErofsImage(file: string, write: (piece: Buffer) => Pro
       file,
     });
   }
+  const [{ readErofs }, { writeDumpfile }] = await Promise.all([
+    import('../composefs/erofs/reader.js'),
+    import('../composefs/dumpfile-print.js'),
+  ]);
   const { root, rules } = readErofs(await fs.readFile(file), { file });
   await writeDumpfile(root, { format: rules === 'composefs-rs' ? 'composefs-rs' : 'composefs-info' }, write);
 }
@@ -347,16 +349,13 @@ export function register(program: Command): void {
       } else {
         let image: Buffer;
         try {
-          image =
-            parsed.format === 'v1'
-              ? writeErofsV1(parsed.tree, v1Options(mkfs))
-              : writeErofs(parsed.tree, { format: 'v2', hash: mkfs.hash });
+          image = await writeImage(parsed, mkfs);
         } catch (e) {
           await atomic?.abort();
           throw e;
         }
         if (!o.printDigestOnly) await writeOutput(output!, image, 'image', atomic);
-        if (printDigest) digest = imageId(image, digestAlg);
+        if (printDigest) digest = fsverityDigest(image, digestAlg);
       }
       if (digest !== undefined) process.stdout.write(`${digest.toString('hex')}\n`);
     });
@@ -411,6 +410,7 @@ export function register(program: Command): void {
     .action(async (ref: string, o: OciCommandOptions) => {
       const { tree } = await ociImage(ref, o);
       // cfsctl create-dumpfile prints composefs-rs `write_dumpfile` lines (spec composefs-v2 §7).
+      const { printDumpfile } = await import('../composefs/dumpfile-print.js');
       process.stdout.write(printDumpfile(tree, { format: 'composefs-rs' }));
     });
 }

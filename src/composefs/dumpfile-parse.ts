@@ -7,17 +7,13 @@
  */
 import { OdhError } from '../util/errors.js';
 import type { Inode } from './tree.js';
-import {
-  dumpfileLineBatches,
-  dumpfileLinesSync,
-  eachDumpLine,
-  eachDumpLineSync,
-  type DumpLine,
-  type LineVisitor,
-} from './dumpfile-lines.js';
+import { dumpfileLineBatches, dumpfileLinesSync, type DumpLine } from './dumpfile-lines.js';
 import { MkcomposefsDumpfileParser } from './dumpfile-parse-c.js';
 import { ComposefsRsDumpfileParser } from './dumpfile-parse-rs.js';
-import { toInodeTree, type FlatTree } from './flat-tree.js';
+import { toInodeTree } from './flat-tree.js';
+import { located } from './dumpfile-parse-flat.js';
+
+export { parseDumpfileFlat } from './dumpfile-parse-flat.js';
 
 export type DumpfileRules =
   | {
@@ -51,23 +47,6 @@ function makeParser(options: ParseDumpfileOptions): LineParser<Inode> {
   throw new OdhError('USAGE', `unknown dumpfile rules ${String((options as { rules: unknown }).rules)}`);
 }
 
-/** Adds the file and line to an error thrown by a field parser. */
-function located(e: unknown, file: string | undefined, line: number | undefined): unknown {
-  if (!(e instanceof OdhError)) return e;
-  if (e.context.line !== undefined) {
-    return e.context.file !== undefined || file === undefined
-      ? e
-      : new OdhError(e.code, stripContext(e), { ...e.context, file }, { cause: e });
-  }
-  return new OdhError(e.code, e.message, { ...e.context, file, line }, { cause: e });
-}
-
-/** The message without the " (line N)" suffix formatMessage appended. */
-function stripContext(e: OdhError): string {
-  const i = e.message.lastIndexOf(' (');
-  return i < 0 ? e.message : e.message.slice(0, i);
-}
-
 function feed<T>(parser: LineParser<T>, l: DumpLine, file: string | undefined): void {
   try {
     parser.line(l.bytes, l.number, l.terminated);
@@ -89,39 +68,6 @@ export function parseDumpfileSync(text: Uint8Array | string, options: ParseDumpf
   const parser = makeParser(options);
   const bytes = typeof text === 'string' ? Buffer.from(text, 'utf8') : text;
   for (const l of dumpfileLinesSync(bytes, options.file)) feed(parser, l, options.file);
-  return finish(parser, options.file);
-}
-
-/**
- * A dumpfile with the C mkcomposefs rules as a flat tree (what the V1 writer reads), from a stream
- * of chunks or a buffer.
- */
-export async function parseDumpfileFlat(
-  input: AsyncIterable<Uint8Array> | Uint8Array,
-  options: {
-    strict: boolean;
-    digestBytes?: 32 | 64;
-    file?: string;
-    /** Input bytes, when known: room for its lines is made at once (about 100 bytes a line). */
-    sizeHint?: number;
-  },
-): Promise<FlatTree> {
-  const bytes = input instanceof Uint8Array ? input.length : (options.sizeHint ?? 0);
-  const parser = new MkcomposefsDumpfileParser(
-    options.strict,
-    options.digestBytes ?? 32,
-    Math.ceil(bytes / 100),
-  );
-  const file = options.file;
-  const visit: LineVisitor = (buf, start, end, number, terminated) => {
-    try {
-      parser.lineAt(buf, start, end, number, terminated);
-    } catch (e) {
-      throw located(e, file, number);
-    }
-  };
-  if (input instanceof Uint8Array) eachDumpLineSync(input, visit, file);
-  else await eachDumpLine(input, visit, file);
   return finish(parser, options.file);
 }
 
