@@ -1,145 +1,72 @@
 /**
- * Where an EROFS emitter writes: a sink that only counts (the first pass, which finds every offset)
- * or one that keeps the bytes. The emitter runs the same code over both, so the layout cannot drift
- * from the bytes (composefs-rs `erofs/writer.rs` runs its emitter twice the same way).
+ * Where an EROFS emitter writes. The same class counts (the measuring pass, which finds every
+ * offset) or hands the bytes on in chunks (the writing pass): one emitter runs over both, so the
+ * layout cannot drift from the bytes (composefs-rs `erofs/writer.rs` runs its emitter twice the
+ * same way). One class, not two, keeps every call site monomorphic for the JIT.
  */
 import { copyBytes } from '../flat-tree.js';
 
-export interface ImageSink {
+export class ImageSink {
   /** Bytes emitted so far: the offset of the next byte. */
-  readonly pos: number;
-  u8(v: number): void;
-  u16(v: number): void;
-  u32(v: number): void;
-  u64(v: bigint): void;
-  /** A u64 given as a Number below 2^53. */
-  u64n(v: number): void;
-  bytes(src: Uint8Array, start: number, end: number): void;
-  /** n zero bytes. */
-  zeros(n: number): void;
-  /** n bytes of the value b. */
-  fill(b: number, n: number): void;
-}
-
-/** Counts bytes; stores nothing. */
-export class MeasureSink implements ImageSink {
-  pos = 0;
-  u8(): void {
-    this.pos += 1;
-  }
-  u16(): void {
-    this.pos += 2;
-  }
-  u32(): void {
-    this.pos += 4;
-  }
-  u64(): void {
-    this.pos += 8;
-  }
-  u64n(): void {
-    this.pos += 8;
-  }
-  bytes(_src: Uint8Array, start: number, end: number): void {
-    this.pos += end - start;
-  }
-  zeros(n: number): void {
-    this.pos += n;
-  }
-  fill(_b: number, n: number): void {
-    this.pos += n;
-  }
-}
-
-/** Writes into one zero-filled buffer of the measured size (zeros are skipped over). */
-export class BufferSink implements ImageSink {
-  pos = 0;
-  readonly buf: Buffer;
-
-  constructor(size: number) {
-    this.buf = Buffer.alloc(size);
-  }
-  u8(v: number): void {
-    this.buf[this.pos++] = v;
-  }
-  u16(v: number): void {
-    this.buf.writeUInt16LE(v & 0xffff, this.pos);
-    this.pos += 2;
-  }
-  u32(v: number): void {
-    this.buf.writeUInt32LE(v >>> 0, this.pos);
-    this.pos += 4;
-  }
-  u64(v: bigint): void {
-    this.buf.writeBigUInt64LE(BigInt.asUintN(64, v), this.pos);
-    this.pos += 8;
-  }
-  /** A u64 from a Number below 2^53 (no BigInt on the common path). */
-  u64n(v: number): void {
-    this.buf.writeUInt32LE(v % 0x100000000, this.pos);
-    this.buf.writeUInt32LE(Math.floor(v / 0x100000000), this.pos + 4);
-    this.pos += 8;
-  }
-  bytes(src: Uint8Array, start: number, end: number): void {
-    copyBytes(src, start, end, this.buf, this.pos);
-    this.pos += end - start;
-  }
-  zeros(n: number): void {
-    this.pos += n;
-  }
-  fill(b: number, n: number): void {
-    this.buf.fill(b, this.pos, this.pos + n);
-    this.pos += n;
-  }
-}
-
-/**
- * Hands the bytes on in chunks of `size` (one reused buffer), so an image streams to its file and
- * its digest without ever being whole in memory. Call `end()` after the last write.
- */
-export class ChunkSink implements ImageSink {
   pos = 0;
   private readonly buf: Buffer;
   private at = 0;
 
+  /**
+   * `onChunk` null: measure only. Otherwise the bytes go to `onChunk` in chunks of `chunkSize`
+   * (one reused buffer: consume or copy each chunk at once); call `end()` after the last write.
+   */
   constructor(
-    private readonly onChunk: (chunk: Buffer) => void,
-    size = 1 << 20,
+    private readonly onChunk: ((chunk: Buffer) => void) | null,
+    chunkSize = 1 << 20,
   ) {
-    this.buf = Buffer.alloc(size);
+    this.buf = Buffer.alloc(onChunk === null ? 0 : chunkSize);
   }
 
+  /** Advances by n and returns where the n bytes go in `buf`, or -1 when measuring. */
   private room(n: number): number {
+    this.pos += n;
+    if (this.onChunk === null) return -1;
     if (this.at + n > this.buf.length) this.flush();
     const at = this.at;
     this.at += n;
-    this.pos += n;
     return at;
   }
 
   private flush(): void {
-    if (this.at === 0) return;
+    if (this.at === 0 || this.onChunk === null) return;
     this.onChunk(this.buf.subarray(0, this.at));
     this.at = 0;
   }
 
   u8(v: number): void {
-    this.buf[this.room(1)] = v;
+    const at = this.room(1);
+    if (at >= 0) this.buf[at] = v;
   }
   u16(v: number): void {
-    this.buf.writeUInt16LE(v & 0xffff, this.room(2));
+    const at = this.room(2);
+    if (at >= 0) this.buf.writeUInt16LE(v & 0xffff, at);
   }
   u32(v: number): void {
-    this.buf.writeUInt32LE(v >>> 0, this.room(4));
+    const at = this.room(4);
+    if (at >= 0) this.buf.writeUInt32LE(v >>> 0, at);
   }
   u64(v: bigint): void {
-    this.buf.writeBigUInt64LE(BigInt.asUintN(64, v), this.room(8));
+    const at = this.room(8);
+    if (at >= 0) this.buf.writeBigUInt64LE(BigInt.asUintN(64, v), at);
   }
+  /** A u64 given as a Number below 2^53 (no BigInt on the common path). */
   u64n(v: number): void {
     const at = this.room(8);
+    if (at < 0) return;
     this.buf.writeUInt32LE(v % 0x100000000, at);
     this.buf.writeUInt32LE(Math.floor(v / 0x100000000), at + 4);
   }
   bytes(src: Uint8Array, start: number, end: number): void {
+    if (this.onChunk === null) {
+      this.pos += end - start;
+      return;
+    }
     while (start < end) {
       if (this.at === this.buf.length) this.flush();
       const n = Math.min(end - start, this.buf.length - this.at);
@@ -149,10 +76,16 @@ export class ChunkSink implements ImageSink {
       start += n;
     }
   }
+  /** n zero bytes. */
   zeros(n: number): void {
     this.fill(0, n);
   }
+  /** n bytes of the value b. */
   fill(b: number, n: number): void {
+    if (this.onChunk === null) {
+      this.pos += n;
+      return;
+    }
     while (n > 0) {
       if (this.at === this.buf.length) this.flush();
       const k = Math.min(n, this.buf.length - this.at);

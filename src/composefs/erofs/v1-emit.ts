@@ -30,7 +30,7 @@ import {
   inodeFormat,
   xattrIcount,
 } from './format.js';
-import { BufferSink, ChunkSink, MeasureSink, type ImageSink } from './sink.js';
+import { ImageSink } from './sink.js';
 import { FLAG_EXTERNAL, FLAG_MIN_MTIME, FLAG_SIZE_U32, type V1Plan } from './v1-plan.js';
 
 const U32_MAX = 0xffffffffn;
@@ -482,7 +482,7 @@ class V1Emitter {
 /** Runs the emitter over a measuring sink; the result places every inode and block. */
 export function measureV1(plan: V1Plan): V1Placement {
   const e = new V1Emitter(plan, null);
-  e.emit(new MeasureSink());
+  e.emit(new ImageSink(null));
   return e.placed;
 }
 
@@ -492,7 +492,7 @@ export function measureV1(plan: V1Plan): V1Placement {
  */
 export function emitV1Chunks(plan: V1Plan, onChunk: (chunk: Buffer) => void): number {
   const placement = measureV1(plan);
-  const sink = new ChunkSink(onChunk);
+  const sink = new ImageSink(onChunk);
   const e = new V1Emitter(plan, placement);
   e.emit(sink);
   sink.end();
@@ -502,14 +502,20 @@ export function emitV1Chunks(plan: V1Plan, onChunk: (chunk: Buffer) => void): nu
   return sink.pos;
 }
 
-/** The image bytes: a measuring pass, then the writing pass with the offsets it found. */
+/** The image bytes: a measuring pass, then the writing pass (into one buffer of the measured size). */
 export function emitV1(plan: V1Plan): { image: Buffer; placement: V1Placement } {
   const placement = measureV1(plan);
-  const sink = new BufferSink(placement.imageSize);
+  const image = Buffer.allocUnsafe(placement.imageSize);
+  let at = 0;
+  const sink = new ImageSink((chunk) => {
+    chunk.copy(image, at);
+    at += chunk.length;
+  });
   const e = new V1Emitter(plan, placement);
   e.emit(sink);
-  if (sink.pos !== placement.imageSize || e.placed.inodesEnd !== placement.inodesEnd) {
+  sink.end();
+  if (at !== placement.imageSize || e.placed.inodesEnd !== placement.inodesEnd) {
     throw new Error('EROFS V1 emitter: the writing pass did not follow the measuring pass');
   }
-  return { image: sink.buf, placement };
+  return { image, placement };
 }
