@@ -1,12 +1,12 @@
-import { createReadStream, createWriteStream, promises as fs } from 'node:fs';
+import { closeSync, createReadStream, createWriteStream, openSync, promises as fs, writeSync } from 'node:fs';
 import type { Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { Option, type Command } from 'commander';
-import { parseDumpfile } from '../composefs/dumpfile-parse.js';
-import { printDumpfile, writeDumpfile } from '../composefs/dumpfile-print.js';
-import { readErofs } from '../composefs/erofs/reader.js';
-import { writeErofs, imageId } from '../composefs/erofs/write.js';
-import type { FsVerityAlgorithm } from '../composefs/fsverity.js';
+import { parseDumpfileFlat } from '../composefs/dumpfile-parse-flat.js';
+import { streamErofsV1, writeErofsV1, type V1WriteOptions } from '../composefs/erofs/write-v1.js';
+import type { FlatTree } from '../composefs/flat-tree.js';
+import type { Inode } from '../composefs/tree.js';
+import { FsVerityHasher, fsverityDigest, type FsVerityAlgorithm } from '../composefs/fsverity.js';
 import {
   COMPOSEFS_RS_RELEASE,
   defaultXattrPolicy,
@@ -38,24 +38,81 @@ export interface MkfsOptions {
  * (path or `-` for stdin) → EROFS image bytes. V1 parses with C rules, V2 with composefs-rs rules.
  */
 export async function mkfsFromDumpfile(input: string, opts: MkfsOptions): Promise<Buffer> {
+  return writeImage(await parseForMkfs(input, opts), opts);
+}
+
+type ParsedDumpfile = { format: 'v1'; tree: FlatTree } | { format: 'v2'; tree: Inode };
+
+/** The dumpfile as the writer of its format reads it: V1 with C rules (flat), V2 with composefs-rs rules. */
+async function parseForMkfs(input: string, opts: MkfsOptions): Promise<ParsedDumpfile> {
   const source = (input === '-' ? process.stdin : await openInput(input)) as AsyncIterable<Buffer>;
-  const tree = await parseDumpfile(source, {
-    ...(opts.format === 'v1'
-      ? {
-          rules: 'mkcomposefs',
-          strict: opts.strict ?? false,
-          // C reads 32-byte digests only; SHA-512 images (composefs-rs V1) carry 64-byte ones.
-          digestBytes: opts.hash === 'sha512' ? 64 : 32,
-        }
-      : { rules: 'composefs-rs' }),
-    file: input === '-' ? 'stdin' : input,
-  });
-  return writeErofs(tree, {
-    format: opts.format,
-    minVersion: opts.minVersion,
-    maxVersion: opts.maxVersion,
-    hash: opts.hash,
-  });
+  const file = input === '-' ? 'stdin' : input;
+  if (opts.format === 'v1') {
+    // C reads 32-byte digests only; SHA-512 images (composefs-rs V1) carry 64-byte ones.
+    const digestBytes = opts.hash === 'sha512' ? 64 : 32;
+    const sizeHint = input === '-' ? undefined : (await fs.stat(input)).size;
+    const tree = await parseDumpfileFlat(source, {
+      strict: opts.strict ?? false,
+      digestBytes,
+      file,
+      sizeHint,
+    });
+    return { format: 'v1', tree };
+  }
+  // Loaded on use: `mkfs` of a V1 image (the common case) does not need the V2 parser and writer.
+  const { parseDumpfile } = await import('../composefs/dumpfile-parse.js');
+  return { format: 'v2', tree: await parseDumpfile(source, { rules: 'composefs-rs', file }) };
+}
+
+/** The image bytes in memory (stdout output or digest only; a V1 file output streams instead). */
+async function writeImage(parsed: ParsedDumpfile, opts: MkfsOptions): Promise<Buffer> {
+  if (parsed.format === 'v1') return writeErofsV1(parsed.tree, v1Options(opts));
+  const { writeErofs } = await import('../composefs/erofs/write.js');
+  return writeErofs(parsed.tree, { format: 'v2', hash: opts.hash });
+}
+
+function v1Options(opts: MkfsOptions): V1WriteOptions {
+  return { minVersion: opts.minVersion, maxVersion: opts.maxVersion, hash: opts.hash };
+}
+
+/**
+ * V1 to a file: the image streams from the emitter to the reserved temp file (and to the digest),
+ * never whole in memory; committed at the end. Returns the image's fs-verity digest when asked.
+ */
+async function streamV1Image(
+  tree: FlatTree,
+  opts: MkfsOptions,
+  atomic: AtomicOutput,
+  digest: FsVerityAlgorithm | undefined,
+): Promise<Buffer | undefined> {
+  const hasher = digest === undefined ? undefined : new FsVerityHasher(digest);
+  let fd: number | undefined;
+  try {
+    fd = openSync(atomic.tempPath, 'w');
+    const out = fd;
+    streamErofsV1(tree, v1Options(opts), (chunk) => {
+      writeAllSync(out, chunk);
+      hasher?.update(chunk);
+    });
+    closeSync(fd);
+    fd = undefined;
+    await atomic.commit();
+  } catch (e) {
+    if (fd !== undefined) closeSync(fd);
+    await atomic.abort();
+    if (e instanceof OdhError) throw e;
+    throw new OdhError(
+      'IO',
+      `cannot write the image: ${(e as Error).message}`,
+      { file: atomic.finalPath },
+      { cause: e },
+    );
+  }
+  return hasher?.digest();
+}
+
+function writeAllSync(fd: number, chunk: Buffer): void {
+  for (let off = 0; off < chunk.length;) off += writeSync(fd, chunk, off);
 }
 
 /**
@@ -144,6 +201,10 @@ export async function dumpErofsImage(file: string, write: (piece: Buffer) => Pro
       file,
     });
   }
+  const [{ readErofs }, { writeDumpfile }] = await Promise.all([
+    import('../composefs/erofs/reader.js'),
+    import('../composefs/dumpfile-print.js'),
+  ]);
   const { root, rules } = readErofs(await fs.readFile(file), { file });
   await writeDumpfile(root, { format: rules === 'composefs-rs' ? 'composefs-rs' : 'composefs-info' }, write);
 }
@@ -266,23 +327,37 @@ export function register(program: Command): void {
       }
       const fileOut = !o.printDigestOnly && output !== '-';
       const atomic = fileOut ? await reserveOutput(output!, o.force === true) : undefined;
-      let image: Buffer;
+      const mkfs: MkfsOptions = {
+        format: o.format,
+        minVersion: o.minVersion,
+        maxVersion: o.maxVersion,
+        hash: o.hash,
+        strict: o.strict === true,
+      };
+      const printDigest = o.printDigest === true || o.printDigestOnly === true;
+      const digestAlg: FsVerityAlgorithm = o.hash ?? 'sha256';
+      let parsed: ParsedDumpfile;
       try {
-        image = await mkfsFromDumpfile(o.fromFile, {
-          format: o.format,
-          minVersion: o.minVersion,
-          maxVersion: o.maxVersion,
-          hash: o.hash,
-          strict: o.strict === true,
-        });
+        parsed = await parseForMkfs(o.fromFile, mkfs);
       } catch (e) {
         await atomic?.abort();
         throw e;
       }
-      if (!o.printDigestOnly) await writeOutput(output!, image, 'image', atomic);
-      if (o.printDigest || o.printDigestOnly) {
-        process.stdout.write(`${imageId(image, o.hash ?? 'sha256').toString('hex')}\n`);
+      let digest: Buffer | undefined;
+      if (parsed.format === 'v1' && atomic !== undefined) {
+        digest = await streamV1Image(parsed.tree, mkfs, atomic, printDigest ? digestAlg : undefined);
+      } else {
+        let image: Buffer;
+        try {
+          image = await writeImage(parsed, mkfs);
+        } catch (e) {
+          await atomic?.abort();
+          throw e;
+        }
+        if (!o.printDigestOnly) await writeOutput(output!, image, 'image', atomic);
+        if (printDigest) digest = fsverityDigest(image, digestAlg);
       }
+      if (digest !== undefined) process.stdout.write(`${digest.toString('hex')}\n`);
     });
 
   cfs
@@ -335,6 +410,7 @@ export function register(program: Command): void {
     .action(async (ref: string, o: OciCommandOptions) => {
       const { tree } = await ociImage(ref, o);
       // cfsctl create-dumpfile prints composefs-rs `write_dumpfile` lines (spec composefs-v2 §7).
+      const { printDumpfile } = await import('../composefs/dumpfile-print.js');
       process.stdout.write(printDumpfile(tree, { format: 'composefs-rs' }));
     });
 }

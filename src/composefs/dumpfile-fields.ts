@@ -70,21 +70,25 @@ export function splitLine(line: Buffer): SplitLine {
  * trailing fields get start = end = line length) and returns the start of the xattr area, or -1.
  */
 export function splitBounds(line: Uint8Array, out: Int32Array): number {
-  const n = line.length;
-  let pos = 0;
+  return splitBoundsAt(line, 0, line.length, out);
+}
+
+/** splitBounds of the line buf[start, end); bounds are offsets in buf. */
+export function splitBoundsAt(buf: Uint8Array, start: number, end: number, out: Int32Array): number {
+  let pos = start;
   for (let i = 0; i < 11; i++) {
-    if (pos > n) {
-      out[2 * i] = n;
-      out[2 * i + 1] = n;
+    if (pos > end) {
+      out[2 * i] = end;
+      out[2 * i + 1] = end;
       continue;
     }
     let sp = pos;
-    while (sp < n && line[sp] !== 0x20) sp++;
+    while (sp < end && buf[sp] !== 0x20) sp++;
     out[2 * i] = pos;
     out[2 * i + 1] = sp;
     pos = sp + 1;
   }
-  return pos <= n ? pos : -1;
+  return pos <= end ? pos : -1;
 }
 
 /** parsePlainDecimal of line[start, end). */

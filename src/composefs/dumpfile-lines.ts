@@ -95,3 +95,63 @@ export async function* dumpfileLineBatches(
     yield [{ bytes: Buffer.concat(pending, pendingLen), number, terminated: false }];
   }
 }
+
+/** Receives one line as buf[start, end) (no LF): no view or object per line. */
+export type LineVisitor = (
+  buf: Buffer,
+  start: number,
+  end: number,
+  number: number,
+  terminated: boolean,
+) => void;
+
+/** Calls `visit` for every line of a buffer. */
+export function eachDumpLineSync(input: Uint8Array, visit: LineVisitor, file?: string): void {
+  const buf = Buffer.isBuffer(input) ? input : Buffer.from(input.buffer, input.byteOffset, input.byteLength);
+  let number = 0;
+  let start = 0;
+  while (start < buf.length) {
+    const nl = buf.indexOf(0x0a, start);
+    const end = nl < 0 ? buf.length : nl;
+    number++;
+    if (end - start > MAX_LINE_BYTES) throw tooLong(number, file);
+    visit(buf, start, end, number, nl >= 0);
+    start = end + 1;
+  }
+}
+
+/** Calls `visit` for every line of a stream of chunks; a line split across chunks is joined. */
+export async function eachDumpLine(
+  input: AsyncIterable<Uint8Array>,
+  visit: LineVisitor,
+  file?: string,
+): Promise<void> {
+  let carry: Buffer | null = null;
+  let number = 0;
+  for await (const raw of input) {
+    const chunk = Buffer.isBuffer(raw) ? raw : Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
+    let start = 0;
+    for (;;) {
+      const nl = chunk.indexOf(0x0a, start);
+      if (nl < 0) break;
+      number++;
+      if (carry !== null) {
+        if (carry.length + nl > MAX_LINE_BYTES) throw tooLong(number, file);
+        const line: Buffer = Buffer.concat([carry, chunk.subarray(0, nl)]);
+        carry = null;
+        visit(line, 0, line.length, number, true);
+      } else {
+        if (nl - start > MAX_LINE_BYTES) throw tooLong(number, file);
+        visit(chunk, start, nl, number, true);
+      }
+      start = nl + 1;
+    }
+    if (start < chunk.length) {
+      // Keep a copy: the producer may reuse its chunk buffer.
+      const rest = chunk.subarray(start);
+      carry = carry === null ? Buffer.from(rest) : Buffer.concat([carry, rest]);
+      if (carry.length > MAX_LINE_BYTES) throw tooLong(number + 1, file);
+    }
+  }
+  if (carry !== null) visit(carry, 0, carry.length, number + 1, false);
+}

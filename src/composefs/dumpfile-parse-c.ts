@@ -3,7 +3,9 @@
  * strict (CFS_PARSE_STRICT) or lenient. Accept/reject decisions follow C exactly, including its
  * quirks (strtoull numbers, the GID/RDEV error-reporting bug, the xattr size budget).
  */
-import { newInode, S_IFCHR, S_IFBLK, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, type Inode } from './tree.js';
+import { S_IFCHR, S_IFBLK, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, type Xattr } from './tree.js';
+import type { FlatTree } from './flat-tree.js';
+import { FlatPathTree } from './flat-paths.js';
 import { truncateAtNul, unescapeField } from './dumpfile-escape.js';
 import {
   F_CONTENT,
@@ -20,10 +22,10 @@ import {
   parseStrtoull,
   parsePlainDecimal,
   plainDecimalAt,
-  splitBounds,
+  splitBoundsAt,
   syntax,
 } from './dumpfile-fields.js';
-import { isValidFileType, PathTree, type ParseNode } from './dumpfile-tree.js';
+import { isValidFileType } from './dumpfile-tree.js';
 
 const U32 = 0xffffffffn;
 const MAX_NAME = 255;
@@ -42,19 +44,31 @@ const MAX_EXTERNAL_SIZE = 1n << 53n;
 const C_CHUNK_OVERFLOW = (1n << 64n) - (1n << 43n) + 1n;
 
 export class MkcomposefsDumpfileParser {
-  private readonly tree = new PathTree();
+  private readonly tree: FlatPathTree;
+  private readonly flat: FlatTree;
   private sawLine = false;
 
+  /** `expectedLines`: a size hint (room is made for that many entries at once). */
   constructor(
     private readonly strict: boolean,
     private readonly digestBytes: 32 | 64 = 32,
-  ) {}
+    expectedLines = 0,
+  ) {
+    this.tree = new FlatPathTree(expectedLines);
+    this.flat = this.tree.flat;
+  }
 
   /** Field bounds of the current line (splitBounds); fields become Buffers only when needed. */
   private readonly b = new Int32Array(22);
   private cur: Buffer = Buffer.alloc(0);
+  /** End of the current line in `cur`. */
+  private end = 0;
   /** Interned xattr keys and values (raw text without escapes → bytes): labels repeat on every file. */
   private readonly interned = new Map<string, Buffer>();
+  /** The current line's xattrs (C replaces a repeated key), committed to the tree at the line's end. */
+  private readonly xs: Xattr[] = [];
+  /** Decoded digest of the current line. */
+  private readonly digest = Buffer.alloc(64);
 
   private field(i: number): Buffer {
     return this.cur.subarray(this.b[2 * i], this.b[2 * i + 1]);
@@ -73,40 +87,60 @@ export class MkcomposefsDumpfileParser {
     return false;
   }
 
-  /** MTIME as `DIGITS.DIGITS` of safe-integer size, read in place; null for anything else. */
-  private plainMtime(): [bigint, number] | null {
+  /** MTIME as `DIGITS.DIGITS` of safe-integer size, read in place; false for anything else. */
+  private plainMtime(i: number): boolean {
     const start = this.b[2 * F_MTIME];
     const end = this.b[2 * F_MTIME + 1];
     let dot = start;
     while (dot < end && this.cur[dot] !== 0x2e) dot++;
-    if (dot === end) return null;
+    if (dot === end) return false;
     const sec = plainDecimalAt(this.cur, start, dot);
     const nsec = plainDecimalAt(this.cur, dot + 1, end);
-    if (sec < 0 || nsec < 0 || nsec > 0xffffffff) return null;
-    return [BigInt(sec), nsec];
+    if (sec < 0 || nsec < 0 || nsec > 0xffffffff) return false;
+    this.flat.mtimeSec[i] = BigInt(sec);
+    this.flat.mtimeNsec[i] = nsec;
+    return true;
   }
 
   private optional(i: number, what: string): Buffer | null {
     return this.isDash(i) ? null : unescapeField(this.field(i), what);
   }
 
+  /** An optional field's length after unescaping and NUL truncation; -1 when it is `-`. */
+  private optionalLength(i: number, what: string): number {
+    if (this.isDash(i)) return -1;
+    if (!this.hasEscape(i)) return this.b[2 * i + 1] - this.b[2 * i];
+    return truncateAtNul(unescapeField(this.field(i), what)).length;
+  }
+
   line(bytes: Buffer, lineNo: number, terminated: boolean): void {
+    this.lineAt(bytes, 0, bytes.length, lineNo, terminated);
+  }
+
+  /** The line buf[start, end) (without its LF). */
+  lineAt(buf: Buffer, start: number, end: number, lineNo: number, terminated: boolean): void {
     this.sawLine = true;
     // spec composefs-v1 §4.1
     if (!terminated && this.strict) throw syntax('Missing trailing newline');
-    if (bytes.length === 0) throw syntax('Invalid empty path');
-    if (bytes.indexOf(0) >= 0) throw syntax('NUL byte in line');
+    if (end === start) throw syntax('Invalid empty path');
+    for (let i = start; i < end; i++) if (buf[i] === 0) throw syntax('NUL byte in line');
 
-    this.cur = bytes;
-    const xattrStart = splitBounds(bytes, this.b);
-    // The path is only read (the tree copies the names it keeps): no copy unless it has escapes.
-    const path = truncateAtNul(
-      this.hasEscape(F_PATH) ? unescapeField(this.field(F_PATH), 'PATH') : this.field(F_PATH),
-    );
-    if (path.length === 0) throw syntax('Invalid empty path');
-
-    const isRoot = path.length === 1 && path[0] === 0x2f;
-    const node: ParseNode = isRoot ? this.tree.setRoot(lineNo) : this.tree.insert(path, lineNo, MAX_NAME);
+    this.cur = buf;
+    this.end = end;
+    const bytes = buf;
+    const xattrStart = splitBoundsAt(buf, start, end, this.b);
+    // The path is read in place unless it has escapes (the tree copies the name it keeps).
+    let pathSrc: Uint8Array = bytes;
+    let pathStart = this.b[2 * F_PATH];
+    let pathEnd = this.b[2 * F_PATH + 1];
+    if (this.hasEscape(F_PATH)) {
+      pathSrc = truncateAtNul(unescapeField(this.field(F_PATH), 'PATH'));
+      pathStart = 0;
+      pathEnd = pathSrc.length;
+    }
+    if (pathEnd === pathStart) throw syntax('Invalid empty path');
+    const isRoot = pathEnd - pathStart === 1 && pathSrc[pathStart] === 0x2f;
+    const entry = isRoot ? -1 : this.tree.insert(pathSrc, pathStart, pathEnd, MAX_NAME);
 
     // MODE, with `@` marking a hardlink line (spec composefs-v1 §4.5 item 2).
     const modeStart = this.b[2 * F_MODE];
@@ -120,94 +154,113 @@ export class MkcomposefsDumpfileParser {
       if (type === S_IFDIR) throw syntax("Directories can't be hardlinked");
       // Only PAYLOAD is used; everything else is ignored (spec composefs-v1 §4.5 item 3).
       const target = this.optional(F_PAYLOAD, 'PAYLOAD');
-      node.linkPath = target === null ? null : truncateAtNul(target);
-      node.isHardlink = true;
-      this.tree.hardlinks.push(node);
+      this.tree.markHardlink(entry, lineNo, target === null ? null : truncateAtNul(target));
       return;
     }
+    this.inode(isRoot ? this.tree.setRoot(mode) : this.tree.setInode(entry, mode), type, xattrStart);
+  }
 
-    const size = this.bigAt(F_SIZE, 'size');
-    const nlink = this.u32At(F_NLINK, 'nlink');
+  /** Fills inode i from the current (non-hardlink) line. */
+  private inode(i: number, type: number, xattrStart: number): void {
+    const f = this.flat;
+    let size = this.bigAt(F_SIZE, 'size');
+    f.nlink[i] = this.u32At(F_NLINK, 'nlink');
     const uidPlain = this.plain(F_UID);
-    const uid = uidPlain >= 0 && uidPlain <= 0xffffffff ? uidPlain : Number(this.bigAt(F_UID, 'uid') & U32);
+    f.uid[i] = uidPlain >= 0 && uidPlain <= 0xffffffff ? uidPlain : Number(this.bigAt(F_UID, 'uid') & U32);
     // spec composefs-v1 §4.4: C reports a bad GID/RDEV only when UID parsed as 0 (as u64: a UID of
     // 2^32 is not 0 even though its u32 value is).
     const uidIsZero = uidPlain === 0 || (uidPlain < 0 && this.bigAt(F_UID, 'uid') === 0n);
     const gidPlain = this.plain(F_GID);
-    const gid =
+    f.gid[i] =
       gidPlain >= 0 && gidPlain <= 0xffffffff
         ? gidPlain
         : Number(this.quirkNumber(this.field(F_GID), 'gid', uidIsZero) & U32);
     const rdevPlain = this.plain(F_RDEV);
     const rdev = rdevPlain === 0 ? 0n : this.quirkNumber(this.field(F_RDEV), 'rdev', uidIsZero);
-    const [mtimeSec, mtimeNsec] = this.plainMtime() ?? this.mtime(this.field(F_MTIME));
-    const payloadRaw = this.optional(F_PAYLOAD, 'PAYLOAD');
-    const payload = payloadRaw === null ? null : truncateAtNul(payloadRaw);
-    const contentRaw = this.optional(F_CONTENT, 'CONTENT');
-    const digestRaw = this.optional(F_DIGEST, 'DIGEST');
-
-    const inode = newInode(mode);
-    inode.uid = uid;
-    inode.gid = gid;
-    inode.nlink = nlink;
-    inode.mtimeSec = mtimeSec;
-    inode.mtimeNsec = mtimeNsec;
-    inode.size = size;
-    node.inode = inode;
+    if (!this.plainMtime(i)) {
+      const [sec, nsec] = this.mtime(this.field(F_MTIME));
+      f.mtimeSec[i] = sec;
+      f.mtimeNsec[i] = nsec;
+    }
+    const payloadLen = this.optionalLength(F_PAYLOAD, 'PAYLOAD');
+    const contentRaw = this.isDash(F_CONTENT) ? null : this.content();
+    const hasDigest = !this.isDash(F_DIGEST);
 
     // spec composefs-v1 §4.5 item 6: rdev is kept (as u32) for devices only.
-    if (type === S_IFCHR || type === S_IFBLK) inode.rdev = rdev & U32;
+    if (type === S_IFCHR || type === S_IFBLK) f.rdev[i] = rdev & U32;
     else if (this.strict && rdev !== 0n) throw syntax('Invalid rdev for a file that is not a device');
 
     // spec composefs-v1 §4.5 item 8: the content length must equal SIZE, for every type.
     if (contentRaw !== null && BigInt(contentRaw.length) !== size) throw syntax('Invalid content size');
 
     if (type === S_IFLNK) {
-      if (payload === null || payload.length === 0 || payload.length >= MAX_PATH)
-        throw syntax('Invalid symlink');
-      if (
-        this.strict &&
-        (size !== BigInt(payload.length) || (contentRaw !== null && contentRaw.length > 0))
-      ) {
+      if (payloadLen <= 0 || payloadLen >= MAX_PATH) throw syntax('Invalid symlink');
+      if (this.strict && (size !== BigInt(payloadLen) || (contentRaw !== null && contentRaw.length > 0))) {
         throw syntax('Invalid symlink size or content');
       }
-      inode.payload = payload;
-      inode.size = BigInt(payload.length);
+      this.setPayload(i);
+      size = BigInt(payloadLen);
     } else {
-      if (payload !== null) {
-        if (payload.length >= MAX_PATH) throw syntax('Invalid payload length');
-        inode.payload = payload;
+      if (payloadLen >= 0) {
+        if (payloadLen >= MAX_PATH) throw syntax('Invalid payload length');
+        this.setPayload(i);
       }
       if (contentRaw !== null) {
         if (contentRaw.length > MAX_CONTENT) {
           throw syntax(`Inline content size ${contentRaw.length} exceeds maximum ${MAX_CONTENT}`);
         }
         if (contentRaw.length > 0) {
-          inode.content = contentRaw;
-          inode.size = BigInt(contentRaw.length);
+          f.setContent(i, contentRaw);
+          size = BigInt(contentRaw.length);
         }
       }
     }
+    f.size[i] = size;
 
-    if (digestRaw !== null) inode.digest = decodeDigest(truncateAtNul(digestRaw), this.digestBytes);
+    if (hasDigest) f.setDigest(i, this.decodeDigest());
 
     // mkcomposefs fails at write time (EFBIG) for these; reject them here, where the line is known.
-    if (type === S_IFREG && inode.content === null && inode.size > MAX_EXTERNAL_SIZE) {
-      if (inode.size >= C_CHUNK_OVERFLOW) {
+    if (type === S_IFREG && f.contentLen[i] < 0 && size > MAX_EXTERNAL_SIZE) {
+      if (size >= C_CHUNK_OVERFLOW) {
         throw syntax(
-          `File too large: SIZE ${inode.size} (2^64 − ${(1n << 64n) - inode.size}) overflows the chunk ` +
+          `File too large: SIZE ${size} (2^64 − ${(1n << 64n) - size}) overflows the chunk ` +
             'count; C mkcomposefs 1.0.8 writes a corrupt image for it, refused (see docs/composefs-decisions.md)',
         );
       }
-      throw syntax(`File too large: ${inode.size} bytes needs more than 1024 chunks`);
+      throw syntax(`File too large: ${size} bytes needs more than 1024 chunks`);
     }
 
-    if (xattrStart >= 0 && xattrStart < bytes.length) this.xattrs(inode, bytes.subarray(xattrStart));
+    if (xattrStart >= 0 && xattrStart < this.end) this.xattrs(this.cur.subarray(xattrStart, this.end));
   }
 
-  finish(): Inode {
+  /** PAYLOAD into the tree: in place when it has no escapes (no NUL is possible then). */
+  private setPayload(i: number): void {
+    if (this.hasEscape(F_PAYLOAD)) {
+      this.flat.setPayload(i, truncateAtNul(unescapeField(this.field(F_PAYLOAD), 'PAYLOAD')));
+      return;
+    }
+    const off = this.flat.bytes.put(this.cur, this.b[2 * F_PAYLOAD], this.b[2 * F_PAYLOAD + 1]);
+    this.flat.payloadOff[i] = off;
+    this.flat.payloadLen[i] = this.b[2 * F_PAYLOAD + 1] - this.b[2 * F_PAYLOAD];
+  }
+
+  private content(): Buffer {
+    return this.hasEscape(F_CONTENT)
+      ? unescapeField(this.field(F_CONTENT), 'CONTENT')
+      : this.field(F_CONTENT);
+  }
+
+  /** DIGEST into this.digest (a view of it is returned); spec composefs-v1 §4.5 item 11. */
+  private decodeDigest(): Buffer {
+    const text = this.hasEscape(F_DIGEST)
+      ? truncateAtNul(unescapeField(this.field(F_DIGEST), 'DIGEST'))
+      : this.field(F_DIGEST);
+    return decodeDigest(text, this.digestBytes, this.digest);
+  }
+
+  finish(): FlatTree {
     if (!this.sawLine) throw syntax('No files in dump file');
-    return this.tree.resolve();
+    return this.tree.finish();
   }
 
   private plain(i: number): number {
@@ -286,12 +339,13 @@ export class MkcomposefsDumpfileParser {
   }
 
   /** spec composefs-v1 §4.6: tokens `KEY=VALUE` at single spaces, with the 32767-byte budget. */
-  private xattrs(inode: Inode, area: Buffer): void {
+  private xattrs(area: Buffer): void {
     if (area.length > MAX_XATTR_AREA) throw syntax('Too many xattrs');
     // C's u64 counter as a signed Number: steps are < 2^17, so a negative value is a wrapped u64.
     let budget = 0;
     let pos = 0;
-    const xs = inode.xattrs;
+    const xs = this.xs;
+    xs.length = 0;
     while (pos <= area.length) {
       let sp = area.indexOf(0x20, pos);
       if (sp < 0) sp = area.length;
@@ -319,6 +373,7 @@ export class MkcomposefsDumpfileParser {
       budget = next;
       xs.push({ key, value });
     }
+    for (const x of xs) this.flat.addXattr(x.key, x.value);
   }
 
   /**
@@ -347,8 +402,8 @@ export class MkcomposefsDumpfileParser {
  * Extra digits are ignored, as C does. For 64-byte (SHA-512) digests, which C cannot read, a short
  * digest is refused instead: zero-filling half a SHA-512 digest would name an object that is not there.
  */
-function decodeDigest(text: Buffer, bytes: 32 | 64): Buffer {
-  const out = Buffer.alloc(bytes);
+function decodeDigest(text: Buffer, bytes: 32 | 64, into: Buffer): Buffer {
+  const out = into.subarray(0, bytes).fill(0);
   let i = 0;
   for (; i < bytes && 2 * i + 1 < text.length; i++) {
     const hi = hexDigit(text[2 * i]);

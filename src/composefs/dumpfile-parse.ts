@@ -10,6 +10,10 @@ import type { Inode } from './tree.js';
 import { dumpfileLineBatches, dumpfileLinesSync, type DumpLine } from './dumpfile-lines.js';
 import { MkcomposefsDumpfileParser } from './dumpfile-parse-c.js';
 import { ComposefsRsDumpfileParser } from './dumpfile-parse-rs.js';
+import { toInodeTree } from './flat-tree.js';
+import { located } from './dumpfile-parse-flat.js';
+
+export { parseDumpfileFlat } from './dumpfile-parse-flat.js';
 
 export type DumpfileRules =
   | {
@@ -28,36 +32,22 @@ export type ParseDumpfileOptions = DumpfileRules & {
   file?: string;
 };
 
-interface LineParser {
+interface LineParser<T> {
   line(bytes: Buffer, lineNo: number, terminated: boolean): void;
-  finish(): Inode;
+  finish(): T;
 }
 
-function makeParser(options: ParseDumpfileOptions): LineParser {
-  if (options.rules === 'mkcomposefs')
-    return new MkcomposefsDumpfileParser(options.strict, options.digestBytes ?? 32);
+/** The parser of the rules; C-rules trees are flat (flat-tree.ts) and converted when asked for. */
+function makeParser(options: ParseDumpfileOptions): LineParser<Inode> {
+  if (options.rules === 'mkcomposefs') {
+    const flat = new MkcomposefsDumpfileParser(options.strict, options.digestBytes ?? 32);
+    return { line: (b, n, t) => flat.line(b, n, t), finish: () => toInodeTree(flat.finish()) };
+  }
   if (options.rules === 'composefs-rs') return new ComposefsRsDumpfileParser();
   throw new OdhError('USAGE', `unknown dumpfile rules ${String((options as { rules: unknown }).rules)}`);
 }
 
-/** Adds the file and line to an error thrown by a field parser. */
-function located(e: unknown, file: string | undefined, line: number | undefined): unknown {
-  if (!(e instanceof OdhError)) return e;
-  if (e.context.line !== undefined) {
-    return e.context.file !== undefined || file === undefined
-      ? e
-      : new OdhError(e.code, stripContext(e), { ...e.context, file }, { cause: e });
-  }
-  return new OdhError(e.code, e.message, { ...e.context, file, line }, { cause: e });
-}
-
-/** The message without the " (line N)" suffix formatMessage appended. */
-function stripContext(e: OdhError): string {
-  const i = e.message.lastIndexOf(' (');
-  return i < 0 ? e.message : e.message.slice(0, i);
-}
-
-function feed(parser: LineParser, l: DumpLine, file: string | undefined): void {
+function feed<T>(parser: LineParser<T>, l: DumpLine, file: string | undefined): void {
   try {
     parser.line(l.bytes, l.number, l.terminated);
   } catch (e) {
@@ -65,7 +55,7 @@ function feed(parser: LineParser, l: DumpLine, file: string | undefined): void {
   }
 }
 
-function finish(parser: LineParser, file: string | undefined): Inode {
+function finish<T>(parser: LineParser<T>, file: string | undefined): T {
   try {
     return parser.finish();
   } catch (e) {

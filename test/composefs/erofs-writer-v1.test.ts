@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import { imageId, layoutErofs, writeErofs } from '../../src/composefs/erofs/write.js';
+import { imageId, layoutErofsV1, writeErofs } from '../../src/composefs/erofs/write.js';
 import { S_IFDIR, S_IFREG, newInode } from '../../src/composefs/tree.js';
 import { dirWith, emptyTree, hexdumpRows, simpleTree } from './erofs-writer-trees.js';
 
@@ -35,7 +35,7 @@ describe('V1 writer (C mkcomposefs 1.0.8) against spec composefs-v1 §13.2–§1
       ).toBe(row.bytes.toString('hex'));
     }
     // The 256 stubs: nids 38…293, inos 1…256; the rest of the image after the names is zero.
-    const layout = layoutErofs(emptyTree(), v(0));
+    const layout = layoutErofsV1(emptyTree(), v(0));
     expect(layout.inodes.slice(1).map((i) => i.nid)).toEqual(Array.from({ length: 256 }, (_, i) => 38 + i));
     expect(layout.inodes.slice(1).map((i) => i.ino)).toEqual(Array.from({ length: 256 }, (_, i) => 1 + i));
     expect(layout.sharedTableOffset).toBe(9408);
@@ -72,7 +72,7 @@ describe('V1 writer (C mkcomposefs 1.0.8) against spec composefs-v1 §13.2–§1
     expect(imageId(img).toString('hex')).toBe(
       'ad6db6427568a1e4fdc772cbab7b6063f5eb4b33cb62982a740ba9213e5962b5',
     );
-    const layout = layoutErofs(simpleTree(), v(1));
+    const layout = layoutErofsV1(simpleTree(), v(1));
     const byIno = new Map(layout.inodes.map((i) => [i.ino, i]));
     // spec composefs-v1 §13.3 table: ino → nid.
     const table: [number, number][] = [
@@ -87,7 +87,7 @@ describe('V1 writer (C mkcomposefs 1.0.8) against spec composefs-v1 §13.2–§1
     ];
     for (const [ino, nid] of table) expect(byIno.get(ino)?.nid, `ino ${ino}`).toBe(nid);
     const ext = byIno.get(260)!;
-    expect(ext.xattrs?.size).toBe(156);
+    expect(ext.xattrSize).toBe(156);
     expect(ext.iu).toBe(0);
     expect(layout.sharedTableOffset).toBe(9856);
   });

@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import { imageId, layoutErofs, writeErofs } from '../../src/composefs/erofs/write.js';
+import { imageId, layoutErofsV2, writeErofs } from '../../src/composefs/erofs/write.js';
 import { emptyTree, hexdumpImage, simpleTree } from './erofs-writer-trees.js';
 
 // spec composefs-v2 §8.2: composefs-rs mkfs.rs::test_erofs_digest_stability, hexdumps of the images.
@@ -96,7 +96,7 @@ describe('V2 writer (composefs-rs legacy) against spec composefs-v2 §8.2–§8.
 
   it('simple: the layout matches the mkfs__simple insta snapshot (nids, sizes, xattr body)', () => {
     // spec composefs-v2 §8.3 mkfs__simple.snap.
-    const layout = layoutErofs(simpleTree(), { format: 'v2' });
+    const layout = layoutErofsV2(simpleTree());
     expect(layout.rootNid).toBe(36);
     expect(layout.inos).toBe(8);
     expect(layout.inodes.map((i) => i.nid)).toEqual([36, 44, 46, 48, 50, 57, 60, 62]);
@@ -111,7 +111,7 @@ describe('V2 writer (composefs-rs legacy) against spec composefs-v2 §8.2–§8.
   });
 
   it('empty: the layout matches the mkfs__empty insta snapshot', () => {
-    const layout = layoutErofs(emptyTree(), { format: 'v2' });
+    const layout = layoutErofsV2(emptyTree());
     expect(layout.inodes.map((i) => [i.nid, i.size, i.nlink])).toEqual([[36, 27n, 2]]);
     expect(layout.imageSize).toBe(4096);
   });

@@ -1,33 +1,34 @@
 /**
- * The composefs EROFS writer: one entry point, V1 (C mkcomposefs 1.0.8) or V2 (composefs-rs legacy).
- * The layout is computed first (pure), then serialised into one Buffer; images hold metadata only.
+ * The composefs EROFS writer: one entry point, V1 (C mkcomposefs 1.0.8, write-v1.ts) or V2
+ * (composefs-rs legacy: a pure layout, layout-v2.ts, that serialize.ts writes). Images hold
+ * metadata only.
  */
 import type { Inode } from '../tree.js';
+import { flattenTree } from '../flat-tree.js';
 import type { ErofsLayout } from './layout.js';
-import { layoutV1 } from './layout-v1.js';
 import { layoutV2 } from './layout-v2.js';
 import type { HashAlgorithm } from './overlay.js';
 import { serialize } from './serialize.js';
+import { writeErofsV1, type V1WriteOptions } from './write-v1.js';
 import { fsverityDigest } from '../fsverity.js';
 
-export interface WriteErofsOptions {
+export { layoutErofsV1, streamErofsV1, writeErofsV1 } from './write-v1.js';
+export type { V1LayoutFacts, V1WriteOptions } from './write-v1.js';
+
+export interface WriteErofsOptions extends V1WriteOptions {
   format: 'v1' | 'v2';
-  /** V1 only: `--min-version` / `--max-version` of mkcomposefs (spec composefs-v1 §3.1); defaults 0 and 1. */
-  minVersion?: number;
-  maxVersion?: number;
-  /** Object-id / metacopy algorithm; defaults to what each digest's length implies. */
-  hash?: HashAlgorithm;
 }
 
-export function layoutErofs(root: Inode, opts: WriteErofsOptions): ErofsLayout {
-  return opts.format === 'v1'
-    ? layoutV1(root, { minVersion: opts.minVersion, maxVersion: opts.maxVersion, hash: opts.hash })
-    : layoutV2(root, { hash: opts.hash });
+/** The V2 layout (pure), as serialize.ts writes it. */
+export function layoutErofsV2(root: Inode, opts: { hash?: HashAlgorithm } = {}): ErofsLayout {
+  return layoutV2(root, { hash: opts.hash });
 }
 
 /** Builds the image of the tree rooted at the directory `root`. The tree is not modified. */
 export function writeErofs(root: Inode, opts: WriteErofsOptions): Buffer {
-  return serialize(layoutErofs(root, opts));
+  return opts.format === 'v1'
+    ? writeErofsV1(flattenTree(root), opts)
+    : serialize(layoutV2(root, { hash: opts.hash }));
 }
 
 /** The image ID: the fs-verity digest (4 KiB blocks, no salt) of the whole image. spec composefs-v2 §5. */

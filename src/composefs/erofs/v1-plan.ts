@@ -1,0 +1,626 @@
+/**
+ * What C mkcomposefs 1.0.8 does to its tree before layout, done over a flat tree (flat-tree.ts):
+ * cfs-version choice, `trusted.overlay.` escaping, metacopy and redirect xattrs, whiteout escaping,
+ * the root opaque marker, the 256 whiteout stubs (spec composefs-v1 §3.1, §5), then BFS numbering
+ * (§6.1), directory nlink, minimum mtime and ACL flag (§6.2–§6.3) and the xattr pairs with their
+ * shared table (§7). The flat tree is rewritten in place, as C rewrites its node tree.
+ *
+ * Xattrs are integers here: a key is an id in `keys` (interned bytes), a value is (offset, length)
+ * in the tree's byte arena, a distinct (key, value) pair is an id in the pair table.
+ */
+import { OdhError } from '../../util/errors.js';
+import { NO_INODE, copyBytes, sameBytes, type FlatTree } from '../flat-tree.js';
+import { S_IFBLK, S_IFCHR, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from '../tree.js';
+import { direntFileType } from './dirents.js';
+import { XATTR_METACOPY, XATTR_OPAQUE, XATTR_REDIRECT } from './format.js';
+import { type HashAlgorithm, checkSymlinkTarget, digestAlgorithm, escapeOverlayKey } from './overlay.js';
+import { chunkBits as chunkBitsOf, chunkCount } from './chunks.js';
+import { splitXattrKey, xattrFilterBit, type XattrEntry } from './xattr.js';
+
+export interface V1PlanOptions {
+  minVersion?: number;
+  maxVersion?: number;
+  hash?: HashAlgorithm;
+}
+
+const MAX_CHUNKS = 1024;
+const XATTR_BUDGET = 32767;
+const MAX_SHARED_REFS = 128;
+const EMPTY = Buffer.alloc(0);
+const latin1 = (s: string): Buffer => Buffer.from(s, 'latin1');
+
+/** One interned xattr key with what the disk needs of it. */
+export interface V1Key {
+  bytes: Buffer;
+  /** The key after `trusted.overlay.` escaping (an id in the same table; -1 until asked for). */
+  escaped: number;
+  /** Prefix index and suffix (spec composefs-v1 §7.1). */
+  split: XattrEntry;
+  /** Name-filter bit (spec composefs-v2 §4.3). */
+  bit: number;
+  /** Rank in byte order among all keys (filled once every key is known). */
+  rank: number;
+  acl: boolean;
+}
+
+/** The rewritten, numbered tree with its xattr tables: all the V1 emitter reads. */
+export interface V1Plan {
+  tree: FlatTree;
+  version: number;
+  hasAcl: boolean;
+  minSec: bigint;
+  minNsec: number;
+  /** Inode ids in BFS order; `ino[inode]` is the inverse. */
+  order: Int32Array;
+  ino: Int32Array;
+  /** BFS index of each BFS index's parent (the root's is 0). */
+  parentIndex: Int32Array;
+  keys: V1Key[];
+  /** Per inode: its xattrs (sorted by key bytes) are pairIds[xFirst … xFirst+xCount−1]. */
+  xFirst: Int32Array;
+  xCount: Int32Array;
+  pairIds: Int32Array;
+  /** Per pair: key id, value (offset, length) in tree.bytes, count of inodes, shared-table offset or -1. */
+  pairKey: Int32Array;
+  pairValueOff: Int32Array;
+  pairValueLen: Int32Array;
+  pairShared: Int32Array;
+  /** Shared pairs in table order and the table's byte size. */
+  sharedOrder: Int32Array;
+  sharedSize: number;
+  maxSharedRefs: number;
+  /** Per inode, computed once (no BigInt arithmetic in the emitter): FLAG_* bits. */
+  flags: Uint8Array;
+  /** Per external inode: chunk count and chunk bits (spec composefs-v1 §9.3). */
+  chunks: Int32Array;
+  chunkBits: Uint8Array;
+}
+
+/** Regular, non-empty, no inline content: data in an external object. */
+export const FLAG_EXTERNAL = 1;
+/** SIZE fits in 32 bits (a compact inode is possible). */
+export const FLAG_SIZE_U32 = 2;
+/** mtime equals the image's minimum mtime (the build time; a compact inode is possible). */
+export const FLAG_MIN_MTIME = 4;
+
+/** (version, max_version) from the options; spec composefs-v1 §3.1 steps 1–4. */
+function versionRange(opts: V1PlanOptions): [number, number] {
+  let version = 0;
+  let max = 1;
+  if (opts.minVersion !== undefined || opts.maxVersion !== undefined) {
+    version = opts.minVersion ?? 0;
+    max = opts.maxVersion ?? 0;
+  }
+  const ok = (v: number): boolean => Number.isInteger(v) && v >= 0 && v <= 1;
+  if (!ok(version) || !ok(max)) {
+    throw new OdhError('USAGE', `composefs V1 version must be 0 or 1 (min ${version}, max ${max})`);
+  }
+  return [version, Math.max(version, max)];
+}
+
+const ACL_KEYS = [latin1('system.posix_acl_access'), latin1('system.posix_acl_default')];
+
+/** Interned xattr keys: one id per distinct byte string. */
+class KeyTable {
+  readonly list: V1Key[] = [];
+  private readonly ids = new Map<string, number>();
+
+  id(bytes: Buffer): number {
+    const text = bytes.toString('latin1');
+    let id = this.ids.get(text);
+    if (id !== undefined) return id;
+    id = this.list.length;
+    const copy = Buffer.from(bytes);
+    const split = splitXattrKey(copy, EMPTY, 'v1');
+    this.list.push({
+      bytes: copy,
+      escaped: -1,
+      split,
+      bit: xattrFilterBit(split),
+      rank: 0,
+      acl: ACL_KEYS.some((k) => k.equals(copy)),
+    });
+    this.ids.set(text, id);
+    return id;
+  }
+
+  /** The id of the key after `trusted.overlay.` escaping (spec composefs-v1 §5.1 step 2). */
+  escaped(id: number): number {
+    const k = this.list[id];
+    if (k.escaped < 0) {
+      const escaped = escapeOverlayKey(k.bytes);
+      k.escaped = escaped === k.bytes ? id : this.id(escaped);
+    }
+    return k.escaped;
+  }
+
+  /** Ranks keys by bytes (xattrs are sorted by key, spec composefs-v1 §6.2). */
+  rank(): void {
+    const sorted = this.list
+      .map((_, i) => i)
+      .sort((a, b) => Buffer.compare(this.list[a].bytes, this.list[b].bytes));
+    sorted.forEach((id, r) => (this.list[id].rank = r));
+  }
+}
+
+/** Growable int column. */
+class IntList {
+  a = new Int32Array(1024);
+  n = 0;
+  push(v: number): void {
+    if (this.n === this.a.length) {
+      const b = new Int32Array(this.a.length * 2);
+      b.set(this.a);
+      this.a = b;
+    }
+    this.a[this.n++] = v;
+  }
+}
+
+/**
+ * One inode's xattr list while C's lcfs_node_set_xattr runs on it, with its size budget (spec
+ * composefs-v1 §4.6): the copy's counter starts at 0, so replacing a long input value can wrap it
+ * and fail (§5.1 step 4). Keys are ids, values arena ranges.
+ */
+class XattrScratch {
+  key: number[] = [];
+  off: number[] = [];
+  len: number[] = [];
+  budget = 0;
+
+  reset(): void {
+    this.key.length = 0;
+    this.off.length = 0;
+    this.len.length = 0;
+    this.budget = 0;
+  }
+
+  push(key: number, off: number, len: number): void {
+    this.key.push(key);
+    this.off.push(off);
+    this.len.push(len);
+  }
+
+  set(keys: V1Key[], key: number, off: number, len: number, path: () => string): void {
+    const i = this.key.indexOf(key);
+    const klen = keys[key].bytes.length;
+    if (i >= 0) {
+      const old = this.len[i];
+      this.key.splice(i, 1);
+      this.off.splice(i, 1);
+      this.len.splice(i, 1);
+      this.budget = this.key.length > 0 ? this.budget - (7 + klen + old) : 0;
+    }
+    const next = this.budget + 7 + klen + len + (this.key.length === 0 ? 12 : 0);
+    // A negative counter is a wrapped u64, i.e. far above the budget.
+    if (next < 0 || next > XATTR_BUDGET) {
+      throw new OdhError(
+        'LIMIT',
+        `cannot set xattr ${keys[key].bytes.toString('latin1')}: xattr size budget exceeded`,
+        { path: path() },
+      );
+    }
+    this.budget = next;
+    this.push(key, off, len);
+  }
+}
+
+const isWhiteout = (t: FlatTree, i: number): boolean =>
+  (t.mode[i] & S_IFMT) === S_IFCHR && BigInt.asUintN(32, t.rdev[i]) === 0n;
+
+/** Regular, non-empty, no inline content: its data is an external object (spec composefs-v1 §9.3). */
+export function isExternal(t: FlatTree, i: number): boolean {
+  return (t.mode[i] & S_IFMT) === S_IFREG && t.size[i] > 0n && t.contentLen[i] <= 0;
+}
+
+/** Inode ids in pre-order over canonical entries, each with its parent (the root's is itself). */
+function preorder(t: FlatTree): { nodes: number[]; parents: number[] } {
+  const nodes: number[] = [];
+  const parents: number[] = [];
+  const stack = [0, 0];
+  while (stack.length > 0) {
+    const parent = stack.pop()!;
+    const node = stack.pop()!;
+    nodes.push(node);
+    parents.push(parent);
+    const first = t.childFirst[node];
+    for (let k = first + t.childCount[node] - 1; k >= first; k--) {
+      const e = t.childIds[k];
+      if (t.entryHardlink[e] === 0) stack.push(t.entryInode[e], node);
+    }
+  }
+  return { nodes, parents };
+}
+
+export function planV1(t: FlatTree, opts: V1PlanOptions = {}): V1Plan {
+  const [minimum, max] = versionRange(opts);
+  if (!t.isDir(0)) throw new OdhError('FORMAT', 'the root must be a directory', { path: '/' });
+  const { nodes, parents } = preorder(t);
+  let version = minimum;
+  // spec composefs-v1 §3.1 step 5: the auto-upgrade looks at non-hardlink nodes of the input only.
+  if (version < 1 && max >= 1 && nodes.some((i) => i !== 0 && isWhiteout(t, i))) version = 1;
+  const keys = new KeyTable();
+  const constant = (s: string): [number, number] => {
+    const b = latin1(s);
+    return [t.bytes.put(b), b.length];
+  };
+  const none = constant('');
+  const x = constant('x');
+  const y = constant('y');
+  const kMetacopy = keys.id(latin1(XATTR_METACOPY));
+  const kRedirect = keys.id(latin1(XATTR_REDIRECT));
+  const kOpaque = keys.id(latin1(XATTR_OPAQUE));
+  const kWhiteout = [
+    keys.id(latin1('trusted.overlay.overlay.whiteout')),
+    keys.id(latin1('user.overlay.whiteout')),
+  ];
+  const kWhiteouts = [
+    keys.id(latin1('trusted.overlay.overlay.whiteouts')),
+    keys.id(latin1('user.overlay.whiteouts')),
+  ];
+  const kOpaqueX = [
+    keys.id(latin1('trusted.overlay.overlay.opaque')),
+    keys.id(latin1('user.overlay.opaque')),
+  ];
+
+  // Directories with a whiteout child get the whiteouts (and opaque) markers (spec §5.1 step 5).
+  const hasWhiteoutChild = new Uint8Array(t.inodeCount + 256);
+  for (let k = 1; k < nodes.length; k++) if (isWhiteout(t, nodes[k])) hasWhiteoutChild[parents[k]] = 1;
+
+  const lists: XattrLists = {
+    first: new Int32Array(t.inodeCount + 256),
+    count: new Int32Array(t.inodeCount + 256),
+    key: new IntList(),
+    off: new IntList(),
+    len: new IntList(),
+  };
+  const s = new XattrScratch();
+  for (let k = 0; k < nodes.length; k++) {
+    const i = nodes[k];
+    const path = (): string => t.path(i);
+    const external = rewriteNode(t, i, path);
+    s.reset();
+    const first = t.xattrFirst[i];
+    for (let j = first; j < first + t.xattrCount[i]; j++) {
+      const key = keys.id(t.bytes.view(t.xattrKeyOff[j], t.xattrKeyLen[j]));
+      s.push(keys.escaped(key), t.xattrValueOff[j], t.xattrValueLen[j]);
+    }
+    if (external) {
+      const dlen = t.digestLen[i];
+      s.set(keys.list, kMetacopy, metacopy(t, i, opts.hash, path), dlen < 0 ? 0 : 4 + dlen, path);
+      const plen = t.payloadLen[i];
+      if (plen > 0) s.set(keys.list, kRedirect, redirect(t, i), 1 + plen, path);
+    }
+    if (i !== 0 && isWhiteout(t, i)) {
+      t.size[i] = 0n;
+      t.mode[i] = S_IFREG | (t.mode[i] & ~S_IFMT);
+      t.contentLen[i] = -1;
+      for (const key of kWhiteout) s.set(keys.list, key, none[0], none[1], path);
+    }
+    if (hasWhiteoutChild[i]) {
+      for (const key of kWhiteouts) s.set(keys.list, key, none[0], none[1], path);
+      if (version >= 1) for (const key of kOpaqueX) s.set(keys.list, key, x[0], x[1], path);
+    }
+    // spec composefs-v1 §5.4: the root's opaque marker, not escaped, set last.
+    if (i === 0) s.set(keys.list, kOpaque, y[0], y[1], path);
+    flush(lists, i, s.key, s.off, s.len);
+  }
+  addStubs(t, keys, lists);
+  keys.rank();
+  const numbered = numberAndCount(t);
+  return {
+    ...numbered,
+    ...pairTables(t, keys, lists),
+    ...inodeFacts(t, numbered.minSec, numbered.minNsec),
+    tree: t,
+    version,
+    keys: keys.list,
+  };
+}
+
+/** The per-inode facts the emitter tests on every pass, computed once. */
+function inodeFacts(
+  t: FlatTree,
+  minSec: bigint,
+  minNsec: number,
+): Pick<V1Plan, 'flags' | 'chunks' | 'chunkBits'> {
+  const flags = new Uint8Array(t.inodeCount);
+  const chunks = new Int32Array(t.inodeCount);
+  const bits = new Uint8Array(t.inodeCount);
+  for (let i = 0; i < t.inodeCount; i++) {
+    const size = t.size[i];
+    let f = size <= 0xffffffffn ? FLAG_SIZE_U32 : 0;
+    if (t.mtimeNsec[i] === minNsec && t.mtimeSec[i] === minSec) f |= FLAG_MIN_MTIME;
+    if (isExternal(t, i)) {
+      f |= FLAG_EXTERNAL;
+      chunks[i] = chunkCount(size);
+      bits[i] = chunkBitsOf(size);
+    }
+    flags[i] = f;
+  }
+  return { flags, chunks, chunkBits: bits };
+}
+
+/**
+ * Per-node checks and rewrites of spec composefs-v1 §5.1 that are not xattrs. Returns whether the
+ * node is an external file (metacopy and redirect follow).
+ */
+function rewriteNode(t: FlatTree, i: number, path: () => string): boolean {
+  const type = t.mode[i] & S_IFMT;
+  if (type !== S_IFREG && type !== S_IFDIR) direntFileType(t.mode[i]); // validates the type
+  if (type === S_IFLNK) checkSymlinkTarget(t.field(t.payloadOff[i], t.payloadLen[i]), path);
+  if (t.contentLen[i] === 0) t.contentLen[i] = -1; // an empty content is no content
+  if (type !== S_IFREG || t.contentLen[i] > 0) return false;
+  const size = t.size[i];
+  if (size === 0n) return false;
+  if (chunkCount(size) > MAX_CHUNKS) {
+    throw new OdhError('LIMIT', `file too large: ${size} bytes needs more than ${MAX_CHUNKS} chunks`, {
+      path: path(),
+    });
+  }
+  return true;
+}
+
+const ALG_BYTE: Record<HashAlgorithm, number> = { sha256: 1, sha512: 2 };
+
+/**
+ * The overlayfs metacopy value (ovl_metacopy: version 0, length, flags 0, algorithm, digest) in
+ * the arena; its offset (an empty value without a digest).
+ */
+function metacopy(t: FlatTree, i: number, hash: HashAlgorithm | undefined, path: () => string): number {
+  const dlen = t.digestLen[i];
+  if (dlen < 0) return 0;
+  const implied = dlen === 32 ? 'sha256' : dlen === 64 ? 'sha512' : undefined;
+  const alg = hash === undefined || hash === implied ? implied : undefined;
+  // The checked path names the mismatch (digest length against --hash).
+  const checked = alg ?? digestAlgorithm(t.bytes.view(t.digestOff[i], dlen), hash, path);
+  const off = t.bytes.alloc(4 + dlen);
+  const b = t.bytes.buf;
+  b[off] = 0;
+  b[off + 1] = 4 + dlen;
+  b[off + 2] = 0;
+  b[off + 3] = ALG_BYTE[checked];
+  copyBytes(b, t.digestOff[i], t.digestOff[i] + dlen, b, off + 4);
+  return off;
+}
+
+/** `/` + the backing path in the arena; its offset. */
+function redirect(t: FlatTree, i: number): number {
+  const len = t.payloadLen[i];
+  const off = t.bytes.alloc(1 + len);
+  const b = t.bytes.buf;
+  b[off] = 0x2f;
+  copyBytes(b, t.payloadOff[i], t.payloadOff[i] + len, b, off + 1);
+  return off;
+}
+
+/** Every inode's final xattrs (unsorted): inode i has entries first[i] … first[i]+count[i]−1. */
+interface XattrLists {
+  first: Int32Array;
+  count: Int32Array;
+  key: IntList;
+  off: IntList;
+  len: IntList;
+}
+
+function flush(
+  lists: XattrLists,
+  i: number,
+  key: readonly number[],
+  off: readonly number[],
+  len: readonly number[],
+): void {
+  lists.first[i] = lists.key.n;
+  lists.count[i] = key.length;
+  for (let j = 0; j < key.length; j++) {
+    lists.key.push(key[j]);
+    lists.off.push(off[j]);
+    lists.len.push(len[j]);
+  }
+}
+
+/** Adds the `00`…`ff` chr 0:0 stubs the root lacks (spec composefs-v1 §5.5), after the rewrite. */
+function addStubs(t: FlatTree, keys: KeyTable, lists: XattrLists): void {
+  const have = new Set<string>();
+  const first = t.childFirst[0];
+  for (let k = first; k < first + t.childCount[0]; k++)
+    have.add(t.entryName(t.childIds[k]).toString('latin1'));
+  const selinux = keys.id(latin1('security.selinux'));
+  let at = -1;
+  for (let j = lists.first[0]; j < lists.first[0] + lists.count[0]; j++)
+    if (lists.key.a[j] === selinux) at = j;
+  for (let n = 0; n < 256; n++) {
+    const name = n.toString(16).padStart(2, '0');
+    if (have.has(name)) continue;
+    const i = t.addInode(S_IFCHR | 0o644);
+    t.uid[i] = t.uid[0];
+    t.gid[i] = t.gid[0];
+    t.mtimeSec[i] = t.mtimeSec[0];
+    t.mtimeNsec[i] = t.mtimeNsec[0];
+    const nameBytes = latin1(name);
+    t.addEntry(0, nameBytes, 0, nameBytes.length, i, false);
+    if (at < 0) flush(lists, i, [], [], []);
+    else flush(lists, i, [selinux], [lists.off.a[at]], [lists.len.a[at]]);
+  }
+  t.indexDirectories();
+}
+
+/** BFS numbering (spec composefs-v1 §6.1), directory nlink, minimum mtime, ACL flag. */
+function numberAndCount(t: FlatTree): Pick<V1Plan, 'order' | 'ino' | 'parentIndex' | 'minSec' | 'minNsec'> {
+  const order = new Int32Array(t.inodeCount);
+  const parentIndex = new Int32Array(t.inodeCount);
+  const ino = new Int32Array(t.inodeCount).fill(-1);
+  let n = 1;
+  ino[0] = 0;
+  let minSec = t.mtimeSec[0];
+  let minNsec = t.mtimeNsec[0];
+  for (let k = 0; k < n; k++) {
+    const i = order[k];
+    const first = t.childFirst[i];
+    let dirs = 0;
+    for (let c = first; c < first + t.childCount[i]; c++) {
+      const e = t.childIds[c];
+      if (t.entryHardlink[e] === 1) continue;
+      const child = t.entryInode[e];
+      if (t.isDir(child)) dirs++;
+      ino[child] = n;
+      parentIndex[n] = k;
+      order[n++] = child;
+    }
+    if (t.isDir(i)) t.nlink[i] = 2 + dirs;
+    const sec = t.mtimeSec[i];
+    const nsec = t.mtimeNsec[i];
+    if (sec < minSec || (sec === minSec && nsec < minNsec)) {
+      minSec = sec;
+      minNsec = nsec;
+    }
+  }
+  for (let e = 0; e < t.entryCount; e++) {
+    const target = t.entryInode[e];
+    if (target === NO_INODE || ino[target] < 0) {
+      throw new OdhError('FORMAT', 'hardlink target is not in the tree', {
+        path: `${t.path(t.entryParent[e])}/${t.entryName(e).toString('latin1')}`.replace(/^\/\//, '/'),
+      });
+    }
+  }
+  return { order: order.subarray(0, n), ino, parentIndex: parentIndex.subarray(0, n), minSec, minNsec };
+}
+
+/** An FNV-style hash of a value, 4 bytes a step, mixed with its key id and length. */
+function hashPair(key: number, b: Buffer, off: number, len: number): number {
+  let h = (0x811c9dc5 ^ Math.imul(key + 1, 0x9e3779b1) ^ len) >>> 0;
+  const end = off + len;
+  let i = off;
+  for (; i + 4 <= end; i += 4)
+    h = Math.imul(h ^ (b[i] | (b[i + 1] << 8) | (b[i + 2] << 16) | (b[i + 3] << 24)), 0x01000193);
+  for (; i < end; i++) h = Math.imul(h ^ b[i], 0x01000193);
+  return (h ^ (h >>> 15)) >>> 0;
+}
+
+/**
+ * Sorts each inode's xattrs by key, interns (key, value) pairs, counts them over inodes and builds
+ * the shared table: pairs on more than one inode, by key, value length and value, all descending
+ * (spec composefs-v1 §7.3).
+ */
+function pairTables(
+  t: FlatTree,
+  keys: KeyTable,
+  lists: XattrLists,
+): Pick<
+  V1Plan,
+  | 'xFirst'
+  | 'xCount'
+  | 'pairIds'
+  | 'pairKey'
+  | 'pairValueOff'
+  | 'pairValueLen'
+  | 'pairShared'
+  | 'sharedOrder'
+  | 'sharedSize'
+  | 'maxSharedRefs'
+  | 'hasAcl'
+> {
+  const b = t.bytes.buf;
+  const xFirst = new Int32Array(t.inodeCount);
+  const xCount = new Int32Array(t.inodeCount);
+  const ids = new IntList();
+  const pKey = new IntList();
+  const pOff = new IntList();
+  const pLen = new IntList();
+  const pCount = new IntList();
+  let slots = new Int32Array(1 << 12);
+  const hashes = new IntList();
+  let hasAcl = false;
+  const place = (p: number, h: number): void => {
+    const mask = slots.length - 1;
+    let s = h & mask;
+    while (slots[s] !== 0) s = (s + 1) & mask;
+    slots[s] = p + 1;
+  };
+  const intern = (key: number, off: number, len: number): number => {
+    const h = hashPair(key, b, off, len);
+    const mask = slots.length - 1;
+    for (let s = h & mask; ; s = (s + 1) & mask) {
+      const v = slots[s];
+      if (v === 0) break;
+      const p = v - 1;
+      if (pKey.a[p] === key && pLen.a[p] === len && sameBytes(b, off, b, pOff.a[p], len)) {
+        return p;
+      }
+    }
+    const p = pKey.n;
+    const k = keys.list[key];
+    if (k.split.suffix.length > 255 || len > 65535) {
+      throw new OdhError(
+        'LIMIT',
+        `xattr ${JSON.stringify(k.split.suffix.toString('latin1'))} too large (name ${k.split.suffix.length} > 255 or value ${len} > 65535 bytes)`,
+      );
+    }
+    pKey.push(key);
+    pOff.push(off);
+    pLen.push(len);
+    pCount.push(0);
+    hashes.push(h | 0);
+    if (pKey.n * 2 > slots.length) {
+      slots = new Int32Array(slots.length * 2);
+      for (let q = 0; q < pKey.n; q++) place(q, hashes.a[q] >>> 0);
+    } else place(p, h);
+    return p;
+  };
+  const order: number[] = [];
+  for (let i = 0; i < t.inodeCount; i++) {
+    xFirst[i] = ids.n;
+    const first = lists.first[i];
+    const n = lists.count[i];
+    if (n === 0) continue;
+    // By key bytes (key ranks), stable: the input order stays for equal keys (spec composefs-v1 §6.2).
+    order.length = 0;
+    for (let j = first; j < first + n; j++) {
+      let at = order.length;
+      const r = keys.list[lists.key.a[j]].rank;
+      while (at > 0 && keys.list[lists.key.a[order[at - 1]]].rank > r) at--;
+      order.splice(at, 0, j);
+    }
+    for (const j of order) {
+      let p: number;
+      try {
+        p = intern(lists.key.a[j], lists.off.a[j], lists.len.a[j]);
+      } catch (e) {
+        throw e instanceof OdhError ? new OdhError(e.code, e.message, { path: t.path(i) }) : e;
+      }
+      pCount.a[p]++;
+      ids.push(p);
+      if (keys.list[lists.key.a[j]].acl) hasAcl = true;
+    }
+    xCount[i] = n;
+  }
+  const pairShared = new Int32Array(pKey.n).fill(-1);
+  const shared: number[] = [];
+  for (let p = 0; p < pKey.n; p++) if (pCount.a[p] > 1) shared.push(p);
+  shared.sort(
+    (p, q) =>
+      keys.list[pKey.a[q]].rank - keys.list[pKey.a[p]].rank ||
+      pLen.a[q] - pLen.a[p] ||
+      b.compare(b, pOff.a[p], pOff.a[p] + pLen.a[p], pOff.a[q], pOff.a[q] + pLen.a[q]),
+  );
+  let size = 0;
+  for (const p of shared) {
+    pairShared[p] = size;
+    size += (4 + keys.list[pKey.a[p]].split.suffix.length + pLen.a[p] + 3) & ~3;
+  }
+  return {
+    xFirst,
+    xCount,
+    pairIds: ids.a.subarray(0, ids.n),
+    pairKey: pKey.a.subarray(0, pKey.n),
+    pairValueOff: pOff.a.subarray(0, pOff.n),
+    pairValueLen: pLen.a.subarray(0, pLen.n),
+    pairShared,
+    sharedOrder: Int32Array.from(shared),
+    sharedSize: size,
+    maxSharedRefs: MAX_SHARED_REFS,
+    hasAcl,
+  };
+}
+
+export { S_IFBLK, S_IFDIR, NO_INODE };

@@ -1,0 +1,247 @@
+/**
+ * Path resolution while a dumpfile fills a flat tree (flat-tree.ts) with the C mkcomposefs rules:
+ * parents must exist, names are new and valid, hardlink lines are resolved in reverse file order
+ * once every line is read (spec composefs-v1 §4.5 item 1, §4.7). Children are found through one
+ * open-addressing table keyed by (directory, name bytes): no Map, string or object per entry.
+ */
+import { OdhError } from '../util/errors.js';
+import { FlatTree, NO_INODE, sameBytes } from './flat-tree.js';
+import { syntax } from './dumpfile-fields.js';
+
+const SLASH = 0x2f;
+/** Lookup result for the root path (an empty path, or only slashes). */
+const ROOT_ENTRY = -2;
+
+/** FNV-1a over src[start, end), mixed with the directory. */
+function hashName(parent: number, src: Uint8Array, start: number, end: number): number {
+  let h = (0x811c9dc5 ^ Math.imul(parent, 0x9e3779b1)) >>> 0;
+  for (let i = start; i < end; i++) h = Math.imul(h ^ src[i], 0x01000193);
+  return h >>> 0;
+}
+
+interface HardlinkLine {
+  entry: number;
+  line: number;
+  /** Target path as written (PAYLOAD), or null when it is `-`. */
+  path: Buffer | null;
+}
+
+export class FlatPathTree {
+  readonly flat: FlatTree;
+  private slots: Int32Array;
+  private hashes: Int32Array;
+
+  /** `expected`: entries to make room for at once (e.g. estimated from the input size). */
+  constructor(expected = 0) {
+    this.flat = new FlatTree(expected);
+    let slots = 1 << 12;
+    while (slots < 2 * expected) slots *= 2;
+    this.slots = new Int32Array(slots);
+    this.hashes = new Int32Array(Math.max(1 << 10, expected));
+  }
+
+  private used = 0;
+  private readonly hardlinks: HardlinkLine[] = [];
+  private hasRoot = false;
+  private lastParentPath: Buffer | null = null;
+  private lastParent = 0;
+
+  /** The root line: inode 0. */
+  setRoot(mode: number): number {
+    if (this.hasRoot) throw syntax('Root appears twice');
+    this.hasRoot = true;
+    return this.flat.addInode(mode);
+  }
+
+  /** Adds the entry of a non-root path (its inode is set later); returns the entry id. */
+  insert(src: Uint8Array, start: number, end: number, maxName: number): number {
+    if (!this.hasRoot) throw syntax('Root must be the first entry');
+    let slash = end - 1;
+    while (slash >= start && src[slash] !== SLASH) slash--;
+    const cached = this.lastParentPath;
+    if (
+      cached !== null &&
+      slash - start === cached.length &&
+      slash + 1 < end &&
+      sameBytes(cached, 0, src, start, cached.length)
+    ) {
+      return this.addChild(this.lastParent, src, slash + 1, end, maxName);
+    }
+    // Components, skipping leading and repeated slashes (spec composefs-v1 §4.5 item 1).
+    let pos = start;
+    while (pos < end && src[pos] === SLASH) pos++;
+    let dir = 0;
+    let parts = 1;
+    for (;;) {
+      let next = pos;
+      while (next < end && src[next] !== SLASH) next++;
+      if (next >= end) return this.finishInsert(src, start, slash, end, dir, parts, pos, maxName);
+      const e = this.find(dir, src, pos, next);
+      if (e < 0 || this.flat.entryHardlink[e] === 1 || !this.isDirEntry(e)) {
+        throw syntax(
+          `Parent directory ${JSON.stringify(Buffer.from(src.subarray(pos, next)).toString('latin1'))} not found`,
+        );
+      }
+      dir = this.flat.entryInode[e];
+      parts++;
+      pos = next + 1;
+      while (pos < end && src[pos] === SLASH) pos++;
+    }
+  }
+
+  private finishInsert(
+    src: Uint8Array,
+    start: number,
+    slash: number,
+    end: number,
+    dir: number,
+    parts: number,
+    last: number,
+    maxName: number,
+  ): number {
+    if (!this.flat.isDir(dir)) throw syntax('Parent is not a directory');
+    // Cache only a canonical parent path ("/a/b": one leading slash, no empty component).
+    if (slash > start && src[start] === SLASH && parts >= 2 && isCanonical(src, start, slash)) {
+      this.lastParentPath = Buffer.from(src.subarray(start, slash));
+      this.lastParent = dir;
+    }
+    return this.addChild(dir, src, last, end, maxName);
+  }
+
+  private isDirEntry(e: number): boolean {
+    const i = this.flat.entryInode[e];
+    return i !== NO_INODE && this.flat.isDir(i);
+  }
+
+  private addChild(dir: number, src: Uint8Array, start: number, end: number, maxName: number): number {
+    const n = end - start;
+    if (n === 0) throw syntax("Can't add child: empty name");
+    if ((n === 1 && src[start] === 0x2e) || (n === 2 && src[start] === 0x2e && src[start + 1] === 0x2e)) {
+      throw syntax('Invalid . or .. in path');
+    }
+    if (n > maxName) throw syntax(`Can't add child: name longer than ${maxName} bytes`);
+    const h = hashName(dir, src, start, end);
+    if (this.findHashed(h, dir, src, start, end) >= 0) throw syntax("Can't add child: duplicate name");
+    const e = this.flat.addEntry(dir, src, start, end, NO_INODE, false);
+    this.remember(e, h);
+    return e;
+  }
+
+  /** The inode of a non-hardlink line's entry. */
+  setInode(entry: number, mode: number): number {
+    const i = this.flat.addInode(mode);
+    this.flat.entryInode[entry] = i;
+    this.flat.canonical[i] = entry;
+    return i;
+  }
+
+  markHardlink(entry: number, line: number, path: Buffer | null): void {
+    this.flat.entryHardlink[entry] = 1;
+    this.hardlinks.push({ entry, line, path });
+  }
+
+  private find(dir: number, src: Uint8Array, start: number, end: number): number {
+    return this.findHashed(hashName(dir, src, start, end), dir, src, start, end);
+  }
+
+  private findHashed(h: number, dir: number, src: Uint8Array, start: number, end: number): number {
+    const mask = this.slots.length - 1;
+    const f = this.flat;
+    const arena = f.bytes.buf;
+    for (let s = h & mask; ; s = (s + 1) & mask) {
+      const v = this.slots[s];
+      if (v === 0) return -1;
+      const e = v - 1;
+      if (
+        this.hashes[e] === (h | 0) &&
+        f.entryParent[e] === dir &&
+        f.entryNameLen[e] === end - start &&
+        sameBytes(arena, f.entryNameOff[e], src, start, end - start)
+      ) {
+        return e;
+      }
+    }
+  }
+
+  private remember(e: number, h: number): void {
+    if (e >= this.hashes.length) {
+      const grown = new Int32Array(this.hashes.length * 2);
+      grown.set(this.hashes);
+      this.hashes = grown;
+    }
+    this.hashes[e] = h | 0;
+    if (++this.used * 2 > this.slots.length) this.rehash();
+    else this.place(e, h);
+  }
+
+  private place(e: number, h: number): void {
+    const mask = this.slots.length - 1;
+    let s = h & mask;
+    while (this.slots[s] !== 0) s = (s + 1) & mask;
+    this.slots[s] = e + 1;
+  }
+
+  private rehash(): void {
+    this.slots = new Int32Array(this.slots.length * 2);
+    for (let e = 0; e < this.flat.entryCount; e++) this.place(e, this.hashes[e] >>> 0);
+  }
+
+  /** Looks a hardlink target up from the root: an entry id, ROOT_ENTRY, or -1. */
+  private lookup(path: Buffer): number {
+    let node = ROOT_ENTRY;
+    let pos = 0;
+    while (pos <= path.length) {
+      let next = path.indexOf(SLASH, pos);
+      if (next < 0) next = path.length;
+      if (next > pos) {
+        const dir = node === ROOT_ENTRY ? 0 : this.flat.entryInode[node];
+        if (dir === NO_INODE) return -1;
+        node = this.find(dir, path, pos, next);
+        if (node < 0) return -1;
+      }
+      pos = next + 1;
+    }
+    return node;
+  }
+
+  /**
+   * Resolves hardlink lines in reverse file order (spec composefs-v1 §4.7), rejects cycles
+   * (mkcomposefs fails with ELOOP at write time) and sorts every directory. Returns the tree.
+   */
+  finish(): FlatTree {
+    const f = this.flat;
+    if (!this.hasRoot) throw syntax('No root directory');
+    const linkTo = new Int32Array(f.entryCount).fill(-1);
+    const hardlinkAt = new Int32Array(f.entryCount).fill(-1);
+    this.hardlinks.forEach((h, k) => (hardlinkAt[h.entry] = k));
+    for (let k = this.hardlinks.length - 1; k >= 0; k--) {
+      const h = this.hardlinks[k];
+      if (h.path === null) throw lineError('Missing hardlink target', h.line);
+      const target = this.lookup(h.path);
+      if (target === -1) throw lineError('Hardlink target not found', h.line);
+      if (target === h.entry) throw lineError('Self-referential hardlink', h.line);
+      linkTo[h.entry] = target;
+    }
+    for (const h of this.hardlinks) {
+      let e = h.entry;
+      for (let steps = 0; e !== ROOT_ENTRY && hardlinkAt[e] >= 0; steps++) {
+        if (steps > this.hardlinks.length)
+          throw lineError('Too many levels of symbolic links (hardlink cycle)', h.line);
+        e = linkTo[e];
+      }
+      f.entryInode[h.entry] = e === ROOT_ENTRY ? 0 : f.entryInode[e];
+    }
+    f.indexDirectories();
+    return f;
+  }
+}
+
+/** src[start, end) is `/name/name…` with no empty component. */
+function isCanonical(src: Uint8Array, start: number, end: number): boolean {
+  for (let i = start + 1; i < end; i++) if (src[i] === SLASH && src[i - 1] === SLASH) return false;
+  return src[end - 1] !== SLASH;
+}
+
+function lineError(message: string, line: number): OdhError {
+  return new OdhError('FORMAT', message, { line });
+}

@@ -1,0 +1,433 @@
+/**
+ * The composefs tree held flat: one typed-array column per inode field, byte fields (names, symlink
+ * targets, backing paths, inline content, digests, xattrs) as (offset, length) into one byte arena.
+ * It is what the C-rules dumpfile parser fills and what the V1 writer reads: a 64k-entry tree is a
+ * few dozen typed arrays instead of a million small objects (the object graph spent a third of
+ * `mkcomposefs --from-file` time in the garbage collector). `flattenTree` / `toInodeTree` convert
+ * from and to the object model of tree.ts, which the OCI builders and the V2 writer use.
+ *
+ * Inode 0 is the root. An entry links a directory inode to a named child inode; exactly one entry
+ * of each non-root inode is its canonical one (`hardlink` 0), the others are hardlinks (spec
+ * composefs-v1 §6.1).
+ */
+import { OdhError } from '../util/errors.js';
+import { S_IFDIR, S_IFMT, newInode, type DirEntry, type Inode } from './tree.js';
+import { checkEntryName } from './erofs/dirents.js';
+
+const NONE = -1;
+
+function grownI32(a: Int32Array, n: number): Int32Array {
+  const b = new Int32Array(n);
+  b.set(a);
+  return b;
+}
+function grownU32(a: Uint32Array, n: number): Uint32Array {
+  const b = new Uint32Array(n);
+  b.set(a);
+  return b;
+}
+function grownBU64(a: BigUint64Array, n: number): BigUint64Array {
+  const b = new BigUint64Array(n);
+  b.set(a);
+  return b;
+}
+function grownBI64(a: BigInt64Array, n: number): BigInt64Array {
+  const b = new BigInt64Array(n);
+  b.set(a);
+  return b;
+}
+
+/**
+ * src[start, end) → dst at `at`. Short runs (names, digests) are copied in a loop: cheaper than a
+ * native call plus the view object `subarray` would allocate.
+ */
+export function copyBytes(src: Uint8Array, start: number, end: number, dst: Uint8Array, at: number): void {
+  if (end - start <= 128) {
+    for (let i = start; i < end; i++) dst[at++] = src[i];
+  } else {
+    dst.set(src.subarray(start, end), at);
+  }
+}
+
+/** a[aOff, aOff+len) equals b[bOff, bOff+len). */
+export function sameBytes(a: Uint8Array, aOff: number, b: Uint8Array, bOff: number, len: number): boolean {
+  for (let i = 0; i < len; i++) if (a[aOff + i] !== b[bOff + i]) return false;
+  return true;
+}
+
+/** A growable byte store; offsets stay valid when it grows (views taken before a growth do not). */
+export class ByteArena {
+  buf: Buffer;
+  length = 0;
+
+  constructor(capacity = 1 << 16) {
+    this.buf = Buffer.allocUnsafe(capacity);
+  }
+
+  private reserve(n: number): void {
+    if (this.length + n <= this.buf.length) return;
+    let cap = this.buf.length * 2;
+    while (cap < this.length + n) cap *= 2;
+    const next = Buffer.allocUnsafe(cap);
+    this.buf.copy(next, 0, 0, this.length);
+    this.buf = next;
+  }
+
+  /** Appends src[start, end) and returns its offset. */
+  put(src: Uint8Array, start = 0, end = src.length): number {
+    const n = end - start;
+    this.reserve(n);
+    const off = this.length;
+    copyBytes(src, start, end, this.buf, off);
+    this.length += n;
+    return off;
+  }
+
+  /** Reserves n bytes for the caller to fill at the returned offset (this.buf[off…]). */
+  alloc(n: number): number {
+    this.reserve(n);
+    const off = this.length;
+    this.length += n;
+    return off;
+  }
+
+  /** A view of [off, off+len): valid until the next put/alloc. */
+  view(off: number, len: number): Buffer {
+    return this.buf.subarray(off, off + len);
+  }
+
+  equals(a: number, alen: number, b: number, blen: number): boolean {
+    return alen === blen && this.buf.compare(this.buf, b, b + blen, a, a + alen) === 0;
+  }
+
+  compare(a: number, alen: number, b: number, blen: number): number {
+    return this.buf.compare(this.buf, b, b + blen, a, a + alen);
+  }
+}
+
+export class FlatTree {
+  readonly bytes: ByteArena;
+
+  /** `expected`: inodes (and entries) to make room for at once; growth doubles from there. */
+  constructor(expected = 0) {
+    this.bytes = new ByteArena(Math.max(1 << 16, expected * 64));
+    if (expected > 0) {
+      this.growInodes(expected);
+      this.growEntries(expected);
+      this.growXattrs(expected);
+    }
+  }
+
+  // ---- inodes
+  inodeCount = 0;
+  private inodeCap = 0;
+  mode: Uint32Array = new Uint32Array(0);
+  uid: Uint32Array = new Uint32Array(0);
+  gid: Uint32Array = new Uint32Array(0);
+  nlink: Uint32Array = new Uint32Array(0);
+  rdev: BigUint64Array = new BigUint64Array(0);
+  size: BigUint64Array = new BigUint64Array(0);
+  mtimeSec: BigInt64Array = new BigInt64Array(0);
+  mtimeNsec: Uint32Array = new Uint32Array(0);
+  /** Byte fields: offset into `bytes`, length; length -1 = absent (null). */
+  payloadOff: Int32Array = new Int32Array(0);
+  payloadLen: Int32Array = new Int32Array(0);
+  contentOff: Int32Array = new Int32Array(0);
+  contentLen: Int32Array = new Int32Array(0);
+  digestOff: Int32Array = new Int32Array(0);
+  digestLen: Int32Array = new Int32Array(0);
+  /** Each inode's xattrs are xattrFirst…xattrFirst+xattrCount−1, in input order. */
+  xattrFirst: Int32Array = new Int32Array(0);
+  xattrCount: Int32Array = new Int32Array(0);
+  /** The inode's canonical entry (NONE for the root, or before it is known). */
+  canonical: Int32Array = new Int32Array(0);
+  /** Directories: their entries are childIds[childFirst … childFirst+childCount−1], sorted by name. */
+  childFirst: Int32Array = new Int32Array(0);
+  childCount: Int32Array = new Int32Array(0);
+  childIds: Int32Array = new Int32Array(0);
+
+  // ---- entries
+  entryCount = 0;
+  private entryCap = 0;
+  entryParent: Int32Array = new Int32Array(0);
+  entryInode: Int32Array = new Int32Array(0);
+  entryNameOff: Int32Array = new Int32Array(0);
+  entryNameLen: Int32Array = new Int32Array(0);
+  entryHardlink: Uint8Array = new Uint8Array(0);
+
+  // ---- xattrs
+  xattrTotal = 0;
+  private xattrCap = 0;
+  xattrKeyOff: Int32Array = new Int32Array(0);
+  xattrKeyLen: Int32Array = new Int32Array(0);
+  xattrValueOff: Int32Array = new Int32Array(0);
+  xattrValueLen: Int32Array = new Int32Array(0);
+
+  private growInodes(to = Math.max(64, this.inodeCap * 2)): void {
+    const n = to;
+    this.mode = grownU32(this.mode, n);
+    this.uid = grownU32(this.uid, n);
+    this.gid = grownU32(this.gid, n);
+    this.nlink = grownU32(this.nlink, n);
+    this.rdev = grownBU64(this.rdev, n);
+    this.size = grownBU64(this.size, n);
+    this.mtimeSec = grownBI64(this.mtimeSec, n);
+    this.mtimeNsec = grownU32(this.mtimeNsec, n);
+    this.payloadOff = grownI32(this.payloadOff, n);
+    this.payloadLen = grownI32(this.payloadLen, n);
+    this.contentOff = grownI32(this.contentOff, n);
+    this.contentLen = grownI32(this.contentLen, n);
+    this.digestOff = grownI32(this.digestOff, n);
+    this.digestLen = grownI32(this.digestLen, n);
+    this.xattrFirst = grownI32(this.xattrFirst, n);
+    this.xattrCount = grownI32(this.xattrCount, n);
+    this.canonical = grownI32(this.canonical, n);
+    this.childFirst = grownI32(this.childFirst, n);
+    this.childCount = grownI32(this.childCount, n);
+    this.inodeCap = n;
+  }
+
+  private growEntries(n: number): void {
+    this.entryParent = grownI32(this.entryParent, n);
+    this.entryInode = grownI32(this.entryInode, n);
+    this.entryNameOff = grownI32(this.entryNameOff, n);
+    this.entryNameLen = grownI32(this.entryNameLen, n);
+    const h = new Uint8Array(n);
+    h.set(this.entryHardlink);
+    this.entryHardlink = h;
+    this.entryCap = n;
+  }
+
+  private growXattrs(n: number): void {
+    this.xattrKeyOff = grownI32(this.xattrKeyOff, n);
+    this.xattrKeyLen = grownI32(this.xattrKeyLen, n);
+    this.xattrValueOff = grownI32(this.xattrValueOff, n);
+    this.xattrValueLen = grownI32(this.xattrValueLen, n);
+    this.xattrCap = n;
+  }
+
+  /** A new inode with the given st_mode, nlink 1 and every other field zero or absent. */
+  addInode(mode: number): number {
+    if (this.inodeCount === this.inodeCap) this.growInodes();
+    const i = this.inodeCount++;
+    this.mode[i] = mode;
+    this.nlink[i] = 1;
+    this.payloadLen[i] = NONE;
+    this.contentLen[i] = NONE;
+    this.digestLen[i] = NONE;
+    this.xattrFirst[i] = this.xattrTotal;
+    this.canonical[i] = NONE;
+    return i;
+  }
+
+  isDir(i: number): boolean {
+    return (this.mode[i] & S_IFMT) === S_IFDIR;
+  }
+
+  /** An entry `name` (src[start, end)) in directory `parent` for `inode` (NONE: set later). */
+  addEntry(
+    parent: number,
+    src: Uint8Array,
+    start: number,
+    end: number,
+    inode: number,
+    hardlink: boolean,
+  ): number {
+    if (this.entryCount === this.entryCap) this.growEntries(Math.max(64, this.entryCap * 2));
+    const e = this.entryCount++;
+    this.entryParent[e] = parent;
+    this.entryInode[e] = inode;
+    this.entryNameOff[e] = this.bytes.put(src, start, end);
+    this.entryNameLen[e] = end - start;
+    this.entryHardlink[e] = hardlink ? 1 : 0;
+    if (!hardlink && inode !== NONE) this.canonical[inode] = e;
+    return e;
+  }
+
+  /** Appends an xattr to the most recently added inode (xattrs of one inode are contiguous). */
+  addXattr(key: Uint8Array, value: Uint8Array): void {
+    if (this.xattrTotal === this.xattrCap) this.growXattrs(Math.max(64, this.xattrCap * 2));
+    const x = this.xattrTotal++;
+    this.xattrKeyOff[x] = this.bytes.put(key);
+    this.xattrKeyLen[x] = key.length;
+    this.xattrValueOff[x] = this.bytes.put(value);
+    this.xattrValueLen[x] = value.length;
+    this.xattrCount[this.inodeCount - 1]++;
+  }
+
+  setPayload(i: number, src: Uint8Array): void {
+    this.payloadOff[i] = this.bytes.put(src);
+    this.payloadLen[i] = src.length;
+  }
+
+  setContent(i: number, src: Uint8Array): void {
+    this.contentOff[i] = this.bytes.put(src);
+    this.contentLen[i] = src.length;
+  }
+
+  setDigest(i: number, src: Uint8Array): void {
+    this.digestOff[i] = this.bytes.put(src);
+    this.digestLen[i] = src.length;
+  }
+
+  /** A byte field as a Buffer view, or null; valid until the tree grows. */
+  field(off: number, len: number): Buffer | null {
+    return len < 0 ? null : this.bytes.view(off, len);
+  }
+
+  entryName(e: number): Buffer {
+    return this.bytes.view(this.entryNameOff[e], this.entryNameLen[e]);
+  }
+
+  compareNames(a: number, b: number): number {
+    return this.bytes.compare(
+      this.entryNameOff[a],
+      this.entryNameLen[a],
+      this.entryNameOff[b],
+      this.entryNameLen[b],
+    );
+  }
+
+  /** The path of an inode through canonical entries, for messages. */
+  path(i: number): string {
+    const parts: string[] = [];
+    for (let e = this.canonical[i]; e !== NONE; e = this.canonical[this.entryParent[e]]) {
+      parts.push(this.entryName(e).toString('latin1'));
+      if (this.entryParent[e] === 0) break;
+    }
+    return `/${parts.reverse().join('/')}`;
+  }
+
+  /**
+   * Groups the entries by directory (childFirst/childCount/childIds), each group sorted by name
+   * bytes; entries keep their relative order when already sorted (the usual case: no sort runs).
+   */
+  indexDirectories(): void {
+    const n = this.inodeCount;
+    const count = new Int32Array(n);
+    for (let e = 0; e < this.entryCount; e++) count[this.entryParent[e]]++;
+    let at = 0;
+    for (let i = 0; i < n; i++) {
+      this.childFirst[i] = at;
+      this.childCount[i] = 0;
+      at += count[i];
+    }
+    const ids = new Int32Array(this.entryCount);
+    for (let e = 0; e < this.entryCount; e++) {
+      const p = this.entryParent[e];
+      ids[this.childFirst[p] + this.childCount[p]++] = e;
+    }
+    this.childIds = ids;
+    for (let i = 0; i < n; i++) {
+      const first = this.childFirst[i];
+      const end = first + this.childCount[i];
+      for (let k = first + 1; k < end; k++) {
+        if (this.compareNames(ids[k - 1], ids[k]) > 0) {
+          ids.subarray(first, end).sort((a, b) => this.compareNames(a, b));
+          break;
+        }
+      }
+    }
+  }
+}
+
+/**
+ * The flat form of an object tree (tree.ts). Inodes are numbered in depth-first pre-order; a
+ * hardlinked inode gets one number. Directory entries keep the tree's order (sorted later if not).
+ */
+export function flattenTree(root: Inode): FlatTree {
+  if ((root.mode & S_IFMT) !== S_IFDIR)
+    throw new OdhError('FORMAT', 'the root must be a directory', { path: '/' });
+  const flat = new FlatTree();
+  const index = new Map<Inode, number>();
+  const copyInode = (src: Inode): number => {
+    const i = flat.addInode(src.mode);
+    flat.uid[i] = src.uid;
+    flat.gid[i] = src.gid;
+    flat.nlink[i] = src.nlink;
+    flat.rdev[i] = BigInt.asUintN(64, src.rdev);
+    flat.size[i] = BigInt.asUintN(64, src.size);
+    flat.mtimeSec[i] = BigInt.asIntN(64, src.mtimeSec);
+    flat.mtimeNsec[i] = src.mtimeNsec;
+    for (const x of src.xattrs) flat.addXattr(x.key, x.value);
+    if (src.payload) flat.setPayload(i, src.payload);
+    if (src.content) flat.setContent(i, src.content);
+    if (src.digest) flat.setDigest(i, src.digest);
+    index.set(src, i);
+    return i;
+  };
+  copyInode(root);
+  const stack: [Inode, number][] = [[root, 0]];
+  const pendingLinks: [number, Inode][] = [];
+  while (stack.length > 0) {
+    const [dir, di] = stack.pop()!;
+    const entries: DirEntry[] = dir.entries ?? [];
+    for (const e of entries) {
+      checkEntryName(e.name, () => flat.path(di));
+      let child = index.get(e.inode);
+      if (e.hardlink) {
+        const entry = flat.addEntry(di, e.name, 0, e.name.length, child ?? NONE, true);
+        if (child === undefined) pendingLinks.push([entry, e.inode]);
+        continue;
+      }
+      if (child !== undefined && flat.canonical[child] !== NONE) {
+        throw new OdhError('FORMAT', 'inode has two canonical (non-hardlink) entries', {
+          path: `${flat.path(di)}/${e.name.toString('latin1')}`.replace(/^\/\//, '/'),
+        });
+      }
+      if (child === undefined) child = copyInode(e.inode);
+      flat.addEntry(di, e.name, 0, e.name.length, child, false);
+      if (e.inode.entries !== null && (e.inode.mode & S_IFMT) === S_IFDIR) stack.push([e.inode, child]);
+    }
+  }
+  for (const [entry, inode] of pendingLinks) {
+    const target = index.get(inode);
+    flat.entryInode[entry] = target ?? NONE;
+  }
+  flat.indexDirectories();
+  return flat;
+}
+
+/** The object tree (tree.ts) of a flat tree; entries sorted, hardlinks sharing one Inode. */
+export function toInodeTree(flat: FlatTree): Inode {
+  const inodes: Inode[] = [];
+  const copy = (b: Buffer | null): Buffer | null => (b === null ? null : Buffer.from(b));
+  for (let i = 0; i < flat.inodeCount; i++) {
+    const inode = newInode(flat.mode[i], {
+      uid: flat.uid[i],
+      gid: flat.gid[i],
+      nlink: flat.nlink[i],
+      rdev: flat.rdev[i],
+      size: flat.size[i],
+      mtimeSec: flat.mtimeSec[i],
+      mtimeNsec: flat.mtimeNsec[i],
+      payload: copy(flat.field(flat.payloadOff[i], flat.payloadLen[i])),
+      content: copy(flat.field(flat.contentOff[i], flat.contentLen[i])),
+      digest: copy(flat.field(flat.digestOff[i], flat.digestLen[i])),
+    });
+    const first = flat.xattrFirst[i];
+    for (let x = first; x < first + flat.xattrCount[i]; x++) {
+      inode.xattrs.push({
+        key: Buffer.from(flat.bytes.view(flat.xattrKeyOff[x], flat.xattrKeyLen[x])),
+        value: Buffer.from(flat.bytes.view(flat.xattrValueOff[x], flat.xattrValueLen[x])),
+      });
+    }
+    inodes.push(inode);
+  }
+  for (let i = 0; i < flat.inodeCount; i++) {
+    const entries = inodes[i].entries;
+    if (entries === null) continue;
+    const first = flat.childFirst[i];
+    for (let k = first; k < first + flat.childCount[i]; k++) {
+      const e = flat.childIds[k];
+      entries.push({
+        name: Buffer.from(flat.entryName(e)),
+        inode: inodes[flat.entryInode[e]],
+        hardlink: flat.entryHardlink[e] === 1,
+      });
+    }
+  }
+  return inodes[0];
+}
+
+export const NO_INODE = NONE;
