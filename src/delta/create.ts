@@ -9,6 +9,7 @@ import { analyzeSources, type OpHistogram, type SourceSet } from '../tardiff/cre
 import { OdhError } from '../util/errors.js';
 import { finishDeltaArtifact, type DeltaLayerBlob, type ReusedLayer } from './artifact-write.js';
 import { processNewLayer, type BinaryDiff, type LayerOutcome, type TarDiffWriter } from './create-layer.js';
+import { runOrdered } from '../util/pool.js';
 import { releaseTemp, runTempDir } from '../util/run.js';
 import { formatCompleteLine, type CreateStats } from './create-stats.js';
 import {
@@ -135,11 +136,32 @@ interface Pending {
   diffId: string;
   /** Position among new-only layers, from 1. */
   ordinal: number;
-  outcome?: LayerOutcome;
+}
+
+/** spec §5.1 step 2: which target layers are reused and which are diffed. */
+interface LayerPlan {
+  oldDiffIds: Set<string>;
+  reused: ReusedLayer[];
+  /** New-only layers, each digest once, in target order. */
+  pending: Pending[];
+}
+
+/** One create run: its inputs, its output writer, its private temp directory. */
+interface CreateRun {
+  opts: CreateDeltaOptions;
+  emit: (e: CreateEvent) => void;
+  warn: (message: string) => void;
+  oldImg: OpenedImage;
+  newImg: OpenedImage;
+  plan: LayerPlan;
+  writer: OciLayoutWriter;
+  work: string;
+  /** The old layers analysed once (absent when no layer needs a diff). */
+  sources?: SourceSet;
+  signal: AbortSignal;
 }
 
 export async function createDelta(opts: CreateDeltaOptions): Promise<CreateDeltaResult> {
-  const mode = opts.binaryDiff ?? 'bsdiff';
   const jobs = opts.jobs ?? os.availableParallelism();
   if (!Number.isSafeInteger(jobs) || jobs < 1) throw new OdhError('USAGE', `invalid jobs ${jobs}`);
   const emit = opts.onProgress ?? (() => {});
@@ -164,25 +186,10 @@ export async function createDelta(opts: CreateDeltaOptions): Promise<CreateDelta
     const ni = newImg;
     checkPairing(oldImg, 'old image');
     checkPairing(ni, 'new image');
-
-    // spec §5.1 step 2: reused iff the diff_id occurs among ALL old diff_ids.
-    const oldDiffIds = new Set(oldImg.config.rootfs.diff_ids);
-    const newDiffIds = ni.config.rootfs.diff_ids;
-    const reused: ReusedLayer[] = [];
-    const pending: Pending[] = [];
-    const byDigest = new Map<string, Pending>();
-    ni.manifest.layers.forEach((desc, index) => {
-      const diffId = newDiffIds[index]!;
-      if (oldDiffIds.has(diffId)) reused.push({ digest: desc.digest, diffId });
-      else if (!byDigest.has(desc.digest)) {
-        const p: Pending = { index, desc, diffId, ordinal: pending.length + 1 };
-        pending.push(p);
-        byDigest.set(desc.digest, p);
-      }
-    });
+    const plan = planLayers(oldImg, ni);
     emit({
       type: 'info',
-      message: `Found ${pending.length} layer(s) to diff, ${reused.length} layer(s) unchanged`,
+      message: `Found ${plan.pending.length} layer(s) to diff, ${plan.reused.length} layer(s) unchanged`,
     });
     const signatures = await loadSignatures(opts, ni, emit);
 
@@ -199,110 +206,51 @@ export async function createDelta(opts: CreateDeltaOptions): Promise<CreateDelta
     const targetConfig = await w.addJsonBlob(ni.configRaw);
 
     work = (await runTempDir('create', opts.tempDir)).dir;
-    if (pending.length > 0) {
-      // spec §5.1 step 3: one source analysis over all old layers, shared by every layer job.
-      const oldLayers = oldImg.manifest.layers;
-      sources = await analyzeSources(
-        oldLayers.map((d) => () => oldImg.reader.openBlob(d)),
-        {
-          tempDir: work,
-          layerNames: oldLayers.map((d) => d.digest),
-          onProgress: (p) => emit({ type: 'analyze', layer: p.layer, layers: p.layers }),
-        },
-      );
-    }
+    // spec §5.1 step 3: one source analysis over all old layers, shared by every layer job.
+    if (plan.pending.length > 0) sources = await analyzeOldLayers(oldImg, work, emit);
     emit({ type: 'info', message: 'Processing layers...' });
-    if (reused.length > 0) {
-      emit({ type: 'info', message: `   Skipped ${reused.length} layer(s) with existing content` });
+    if (plan.reused.length > 0) {
+      emit({ type: 'info', message: `   Skipped ${plan.reused.length} layer(s) with existing content` });
     }
-
-    // Layer blobs are written in target order as soon as all earlier ones are done, so a kept
-    // tar-diff waits on disk only for slower layers before it.
-    const blobs: DeltaLayerBlob[] = [];
-    const created = new Map<string, CreatedLayer>();
-    let nextToWrite = 0;
-    let writing: Promise<void> = Promise.resolve();
-    const flush = () => {
-      writing = writing.then(async () => {
-        while (nextToWrite < pending.length && pending[nextToWrite]!.outcome) {
-          const p = pending[nextToWrite]!;
-          created.set(p.desc.digest, await writeLayerBlob(w, ni, p, opts, blobs));
-          await p.outcome!.release();
-          nextToWrite++;
-        }
-      });
-      return writing;
+    const run: CreateRun = {
+      opts,
+      emit,
+      warn,
+      oldImg,
+      newImg: ni,
+      plan,
+      writer: w,
+      work,
+      ...(sources ? { sources } : {}),
+      signal: stop.signal,
     };
-    const sourceSet = sources;
-    await runPool(pending.length, jobs, stop, async (i) => {
-      const p = pending[i]!;
-      emit({ type: 'info', message: `   Computing diff for layer ${p.ordinal}/${pending.length}` });
-      p.outcome = await processNewLayer({
-        index: p.index,
-        desc: p.desc,
-        diffId: p.diffId,
-        reader: ni.reader,
-        sources: sourceSet!,
-        mode,
-        workDir: work!,
-        compressionLevel: opts.compressionLevel,
-        maxZstdDictSize: opts.maxZstdDiffSize,
-        ...(opts.tarDiffWriter ? { tarDiffWriter: opts.tarDiffWriter } : {}),
-        maxBsdiffSize: opts.maxBsdiffSize,
-        // spec §5.1: the patch level defaults to the outer level when one is given
-        zstdDiffLevel: opts.zstdDiffLevel ?? opts.compressionLevel,
-        zstdDiffWindow: opts.zstdDiffWindow,
-        signal: stop.signal,
-        onPhase: (ph) =>
-          emit({
-            type: 'layer',
-            layer: p.ordinal,
-            layers: pending.length,
-            digest: p.desc.digest,
-            phase: ph.phase,
-            done: ph.done,
-            total: ph.total,
-          }),
-      });
-      if (p.outcome.kind === 'original' && p.outcome.failure !== undefined) {
-        warn(`tar-diff failed for layer ${p.desc.digest}, storing the original: ${p.outcome.failure}`);
-      }
-      await flush();
-    });
-    await flush();
+    const written = await diffNewLayers(run, jobs);
 
     // spec §1.1: signature manifests and their blobs follow the layer blobs
     for (const sig of signatures) {
       await w.addBlob(sig.manifestBytes, { expectedDigest: sig.manifestDigest });
       for (const b of sig.blobs) await w.addBlob(b.bytes, { expectedDigest: b.desc.digest });
     }
-    const written = await finishDeltaArtifact(w, {
+    const artifact = await finishDeltaArtifact(w, {
       targetManifest,
       targetConfig,
-      layers: blobs,
-      reused,
+      layers: written.map((x) => x.blob),
+      reused: plan.reused,
       sourceManifest: oldImg.manifestDescriptor.digest,
       sourceConfig: oldImg.manifest.config.digest,
       signatures: signatures.flatMap(signatureDescriptors),
     });
 
-    const layers: CreatedLayer[] = ni.manifest.layers.map((desc, index) => {
-      const diffId = newDiffIds[index]!;
-      const c = created.get(desc.digest);
-      if (!c || oldDiffIds.has(diffId)) {
-        return { index, kind: 'reused', digest: desc.digest, diffId, size: 0, originalSize: desc.size };
-      }
-      return { ...c, index };
-    });
-    const stats = statsOf(oldImg, ni, pending.length, reused.length, [...created.values()]);
+    const created = new Map(written.map((x) => [x.created.digest, x.created]));
+    const stats = statsOf(oldImg, ni, plan, [...created.values()]);
     if (!opts.statistics) emit({ type: 'info', message: formatCompleteLine(stats) });
     emit({ type: 'info', message: `Delta written to ${outRef.path}` });
     return {
       output: path.resolve(outRef.path),
-      manifestDigest: written.digest,
-      manifestSize: written.size,
+      manifestDigest: artifact.digest,
+      manifestSize: artifact.size,
       stats,
-      layers,
+      layers: createdLayers(ni, plan, created),
       deltaBytes: await outputBytes(path.resolve(outRef.path)),
       signatures: signatures.map((s) => ({ from: s.from, digest: s.manifestDigest })),
       warnings,
@@ -318,6 +266,115 @@ export async function createDelta(opts: CreateDeltaOptions): Promise<CreateDelta
     await newImg?.reader.close();
     await oldImg.reader.close();
   }
+}
+
+/** spec §5.1 step 2: reused iff the diff_id occurs among ALL old diff_ids. */
+function planLayers(oldImg: OpenedImage, newImg: OpenedImage): LayerPlan {
+  const oldDiffIds = new Set(oldImg.config.rootfs.diff_ids);
+  const newDiffIds = newImg.config.rootfs.diff_ids;
+  const reused: ReusedLayer[] = [];
+  const pending: Pending[] = [];
+  const seen = new Set<string>();
+  newImg.manifest.layers.forEach((desc, index) => {
+    const diffId = newDiffIds[index]!;
+    if (oldDiffIds.has(diffId)) reused.push({ digest: desc.digest, diffId });
+    else if (!seen.has(desc.digest)) {
+      pending.push({ index, desc, diffId, ordinal: pending.length + 1 });
+      seen.add(desc.digest);
+    }
+  });
+  return { oldDiffIds, reused, pending };
+}
+
+/** spec §5.1 step 3: the source analysis of every old layer, once. */
+function analyzeOldLayers(
+  oldImg: OpenedImage,
+  tempDir: string,
+  emit: (e: CreateEvent) => void,
+): Promise<SourceSet> {
+  const oldLayers = oldImg.manifest.layers;
+  return analyzeSources(
+    oldLayers.map((d) => () => oldImg.reader.openBlob(d)),
+    {
+      tempDir,
+      layerNames: oldLayers.map((d) => d.digest),
+      onProgress: (p) => emit({ type: 'analyze', layer: p.layer, layers: p.layers }),
+    },
+  );
+}
+
+/**
+ * Diffs the new-only layers, `jobs` at once, through the ordered pool. Layer blobs are written in
+ * target order as soon as all earlier ones are done, so a kept tar-diff waits on disk only for
+ * slower layers before it.
+ */
+function diffNewLayers(run: CreateRun, jobs: number): Promise<WrittenLayer[]> {
+  return runOrdered({
+    items: run.plan.pending,
+    concurrency: jobs,
+    signal: run.signal,
+    work: (p, _i, signal) => diffLayer(run, p, signal),
+    commit: async (outcome, i) => {
+      const written = await writeLayerBlob(run, run.plan.pending[i]!, outcome);
+      await outcome.release();
+      return written;
+    },
+  });
+}
+
+/** spec §5.1 steps 4–5: one new layer's tar-diff, or the reason to store it as it is. */
+async function diffLayer(run: CreateRun, p: Pending, signal: AbortSignal): Promise<LayerOutcome> {
+  const { opts, emit } = run;
+  const layers = run.plan.pending.length;
+  emit({ type: 'info', message: `   Computing diff for layer ${p.ordinal}/${layers}` });
+  const outcome = await processNewLayer({
+    index: p.index,
+    desc: p.desc,
+    diffId: p.diffId,
+    reader: run.newImg.reader,
+    sources: run.sources!,
+    mode: opts.binaryDiff ?? 'bsdiff',
+    workDir: run.work,
+    compressionLevel: opts.compressionLevel,
+    maxZstdDictSize: opts.maxZstdDiffSize,
+    ...(opts.tarDiffWriter ? { tarDiffWriter: opts.tarDiffWriter } : {}),
+    maxBsdiffSize: opts.maxBsdiffSize,
+    // spec §5.1: the patch level defaults to the outer level when one is given
+    zstdDiffLevel: opts.zstdDiffLevel ?? opts.compressionLevel,
+    zstdDiffWindow: opts.zstdDiffWindow,
+    signal,
+    onPhase: (ph) =>
+      emit({
+        type: 'layer',
+        layer: p.ordinal,
+        layers,
+        digest: p.desc.digest,
+        phase: ph.phase,
+        done: ph.done,
+        total: ph.total,
+      }),
+  });
+  if (outcome.kind === 'original' && outcome.failure !== undefined) {
+    run.warn(`tar-diff failed for layer ${p.desc.digest}, storing the original: ${outcome.failure}`);
+  }
+  return outcome;
+}
+
+/** Every target layer in manifest order: reused ones, and the created ones at each position. */
+function createdLayers(
+  newImg: OpenedImage,
+  plan: LayerPlan,
+  created: Map<string, CreatedLayer>,
+): CreatedLayer[] {
+  const newDiffIds = newImg.config.rootfs.diff_ids;
+  return newImg.manifest.layers.map((desc, index) => {
+    const diffId = newDiffIds[index]!;
+    const c = created.get(desc.digest);
+    if (!c || plan.oldDiffIds.has(diffId)) {
+      return { index, kind: 'reused', digest: desc.digest, diffId, size: 0, originalSize: desc.size };
+    }
+    return { ...c, index };
+  });
 }
 
 /**
@@ -353,47 +410,47 @@ function checkPairing(img: OpenedImage, what: string): void {
   }
 }
 
+/** A new layer's blob as written into the artifact, and how it is reported. */
+interface WrittenLayer {
+  blob: DeltaLayerBlob;
+  created: CreatedLayer;
+}
+
 /** Copies one layer's chosen blob into the artifact and records it (spec §1.4). */
-async function writeLayerBlob(
-  w: OciLayoutWriter,
-  img: OpenedImage,
-  p: Pending,
-  opts: CreateDeltaOptions,
-  blobs: DeltaLayerBlob[],
-): Promise<CreatedLayer> {
-  const o = p.outcome!;
+async function writeLayerBlob(run: CreateRun, p: Pending, o: LayerOutcome): Promise<WrittenLayer> {
+  const w = run.writer;
   const base = { index: p.index, digest: p.desc.digest, diffId: p.diffId, originalSize: p.desc.size };
   if (o.kind === 'tar-diff') {
     const b = await w.addBlob(createReadStream(o.file), { expectedSize: o.bytes });
-    blobs.push({ mediaType: MEDIA_TYPE_TAR_DIFF, digest: b.digest, size: b.size, to: p.desc.digest });
     return {
-      ...base,
-      kind: 'tar-diff',
-      size: b.size,
-      blobDigest: b.digest,
-      mediaType: MEDIA_TYPE_TAR_DIFF,
-      version: o.version,
-      ops: o.ops,
+      blob: { mediaType: MEDIA_TYPE_TAR_DIFF, digest: b.digest, size: b.size, to: p.desc.digest },
+      created: {
+        ...base,
+        kind: 'tar-diff',
+        size: b.size,
+        blobDigest: b.digest,
+        mediaType: MEDIA_TYPE_TAR_DIFF,
+        version: o.version,
+        ops: o.ops,
+      },
     };
   }
   // spec §1.4: upstream labels a stored original tar+gzip whatever its compression.
-  const mediaType = opts.originalMediaType === 'target' ? p.desc.mediaType : MEDIA_TYPE_LAYER_TAR_GZIP;
-  const b = await w.addBlob(await img.reader.openBlob(p.desc), {
+  const mediaType = run.opts.originalMediaType === 'target' ? p.desc.mediaType : MEDIA_TYPE_LAYER_TAR_GZIP;
+  const b = await w.addBlob(await run.newImg.reader.openBlob(p.desc), {
     expectedDigest: p.desc.digest,
     expectedSize: p.desc.size,
   });
-  blobs.push({ mediaType, digest: b.digest, size: b.size, to: p.desc.digest });
   const c: CreatedLayer = { ...base, kind: 'original', size: b.size, blobDigest: b.digest, mediaType };
   if (o.tarDiffBytes !== undefined) c.tarDiffBytes = o.tarDiffBytes;
-  return c;
+  return { blob: { mediaType, digest: b.digest, size: b.size, to: p.desc.digest }, created: c };
 }
 
 /** spec §5.1 step 7. */
 function statsOf(
   oldImg: OpenedImage,
   newImg: OpenedImage,
-  processed: number,
-  skipped: number,
+  plan: LayerPlan,
   created: CreatedLayer[],
 ): CreateStats {
   const sum = (k: CreatedLayerKind, f: (c: CreatedLayer) => number) =>
@@ -404,41 +461,13 @@ function statsOf(
   return {
     oldLayers: oldImg.manifest.layers.length,
     newLayers: newImg.manifest.layers.length,
-    processedLayers: processed,
-    skippedLayers: skipped,
+    processedLayers: plan.pending.length,
+    skippedLayers: plan.reused.length,
     processedLayerBytes,
     tarDiffLayerBytes,
     originalLayerBytes,
     bytesSaved: processedLayerBytes - tarDiffLayerBytes - originalLayerBytes,
   };
-}
-
-/**
- * Runs `task(0..count-1)` with at most `width` at once. The first failure aborts `stop` (no new task
- * starts) and is rethrown once every started task has settled, so no task outlives the call.
- */
-async function runPool(
-  count: number,
-  width: number,
-  stop: AbortController,
-  task: (i: number) => Promise<void>,
-): Promise<void> {
-  let next = 0;
-  let failure: { error: unknown } | undefined;
-  const worker = async () => {
-    while (next < count && !stop.signal.aborted) {
-      const i = next++;
-      try {
-        await task(i);
-      } catch (e) {
-        failure ??= { error: e };
-        stop.abort(e);
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(width, count) }, worker));
-  if (failure) throw failure.error;
-  stop.signal.throwIfAborted();
 }
 
 async function outputBytes(p: string): Promise<number> {
