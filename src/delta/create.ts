@@ -164,108 +164,157 @@ interface CreateRun {
 export async function createDelta(opts: CreateDeltaOptions): Promise<CreateDeltaResult> {
   const jobs = opts.jobs ?? os.availableParallelism();
   if (!Number.isSafeInteger(jobs) || jobs < 1) throw new OdhError('USAGE', `invalid jobs ${jobs}`);
-  const emit = opts.onProgress ?? (() => {});
-  const warnings: string[] = [];
-  const warn = (message: string) => {
-    warnings.push(message);
-    emit({ type: 'warning', message });
-  };
   const outRef = parseRef(opts.output, { output: true });
   opts.signal?.throwIfAborted();
-
-  const oldImg = await openImage(opts.old);
-  let newImg: OpenedImage | undefined;
-  let writer: OciLayoutWriter | undefined;
-  let sources: SourceSet | undefined;
-  let work: string | undefined;
-  const stop = new AbortController();
-  const onAbort = () => stop.abort(opts.signal!.reason);
-  opts.signal?.addEventListener('abort', onAbort, { once: true });
+  const scope = new CreateScope(opts);
   try {
-    newImg = await openImage(opts.new);
-    const ni = newImg;
-    checkPairing(oldImg, 'old image');
-    checkPairing(ni, 'new image');
-    const plan = planLayers(oldImg, ni);
-    emit({
-      type: 'info',
-      message: `Found ${plan.pending.length} layer(s) to diff, ${plan.reused.length} layer(s) unchanged`,
-    });
-    const signatures = await loadSignatures(opts, ni, emit);
-
-    // The output first: an existing destination fails before any heavy work.
-    writer = await createLayoutWriter({
-      kind: outRef.transport === 'oci' ? 'dir' : 'archive',
-      path: outRef.path,
-      ...(outRef.name !== undefined ? { refName: outRef.name } : {}),
-      overwrite: opts.force,
-    });
-    const w = writer;
-    // spec §1.1 entry order: target manifest, target config, changed layers, `{}`, delta manifest, index.
-    const targetManifest = await w.addJsonBlob(ni.manifestRaw);
-    const targetConfig = await w.addJsonBlob(ni.configRaw);
-
-    work = (await runTempDir('create', opts.tempDir)).dir;
-    // spec §5.1 step 3: one source analysis over all old layers, shared by every layer job.
-    if (plan.pending.length > 0) sources = await analyzeOldLayers(oldImg, work, emit);
-    emit({ type: 'info', message: 'Processing layers...' });
-    if (plan.reused.length > 0) {
-      emit({ type: 'info', message: `   Skipped ${plan.reused.length} layer(s) with existing content` });
-    }
-    const run: CreateRun = {
-      opts,
-      emit,
-      warn,
-      oldImg,
-      newImg: ni,
-      plan,
-      writer: w,
-      work,
-      ...(sources ? { sources } : {}),
-      signal: stop.signal,
-    };
+    const { run, target, signatures } = await startRun(scope, outRef);
     const written = await diffNewLayers(run, jobs);
-
-    // spec §1.1: signature manifests and their blobs follow the layer blobs
-    for (const sig of signatures) {
-      await w.addBlob(sig.manifestBytes, { expectedDigest: sig.manifestDigest });
-      for (const b of sig.blobs) await w.addBlob(b.bytes, { expectedDigest: b.desc.digest });
-    }
-    const artifact = await finishDeltaArtifact(w, {
-      targetManifest,
-      targetConfig,
-      layers: written.map((x) => x.blob),
-      reused: plan.reused,
-      sourceManifest: oldImg.manifestDescriptor.digest,
-      sourceConfig: oldImg.manifest.config.digest,
-      signatures: signatures.flatMap(signatureDescriptors),
-    });
-
+    const artifact = await finishArtifact(run, { target, written, signatures });
     const created = new Map(written.map((x) => [x.created.digest, x.created]));
-    const stats = statsOf(oldImg, ni, plan, [...created.values()]);
-    if (!opts.statistics) emit({ type: 'info', message: formatCompleteLine(stats) });
-    emit({ type: 'info', message: `Delta written to ${outRef.path}` });
+    const stats = statsOf(run.oldImg, run.newImg, run.plan, [...created.values()]);
+    if (!opts.statistics) scope.emit({ type: 'info', message: formatCompleteLine(stats) });
+    scope.emit({ type: 'info', message: `Delta written to ${outRef.path}` });
     return {
       output: path.resolve(outRef.path),
       manifestDigest: artifact.digest,
       manifestSize: artifact.size,
       stats,
-      layers: createdLayers(ni, plan, created),
+      layers: createdLayers(run.newImg, run.plan, created),
       deltaBytes: await outputBytes(path.resolve(outRef.path)),
       signatures: signatures.map((s) => ({ from: s.from, digest: s.manifestDigest })),
-      warnings,
+      warnings: scope.warnings,
     };
   } catch (e) {
-    stop.abort(e);
-    await writer?.abort();
+    await scope.fail(e);
     throw e;
   } finally {
-    opts.signal?.removeEventListener('abort', onAbort);
-    await sources?.dispose().catch(() => {});
-    if (work) await releaseTemp(work, { remove: true });
-    await newImg?.reader.close();
-    await oldImg.reader.close();
+    await scope.close();
   }
+}
+
+/**
+ * What a create run holds open (images, output, old-layer analysis, temp directory) and its abort
+ * signal: on failure the output is aborted, and at the end everything is closed and removed.
+ */
+class CreateScope {
+  oldImg?: OpenedImage;
+  newImg?: OpenedImage;
+  writer?: OciLayoutWriter;
+  sources?: SourceSet;
+  work?: string;
+  readonly warnings: string[] = [];
+  readonly emit: (e: CreateEvent) => void;
+  private readonly stop = new AbortController();
+  private readonly onAbort = () => this.stop.abort(this.opts.signal!.reason);
+
+  constructor(readonly opts: CreateDeltaOptions) {
+    this.emit = opts.onProgress ?? (() => {});
+    opts.signal?.addEventListener('abort', this.onAbort, { once: true });
+  }
+
+  get signal(): AbortSignal {
+    return this.stop.signal;
+  }
+
+  warn(message: string): void {
+    this.warnings.push(message);
+    this.emit({ type: 'warning', message });
+  }
+
+  async fail(e: unknown): Promise<void> {
+    this.stop.abort(e);
+    await this.writer?.abort();
+  }
+
+  async close(): Promise<void> {
+    this.opts.signal?.removeEventListener('abort', this.onAbort);
+    await this.sources?.dispose().catch(() => {});
+    if (this.work) await releaseTemp(this.work, { remove: true });
+    await this.newImg?.reader.close();
+    await this.oldImg?.reader.close();
+  }
+}
+
+/**
+ * Everything before the layer jobs: both images opened and paired, the layer plan, the signatures,
+ * the output started with the target manifest and config, the old layers analysed.
+ */
+async function startRun(
+  scope: CreateScope,
+  outRef: ReturnType<typeof parseRef>,
+): Promise<{ run: CreateRun; target: TargetBlobs; signatures: SignatureArtifact[] }> {
+  const { opts, emit } = scope;
+  const oldImg = (scope.oldImg = await openImage(opts.old));
+  const newImg = (scope.newImg = await openImage(opts.new));
+  checkPairing(oldImg, 'old image');
+  checkPairing(newImg, 'new image');
+  const plan = planLayers(oldImg, newImg);
+  emit({
+    type: 'info',
+    message: `Found ${plan.pending.length} layer(s) to diff, ${plan.reused.length} layer(s) unchanged`,
+  });
+  const signatures = await loadSignatures(opts, newImg, emit);
+
+  // The output first: an existing destination fails before any heavy work.
+  const writer = (scope.writer = await createLayoutWriter({
+    kind: outRef.transport === 'oci' ? 'dir' : 'archive',
+    path: outRef.path,
+    ...(outRef.name !== undefined ? { refName: outRef.name } : {}),
+    overwrite: opts.force,
+  }));
+  const target = await writeTargetBlobs(writer, newImg);
+
+  const work = (scope.work = (await runTempDir('create', opts.tempDir)).dir);
+  // spec §5.1 step 3: one source analysis over all old layers, shared by every layer job.
+  if (plan.pending.length > 0) scope.sources = await analyzeOldLayers(oldImg, work, emit);
+  emit({ type: 'info', message: 'Processing layers...' });
+  if (plan.reused.length > 0) {
+    emit({ type: 'info', message: `   Skipped ${plan.reused.length} layer(s) with existing content` });
+  }
+  const run: CreateRun = {
+    opts,
+    emit,
+    warn: (m) => scope.warn(m),
+    oldImg,
+    newImg,
+    plan,
+    writer,
+    work,
+    ...(scope.sources ? { sources: scope.sources } : {}),
+    signal: scope.signal,
+  };
+  return { run, target, signatures };
+}
+
+/** spec §1.1 entry order: target manifest, target config, changed layers, `{}`, delta manifest, index. */
+async function writeTargetBlobs(w: OciLayoutWriter, newImg: OpenedImage): Promise<TargetBlobs> {
+  const manifest = await w.addJsonBlob(newImg.manifestRaw);
+  const config = await w.addJsonBlob(newImg.configRaw);
+  return { manifest, config };
+}
+
+type TargetBlobs = Record<'manifest' | 'config', Awaited<ReturnType<OciLayoutWriter['addJsonBlob']>>>;
+
+/** spec §1.1: after the layer blobs, the signatures, then `{}`, the delta manifest and the index. */
+async function finishArtifact(
+  run: CreateRun,
+  parts: { target: TargetBlobs; written: WrittenLayer[]; signatures: SignatureArtifact[] },
+): Promise<{ digest: string; size: number }> {
+  const w = run.writer;
+  for (const sig of parts.signatures) {
+    await w.addBlob(sig.manifestBytes, { expectedDigest: sig.manifestDigest });
+    for (const b of sig.blobs) await w.addBlob(b.bytes, { expectedDigest: b.desc.digest });
+  }
+  return finishDeltaArtifact(w, {
+    targetManifest: parts.target.manifest,
+    targetConfig: parts.target.config,
+    layers: parts.written.map((x) => x.blob),
+    reused: run.plan.reused,
+    sourceManifest: run.oldImg.manifestDescriptor.digest,
+    sourceConfig: run.oldImg.manifest.config.digest,
+    signatures: parts.signatures.flatMap(signatureDescriptors),
+  });
 }
 
 /** spec §5.1 step 2: reused iff the diff_id occurs among ALL old diff_ids. */
