@@ -1,6 +1,7 @@
 import { OdhError, isOdhError, type ErrorContext } from '../util/errors.js';
 import type { DataSource, SourceFile } from './source.js';
-import { OP_NAMES, OpCode, type OpHeader, type OpName, type OpReader } from './ops.js';
+import { OP_NAMES, OpCode, type OpName, type OpReader } from './ops.js';
+import { checkOp } from './op-rules.js';
 import { OutputWriter, type TarDiffSink } from './output.js';
 import { cleanSourceName } from './path.js';
 import { openTarDiff, type TarDiffInput } from './stream.js';
@@ -8,10 +9,6 @@ import { DICT_SOURCE_MAX, ZstdDictDecoder } from './zstd.js';
 
 export type { TarDiffSink } from './output.js';
 export type { TarDiffInput } from './stream.js';
-
-/** spec oci-delta §2.2: DoS limits every applier enforces. */
-export const OPEN_NAME_MAX = 4 * 1024;
-export const ADD_DATA_MAX = 100 * 1024 * 1024;
 
 const COPY_BUFFER = 1 << 20;
 const SMALL_DATA = 256n << 10n;
@@ -69,6 +66,7 @@ export async function applyTarDiff(
     for (let op = await stream.ops.next(); op; op = await stream.ops.next()) {
       histogram[op.name]++;
       const ctx: ErrorContext = { layer: opts.where, op: op.index, offset: op.offset };
+      checkOp(op, stream.version, cur !== null, ctx);
       switch (op.code) {
         case OpCode.Data:
           // Small payloads (tar headers, small files) in one piece, large ones streamed.
@@ -76,40 +74,23 @@ export async function applyTarDiff(
           else for await (const chunk of stream.ops.payload()) await writer.write(chunk);
           break;
         case OpCode.Open: {
-          if (op.size > BigInt(OPEN_NAME_MAX)) {
-            throw new OdhError(
-              'LIMIT',
-              `Open name of ${op.size} bytes exceeds the limit of ${OPEN_NAME_MAX}`,
-              ctx,
-            );
-          }
           const name = cleanSourceName(await stream.ops.readPayload(), ctx);
           cur = null;
           cur = { file: await recent.open(source, name, ctx), pos: 0n };
           break;
         }
         case OpCode.Copy:
-          await copyOp(requireCurrent(cur, op, ctx), op.size, writer, ctx);
+          await copyOp(current(cur), op.size, writer, ctx);
           break;
-        case OpCode.AddData: {
-          const c = requireCurrent(cur, op, ctx);
-          if (op.size > BigInt(ADD_DATA_MAX)) {
-            throw new OdhError(
-              'LIMIT',
-              `AddData of ${op.size} bytes exceeds the limit of ${ADD_DATA_MAX}`,
-              ctx,
-            );
-          }
-          await addDataOp(c, op.size, stream.ops, writer, ctx);
+        case OpCode.AddData:
+          await addDataOp(current(cur), op.size, stream.ops, writer, ctx);
           break;
-        }
         case OpCode.Seek:
           // Past EOF is allowed; the next read fails (spec oci-delta §2.2).
-          requireCurrent(cur, op, ctx).pos = op.size;
+          current(cur).pos = op.size;
           break;
         case OpCode.ZstdDict: {
-          if (stream.version !== 2) throw new OdhError('FORMAT', 'ZstdDict op requires a tardf2 delta', ctx);
-          const c = requireCurrent(cur, op, ctx);
+          const c = current(cur);
           const whole = await readWholeSource(c.file, ctx);
           for await (const chunk of dict.decode(stream.ops.payload(), whole, ctx)) await writer.write(chunk);
           // spec oci-delta §9: the position is at end of file afterwards.
@@ -167,8 +148,9 @@ class RecentFiles {
   }
 }
 
-function requireCurrent(cur: Cursor | null, op: OpHeader, ctx: ErrorContext): Cursor {
-  if (!cur) throw new OdhError('FORMAT', `${op.name} op with no current file set (no Open before it)`, ctx);
+/** The current file of an op `checkOp` let through (it refuses every file op before an Open). */
+function current(cur: Cursor | null): Cursor {
+  if (!cur) throw new Error('internal: a file op passed checkOp without a current file');
   return cur;
 }
 
