@@ -83,7 +83,7 @@ export async function applyTarDiff(
           await copyOp(current(cur), op.size, writer, ctx);
           break;
         case OpCode.AddData:
-          await addDataOp(current(cur), op.size, stream.ops, writer, ctx);
+          await addDataOp(current(cur), op.size, { ops: stream.ops, writer }, ctx);
           break;
         case OpCode.Seek:
           // Past EOF is allowed; the next read fails (spec oci-delta §2.2).
@@ -184,11 +184,16 @@ async function readFully(file: SourceFile, buf: Buffer, length: number, pos: big
   return done;
 }
 
-function sourceEof(c: Cursor, opName: string, wanted: bigint, got: bigint, ctx: ErrorContext): never {
+/** A Copy or AddData that ran out of source bytes: `got` of the `wanted` bytes were there. */
+function sourceEof(
+  c: Cursor,
+  read: { op: 'Copy' | 'AddData'; wanted: bigint; got: bigint },
+  ctx: ErrorContext,
+): never {
   throw new OdhError(
     'TRUNCATED',
-    `unexpected EOF in source file: ${opName} needs ${wanted} bytes at offset ${c.pos}, ` +
-      `only ${got} available (file size ${c.file.size})`,
+    `unexpected EOF in source file: ${read.op} needs ${read.wanted} bytes at offset ${c.pos}, ` +
+      `only ${read.got} available (file size ${c.file.size})`,
     { ...ctx, file: c.file.name, offset: c.pos },
   );
 }
@@ -204,7 +209,7 @@ async function copyOp(c: Cursor, size: bigint, writer: OutputWriter, ctx: ErrorC
     if (got < n) {
       const copied = c.pos - startPos + BigInt(got);
       c.pos = startPos;
-      sourceEof(c, 'Copy', size, copied, ctx);
+      sourceEof(c, { op: 'Copy', wanted: size, got: copied }, ctx);
     }
     if (small) await writer.commit(n);
     else await writer.write(buf);
@@ -217,10 +222,10 @@ async function copyOp(c: Cursor, size: bigint, writer: OutputWriter, ctx: ErrorC
 async function addDataOp(
   c: Cursor,
   size: bigint,
-  ops: OpReader,
-  writer: OutputWriter,
+  io: { ops: OpReader; writer: OutputWriter },
   ctx: ErrorContext,
 ): Promise<void> {
+  const { ops, writer } = io;
   const startPos = c.pos;
   for await (const data of ops.payload()) {
     const n = data.length;
@@ -230,7 +235,7 @@ async function addDataOp(
     if (got < n) {
       const have = c.pos - startPos + BigInt(got);
       c.pos = startPos;
-      sourceEof(c, 'AddData', size, have, ctx);
+      sourceEof(c, { op: 'AddData', wanted: size, got: have }, ctx);
     }
     for (let i = 0; i < n; i++) buf[i] = (buf[i]! + data[i]!) & 0xff;
     if (small) await writer.commit(n);

@@ -142,11 +142,10 @@ export class OpStreamWriter {
    */
   async addDiff(
     neu: Uint8Array,
-    newAt: number,
     old: Uint8Array,
-    oldAt: number,
-    length: number,
+    span: { newAt: number; oldAt: number; length: number },
   ): Promise<void> {
+    const { newAt, oldAt, length } = span;
     let done = 0;
     do {
       const n = Math.min(length - done, ADD_DATA_MAX);
