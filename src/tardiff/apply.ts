@@ -198,22 +198,41 @@ function sourceEof(
   );
 }
 
+/** One Copy or AddData op reading the current source file from its position on. */
+interface SourceRead {
+  c: Cursor;
+  writer: OutputWriter;
+  op: 'Copy' | 'AddData';
+  /** The op's size, for the EOF message. */
+  wanted: bigint;
+  /** Where the op started: the position is put back there when the source ends early. */
+  startPos: bigint;
+  ctx: ErrorContext;
+}
+
+/** Writes the next `n` source bytes, each plus `add[i]` mod 256 when given (AddData). */
+async function emitSource(r: SourceRead, n: number, add?: Buffer): Promise<void> {
+  const { c, writer } = r;
+  const small = OutputWriter.isSmall(n);
+  const buf = small ? await writer.reserve(n) : Buffer.allocUnsafe(n);
+  const got = await readFully(c.file, buf, n, c.pos);
+  if (got < n) {
+    const have = c.pos - r.startPos + BigInt(got);
+    c.pos = r.startPos;
+    sourceEof(c, { op: r.op, wanted: r.wanted, got: have }, r.ctx);
+  }
+  if (add) for (let i = 0; i < n; i++) buf[i] = (buf[i]! + add[i]!) & 0xff;
+  if (small) await writer.commit(n);
+  else await writer.write(buf);
+  c.pos += BigInt(n);
+}
+
+/** spec oci-delta §2.2 op 2: the next `size` source bytes, in ≤ 1 MiB pieces. */
 async function copyOp(c: Cursor, size: bigint, writer: OutputWriter, ctx: ErrorContext): Promise<void> {
-  let left = size;
-  const startPos = c.pos;
-  while (left > 0n) {
+  const r: SourceRead = { c, writer, op: 'Copy', wanted: size, startPos: c.pos, ctx };
+  for (let left = size; left > 0n;) {
     const n = left < BigInt(COPY_BUFFER) ? Number(left) : COPY_BUFFER;
-    const small = OutputWriter.isSmall(n);
-    const buf = small ? await writer.reserve(n) : Buffer.allocUnsafe(n);
-    const got = await readFully(c.file, buf, n, c.pos);
-    if (got < n) {
-      const copied = c.pos - startPos + BigInt(got);
-      c.pos = startPos;
-      sourceEof(c, { op: 'Copy', wanted: size, got: copied }, ctx);
-    }
-    if (small) await writer.commit(n);
-    else await writer.write(buf);
-    c.pos += BigInt(n);
+    await emitSource(r, n);
     left -= BigInt(n);
   }
 }
@@ -225,23 +244,8 @@ async function addDataOp(
   io: { ops: OpReader; writer: OutputWriter },
   ctx: ErrorContext,
 ): Promise<void> {
-  const { ops, writer } = io;
-  const startPos = c.pos;
-  for await (const data of ops.payload()) {
-    const n = data.length;
-    const small = OutputWriter.isSmall(n);
-    const buf = small ? await writer.reserve(n) : Buffer.allocUnsafe(n);
-    const got = await readFully(c.file, buf, n, c.pos);
-    if (got < n) {
-      const have = c.pos - startPos + BigInt(got);
-      c.pos = startPos;
-      sourceEof(c, { op: 'AddData', wanted: size, got: have }, ctx);
-    }
-    for (let i = 0; i < n; i++) buf[i] = (buf[i]! + data[i]!) & 0xff;
-    if (small) await writer.commit(n);
-    else await writer.write(buf);
-    c.pos += BigInt(n);
-  }
+  const r: SourceRead = { c, writer: io.writer, op: 'AddData', wanted: size, startPos: c.pos, ctx };
+  for await (const data of io.ops.payload()) await emitSource(r, data.length, data);
 }
 
 /** The whole current file as the ZstdDict dictionary (spec oci-delta §2.2: ≤ 1 << 29 bytes). */
