@@ -14,9 +14,9 @@ export default tseslint.config(
   {
     // Issue 14: more than four parameters take one named-options object instead.
     files: ['src/**/*.ts', 'harness/**/*.ts'],
-    // Being rewritten in parallel (issue 14): the EROFS writer and OCI tree (src/composefs/) and the
-    // HTTP layer (src/oci/registry/); drop these ignores once those land.
-    ignores: ['src/composefs/**', 'src/oci/registry/**'],
+    // Being rewritten in parallel (issue 14): the EROFS writer and OCI tree (src/composefs/), and
+    // the registry HTTP client (its fetchRaw is gone in the new HTTP layer); drop these once merged.
+    ignores: ['src/composefs/**', 'src/oci/registry/http.ts'],
     rules: { 'max-params': ['error', 4] },
   },
 );
