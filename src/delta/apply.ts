@@ -97,6 +97,8 @@ export interface ApplyResult {
  * its final path only when all of that succeeded; on any failure nothing is left behind.
  */
 export async function applyDelta(opts: ApplyOptions): Promise<ApplyResult> {
+  const jobs = opts.jobs ?? os.availableParallelism();
+  if (!Number.isSafeInteger(jobs) || jobs < 1) throw new OdhError('USAGE', `invalid jobs ${jobs}`);
   const progress = opts.progress;
   const run = new RunScope(opts.signal);
   try {
@@ -109,7 +111,7 @@ export async function applyDelta(opts: ApplyOptions): Promise<ApplyResult> {
       expectedDigest: artifact.targetConfigDescriptor.digest,
       expectedSize: artifact.targetConfigDescriptor.size,
     });
-    const layers = await reconstructLayers(opts, inputs, out, run.signal);
+    const layers = await reconstructLayers({ opts, inputs, out, jobs }, run.signal);
     const manifest = await commitManifest(out, artifact, layers, progress);
     progress?.done();
     return {
@@ -267,17 +269,16 @@ interface LayerJob {
  * it are written, so at most `jobs` staged layers exist at once besides the output.
  */
 async function reconstructLayers(
-  opts: ApplyOptions,
-  inputs: ApplyInputs,
-  out: ApplyOutput,
+  job: { opts: ApplyOptions; inputs: ApplyInputs; out: ApplyOutput; jobs: number },
   signal: AbortSignal,
 ): Promise<AppliedLayer[]> {
-  const job: LayerJob = { opts, inputs, stagingDir: out.stagingDir, layerBytes: new Map() };
+  const { opts, inputs, out } = job;
+  const layerJob: LayerJob = { opts, inputs, stagingDir: out.stagingDir, layerBytes: new Map() };
   return runOrdered({
     items: inputs.artifact.layers,
-    concurrency: opts.jobs ?? os.availableParallelism(),
+    concurrency: job.jobs,
     signal,
-    work: (l, _i, layerSignal) => stageLayer(job, l, layerSignal),
+    work: (l, _i, layerSignal) => stageLayer(layerJob, l, layerSignal),
     commit: (staged, i) => commitLayer(out, inputs.artifact.layers[i]!, staged),
   });
 }
