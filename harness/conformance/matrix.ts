@@ -6,7 +6,7 @@
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { buildFixture, defaultCacheDir } from '../../fixtures/build.js';
+import { buildFixture, defaultCacheDir, type BuiltFixture } from '../../fixtures/build.js';
 import { expectedPins } from '../../fixtures/expected.js';
 import { composefsImage } from '../../src/composefs/image-id.js';
 import { inspectDelta } from '../../src/delta/inspect.js';
@@ -24,6 +24,7 @@ import {
 import { CHECKED_FLAVOUR, CHECKER_NAME, checkWithMkcomposefs } from './mkcomposefs.js';
 import { diffIdMismatch, groundTruth, imageDiffIds, type GroundTruth } from './verify.js';
 import { summarize } from './summary.js';
+import { runOrdered } from '../../src/util/pool.js';
 import { runTempDir } from '../../src/util/run.js';
 
 export interface MatrixOptions {
@@ -75,132 +76,32 @@ async function availability(
 
 export async function runMatrix(opts: MatrixOptions): Promise<ConformanceResult> {
   const t0 = Date.now();
-  const progress = opts.progress;
-  const cacheDir = opts.cacheDir ?? defaultCacheDir();
   const creatorStatus = await availability('creator', opts.creators);
   const applierStatus = await availability('applier', opts.appliers);
   const cells: Cell[] = [];
   const problems: FixtureProblem[] = [];
   const { dir: work, cleanup } = await runTempDir('conformance', opts.tempParent);
+  const m: MatrixRun = {
+    opts,
+    cacheDir: opts.cacheDir ?? defaultCacheDir(),
+    creatorStatus,
+    applierStatus,
+    work,
+  };
   try {
-    for (const fixture of opts.fixtures) {
-      progress?.step(`${fixture}: building the image pair`);
-      let truth: GroundTruth;
-      let built: Awaited<ReturnType<typeof buildFixture>>;
-      try {
-        built = await buildFixture(fixture, cacheDir);
-        progress?.step(`${fixture}: ground truth (diff_ids, composefs IDs of the new image)`);
-        truth = await groundTruth(built.new.ref, opts.flavours, expectedPins(fixture));
-      } catch (e) {
-        problems.push({ fixture, reason: `cannot build or measure the fixture: ${message(e)}` });
-        continue;
-      }
-      for (const p of truth.problems) problems.push({ fixture, reason: p });
-      const fixDir = path.join(work, fixture);
-      await fs.mkdir(fixDir);
-      for (const [ci, creator] of opts.creators.entries()) {
-        const base = { fixture, creator: creator.name, fullBytes: truth.fullBytes };
-        const foreignWith = (a: DeltaApplier) => creator.foreign === true || a.foreign === true;
-        const cs = creatorStatus[ci]!;
-        const fill = (
-          applier: string,
-          c: Omit<Cell, 'fixture' | 'creator' | 'applier' | 'format' | 'hash' | 'fullBytes'>,
-        ) => {
-          const a = opts.appliers.find((x) => x.name === applier)!;
-          // Skips here are unavailability or capability: never required; errors always are.
-          const required = c.status !== 'skipped';
-          for (const f of opts.flavours)
-            cells.push({ ...base, applier, ...f, ...c, foreign: foreignWith(a), required });
-        };
-        if (!cs.available) {
-          for (const a of opts.appliers)
-            fill(a.name, { status: 'skipped', reason: `creator ${creator.name}: ${cs.reason}` });
-          continue;
-        }
-        const delta = path.join(fixDir, `${creator.name}.delta.oci-archive`);
-        progress?.step(`${fixture}: create with ${creator.name}`);
-        let created: { seconds: number; peakRssKiB?: number };
-        let versions: Set<number>;
-        let deltaBytes: number;
-        try {
-          created = await creator.create(built.old.path, built.new.path, delta);
-          deltaBytes = (await fs.stat(delta)).size;
-          versions = new Set(
-            (await inspectDelta(delta)).layers.flatMap((l) => (l.tarDiffVersion ? [l.tarDiffVersion] : [])),
-          );
-        } catch (e) {
-          for (const a of opts.appliers)
-            fill(a.name, { status: 'error', reason: `create failed: ${message(e)}` });
-          continue;
-        }
-        const made = {
-          deltaBytes,
-          createSeconds: created.seconds,
-          ...(created.peakRssKiB !== undefined ? { createPeakRssKiB: created.peakRssKiB } : {}),
-        };
-        for (const [ai, applier] of opts.appliers.entries()) {
-          const as = applierStatus[ai]!;
-          if (!as.available) {
-            fill(applier.name, {
-              ...made,
-              status: 'skipped',
-              reason: `applier ${applier.name}: ${as.reason}`,
-            });
-            continue;
-          }
-          const unreadable = [...versions].find((v) => !applier.readsTarDiff(v as 1 | 2));
-          if (unreadable !== undefined) {
-            fill(applier.name, {
-              ...made,
-              status: 'skipped',
-              reason:
-                applier.unreadableReason ??
-                `applier ${applier.name} cannot read tar-diff v${unreadable} (tardf${unreadable})`,
-            });
-            continue;
-          }
-          const cellDir = path.join(fixDir, `${creator.name}--${applier.name}`);
-          const outDir = path.join(cellDir, 'out');
-          const workDir = path.join(cellDir, 'work');
-          await fs.mkdir(outDir, { recursive: true });
-          await fs.mkdir(workDir);
-          progress?.step(`${fixture}: apply ${creator.name} delta with ${applier.name}`);
-          try {
-            let run: ApplyRun;
-            try {
-              run = await applier.apply(delta, built.old.path, outDir, workDir);
-            } catch (e) {
-              // An applier refusing the delta's content (its diff_id check, a malformed tar-diff)
-              // means the pair does not reconstruct the target: a mismatch, not a harness error.
-              fill(
-                applier.name,
-                isContentError(e)
-                  ? { ...made, status: 'mismatch', reason: `applier rejected the delta: ${message(e)}` }
-                  : { ...made, status: 'error', reason: `apply failed: ${message(e)}` },
-              );
-              continue;
-            }
-            const applied = {
-              ...made,
-              applySeconds: run.seconds,
-              ...(run.peakRssKiB !== undefined ? { applyPeakRssKiB: run.peakRssKiB } : {}),
-            };
-            progress?.step(`${fixture}: verify ${creator.name} → ${applier.name}`);
-            const check = opts.mkcomposefs ? workDir : undefined;
-            for (const c of await verifyRun(run, truth, opts.flavours, check)) {
-              const foreign = foreignWith(applier);
-              cells.push({ ...base, applier: applier.name, ...applied, ...c, foreign });
-            }
-          } finally {
-            await fs.rm(cellDir, { recursive: true, force: true });
-          }
-        }
-        await fs.rm(delta, { force: true });
-      }
-      await fs.rm(fixDir, { recursive: true, force: true });
-    }
+    // One fixture at a time, so the timings of the cells are comparable; the pool keeps the order
+    // of the results and stops at the first harness failure.
+    await runOrdered({
+      items: opts.fixtures,
+      concurrency: 1,
+      work: (fixture) => runFixture(m, fixture),
+      commit: (r) => {
+        problems.push(...r.problems);
+        cells.push(...r.cells);
+      },
+    });
   } finally {
-    progress?.done();
+    opts.progress?.done();
     await cleanup();
   }
   return {
@@ -211,10 +112,204 @@ export async function runMatrix(opts: MatrixOptions): Promise<ConformanceResult>
   };
 }
 
+/** One matrix run: its options, what is available, its private temp directory. */
+interface MatrixRun {
+  opts: MatrixOptions;
+  cacheDir: string;
+  creatorStatus: ImplementationStatus[];
+  applierStatus: ImplementationStatus[];
+  work: string;
+}
+
+/** One fixture's image pair, its ground truth and its working directory. */
+interface FixtureRun {
+  fixture: string;
+  built: BuiltFixture;
+  truth: GroundTruth;
+  dir: string;
+}
+
+/** A cell's fields other than those a row (fixture × creator) and a flavour fix. */
+type CellFields = Omit<Cell, 'fixture' | 'creator' | 'applier' | 'format' | 'hash' | 'fullBytes'>;
+
+/** One creator's row of a fixture: the cells so far and the delta it made. */
+interface CreatorRow {
+  fx: FixtureRun;
+  creator: DeltaCreator;
+  cells: Cell[];
+}
+
+/** The delta a creator made, and what the cells record of it. */
+interface MadeDelta {
+  path: string;
+  versions: Set<number>;
+  made: Pick<Cell, 'deltaBytes' | 'createSeconds' | 'createPeakRssKiB'>;
+}
+
+async function runFixture(
+  m: MatrixRun,
+  fixture: string,
+): Promise<{ cells: Cell[]; problems: FixtureProblem[] }> {
+  const progress = m.opts.progress;
+  progress?.step(`${fixture}: building the image pair`);
+  let fx: FixtureRun;
+  try {
+    const built = await buildFixture(fixture, m.cacheDir);
+    progress?.step(`${fixture}: ground truth (diff_ids, composefs IDs of the new image)`);
+    const truth = await groundTruth(built.new.ref, m.opts.flavours, expectedPins(fixture));
+    fx = { fixture, built, truth, dir: path.join(m.work, fixture) };
+  } catch (e) {
+    return {
+      cells: [],
+      problems: [{ fixture, reason: `cannot build or measure the fixture: ${message(e)}` }],
+    };
+  }
+  const problems = fx.truth.problems.map((reason) => ({ fixture, reason }));
+  const cells: Cell[] = [];
+  await fs.mkdir(fx.dir);
+  for (const [ci, creator] of m.opts.creators.entries()) {
+    const row: CreatorRow = { fx, creator, cells };
+    const cs = m.creatorStatus[ci]!;
+    if (!cs.available) {
+      for (const a of m.opts.appliers)
+        fillRow(m, row, a, { status: 'skipped', reason: `creator ${creator.name}: ${cs.reason}` });
+      continue;
+    }
+    const made = await createDelta(m, row);
+    if (!made) continue;
+    for (const ai of m.opts.appliers.keys()) await runCell(m, row, made, ai);
+    await fs.rm(made.path, { force: true });
+  }
+  await fs.rm(fx.dir, { recursive: true, force: true });
+  return { cells, problems };
+}
+
+function foreignPair(creator: DeltaCreator, applier: DeltaApplier): boolean {
+  return creator.foreign === true || applier.foreign === true;
+}
+
+/** The same verdict for every flavour of one row × applier. */
+function fillRow(m: MatrixRun, row: CreatorRow, applier: DeltaApplier, c: CellFields): void {
+  // Skips here are unavailability or capability: never required; errors always are.
+  const required = c.status !== 'skipped';
+  for (const f of m.opts.flavours)
+    row.cells.push({
+      ...rowBase(row),
+      applier: applier.name,
+      ...f,
+      ...c,
+      foreign: foreignPair(row.creator, applier),
+      required,
+    });
+}
+
+function rowBase(row: CreatorRow): Pick<Cell, 'fixture' | 'creator' | 'fullBytes'> {
+  return { fixture: row.fx.fixture, creator: row.creator.name, fullBytes: row.fx.truth.fullBytes };
+}
+
+/** Makes the row's delta; on failure fills the row with errors and returns undefined. */
+async function createDelta(m: MatrixRun, row: CreatorRow): Promise<MadeDelta | undefined> {
+  const { fx, creator } = row;
+  const delta = path.join(fx.dir, `${creator.name}.delta.oci-archive`);
+  m.opts.progress?.step(`${fx.fixture}: create with ${creator.name}`);
+  try {
+    const created = await creator.create(fx.built.old.path, fx.built.new.path, delta);
+    const deltaBytes = (await fs.stat(delta)).size;
+    const versions = new Set(
+      (await inspectDelta(delta)).layers.flatMap((l) => (l.tarDiffVersion ? [l.tarDiffVersion] : [])),
+    );
+    const made = {
+      deltaBytes,
+      createSeconds: created.seconds,
+      ...(created.peakRssKiB !== undefined ? { createPeakRssKiB: created.peakRssKiB } : {}),
+    };
+    return { path: delta, versions, made };
+  } catch (e) {
+    for (const a of m.opts.appliers)
+      fillRow(m, row, a, { status: 'error', reason: `create failed: ${message(e)}` });
+    return undefined;
+  }
+}
+
+/** Why an applier cannot take this delta (unavailable, or a tar-diff version it cannot read). */
+function skipReason(m: MatrixRun, made: MadeDelta, ai: number): string | undefined {
+  const applier = m.opts.appliers[ai]!;
+  const as = m.applierStatus[ai]!;
+  if (!as.available) return `applier ${applier.name}: ${as.reason}`;
+  const unreadable = [...made.versions].find((v) => !applier.readsTarDiff(v as 1 | 2));
+  if (unreadable === undefined) return undefined;
+  return (
+    applier.unreadableReason ??
+    `applier ${applier.name} cannot read tar-diff v${unreadable} (tardf${unreadable})`
+  );
+}
+
+/** One applier on the row's delta: apply, then one verdict per flavour. */
+async function runCell(m: MatrixRun, row: CreatorRow, made: MadeDelta, ai: number): Promise<void> {
+  const applier = m.opts.appliers[ai]!;
+  const skip = skipReason(m, made, ai);
+  if (skip !== undefined) return fillRow(m, row, applier, { ...made.made, status: 'skipped', reason: skip });
+  const { fx, creator } = row;
+  const cellDir = path.join(fx.dir, `${creator.name}--${applier.name}`);
+  const outDir = path.join(cellDir, 'out');
+  const workDir = path.join(cellDir, 'work');
+  await fs.mkdir(outDir, { recursive: true });
+  await fs.mkdir(workDir);
+  m.opts.progress?.step(`${fx.fixture}: apply ${creator.name} delta with ${applier.name}`);
+  try {
+    let run: ApplyRun;
+    try {
+      run = await applier.apply(made.path, fx.built.old.path, outDir, workDir);
+    } catch (e) {
+      // An applier refusing the delta's content (its diff_id check, a malformed tar-diff)
+      // means the pair does not reconstruct the target: a mismatch, not a harness error.
+      return fillRow(
+        m,
+        row,
+        applier,
+        isContentError(e)
+          ? { ...made.made, status: 'mismatch', reason: `applier rejected the delta: ${message(e)}` }
+          : { ...made.made, status: 'error', reason: `apply failed: ${message(e)}` },
+      );
+    }
+    const applied = {
+      ...made.made,
+      applySeconds: run.seconds,
+      ...(run.peakRssKiB !== undefined ? { applyPeakRssKiB: run.peakRssKiB } : {}),
+    };
+    m.opts.progress?.step(`${fx.fixture}: verify ${creator.name} → ${applier.name}`);
+    const check = m.opts.mkcomposefs ? workDir : undefined;
+    const foreign = foreignPair(creator, applier);
+    for (const c of await verifyRun(run, fx.truth, m.opts.flavours, check)) {
+      row.cells.push({ ...rowBase(row), applier: applier.name, ...applied, ...c, foreign });
+    }
+  } finally {
+    await fs.rm(cellDir, { recursive: true, force: true });
+  }
+}
+
 type Verdict = Pick<
   Cell,
   'format' | 'hash' | 'status' | 'reason' | 'diffIds' | 'expectedId' | 'actualId' | 'checkedBy' | 'required'
 >;
+
+/** The output's layers against the target's diff_ids, the same for every flavour. */
+interface LayerCheck {
+  diffIds: Verdict['diffIds'];
+  /** Why the layers are not the target's. */
+  mismatch?: string;
+  /** The output could not be read for a reason other than its content. */
+  error?: string;
+}
+
+/** What computing one flavour's composefs ID of the output gave. */
+interface IdCheck {
+  actualId?: string;
+  /** The output's content stopped the ID (a content error of the tree builder). */
+  content?: string;
+  error?: string;
+  cCheck?: Awaited<ReturnType<typeof checkWithMkcomposefs>>;
+}
 
 /** One verdict per flavour for one applier output. */
 async function verifyRun(
@@ -224,74 +319,84 @@ async function verifyRun(
   /** Set: check the V1-sha256 image with C mkcomposefs, working in this directory. */
   mkcomposefsDir?: string,
 ): Promise<Verdict[]> {
-  let diffIds: Verdict['diffIds'] = 'not checked';
-  let layerReason: string | undefined;
-  let layerError: string | undefined;
-  if (run.outputImage) {
-    try {
-      layerReason = diffIdMismatch(truth.diffIds, await imageDiffIds(run.outputImage));
-      diffIds = layerReason ? 'mismatch' : 'ok';
-    } catch (e) {
-      if (isContentError(e)) {
-        diffIds = 'mismatch';
-        layerReason = `output layers unreadable as the target: ${message(e)}`;
-      } else layerError = `cannot read the output: ${message(e)}`;
-    }
-  }
+  const layers = await checkLayers(run, truth);
   const out: Verdict[] = [];
   for (const f of flavours) {
-    const key = flavourKey(f);
-    const expectedId = truth.ids.get(key)!;
-    let actualId: string | undefined = run.composefsIds?.[key];
-    let idError: string | undefined;
-    let idContent: string | undefined;
-    let cCheck: Awaited<ReturnType<typeof checkWithMkcomposefs>> | undefined;
-    if (actualId === undefined && run.outputImage) {
-      try {
-        const built = await composefsImage(run.outputImage, f);
-        actualId = built.id;
-        if (mkcomposefsDir && key === CHECKED_FLAVOUR) {
-          cCheck = await checkWithMkcomposefs(built.tree, built.image, built.id, mkcomposefsDir);
-        }
-      } catch (e) {
-        if (isContentError(e)) idContent = message(e);
-        else idError = message(e);
-      }
-    }
-    const v: Verdict = {
-      ...f,
-      status: 'ok',
-      reason: '',
-      diffIds,
-      expectedId,
-      ...(actualId ? { actualId } : {}),
-    };
-    const reasons: string[] = [];
-    if (layerReason) reasons.push(layerReason);
-    if (cCheck?.ok) v.checkedBy = [CHECKER_NAME];
-    else if (cCheck) reasons.push(cCheck.reason);
-    if (actualId !== undefined && actualId !== expectedId) {
-      reasons.push(`composefs ${key} ID ${actualId.slice(0, 16)}…, want ${expectedId.slice(0, 16)}…`);
-    }
-    // Over a layer already reported as wrong, the tree builder's own diff_id refusal adds nothing.
-    if (idContent)
-      reasons.push(
-        layerReason
-          ? `no composefs ${key} ID (wrong layer content)`
-          : `composefs ${key} ID not computable: ${idContent}`,
-      );
-    if (reasons.length) {
-      v.status = 'mismatch';
-      v.reason = reasons.join('; ');
-    } else if (layerError || idError) {
-      v.status = 'error';
-      v.reason = (layerError ?? idError)!;
-    } else if (actualId === undefined) {
-      v.status = 'skipped';
-      v.reason = `the applier yields no image and no ${key} ID`;
-    }
-    v.required = v.status !== 'skipped';
-    out.push(v);
+    const id = await checkId(run, f, mkcomposefsDir);
+    out.push(verdict(f, truth.ids.get(flavourKey(f))!, layers, id));
   }
   return out;
+}
+
+async function checkLayers(run: ApplyRun, truth: GroundTruth): Promise<LayerCheck> {
+  if (!run.outputImage) return { diffIds: 'not checked' };
+  try {
+    const mismatch = diffIdMismatch(truth.diffIds, await imageDiffIds(run.outputImage));
+    return mismatch ? { diffIds: 'mismatch', mismatch } : { diffIds: 'ok' };
+  } catch (e) {
+    if (isContentError(e)) {
+      return { diffIds: 'mismatch', mismatch: `output layers unreadable as the target: ${message(e)}` };
+    }
+    return { diffIds: 'not checked', error: `cannot read the output: ${message(e)}` };
+  }
+}
+
+async function checkId(run: ApplyRun, f: Flavour, mkcomposefsDir: string | undefined): Promise<IdCheck> {
+  const key = flavourKey(f);
+  const given = run.composefsIds?.[key];
+  if (given !== undefined) return { actualId: given };
+  if (!run.outputImage) return {};
+  let actualId: string | undefined;
+  try {
+    const built = await composefsImage(run.outputImage, f);
+    actualId = built.id;
+    if (!mkcomposefsDir || key !== CHECKED_FLAVOUR) return { actualId };
+    return {
+      actualId,
+      cCheck: await checkWithMkcomposefs(built.tree, built.image, built.id, mkcomposefsDir),
+    };
+  } catch (e) {
+    const failed = isContentError(e) ? { content: message(e) } : { error: message(e) };
+    return { ...(actualId !== undefined ? { actualId } : {}), ...failed };
+  }
+}
+
+/** Mismatch over error over skipped: any wrong content makes the cell a mismatch. */
+function verdict(f: Flavour, expectedId: string, layers: LayerCheck, id: IdCheck): Verdict {
+  const key = flavourKey(f);
+  const { actualId } = id;
+  const v: Verdict = {
+    ...f,
+    status: 'ok',
+    reason: '',
+    diffIds: layers.diffIds,
+    expectedId,
+    ...(actualId ? { actualId } : {}),
+  };
+  const reasons: string[] = [];
+  if (layers.mismatch) reasons.push(layers.mismatch);
+  if (id.cCheck?.ok) v.checkedBy = [CHECKER_NAME];
+  else if (id.cCheck) reasons.push(id.cCheck.reason);
+  if (actualId !== undefined && actualId !== expectedId) {
+    reasons.push(`composefs ${key} ID ${actualId.slice(0, 16)}…, want ${expectedId.slice(0, 16)}…`);
+  }
+  // Over a layer already reported as wrong, the tree builder's own diff_id refusal adds nothing.
+  if (id.content)
+    reasons.push(
+      layers.mismatch
+        ? `no composefs ${key} ID (wrong layer content)`
+        : `composefs ${key} ID not computable: ${id.content}`,
+    );
+  if (reasons.length) {
+    v.status = 'mismatch';
+    v.reason = reasons.join('; ');
+  } else if (layers.error || id.error) {
+    v.status = 'error';
+    v.reason = (layers.error ?? id.error)!;
+  } else if (actualId === undefined) {
+    v.status = 'skipped';
+    v.reason = `the applier yields no image and no ${key} ID`;
+  }
+  v.required = v.status !== 'skipped';
+  return v;
 }

@@ -73,18 +73,29 @@ export async function checkWithMkcomposefs(
   }
   const id = r.stdout.toString('utf8').trim();
   if (id === ourId) return { ok: true, id };
-  return { ok: false, id, reason: await explain(ourImage, cImage, ourId, id, workDir) };
+  return { ok: false, id, reason: await explain({ ourImage, ourId, cImage, cId: id }, workDir) };
 }
 
-async function explain(ourImage: Buffer, cImage: string, ourId: string, cId: string, workDir: string) {
+/** The two images and IDs that disagree: ours (bytes) and C mkcomposefs's (a file). */
+interface Disagreement {
+  ourImage: Buffer;
+  ourId: string;
+  cImage: string;
+  cId: string;
+}
+
+/** One line saying where the two images differ: the first differing dumpfile line, else byte. */
+async function explain(d: Disagreement, workDir: string): Promise<string> {
+  const { ourImage, ourId, cImage, cId } = d;
   const head = `C mkcomposefs ${CHECKED_FLAVOUR} ID ${cId.slice(0, 16)}… differs from ours (odh) ${ourId.slice(0, 16)}…`;
   const info = findOracle('composefs-info');
   if (!info.available) return `${head}; no composefs-info to compare dumps`;
   const ours = path.join(workDir, 'odh.img');
   await fs.writeFile(ours, ourImage);
   const [a, b] = await Promise.all([run(info.path, ['dump', ours]), run(info.path, ['dump', cImage])]);
-  const d = firstDifferingLine(a.stdout.toString('latin1'), b.stdout.toString('latin1'));
-  if (d) return `${head}; first differing dumpfile line ${d.line}: odh ${clip(d.a)} | C ${clip(d.b)}`;
+  const line = firstDifferingLine(a.stdout.toString('latin1'), b.stdout.toString('latin1'));
+  if (line)
+    return `${head}; first differing dumpfile line ${line.line}: odh ${clip(line.a)} | C ${clip(line.b)}`;
   const c = await fs.readFile(cImage);
   let i = 0;
   while (i < Math.min(c.length, ourImage.length) && c[i] === ourImage[i]) i++;

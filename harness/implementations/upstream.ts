@@ -32,9 +32,13 @@ function upstreamCreator(u: UpstreamResolution, mode: UpstreamBinaryDiff | undef
     available: async () => availability(u),
     async create(oldArchive, newArchive, outDelta) {
       if (u.status !== 'available') throw new OdhError('UNAVAILABLE', `upstream: ${u.reason}`);
-      const r = await upstreamCreate(u.path, oldArchive, newArchive, outDelta, {
-        ...(mode ? { binaryDiff: mode } : {}),
-      });
+      const r = await upstreamCreate(
+        u.path,
+        { old: oldArchive, new: newArchive, out: outDelta },
+        {
+          ...(mode ? { binaryDiff: mode } : {}),
+        },
+      );
       return { seconds: r.seconds, ...(r.peakRssKiB !== undefined ? { peakRssKiB: r.peakRssKiB } : {}) };
     },
   };

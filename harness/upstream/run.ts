@@ -117,12 +117,10 @@ export async function runUpstream(
 /** `oci-delta create`: OLD/NEW are oci-archive paths or `oci:`/`oci-archive:` refs; OUT the delta. */
 export async function upstreamCreate(
   bin: string,
-  oldImage: string,
-  newImage: string,
-  out: string,
+  images: { old: string; new: string; out: string },
   o: UpstreamCreateOptions = {},
 ): Promise<UpstreamRunResult> {
-  return runUpstream(bin, createArgv(oldImage, newImage, out, o), o);
+  return runUpstream(bin, createArgv(images.old, images.new, images.out, o), o);
 }
 
 /** `oci-delta apply --directory DIR`: the output omits reused layers' blobs (spec oci-delta §4.1 c). */

@@ -211,14 +211,5 @@ export function ociRdev(entry: OciTarEntryFields, where: string): bigint {
 /** spec composefs-v2 §3.3: regular files larger than this are external objects. */
 export const INLINE_CONTENT_MAX = 64;
 
-/** spec composefs-v2 §3.4 step 4: whiteout names. */
-const WH_PREFIX = Buffer.from('.wh.');
-const WH_OPAQUE = Buffer.from('.wh..wh..opq');
-
-export type Whiteout = { kind: 'opaque' } | { kind: 'remove'; name: Buffer } | null;
-
-export function whiteoutOf(name: Buffer): Whiteout {
-  if (name.length < WH_PREFIX.length || !name.subarray(0, WH_PREFIX.length).equals(WH_PREFIX)) return null;
-  if (name.equals(WH_OPAQUE)) return { kind: 'opaque' };
-  return { kind: 'remove', name: name.subarray(WH_PREFIX.length) };
-}
+/** spec composefs-v2 §3.4 step 4: whiteout names (one classifier for the whole project). */
+export { whiteoutOf, type Whiteout } from '../oci/whiteout.js';

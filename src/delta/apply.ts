@@ -1,4 +1,3 @@
-import { setMaxListeners } from 'node:events';
 import os from 'node:os';
 import { createReadStream, promises as fs } from 'node:fs';
 import path from 'node:path';
@@ -14,6 +13,7 @@ import type { OpName } from '../tardiff/ops.js';
 import { DirectorySource } from '../source/directory.js';
 import { OdhError, type ErrorContext } from '../util/errors.js';
 import type { Progress } from '../util/progress.js';
+import { runOrdered } from '../util/pool.js';
 import { parseDeltaArtifact, type DeltaArtifact, type TargetLayer } from './artifact.js';
 import {
   checkTarDiffBlobs,
@@ -21,6 +21,7 @@ import {
   fetchEachBlobOnce,
   openImage,
   openImageSourceFor,
+  type ApplyOutput,
   type ImageReader,
 } from './io.js';
 import {
@@ -97,195 +98,266 @@ export interface ApplyResult {
  */
 export async function applyDelta(opts: ApplyOptions): Promise<ApplyResult> {
   const jobs = opts.jobs ?? os.availableParallelism();
-  const compress = opts.compress ?? 'gzip';
+  if (!Number.isSafeInteger(jobs) || jobs < 1) throw new OdhError('USAGE', `invalid jobs ${jobs}`);
   const progress = opts.progress;
-  // One controller for the whole run: the caller's signal (SIGINT/SIGTERM) or the first failing
-  // layer stops every layer in flight.
-  const stop = new AbortController();
-  const signal = stop.signal;
-  // Each layer in flight listens to it a few times (stream pipelines, turns): with --jobs 64 that
-  // is hundreds of listeners by design, not a leak, so no MaxListenersExceededWarning.
-  setMaxListeners(0, signal);
-  const onAbort = () => stop.abort(opts.signal!.reason);
-  if (opts.signal?.aborted) onAbort();
-  opts.signal?.addEventListener('abort', onAbort, { once: true });
-  const cleanups: Array<() => Promise<void>> = [];
-  const cleanup = async () => {
-    for (const c of cleanups.reverse()) await c().catch(() => {});
-  };
+  const run = new RunScope(opts.signal);
   try {
     const out = await createApplyOutput(opts.output, { overwrite: opts.force });
-    cleanups.push(() => out.close());
-    progress?.step(`reading delta ${opts.delta}`);
-    const opened = await openImage(opts.delta, 'delta');
-    cleanups.push(() => opened.close());
-    let delta = opened;
-    const artifact = await parseDeltaArtifact(delta.manifestBytes, delta);
-    // spec oci-delta §4.1 step 4: signatures are checked before anything else is done
-    const verified = opts.verifyKey
-      ? await verifyDeltaSignatures(artifact, delta, await loadVerifyKey(opts.verifyKey))
-      : undefined;
-
-    let sourceImage: ImageReader | undefined;
-    let sourceMatched = true;
-    let sourceLayers: Map<string, Descriptor> | undefined;
-    if (opts.source.kind === 'image') {
-      // A remote source image may be read twice (config; layers for the source scan and again for
-      // --complete): each blob is fetched once and later reads come from the run's temp space.
-      const remoteOrLocal = await openImage(opts.source.ref, 'source image');
-      try {
-        sourceImage = await fetchEachBlobOnce(remoteOrLocal, signal);
-      } catch (e) {
-        await remoteOrLocal.close();
-        throw e;
-      }
-      cleanups.push(() => sourceImage!.close());
-      const sm = parseManifest(sourceImage.manifestBytes, 'source image manifest');
-      if (sm.config.digest !== artifact.sourceConfig) {
-        const msg = `source image config ${sm.config.digest} is not the delta's source-config ${artifact.sourceConfig}`;
-        if (!opts.forceSource) {
-          throw new OdhError('SOURCE_MISMATCH', `${msg} (use --force-source to apply anyway)`);
-        }
-        sourceMatched = false;
-        opts.warn?.(`${msg}; applying anyway because of --force-source: diff_id checks may fail`);
-      }
-      if (opts.complete) {
-        const sc = parseImageConfig(await sourceImage.readBlob(sm.config), 'source image config');
-        sourceLayers = new Map();
-        sc.rootfs.diff_ids.forEach((id, i) => {
-          if (sm.layers[i] && !sourceLayers!.has(id)) sourceLayers!.set(id, sm.layers[i]!);
-        });
-      }
-    }
-    if (opts.complete) checkCompletable(artifact, sourceLayers);
-
-    // Every tar-diff blob is digest-checked before it is parsed; a remote one is fetched only once.
-    const tarDiffs = artifact.layers.filter((l) => l.delta?.mediaType === MEDIA_TYPE_TAR_DIFF);
-    if (tarDiffs.length > 0) {
-      delta = await checkTarDiffBlobs(opened, tarDiffs, signal);
-      if (delta !== opened) cleanups.push(() => delta.close());
-    }
-
-    // The data source: a directory as it is, or an image materialising just the named files.
-    let source: DataSource | undefined;
-    if (opts.source.kind === 'dir') {
-      source = await DirectorySource.create(opts.source.path);
-    } else if (tarDiffs.length > 0) {
-      progress?.step('collecting the source files the tar-diffs read');
-      const opened = await openImageSourceFor(sourceImage!, delta, tarDiffs, signal);
-      cleanups.push(() => opened.cleanup());
-      source = opened;
-    }
-
+    run.defer(() => out.close());
+    const inputs = await openInputs(opts, run);
+    const { artifact } = inputs;
     // spec oci-delta §4.1 step 6: the config verbatim first, then layers, then the manifest.
     await out.writer.addBlob(artifact.targetConfigBytes, {
       expectedDigest: artifact.targetConfigDescriptor.digest,
       expectedSize: artifact.targetConfigDescriptor.size,
     });
-    const staging = out.stagingDir;
-    const turns = new LayerTurns(artifact.layers.length, signal);
-    const layerBytes = new Map<number, bigint>(); // tar bytes rebuilt so far, per layer in flight
-    const results = await runLayers(artifact.layers, jobs, stop, async (l) => {
-      const ctx: ErrorContext = { layer: l.target.digest };
-      const label = `layer ${l.index + 1}/${artifact.layers.length} ${l.target.digest.slice(0, 19)}`;
-      const file = path.join(staging, `layer-${l.index}`);
-      let staged: StagedBlob | undefined;
-      let kind: AppliedKind;
-      if (!l.delta) {
-        const filled = sourceLayers?.get(l.diffId);
-        if (!opts.complete || !filled) {
-          await turns.take(l.index);
-          turns.done(l.index);
-          return reusedLayer(l);
-        }
-        progress?.step(`${label}: copying reused layer from the source image`);
-        staged = await copyOriginal(
-          await sourceImage!.openBlob(filled, ctx),
-          filled,
-          l.diffId,
-          file,
-          ctx,
-          signal,
-        );
-        kind = 'filled';
-      } else if (l.delta.mediaType === MEDIA_TYPE_TAR_DIFF) {
-        progress?.step(`${label}: tar-diff`);
-        staged = await rebuildFromTarDiff(
-          await delta.openBlob(l.delta, ctx),
-          source!,
-          l.diffId,
-          compress,
-          file,
-          ctx,
-          signal,
-          (done) => {
-            layerBytes.set(l.index, done);
-            progress?.bytes([...layerBytes.values()].reduce((a, b) => a + b, 0n));
-          },
-          opts.tarPatcher,
-        );
-        kind = 'tar-diff';
-      } else {
-        progress?.step(`${label}: original blob`);
-        staged = await copyOriginal(await delta.openBlob(l.delta, ctx), l.delta, l.diffId, file, ctx, signal);
-        kind = 'original';
-      }
-      // Blobs enter the output in layer order (deterministic archive); a finished layer waits for
-      // the ones before it, so at most `jobs` staged layers exist at once.
-      await turns.take(l.index);
-      await out.writer.addBlob(createReadStream(staged.file), {
-        expectedDigest: staged.digest,
-        expectedSize: staged.size,
-      });
-      await fs.rm(staged.file, { force: true });
-      turns.done(l.index);
-      const r: AppliedLayer = {
-        index: l.index,
-        kind,
-        digest: staged.digest,
-        size: staged.size,
-        mediaType: staged.mediaType,
-        diffId: l.diffId,
-      };
-      if (staged.ops) r.ops = staged.ops;
-      return r;
-    });
-
-    // spec oci-delta §4.1 step 6d: the manifest re-serialized with the new layer descriptors.
-    const manifest = {
-      ...artifact.targetManifest,
-      layers: artifact.targetManifest.layers.map((d, i) => {
-        const r = results[i]!;
-        return r.kind === 'reused' ? d : { ...d, mediaType: r.mediaType, digest: r.digest, size: r.size };
-      }),
-    };
-    const manifestBytes = serializeManifest(manifest);
-    const { digest: manifestDigest } = await out.writer.addJsonBlob(manifestBytes);
-    progress?.step('committing output');
-    await out.writer.finish({
-      mediaType: MEDIA_TYPE_IMAGE_MANIFEST,
-      digest: manifestDigest,
-      size: manifestBytes.length,
-    });
+    const layers = await reconstructLayers({ opts, inputs, out, jobs }, run.signal);
+    const manifest = await commitManifest(out, artifact, layers, progress);
     progress?.done();
     return {
       output: out.finalPath,
-      manifestDigest,
-      manifestSize: manifestBytes.length,
+      manifestDigest: manifest.digest,
+      manifestSize: manifest.size,
       configDigest: artifact.targetConfigDescriptor.digest,
       sourceConfig: artifact.sourceConfig,
-      sourceMatched,
-      ...(verified ? { verified } : {}),
-      complete: results.every((r) => r.kind !== 'reused'),
-      layers: results,
+      sourceMatched: inputs.sourceMatched,
+      ...(inputs.verified ? { verified: inputs.verified } : {}),
+      complete: layers.every((r) => r.kind !== 'reused'),
+      layers,
     };
   } catch (e) {
     progress?.done();
     throw opts.signal?.aborted && opts.signal.reason instanceof Error ? opts.signal.reason : e;
   } finally {
-    opts.signal?.removeEventListener('abort', onAbort);
-    await cleanup();
+    await run.close();
   }
+}
+
+/**
+ * One apply run's abort signal and clean-ups. The caller's signal (SIGINT/SIGTERM) stops every
+ * step; clean-ups run in reverse order at the end, also on failure.
+ */
+class RunScope {
+  private readonly stop = new AbortController();
+  private readonly cleanups: Array<() => Promise<void>> = [];
+  private readonly onAbort = () => this.stop.abort(this.caller!.reason);
+
+  constructor(private readonly caller: AbortSignal | undefined) {
+    if (caller?.aborted) this.onAbort();
+    caller?.addEventListener('abort', this.onAbort, { once: true });
+  }
+
+  get signal(): AbortSignal {
+    return this.stop.signal;
+  }
+
+  defer(cleanup: () => Promise<void>): void {
+    this.cleanups.push(cleanup);
+  }
+
+  async close(): Promise<void> {
+    this.caller?.removeEventListener('abort', this.onAbort);
+    for (const c of this.cleanups.reverse()) await c().catch(() => {});
+  }
+}
+
+/** Everything the layers are rebuilt from, opened and checked before any layer work starts. */
+interface ApplyInputs {
+  artifact: DeltaArtifact;
+  /** The delta, its tar-diff blobs digest-checked (and fetched once when remote). */
+  delta: ImageReader;
+  verified?: VerifiedSignature;
+  /** Only with a source image (`--source-image`). */
+  sourceImage?: ImageReader;
+  /** False only when --force-source let a mismatching source through. */
+  sourceMatched: boolean;
+  /** With --complete: the source image's layers by diff_id. */
+  sourceLayers?: Map<string, Descriptor>;
+  /** What tar-diffs read old files from; absent when no layer is a tar-diff and there is no directory. */
+  source?: DataSource;
+}
+
+async function openInputs(opts: ApplyOptions, run: RunScope): Promise<ApplyInputs> {
+  opts.progress?.step(`reading delta ${opts.delta}`);
+  const opened = await openImage(opts.delta, 'delta');
+  run.defer(() => opened.close());
+  const artifact = await parseDeltaArtifact(opened.manifestBytes, opened);
+  // spec oci-delta §4.1 step 4: signatures are checked before anything else is done
+  const verified = opts.verifyKey
+    ? await verifyDeltaSignatures(artifact, opened, await loadVerifyKey(opts.verifyKey))
+    : undefined;
+  const src =
+    opts.source.kind === 'image'
+      ? await openSourceImage(opts, opts.source.ref, artifact, run)
+      : { sourceMatched: true };
+  if (opts.complete) checkCompletable(artifact, src.sourceLayers);
+
+  // Every tar-diff blob is digest-checked before it is parsed; a remote one is fetched only once.
+  let delta = opened;
+  const tarDiffs = artifact.layers.filter((l) => l.delta?.mediaType === MEDIA_TYPE_TAR_DIFF);
+  if (tarDiffs.length > 0) {
+    delta = await checkTarDiffBlobs(opened, tarDiffs, run.signal);
+    if (delta !== opened) run.defer(() => delta.close());
+  }
+
+  // The data source: a directory as it is, or an image materialising just the named files.
+  let source: DataSource | undefined;
+  if (opts.source.kind === 'dir') {
+    source = await DirectorySource.create(opts.source.path);
+  } else if (tarDiffs.length > 0) {
+    opts.progress?.step('collecting the source files the tar-diffs read');
+    const imageSource = await openImageSourceFor(src.sourceImage!, delta, tarDiffs, run.signal);
+    run.defer(() => imageSource.cleanup());
+    source = imageSource;
+  }
+  return { artifact, delta, ...(verified ? { verified } : {}), ...src, ...(source ? { source } : {}) };
+}
+
+/** Opens the source image and checks it is the delta's source (spec oci-delta §4.3). */
+async function openSourceImage(
+  opts: ApplyOptions,
+  ref: string,
+  artifact: DeltaArtifact,
+  run: RunScope,
+): Promise<Pick<ApplyInputs, 'sourceImage' | 'sourceMatched' | 'sourceLayers'>> {
+  // A remote source image may be read twice (config; layers for the source scan and again for
+  // --complete): each blob is fetched once and later reads come from the run's temp space.
+  const remoteOrLocal = await openImage(ref, 'source image');
+  let sourceImage: ImageReader;
+  try {
+    sourceImage = await fetchEachBlobOnce(remoteOrLocal, run.signal);
+  } catch (e) {
+    await remoteOrLocal.close();
+    throw e;
+  }
+  run.defer(() => sourceImage.close());
+  const sm = parseManifest(sourceImage.manifestBytes, 'source image manifest');
+  let sourceMatched = true;
+  if (sm.config.digest !== artifact.sourceConfig) {
+    const msg = `source image config ${sm.config.digest} is not the delta's source-config ${artifact.sourceConfig}`;
+    if (!opts.forceSource) {
+      throw new OdhError('SOURCE_MISMATCH', `${msg} (use --force-source to apply anyway)`);
+    }
+    sourceMatched = false;
+    opts.warn?.(`${msg}; applying anyway because of --force-source: diff_id checks may fail`);
+  }
+  if (!opts.complete) return { sourceImage, sourceMatched };
+  const sc = parseImageConfig(await sourceImage.readBlob(sm.config), 'source image config');
+  const sourceLayers = new Map<string, Descriptor>();
+  sc.rootfs.diff_ids.forEach((id, i) => {
+    const d = sm.layers[i];
+    if (d && !sourceLayers.has(id)) sourceLayers.set(id, d);
+  });
+  return { sourceImage, sourceMatched, sourceLayers };
+}
+
+/** One layer's blob staged in the output's staging directory, or nothing to write (reused). */
+type StagedLayer = { kind: 'reused' } | { kind: Exclude<AppliedKind, 'reused'>; staged: StagedBlob };
+
+/** What every layer job reads: the inputs, the options, and the run-wide progress tally. */
+interface LayerJob {
+  opts: ApplyOptions;
+  inputs: ApplyInputs;
+  stagingDir: string;
+  /** Tar bytes rebuilt so far, per layer in flight. */
+  layerBytes: Map<number, bigint>;
+}
+
+/**
+ * Rebuilds the layers, `--jobs` at once, through the ordered pool: blobs enter the output in layer
+ * order (a deterministic archive), and a finished layer holds its pool slot until the ones before
+ * it are written, so at most `jobs` staged layers exist at once besides the output.
+ */
+async function reconstructLayers(
+  job: { opts: ApplyOptions; inputs: ApplyInputs; out: ApplyOutput; jobs: number },
+  signal: AbortSignal,
+): Promise<AppliedLayer[]> {
+  const { opts, inputs, out } = job;
+  const layerJob: LayerJob = { opts, inputs, stagingDir: out.stagingDir, layerBytes: new Map() };
+  return runOrdered({
+    items: inputs.artifact.layers,
+    concurrency: job.jobs,
+    signal,
+    work: (l, _i, layerSignal) => stageLayer(layerJob, l, layerSignal),
+    commit: (staged, i) => commitLayer(out, inputs.artifact.layers[i]!, staged),
+  });
+}
+
+/** spec oci-delta §4.1 step 6c: one layer rebuilt, copied from the delta or filled from the source. */
+async function stageLayer(job: LayerJob, l: TargetLayer, signal: AbortSignal): Promise<StagedLayer> {
+  const { opts, inputs } = job;
+  const progress = opts.progress;
+  const ctx: ErrorContext = { layer: l.target.digest };
+  const label = `layer ${l.index + 1}/${inputs.artifact.layers.length} ${l.target.digest.slice(0, 19)}`;
+  const file = path.join(job.stagingDir, `layer-${l.index}`);
+  const target = { diffId: l.diffId, file, ctx, signal };
+  if (!l.delta) {
+    const filled = inputs.sourceLayers?.get(l.diffId);
+    if (!opts.complete || !filled) return { kind: 'reused' };
+    progress?.step(`${label}: copying reused layer from the source image`);
+    const blob = await inputs.sourceImage!.openBlob(filled, ctx);
+    return { kind: 'filled', staged: await copyOriginal({ ...target, blob, desc: filled }) };
+  }
+  if (l.delta.mediaType === MEDIA_TYPE_TAR_DIFF) {
+    progress?.step(`${label}: tar-diff`);
+    const staged = await rebuildFromTarDiff({
+      ...target,
+      tarDiff: await inputs.delta.openBlob(l.delta, ctx),
+      source: inputs.source!,
+      compress: opts.compress ?? 'gzip',
+      onBytes: (done) => {
+        job.layerBytes.set(l.index, done);
+        progress?.bytes([...job.layerBytes.values()].reduce((a, b) => a + b, 0n));
+      },
+      ...(opts.tarPatcher ? { patcher: opts.tarPatcher } : {}),
+    });
+    return { kind: 'tar-diff', staged };
+  }
+  progress?.step(`${label}: original blob`);
+  const blob = await inputs.delta.openBlob(l.delta, ctx);
+  return { kind: 'original', staged: await copyOriginal({ ...target, blob, desc: l.delta }) };
+}
+
+/** Moves a staged layer blob into the output (in layer order) and describes it. */
+async function commitLayer(out: ApplyOutput, l: TargetLayer, s: StagedLayer): Promise<AppliedLayer> {
+  if (s.kind === 'reused') return reusedLayer(l);
+  const { staged } = s;
+  await out.writer.addBlob(createReadStream(staged.file), {
+    expectedDigest: staged.digest,
+    expectedSize: staged.size,
+  });
+  await fs.rm(staged.file, { force: true });
+  const r: AppliedLayer = {
+    index: l.index,
+    kind: s.kind,
+    digest: staged.digest,
+    size: staged.size,
+    mediaType: staged.mediaType,
+    diffId: l.diffId,
+  };
+  if (staged.ops) r.ops = staged.ops;
+  return r;
+}
+
+/** spec oci-delta §4.1 step 6d: the manifest re-serialized with the new layer descriptors. */
+async function commitManifest(
+  out: ApplyOutput,
+  artifact: DeltaArtifact,
+  layers: AppliedLayer[],
+  progress: Progress | undefined,
+): Promise<{ digest: string; size: number }> {
+  const manifest = {
+    ...artifact.targetManifest,
+    layers: artifact.targetManifest.layers.map((d, i) => {
+      const r = layers[i]!;
+      return r.kind === 'reused' ? d : { ...d, mediaType: r.mediaType, digest: r.digest, size: r.size };
+    }),
+  };
+  const manifestBytes = serializeManifest(manifest);
+  const { digest } = await out.writer.addJsonBlob(manifestBytes);
+  progress?.step('committing output');
+  await out.writer.finish({ mediaType: MEDIA_TYPE_IMAGE_MANIFEST, digest, size: manifestBytes.length });
+  return { digest, size: manifestBytes.length };
 }
 
 function reusedLayer(l: TargetLayer): AppliedLayer {
@@ -314,67 +386,5 @@ function checkCompletable(a: DeltaArtifact, sourceLayers: Map<string, Descriptor
         layer: l.target.digest,
       });
     }
-  }
-}
-
-/**
- * Runs `work` over the layers with at most `jobs` in flight (so temp disk holds at most `jobs` staged
- * layers besides the output). The first failure stops new work; results come back in layer order.
- */
-async function runLayers<T>(
-  layers: TargetLayer[],
-  jobs: number,
-  stop: AbortController,
-  work: (l: TargetLayer) => Promise<T>,
-): Promise<T[]> {
-  const results: T[] = new Array(layers.length);
-  let next = 0;
-  let failed: unknown;
-  const worker = async () => {
-    while (failed === undefined && next < layers.length) {
-      if (stop.signal.aborted) throw stop.signal.reason;
-      const l = layers[next++]!;
-      try {
-        results[l.index] = await work(l);
-      } catch (e) {
-        if (failed === undefined) {
-          failed = e;
-          stop.abort(e);
-        }
-        throw e;
-      }
-    }
-  };
-  const settled = await Promise.allSettled(Array.from({ length: Math.min(jobs, layers.length) }, worker));
-  if (failed !== undefined) throw failed;
-  for (const s of settled) if (s.status === 'rejected') throw s.reason;
-  return results;
-}
-
-/** Hands out the output's "next blob" slot in layer order; an abort releases every waiter. */
-class LayerTurns {
-  private readonly finished: Array<{ promise: Promise<void>; resolve: () => void }>;
-  private readonly aborted: Promise<never>;
-
-  constructor(count: number, signal: AbortSignal) {
-    this.finished = Array.from({ length: count }, () => {
-      let resolve!: () => void;
-      const promise = new Promise<void>((r) => (resolve = r));
-      return { promise, resolve };
-    });
-    this.aborted = new Promise<never>((_r, reject) => {
-      if (signal.aborted) reject(signal.reason);
-      signal.addEventListener('abort', () => reject(signal.reason), { once: true });
-    });
-    this.aborted.catch(() => {});
-  }
-
-  /** Resolves when every layer before `index` has been written. */
-  async take(index: number): Promise<void> {
-    if (index > 0) await Promise.race([this.finished[index - 1]!.promise, this.aborted]);
-  }
-
-  done(index: number): void {
-    this.finished[index]!.resolve();
   }
 }

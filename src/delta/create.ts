@@ -9,6 +9,7 @@ import { analyzeSources, type OpHistogram, type SourceSet } from '../tardiff/cre
 import { OdhError } from '../util/errors.js';
 import { finishDeltaArtifact, type DeltaLayerBlob, type ReusedLayer } from './artifact-write.js';
 import { processNewLayer, type BinaryDiff, type LayerOutcome, type TarDiffWriter } from './create-layer.js';
+import { runOrdered } from '../util/pool.js';
 import { releaseTemp, runTempDir } from '../util/run.js';
 import { formatCompleteLine, type CreateStats } from './create-stats.js';
 import {
@@ -135,189 +136,294 @@ interface Pending {
   diffId: string;
   /** Position among new-only layers, from 1. */
   ordinal: number;
-  outcome?: LayerOutcome;
+}
+
+/** spec §5.1 step 2: which target layers are reused and which are diffed. */
+interface LayerPlan {
+  oldDiffIds: Set<string>;
+  reused: ReusedLayer[];
+  /** New-only layers, each digest once, in target order. */
+  pending: Pending[];
+}
+
+/** One create run: its inputs, its output writer, its private temp directory. */
+interface CreateRun {
+  opts: CreateDeltaOptions;
+  emit: (e: CreateEvent) => void;
+  warn: (message: string) => void;
+  oldImg: OpenedImage;
+  newImg: OpenedImage;
+  plan: LayerPlan;
+  writer: OciLayoutWriter;
+  work: string;
+  /** The old layers analysed once (absent when no layer needs a diff). */
+  sources?: SourceSet;
+  signal: AbortSignal;
 }
 
 export async function createDelta(opts: CreateDeltaOptions): Promise<CreateDeltaResult> {
-  const mode = opts.binaryDiff ?? 'bsdiff';
   const jobs = opts.jobs ?? os.availableParallelism();
   if (!Number.isSafeInteger(jobs) || jobs < 1) throw new OdhError('USAGE', `invalid jobs ${jobs}`);
-  const emit = opts.onProgress ?? (() => {});
-  const warnings: string[] = [];
-  const warn = (message: string) => {
-    warnings.push(message);
-    emit({ type: 'warning', message });
-  };
   const outRef = parseRef(opts.output, { output: true });
   opts.signal?.throwIfAborted();
-
-  const oldImg = await openImage(opts.old);
-  let newImg: OpenedImage | undefined;
-  let writer: OciLayoutWriter | undefined;
-  let sources: SourceSet | undefined;
-  let work: string | undefined;
-  const stop = new AbortController();
-  const onAbort = () => stop.abort(opts.signal!.reason);
-  opts.signal?.addEventListener('abort', onAbort, { once: true });
+  const scope = new CreateScope(opts);
   try {
-    newImg = await openImage(opts.new);
-    const ni = newImg;
-    checkPairing(oldImg, 'old image');
-    checkPairing(ni, 'new image');
-
-    // spec §5.1 step 2: reused iff the diff_id occurs among ALL old diff_ids.
-    const oldDiffIds = new Set(oldImg.config.rootfs.diff_ids);
-    const newDiffIds = ni.config.rootfs.diff_ids;
-    const reused: ReusedLayer[] = [];
-    const pending: Pending[] = [];
-    const byDigest = new Map<string, Pending>();
-    ni.manifest.layers.forEach((desc, index) => {
-      const diffId = newDiffIds[index]!;
-      if (oldDiffIds.has(diffId)) reused.push({ digest: desc.digest, diffId });
-      else if (!byDigest.has(desc.digest)) {
-        const p: Pending = { index, desc, diffId, ordinal: pending.length + 1 };
-        pending.push(p);
-        byDigest.set(desc.digest, p);
-      }
-    });
-    emit({
-      type: 'info',
-      message: `Found ${pending.length} layer(s) to diff, ${reused.length} layer(s) unchanged`,
-    });
-    const signatures = await loadSignatures(opts, ni, emit);
-
-    // The output first: an existing destination fails before any heavy work.
-    writer = await createLayoutWriter({
-      kind: outRef.transport === 'oci' ? 'dir' : 'archive',
-      path: outRef.path,
-      ...(outRef.name !== undefined ? { refName: outRef.name } : {}),
-      overwrite: opts.force,
-    });
-    const w = writer;
-    // spec §1.1 entry order: target manifest, target config, changed layers, `{}`, delta manifest, index.
-    const targetManifest = await w.addJsonBlob(ni.manifestRaw);
-    const targetConfig = await w.addJsonBlob(ni.configRaw);
-
-    work = (await runTempDir('create', opts.tempDir)).dir;
-    if (pending.length > 0) {
-      // spec §5.1 step 3: one source analysis over all old layers, shared by every layer job.
-      const oldLayers = oldImg.manifest.layers;
-      sources = await analyzeSources(
-        oldLayers.map((d) => () => oldImg.reader.openBlob(d)),
-        {
-          tempDir: work,
-          layerNames: oldLayers.map((d) => d.digest),
-          onProgress: (p) => emit({ type: 'analyze', layer: p.layer, layers: p.layers }),
-        },
-      );
-    }
-    emit({ type: 'info', message: 'Processing layers...' });
-    if (reused.length > 0) {
-      emit({ type: 'info', message: `   Skipped ${reused.length} layer(s) with existing content` });
-    }
-
-    // Layer blobs are written in target order as soon as all earlier ones are done, so a kept
-    // tar-diff waits on disk only for slower layers before it.
-    const blobs: DeltaLayerBlob[] = [];
-    const created = new Map<string, CreatedLayer>();
-    let nextToWrite = 0;
-    let writing: Promise<void> = Promise.resolve();
-    const flush = () => {
-      writing = writing.then(async () => {
-        while (nextToWrite < pending.length && pending[nextToWrite]!.outcome) {
-          const p = pending[nextToWrite]!;
-          created.set(p.desc.digest, await writeLayerBlob(w, ni, p, opts, blobs));
-          await p.outcome!.release();
-          nextToWrite++;
-        }
-      });
-      return writing;
-    };
-    const sourceSet = sources;
-    await runPool(pending.length, jobs, stop, async (i) => {
-      const p = pending[i]!;
-      emit({ type: 'info', message: `   Computing diff for layer ${p.ordinal}/${pending.length}` });
-      p.outcome = await processNewLayer({
-        index: p.index,
-        desc: p.desc,
-        diffId: p.diffId,
-        reader: ni.reader,
-        sources: sourceSet!,
-        mode,
-        workDir: work!,
-        compressionLevel: opts.compressionLevel,
-        maxZstdDictSize: opts.maxZstdDiffSize,
-        ...(opts.tarDiffWriter ? { tarDiffWriter: opts.tarDiffWriter } : {}),
-        maxBsdiffSize: opts.maxBsdiffSize,
-        // spec §5.1: the patch level defaults to the outer level when one is given
-        zstdDiffLevel: opts.zstdDiffLevel ?? opts.compressionLevel,
-        zstdDiffWindow: opts.zstdDiffWindow,
-        signal: stop.signal,
-        onPhase: (ph) =>
-          emit({
-            type: 'layer',
-            layer: p.ordinal,
-            layers: pending.length,
-            digest: p.desc.digest,
-            phase: ph.phase,
-            done: ph.done,
-            total: ph.total,
-          }),
-      });
-      if (p.outcome.kind === 'original' && p.outcome.failure !== undefined) {
-        warn(`tar-diff failed for layer ${p.desc.digest}, storing the original: ${p.outcome.failure}`);
-      }
-      await flush();
-    });
-    await flush();
-
-    // spec §1.1: signature manifests and their blobs follow the layer blobs
-    for (const sig of signatures) {
-      await w.addBlob(sig.manifestBytes, { expectedDigest: sig.manifestDigest });
-      for (const b of sig.blobs) await w.addBlob(b.bytes, { expectedDigest: b.desc.digest });
-    }
-    const written = await finishDeltaArtifact(w, {
-      targetManifest,
-      targetConfig,
-      layers: blobs,
-      reused,
-      sourceManifest: oldImg.manifestDescriptor.digest,
-      sourceConfig: oldImg.manifest.config.digest,
-      signatures: signatures.flatMap(signatureDescriptors),
-    });
-
-    const layers: CreatedLayer[] = ni.manifest.layers.map((desc, index) => {
-      const diffId = newDiffIds[index]!;
-      const c = created.get(desc.digest);
-      if (!c || oldDiffIds.has(diffId)) {
-        return { index, kind: 'reused', digest: desc.digest, diffId, size: 0, originalSize: desc.size };
-      }
-      return { ...c, index };
-    });
-    const stats = statsOf(oldImg, ni, pending.length, reused.length, [...created.values()]);
-    if (!opts.statistics) emit({ type: 'info', message: formatCompleteLine(stats) });
-    emit({ type: 'info', message: `Delta written to ${outRef.path}` });
+    const { run, target, signatures } = await startRun(scope, outRef);
+    const written = await diffNewLayers(run, jobs);
+    const artifact = await finishArtifact(run, { target, written, signatures });
+    const created = new Map(written.map((x) => [x.created.digest, x.created]));
+    const stats = statsOf(run.oldImg, run.newImg, run.plan, [...created.values()]);
+    if (!opts.statistics) scope.emit({ type: 'info', message: formatCompleteLine(stats) });
+    scope.emit({ type: 'info', message: `Delta written to ${outRef.path}` });
     return {
       output: path.resolve(outRef.path),
-      manifestDigest: written.digest,
-      manifestSize: written.size,
+      manifestDigest: artifact.digest,
+      manifestSize: artifact.size,
       stats,
-      layers,
+      layers: createdLayers(run.newImg, run.plan, created),
       deltaBytes: await outputBytes(path.resolve(outRef.path)),
       signatures: signatures.map((s) => ({ from: s.from, digest: s.manifestDigest })),
-      warnings,
+      warnings: scope.warnings,
     };
   } catch (e) {
-    stop.abort(e);
-    await writer?.abort();
+    await scope.fail(e);
     throw e;
   } finally {
-    opts.signal?.removeEventListener('abort', onAbort);
-    await sources?.dispose().catch(() => {});
-    if (work) await releaseTemp(work, { remove: true });
-    await newImg?.reader.close();
-    await oldImg.reader.close();
+    await scope.close();
   }
+}
+
+/**
+ * What a create run holds open (images, output, old-layer analysis, temp directory) and its abort
+ * signal: on failure the output is aborted, and at the end everything is closed and removed.
+ */
+class CreateScope {
+  oldImg?: OpenedImage;
+  newImg?: OpenedImage;
+  writer?: OciLayoutWriter;
+  sources?: SourceSet;
+  work?: string;
+  readonly warnings: string[] = [];
+  readonly emit: (e: CreateEvent) => void;
+  private readonly stop = new AbortController();
+  private readonly onAbort = () => this.stop.abort(this.opts.signal!.reason);
+
+  constructor(readonly opts: CreateDeltaOptions) {
+    this.emit = opts.onProgress ?? (() => {});
+    opts.signal?.addEventListener('abort', this.onAbort, { once: true });
+  }
+
+  get signal(): AbortSignal {
+    return this.stop.signal;
+  }
+
+  warn(message: string): void {
+    this.warnings.push(message);
+    this.emit({ type: 'warning', message });
+  }
+
+  async fail(e: unknown): Promise<void> {
+    this.stop.abort(e);
+    await this.writer?.abort();
+  }
+
+  async close(): Promise<void> {
+    this.opts.signal?.removeEventListener('abort', this.onAbort);
+    await this.sources?.dispose().catch(() => {});
+    if (this.work) await releaseTemp(this.work, { remove: true });
+    await this.newImg?.reader.close();
+    await this.oldImg?.reader.close();
+  }
+}
+
+/**
+ * Everything before the layer jobs: both images opened and paired, the layer plan, the signatures,
+ * the output started with the target manifest and config, the old layers analysed.
+ */
+async function startRun(
+  scope: CreateScope,
+  outRef: ReturnType<typeof parseRef>,
+): Promise<{ run: CreateRun; target: TargetBlobs; signatures: SignatureArtifact[] }> {
+  const { opts, emit } = scope;
+  const oldImg = (scope.oldImg = await openImage(opts.old));
+  const newImg = (scope.newImg = await openImage(opts.new));
+  checkPairing(oldImg, 'old image');
+  checkPairing(newImg, 'new image');
+  const plan = planLayers(oldImg, newImg);
+  emit({
+    type: 'info',
+    message: `Found ${plan.pending.length} layer(s) to diff, ${plan.reused.length} layer(s) unchanged`,
+  });
+  const signatures = await loadSignatures(opts, newImg, emit);
+
+  // The output first: an existing destination fails before any heavy work.
+  const writer = (scope.writer = await createLayoutWriter({
+    kind: outRef.transport === 'oci' ? 'dir' : 'archive',
+    path: outRef.path,
+    ...(outRef.name !== undefined ? { refName: outRef.name } : {}),
+    overwrite: opts.force,
+  }));
+  const target = await writeTargetBlobs(writer, newImg);
+
+  const work = (scope.work = (await runTempDir('create', opts.tempDir)).dir);
+  // spec §5.1 step 3: one source analysis over all old layers, shared by every layer job.
+  if (plan.pending.length > 0) scope.sources = await analyzeOldLayers(oldImg, work, emit);
+  emit({ type: 'info', message: 'Processing layers...' });
+  if (plan.reused.length > 0) {
+    emit({ type: 'info', message: `   Skipped ${plan.reused.length} layer(s) with existing content` });
+  }
+  const run: CreateRun = {
+    opts,
+    emit,
+    warn: (m) => scope.warn(m),
+    oldImg,
+    newImg,
+    plan,
+    writer,
+    work,
+    ...(scope.sources ? { sources: scope.sources } : {}),
+    signal: scope.signal,
+  };
+  return { run, target, signatures };
+}
+
+/** spec §1.1 entry order: target manifest, target config, changed layers, `{}`, delta manifest, index. */
+async function writeTargetBlobs(w: OciLayoutWriter, newImg: OpenedImage): Promise<TargetBlobs> {
+  const manifest = await w.addJsonBlob(newImg.manifestRaw);
+  const config = await w.addJsonBlob(newImg.configRaw);
+  return { manifest, config };
+}
+
+type TargetBlobs = Record<'manifest' | 'config', Awaited<ReturnType<OciLayoutWriter['addJsonBlob']>>>;
+
+/** spec §1.1: after the layer blobs, the signatures, then `{}`, the delta manifest and the index. */
+async function finishArtifact(
+  run: CreateRun,
+  parts: { target: TargetBlobs; written: WrittenLayer[]; signatures: SignatureArtifact[] },
+): Promise<{ digest: string; size: number }> {
+  const w = run.writer;
+  for (const sig of parts.signatures) {
+    await w.addBlob(sig.manifestBytes, { expectedDigest: sig.manifestDigest });
+    for (const b of sig.blobs) await w.addBlob(b.bytes, { expectedDigest: b.desc.digest });
+  }
+  return finishDeltaArtifact(w, {
+    targetManifest: parts.target.manifest,
+    targetConfig: parts.target.config,
+    layers: parts.written.map((x) => x.blob),
+    reused: run.plan.reused,
+    sourceManifest: run.oldImg.manifestDescriptor.digest,
+    sourceConfig: run.oldImg.manifest.config.digest,
+    signatures: parts.signatures.flatMap(signatureDescriptors),
+  });
+}
+
+/** spec §5.1 step 2: reused iff the diff_id occurs among ALL old diff_ids. */
+function planLayers(oldImg: OpenedImage, newImg: OpenedImage): LayerPlan {
+  const oldDiffIds = new Set(oldImg.config.rootfs.diff_ids);
+  const newDiffIds = newImg.config.rootfs.diff_ids;
+  const reused: ReusedLayer[] = [];
+  const pending: Pending[] = [];
+  const seen = new Set<string>();
+  newImg.manifest.layers.forEach((desc, index) => {
+    const diffId = newDiffIds[index]!;
+    if (oldDiffIds.has(diffId)) reused.push({ digest: desc.digest, diffId });
+    else if (!seen.has(desc.digest)) {
+      pending.push({ index, desc, diffId, ordinal: pending.length + 1 });
+      seen.add(desc.digest);
+    }
+  });
+  return { oldDiffIds, reused, pending };
+}
+
+/** spec §5.1 step 3: the source analysis of every old layer, once. */
+function analyzeOldLayers(
+  oldImg: OpenedImage,
+  tempDir: string,
+  emit: (e: CreateEvent) => void,
+): Promise<SourceSet> {
+  const oldLayers = oldImg.manifest.layers;
+  return analyzeSources(
+    oldLayers.map((d) => () => oldImg.reader.openBlob(d)),
+    {
+      tempDir,
+      layerNames: oldLayers.map((d) => d.digest),
+      onProgress: (p) => emit({ type: 'analyze', layer: p.layer, layers: p.layers }),
+    },
+  );
+}
+
+/**
+ * Diffs the new-only layers, `jobs` at once, through the ordered pool. Layer blobs are written in
+ * target order as soon as all earlier ones are done, so a kept tar-diff waits on disk only for
+ * slower layers before it.
+ */
+function diffNewLayers(run: CreateRun, jobs: number): Promise<WrittenLayer[]> {
+  return runOrdered({
+    items: run.plan.pending,
+    concurrency: jobs,
+    signal: run.signal,
+    work: (p, _i, signal) => diffLayer(run, p, signal),
+    commit: async (outcome, i) => {
+      const written = await writeLayerBlob(run, run.plan.pending[i]!, outcome);
+      await outcome.release();
+      return written;
+    },
+  });
+}
+
+/** spec §5.1 steps 4–5: one new layer's tar-diff, or the reason to store it as it is. */
+async function diffLayer(run: CreateRun, p: Pending, signal: AbortSignal): Promise<LayerOutcome> {
+  const { opts, emit } = run;
+  const layers = run.plan.pending.length;
+  emit({ type: 'info', message: `   Computing diff for layer ${p.ordinal}/${layers}` });
+  const outcome = await processNewLayer({
+    index: p.index,
+    desc: p.desc,
+    diffId: p.diffId,
+    reader: run.newImg.reader,
+    sources: run.sources!,
+    mode: opts.binaryDiff ?? 'bsdiff',
+    workDir: run.work,
+    compressionLevel: opts.compressionLevel,
+    maxZstdDictSize: opts.maxZstdDiffSize,
+    ...(opts.tarDiffWriter ? { tarDiffWriter: opts.tarDiffWriter } : {}),
+    maxBsdiffSize: opts.maxBsdiffSize,
+    // spec §5.1: the patch level defaults to the outer level when one is given
+    zstdDiffLevel: opts.zstdDiffLevel ?? opts.compressionLevel,
+    zstdDiffWindow: opts.zstdDiffWindow,
+    signal,
+    onPhase: (ph) =>
+      emit({
+        type: 'layer',
+        layer: p.ordinal,
+        layers,
+        digest: p.desc.digest,
+        phase: ph.phase,
+        done: ph.done,
+        total: ph.total,
+      }),
+  });
+  if (outcome.kind === 'original' && outcome.failure !== undefined) {
+    run.warn(`tar-diff failed for layer ${p.desc.digest}, storing the original: ${outcome.failure}`);
+  }
+  return outcome;
+}
+
+/** Every target layer in manifest order: reused ones, and the created ones at each position. */
+function createdLayers(
+  newImg: OpenedImage,
+  plan: LayerPlan,
+  created: Map<string, CreatedLayer>,
+): CreatedLayer[] {
+  const newDiffIds = newImg.config.rootfs.diff_ids;
+  return newImg.manifest.layers.map((desc, index) => {
+    const diffId = newDiffIds[index]!;
+    const c = created.get(desc.digest);
+    if (!c || plan.oldDiffIds.has(diffId)) {
+      return { index, kind: 'reused', digest: desc.digest, diffId, size: 0, originalSize: desc.size };
+    }
+    return { ...c, index };
+  });
 }
 
 /**
@@ -353,47 +459,47 @@ function checkPairing(img: OpenedImage, what: string): void {
   }
 }
 
+/** A new layer's blob as written into the artifact, and how it is reported. */
+interface WrittenLayer {
+  blob: DeltaLayerBlob;
+  created: CreatedLayer;
+}
+
 /** Copies one layer's chosen blob into the artifact and records it (spec §1.4). */
-async function writeLayerBlob(
-  w: OciLayoutWriter,
-  img: OpenedImage,
-  p: Pending,
-  opts: CreateDeltaOptions,
-  blobs: DeltaLayerBlob[],
-): Promise<CreatedLayer> {
-  const o = p.outcome!;
+async function writeLayerBlob(run: CreateRun, p: Pending, o: LayerOutcome): Promise<WrittenLayer> {
+  const w = run.writer;
   const base = { index: p.index, digest: p.desc.digest, diffId: p.diffId, originalSize: p.desc.size };
   if (o.kind === 'tar-diff') {
     const b = await w.addBlob(createReadStream(o.file), { expectedSize: o.bytes });
-    blobs.push({ mediaType: MEDIA_TYPE_TAR_DIFF, digest: b.digest, size: b.size, to: p.desc.digest });
     return {
-      ...base,
-      kind: 'tar-diff',
-      size: b.size,
-      blobDigest: b.digest,
-      mediaType: MEDIA_TYPE_TAR_DIFF,
-      version: o.version,
-      ops: o.ops,
+      blob: { mediaType: MEDIA_TYPE_TAR_DIFF, digest: b.digest, size: b.size, to: p.desc.digest },
+      created: {
+        ...base,
+        kind: 'tar-diff',
+        size: b.size,
+        blobDigest: b.digest,
+        mediaType: MEDIA_TYPE_TAR_DIFF,
+        version: o.version,
+        ops: o.ops,
+      },
     };
   }
   // spec §1.4: upstream labels a stored original tar+gzip whatever its compression.
-  const mediaType = opts.originalMediaType === 'target' ? p.desc.mediaType : MEDIA_TYPE_LAYER_TAR_GZIP;
-  const b = await w.addBlob(await img.reader.openBlob(p.desc), {
+  const mediaType = run.opts.originalMediaType === 'target' ? p.desc.mediaType : MEDIA_TYPE_LAYER_TAR_GZIP;
+  const b = await w.addBlob(await run.newImg.reader.openBlob(p.desc), {
     expectedDigest: p.desc.digest,
     expectedSize: p.desc.size,
   });
-  blobs.push({ mediaType, digest: b.digest, size: b.size, to: p.desc.digest });
   const c: CreatedLayer = { ...base, kind: 'original', size: b.size, blobDigest: b.digest, mediaType };
   if (o.tarDiffBytes !== undefined) c.tarDiffBytes = o.tarDiffBytes;
-  return c;
+  return { blob: { mediaType, digest: b.digest, size: b.size, to: p.desc.digest }, created: c };
 }
 
 /** spec §5.1 step 7. */
 function statsOf(
   oldImg: OpenedImage,
   newImg: OpenedImage,
-  processed: number,
-  skipped: number,
+  plan: LayerPlan,
   created: CreatedLayer[],
 ): CreateStats {
   const sum = (k: CreatedLayerKind, f: (c: CreatedLayer) => number) =>
@@ -404,41 +510,13 @@ function statsOf(
   return {
     oldLayers: oldImg.manifest.layers.length,
     newLayers: newImg.manifest.layers.length,
-    processedLayers: processed,
-    skippedLayers: skipped,
+    processedLayers: plan.pending.length,
+    skippedLayers: plan.reused.length,
     processedLayerBytes,
     tarDiffLayerBytes,
     originalLayerBytes,
     bytesSaved: processedLayerBytes - tarDiffLayerBytes - originalLayerBytes,
   };
-}
-
-/**
- * Runs `task(0..count-1)` with at most `width` at once. The first failure aborts `stop` (no new task
- * starts) and is rethrown once every started task has settled, so no task outlives the call.
- */
-async function runPool(
-  count: number,
-  width: number,
-  stop: AbortController,
-  task: (i: number) => Promise<void>,
-): Promise<void> {
-  let next = 0;
-  let failure: { error: unknown } | undefined;
-  const worker = async () => {
-    while (next < count && !stop.signal.aborted) {
-      const i = next++;
-      try {
-        await task(i);
-      } catch (e) {
-        failure ??= { error: e };
-        stop.abort(e);
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(width, count) }, worker));
-  if (failure) throw failure.error;
-  stop.signal.throwIfAborted();
 }
 
 async function outputBytes(p: string): Promise<number> {

@@ -72,22 +72,28 @@ function checkDiffId(expected: string, got: string, ctx: ErrorContext): void {
   }
 }
 
+export interface RebuildOptions {
+  tarDiff: TarDiffInput;
+  source: DataSource;
+  /** The layer's diff_id from the target config: the rebuilt tar must hash to it. */
+  diffId: string;
+  compress: OutputCompression;
+  /** The staged blob's path. */
+  file: string;
+  ctx: ErrorContext;
+  signal?: AbortSignal;
+  /** Uncompressed bytes produced so far (for progress). */
+  onBytes?: (bytesOut: bigint) => void;
+  /** Test harness only: a foreign tar-patch instead of ours. */
+  patcher?: TarPatcher;
+}
+
 /**
  * Rebuilds one layer from its tar-diff (spec oci-delta §4.1 step 6c): tar-patch → diff_id hash →
  * compressor → blob hash → `file`. Throws DIFF_ID_MISMATCH naming the layer when the result is wrong.
  */
-export async function rebuildFromTarDiff(
-  tarDiff: TarDiffInput,
-  source: DataSource,
-  diffId: string,
-  compress: OutputCompression,
-  file: string,
-  ctx: ErrorContext,
-  signal?: AbortSignal,
-  /** Uncompressed bytes produced so far (for progress). */
-  onBytes?: (bytesOut: bigint) => void,
-  patcher?: TarPatcher,
-): Promise<StagedBlob> {
+export async function rebuildFromTarDiff(opts: RebuildOptions): Promise<StagedBlob> {
+  const { tarDiff, source, diffId, compress, file, ctx, signal, onBytes, patcher } = opts;
   const { alg, hash } = diffIdHash(diffId, ctx);
   const tap = new HashTap(hash);
   const blobHash = new DigestStream('sha256');
@@ -119,19 +125,25 @@ export async function rebuildFromTarDiff(
   };
 }
 
+export interface CopyOriginalOptions {
+  /** The blob as stored; its reader checks digest and size. */
+  blob: Readable;
+  desc: Descriptor;
+  /** The layer's diff_id from the target config: the decompressed copy must hash to it. */
+  diffId: string;
+  /** The staged blob's path. */
+  file: string;
+  ctx: ErrorContext;
+  signal?: AbortSignal;
+}
+
 /**
  * Copies an original layer blob from the delta (spec oci-delta §4.1 step 6c "any other mediaType"):
  * `blob` is digest-verified by its reader while copying; then the copy is decompressed (by its
  * magic) to check its diff_id too, which upstream Go skips.
  */
-export async function copyOriginal(
-  blob: Readable,
-  desc: Descriptor,
-  diffId: string,
-  file: string,
-  ctx: ErrorContext,
-  signal?: AbortSignal,
-): Promise<StagedBlob> {
+export async function copyOriginal(opts: CopyOriginalOptions): Promise<StagedBlob> {
+  const { blob, desc, diffId, file, ctx, signal } = opts;
   const blobHash = new DigestStream('sha256');
   let head: Buffer | undefined;
   const sniff = new Transform({
@@ -150,7 +162,7 @@ export async function copyOriginal(
     );
   }
   const c = sniffCompression(head ?? Buffer.alloc(0));
-  const got = await uncompressedDigest(file, c, diffId, ctx, signal);
+  const got = await uncompressedDigest(file, c, { diffId, ctx, signal });
   checkDiffId(diffId, got, ctx);
   return { file, digest: desc.digest, size: desc.size, mediaType: MEDIA_TYPE_FOR[c], diffId };
 }
@@ -159,10 +171,9 @@ export async function copyOriginal(
 export async function uncompressedDigest(
   file: string,
   c: Compression,
-  diffId: string,
-  ctx: ErrorContext,
-  signal?: AbortSignal,
+  opts: { diffId: string; ctx: ErrorContext; signal?: AbortSignal | undefined },
 ): Promise<string> {
+  const { diffId, ctx, signal } = opts;
   const { alg, hash } = diffIdHash(diffId, ctx);
   const sink = new Writable({
     write(chunk: Buffer, _e, cb) {

@@ -3,6 +3,7 @@ import { pipeline } from 'node:stream/promises';
 import { displayName } from '../tardiff/path.js';
 import { OdhError } from '../util/errors.js';
 import { cleanMemberName, nameKey } from '../tardiff/merged-rootfs.js';
+import { whiteoutAt } from '../oci/whiteout.js';
 import { openOldImage, streamOldLayer, type OldImageInput } from './old-image.js';
 
 /**
@@ -27,8 +28,6 @@ export interface ExtractStats {
 }
 
 const SLASH = 0x2f;
-const WH = Buffer.from('.wh.');
-const WH_OPAQUE = Buffer.from('.wh..wh..opq');
 
 export async function extractMergedRootfs(image: OldImageInput, destDir: string): Promise<ExtractStats> {
   await fs.mkdir(destDir, { recursive: true });
@@ -73,16 +72,10 @@ class LayerExtractor {
       this.stats.skipped++;
       return;
     }
-    const slash = rel.lastIndexOf(SLASH);
-    const dir = slash < 0 ? Buffer.alloc(0) : rel.subarray(0, slash);
-    const base = rel.subarray(slash + 1);
-    if (base.equals(WH_OPAQUE)) return this.opaque(dir);
-    if (base.length > WH.length && base.subarray(0, WH.length).equals(WH)) {
-      const victim = Buffer.concat([
-        dir,
-        dir.length ? Buffer.from('/') : Buffer.alloc(0),
-        base.subarray(WH.length),
-      ]);
+    const wh = whiteoutAt(rel);
+    if (wh?.kind === 'opaque') return this.opaque(wh.dir);
+    if (wh?.kind === 'remove') {
+      const victim = wh.path;
       if (!(await this.parentsExist(victim))) return;
       // OCI: a whiteout hides lower layers only; what this layer already wrote there stays.
       const key = nameKey(victim);

@@ -103,9 +103,10 @@ export function headerChecksums(b: Buffer): { unsigned: number; signed: number }
   return { unsigned: u, signed: s };
 }
 
-function smallNumber(v: bigint, what: string, offset: bigint, max: bigint, where: ErrorContext): number {
-  if (v < 0n || v > max)
-    throw new OdhError('FORMAT', `tar header: ${what} ${v} out of range`, { ...where, offset });
+/** The mode field as a number: it must fit 32 bits unsigned. */
+function modeNumber(v: bigint, offset: bigint, where: ErrorContext): number {
+  if (v < 0n || v > 0xffffffffn)
+    throw new OdhError('FORMAT', `tar header: mode ${v} out of range`, { ...where, offset });
   return Number(v);
 }
 
@@ -138,7 +139,7 @@ export function decodeHeader(b: Buffer, offset: bigint, where: ErrorContext = {}
   return {
     format,
     name,
-    mode: smallNumber(num('mode'), 'mode', offset, 0xffffffffn, where),
+    mode: modeNumber(num('mode'), offset, where),
     uid: num('uid'),
     gid: num('gid'),
     size,

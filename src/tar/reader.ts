@@ -90,25 +90,27 @@ async function readBlock(src: TarByteSource, where: ErrorContext): Promise<Buffe
   return b;
 }
 
-/** Reads a buffered special entry's content (PAX header, long name) plus its padding. */
-async function readSpecial(
-  src: TarByteSource,
-  h: RawHeader,
-  at: bigint,
-  max: number,
-  what: string,
-  where: ErrorContext,
-) {
+/** The special entries whose content is buffered, each with its size limit. */
+const SPECIAL = {
+  x: { what: 'PAX extended header', max: MAX_PAX_HEADER },
+  g: { what: 'PAX global header', max: MAX_PAX_HEADER },
+  L: { what: 'GNU long name', max: MAX_LONG_NAME },
+  K: { what: 'GNU long link name', max: MAX_LONG_NAME },
+} as const;
+
+/**
+ * Reads a buffered special entry's content (PAX header, long name) plus its padding; `ctx` is the
+ * tar's `where` with the header's offset.
+ */
+async function readSpecial(src: TarByteSource, h: RawHeader, kind: keyof typeof SPECIAL, ctx: ErrorContext) {
+  const { what, max } = SPECIAL[kind];
   if (h.size > BigInt(max)) {
-    throw new OdhError('LIMIT', `${what} of ${h.size} bytes exceeds the ${max}-byte limit`, {
-      ...where,
-      offset: at,
-    });
+    throw new OdhError('LIMIT', `${what} of ${h.size} bytes exceeds the ${max}-byte limit`, ctx);
   }
   const data = await src.read(Number(h.size));
-  if (BigInt(data.length) !== h.size) throw truncated(what, src.position, where);
+  if (BigInt(data.length) !== h.size) throw truncated(what, src.position, ctx);
   const pad = paddingFor(h.size);
-  if ((await src.skip(pad)) !== pad) throw truncated(what, src.position, where);
+  if ((await src.skip(pad)) !== pad) throw truncated(what, src.position, ctx);
   return data;
 }
 
@@ -146,7 +148,7 @@ async function nextEntry(src: TarByteSource, where: ErrorContext): Promise<TarEn
     const ctx = { ...where, offset: hAt };
     switch (h.typeflag) {
       case 'x': {
-        const data = await readSpecial(src, h, hAt, MAX_PAX_HEADER, 'PAX extended header', where);
+        const data = await readSpecial(src, h, 'x', ctx);
         for (const r of parsePaxRecords(data, hAt, where)) {
           pax.set(r.key, r.value);
           if (r.key.startsWith(XATTR_PREFIX)) {
@@ -161,18 +163,14 @@ async function nextEntry(src: TarByteSource, where: ErrorContext): Promise<TarEn
       }
       case 'g':
         // spec composefs-v2 §3.2: global PAX records do not apply to later entries; validate, drop.
-        parsePaxRecords(
-          await readSpecial(src, h, hAt, MAX_PAX_HEADER, 'PAX global header', where),
-          hAt,
-          where,
-        );
+        parsePaxRecords(await readSpecial(src, h, 'g', ctx), hAt, where);
         continue;
       case 'L':
-        longName = stripOneNul(await readSpecial(src, h, hAt, MAX_LONG_NAME, 'GNU long name', where));
+        longName = stripOneNul(await readSpecial(src, h, 'L', ctx));
         pending = true;
         continue;
       case 'K':
-        longLink = stripOneNul(await readSpecial(src, h, hAt, MAX_LONG_NAME, 'GNU long link name', where));
+        longLink = stripOneNul(await readSpecial(src, h, 'K', ctx));
         pending = true;
         continue;
     }

@@ -1,6 +1,7 @@
 import { OdhError, isOdhError, type ErrorContext } from '../util/errors.js';
 import type { DataSource, SourceFile } from './source.js';
-import { OP_NAMES, OpCode, type OpHeader, type OpName, type OpReader } from './ops.js';
+import { OP_NAMES, OpCode, type OpName, type OpReader } from './ops.js';
+import { checkOp } from './op-rules.js';
 import { OutputWriter, type TarDiffSink } from './output.js';
 import { cleanSourceName } from './path.js';
 import { openTarDiff, type TarDiffInput } from './stream.js';
@@ -8,10 +9,6 @@ import { DICT_SOURCE_MAX, ZstdDictDecoder } from './zstd.js';
 
 export type { TarDiffSink } from './output.js';
 export type { TarDiffInput } from './stream.js';
-
-/** spec oci-delta §2.2: DoS limits every applier enforces. */
-export const OPEN_NAME_MAX = 4 * 1024;
-export const ADD_DATA_MAX = 100 * 1024 * 1024;
 
 const COPY_BUFFER = 1 << 20;
 const SMALL_DATA = 256n << 10n;
@@ -69,6 +66,7 @@ export async function applyTarDiff(
     for (let op = await stream.ops.next(); op; op = await stream.ops.next()) {
       histogram[op.name]++;
       const ctx: ErrorContext = { layer: opts.where, op: op.index, offset: op.offset };
+      checkOp(op, stream.version, cur !== null, ctx);
       switch (op.code) {
         case OpCode.Data:
           // Small payloads (tar headers, small files) in one piece, large ones streamed.
@@ -76,40 +74,23 @@ export async function applyTarDiff(
           else for await (const chunk of stream.ops.payload()) await writer.write(chunk);
           break;
         case OpCode.Open: {
-          if (op.size > BigInt(OPEN_NAME_MAX)) {
-            throw new OdhError(
-              'LIMIT',
-              `Open name of ${op.size} bytes exceeds the limit of ${OPEN_NAME_MAX}`,
-              ctx,
-            );
-          }
           const name = cleanSourceName(await stream.ops.readPayload(), ctx);
           cur = null;
           cur = { file: await recent.open(source, name, ctx), pos: 0n };
           break;
         }
         case OpCode.Copy:
-          await copyOp(requireCurrent(cur, op, ctx), op.size, writer, ctx);
+          await copyOp(current(cur), op.size, writer, ctx);
           break;
-        case OpCode.AddData: {
-          const c = requireCurrent(cur, op, ctx);
-          if (op.size > BigInt(ADD_DATA_MAX)) {
-            throw new OdhError(
-              'LIMIT',
-              `AddData of ${op.size} bytes exceeds the limit of ${ADD_DATA_MAX}`,
-              ctx,
-            );
-          }
-          await addDataOp(c, op.size, stream.ops, writer, ctx);
+        case OpCode.AddData:
+          await addDataOp(current(cur), op.size, { ops: stream.ops, writer }, ctx);
           break;
-        }
         case OpCode.Seek:
           // Past EOF is allowed; the next read fails (spec oci-delta §2.2).
-          requireCurrent(cur, op, ctx).pos = op.size;
+          current(cur).pos = op.size;
           break;
         case OpCode.ZstdDict: {
-          if (stream.version !== 2) throw new OdhError('FORMAT', 'ZstdDict op requires a tardf2 delta', ctx);
-          const c = requireCurrent(cur, op, ctx);
+          const c = current(cur);
           const whole = await readWholeSource(c.file, ctx);
           for await (const chunk of dict.decode(stream.ops.payload(), whole, ctx)) await writer.write(chunk);
           // spec oci-delta §9: the position is at end of file afterwards.
@@ -167,8 +148,9 @@ class RecentFiles {
   }
 }
 
-function requireCurrent(cur: Cursor | null, op: OpHeader, ctx: ErrorContext): Cursor {
-  if (!cur) throw new OdhError('FORMAT', `${op.name} op with no current file set (no Open before it)`, ctx);
+/** The current file of an op `checkOp` let through (it refuses every file op before an Open). */
+function current(cur: Cursor | null): Cursor {
+  if (!cur) throw new Error('internal: a file op passed checkOp without a current file');
   return cur;
 }
 
@@ -202,31 +184,55 @@ async function readFully(file: SourceFile, buf: Buffer, length: number, pos: big
   return done;
 }
 
-function sourceEof(c: Cursor, opName: string, wanted: bigint, got: bigint, ctx: ErrorContext): never {
+/** A Copy or AddData that ran out of source bytes: `got` of the `wanted` bytes were there. */
+function sourceEof(
+  c: Cursor,
+  read: { op: 'Copy' | 'AddData'; wanted: bigint; got: bigint },
+  ctx: ErrorContext,
+): never {
   throw new OdhError(
     'TRUNCATED',
-    `unexpected EOF in source file: ${opName} needs ${wanted} bytes at offset ${c.pos}, ` +
-      `only ${got} available (file size ${c.file.size})`,
+    `unexpected EOF in source file: ${read.op} needs ${read.wanted} bytes at offset ${c.pos}, ` +
+      `only ${read.got} available (file size ${c.file.size})`,
     { ...ctx, file: c.file.name, offset: c.pos },
   );
 }
 
+/** One Copy or AddData op reading the current source file from its position on. */
+interface SourceRead {
+  c: Cursor;
+  writer: OutputWriter;
+  op: 'Copy' | 'AddData';
+  /** The op's size, for the EOF message. */
+  wanted: bigint;
+  /** Where the op started: the position is put back there when the source ends early. */
+  startPos: bigint;
+  ctx: ErrorContext;
+}
+
+/** Writes the next `n` source bytes, each plus `add[i]` mod 256 when given (AddData). */
+async function emitSource(r: SourceRead, n: number, add?: Buffer): Promise<void> {
+  const { c, writer } = r;
+  const small = OutputWriter.isSmall(n);
+  const buf = small ? await writer.reserve(n) : Buffer.allocUnsafe(n);
+  const got = await readFully(c.file, buf, n, c.pos);
+  if (got < n) {
+    const have = c.pos - r.startPos + BigInt(got);
+    c.pos = r.startPos;
+    sourceEof(c, { op: r.op, wanted: r.wanted, got: have }, r.ctx);
+  }
+  if (add) for (let i = 0; i < n; i++) buf[i] = (buf[i]! + add[i]!) & 0xff;
+  if (small) await writer.commit(n);
+  else await writer.write(buf);
+  c.pos += BigInt(n);
+}
+
+/** spec oci-delta §2.2 op 2: the next `size` source bytes, in ≤ 1 MiB pieces. */
 async function copyOp(c: Cursor, size: bigint, writer: OutputWriter, ctx: ErrorContext): Promise<void> {
-  let left = size;
-  const startPos = c.pos;
-  while (left > 0n) {
+  const r: SourceRead = { c, writer, op: 'Copy', wanted: size, startPos: c.pos, ctx };
+  for (let left = size; left > 0n;) {
     const n = left < BigInt(COPY_BUFFER) ? Number(left) : COPY_BUFFER;
-    const small = OutputWriter.isSmall(n);
-    const buf = small ? await writer.reserve(n) : Buffer.allocUnsafe(n);
-    const got = await readFully(c.file, buf, n, c.pos);
-    if (got < n) {
-      const copied = c.pos - startPos + BigInt(got);
-      c.pos = startPos;
-      sourceEof(c, 'Copy', size, copied, ctx);
-    }
-    if (small) await writer.commit(n);
-    else await writer.write(buf);
-    c.pos += BigInt(n);
+    await emitSource(r, n);
     left -= BigInt(n);
   }
 }
@@ -235,26 +241,11 @@ async function copyOp(c: Cursor, size: bigint, writer: OutputWriter, ctx: ErrorC
 async function addDataOp(
   c: Cursor,
   size: bigint,
-  ops: OpReader,
-  writer: OutputWriter,
+  io: { ops: OpReader; writer: OutputWriter },
   ctx: ErrorContext,
 ): Promise<void> {
-  const startPos = c.pos;
-  for await (const data of ops.payload()) {
-    const n = data.length;
-    const small = OutputWriter.isSmall(n);
-    const buf = small ? await writer.reserve(n) : Buffer.allocUnsafe(n);
-    const got = await readFully(c.file, buf, n, c.pos);
-    if (got < n) {
-      const have = c.pos - startPos + BigInt(got);
-      c.pos = startPos;
-      sourceEof(c, 'AddData', size, have, ctx);
-    }
-    for (let i = 0; i < n; i++) buf[i] = (buf[i]! + data[i]!) & 0xff;
-    if (small) await writer.commit(n);
-    else await writer.write(buf);
-    c.pos += BigInt(n);
-  }
+  const r: SourceRead = { c, writer: io.writer, op: 'AddData', wanted: size, startPos: c.pos, ctx };
+  for await (const data of io.ops.payload()) await emitSource(r, data.length, data);
 }
 
 /** The whole current file as the ZstdDict dictionary (spec oci-delta §2.2: ≤ 1 << 29 bytes). */

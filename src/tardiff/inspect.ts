@@ -1,5 +1,6 @@
-import { OdhError, type ErrorContext } from '../util/errors.js';
-import { ADD_DATA_MAX, OPEN_NAME_MAX, emptyOpHistogram } from './apply.js';
+import type { ErrorContext } from '../util/errors.js';
+import { emptyOpHistogram } from './apply.js';
+import { checkOp } from './op-rules.js';
 import { OpCode, type OpName } from './ops.js';
 import { cleanSourceName, displayName } from './path.js';
 import { openTarDiff, type TarDiffInput } from './stream.js';
@@ -41,22 +42,13 @@ export async function inspectTarDiff(
   for (let op = await stream.ops.next(); op; op = await stream.ops.next()) {
     ops[op.name]++;
     const ctx: ErrorContext = { ...layerCtx, op: op.index, offset: op.offset };
-    if (op.code !== OpCode.Data && op.code !== OpCode.Open && !open) {
-      throw new OdhError('FORMAT', `${op.name} op with no current file set (no Open before it)`, ctx);
-    }
+    checkOp(op, stream.version, open, ctx);
     switch (op.code) {
       case OpCode.Data:
       case OpCode.Copy:
         bytesOut += op.size;
         break;
       case OpCode.Open: {
-        if (op.size > BigInt(OPEN_NAME_MAX)) {
-          throw new OdhError(
-            'LIMIT',
-            `Open name of ${op.size} bytes exceeds the limit of ${OPEN_NAME_MAX}`,
-            ctx,
-          );
-        }
         const name = displayName(cleanSourceName(await stream.ops.readPayload(), ctx));
         if (!seen.has(name)) {
           seen.add(name);
@@ -66,19 +58,11 @@ export async function inspectTarDiff(
         break;
       }
       case OpCode.AddData:
-        if (op.size > BigInt(ADD_DATA_MAX)) {
-          throw new OdhError(
-            'LIMIT',
-            `AddData of ${op.size} bytes exceeds the limit of ${ADD_DATA_MAX}`,
-            ctx,
-          );
-        }
         bytesOut += op.size;
         break;
       case OpCode.Seek:
         break;
       case OpCode.ZstdDict: {
-        if (stream.version !== 2) throw new OdhError('FORMAT', 'ZstdDict op requires a tardf2 delta', ctx);
         const head: Buffer[] = [];
         let len = 0;
         for await (const part of stream.ops.payload()) {

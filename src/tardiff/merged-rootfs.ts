@@ -1,3 +1,4 @@
+import { whiteoutAt } from '../oci/whiteout.js';
 import type { TarEntry } from '../tar/index.js';
 import { cleanSourceName } from './path.js';
 
@@ -40,9 +41,8 @@ export interface SourceEntry {
 /** What a fed entry turned out to be; `candidate` = a qualifying regular file (content may be wanted). */
 export type EntryRole = 'candidate' | 'hardlink' | 'whiteout' | 'opaque' | 'other' | 'ignored';
 
-const WH = Buffer.from('.wh.');
-const WH_OPAQUE = Buffer.from('.wh..wh..opq');
 const SLASH = 0x2f;
+const SLASH_BYTE = Buffer.from('/');
 
 /** Bytes as a Map key (latin1 is one char per byte, so distinct byte strings stay distinct). */
 export function nameKey(name: Uint8Array): string {
@@ -114,15 +114,14 @@ export class LayerScan {
       return 'hardlink';
     }
     // spec oci-delta §5.2: whiteouts are recorded, then skipped
-    const slash = path.lastIndexOf(SLASH);
-    const dir = slash < 0 ? Buffer.alloc(0) : path.subarray(0, slash + 1); // with its trailing '/'
-    const base = path.subarray(slash + 1);
-    if (base.equals(WH_OPAQUE)) {
-      this.opaque.push(dir);
+    const wh = whiteoutAt(path);
+    if (wh?.kind === 'opaque') {
+      // the prefix of everything under the directory: `dir/`, or empty for the root
+      this.opaque.push(wh.dir.length > 0 ? Buffer.concat([wh.dir, SLASH_BYTE]) : wh.dir);
       return 'opaque';
     }
-    if (base.length > WH.length && base.subarray(0, WH.length).equals(WH)) {
-      this.removed.push(Buffer.concat([dir, base.subarray(WH.length)]));
+    if (wh?.kind === 'remove') {
+      this.removed.push(wh.path);
       return 'whiteout';
     }
     // spec oci-delta §5.2: a path seen again in the same tar marks the earlier file overwritten

@@ -43,7 +43,13 @@ describe('copyOriginal: digest, magic sniffing and diff_id', () => {
           size: blob.length,
         };
         const f = file();
-        const s = await copyOriginal(Readable.from([blob]), desc, diffId(alg, TARGET), f, { layer: 'L' });
+        const s = await copyOriginal({
+          blob: Readable.from([blob]),
+          desc,
+          diffId: diffId(alg, TARGET),
+          file: f,
+          ctx: { layer: 'L' },
+        });
         expect(s.digest).toBe(desc.digest);
         expect(s.mediaType).toBe(
           {
@@ -58,24 +64,30 @@ describe('copyOriginal: digest, magic sniffing and diff_id', () => {
     it(`${kind} with wrong content is a diff_id mismatch`, async () => {
       const desc = { mediaType: 'x', digest: sha256(blob), size: blob.length };
       const wrong = diffId('sha384', Buffer.from('other'));
-      await expect(copyOriginal(Readable.from([blob]), desc, wrong, file(), { layer: 'L' })).rejects.toThrow(
-        `diff_id mismatch: expected ${wrong}, got ${diffId('sha384', TARGET)} (layer L)`,
-      );
+      await expect(
+        copyOriginal({ blob: Readable.from([blob]), desc, diffId: wrong, file: file(), ctx: { layer: 'L' } }),
+      ).rejects.toThrow(`diff_id mismatch: expected ${wrong}, got ${diffId('sha384', TARGET)} (layer L)`);
     });
   }
 
   it('refuses a blob whose digest is not the descriptor’s', async () => {
     const desc = { mediaType: 'x', digest: sha256(Buffer.from('something else')), size: TARGET.length };
     await expect(
-      copyOriginal(Readable.from([TARGET]), desc, diffId('sha256', TARGET), file(), {}),
+      copyOriginal({
+        blob: Readable.from([TARGET]),
+        desc,
+        diffId: diffId('sha256', TARGET),
+        file: file(),
+        ctx: {},
+      }),
     ).rejects.toThrow(/blob digest mismatch/);
   });
 
   it('refuses an unknown diff_id algorithm', async () => {
     const desc = { mediaType: 'x', digest: sha256(TARGET), size: TARGET.length };
-    await expect(copyOriginal(Readable.from([TARGET]), desc, 'md5:00', file(), {})).rejects.toThrow(
-      /unsupported diff_id algorithm "md5"/,
-    );
+    await expect(
+      copyOriginal({ blob: Readable.from([TARGET]), desc, diffId: 'md5:00', file: file(), ctx: {} }),
+    ).rejects.toThrow(/unsupported diff_id algorithm "md5"/);
   });
 });
 
@@ -84,7 +96,14 @@ describe('rebuildFromTarDiff', () => {
   for (const alg of ALGS) {
     it(`one Data op, ${alg} diff_id, gzip output`, async () => {
       const f = file();
-      const s = await rebuildFromTarDiff(Readable.from([td]), noSource, diffId(alg, TARGET), 'gzip', f, {});
+      const s = await rebuildFromTarDiff({
+        tarDiff: Readable.from([td]),
+        source: noSource,
+        diffId: diffId(alg, TARGET),
+        compress: 'gzip',
+        file: f,
+        ctx: {},
+      });
       expect(s.mediaType).toBe('application/vnd.oci.image.layer.v1.tar+gzip');
       const out = readFileSync(f);
       expect(gunzipSync(out).equals(TARGET)).toBe(true);
@@ -96,7 +115,14 @@ describe('rebuildFromTarDiff', () => {
   it('wrong content is a diff_id mismatch', async () => {
     const want = diffId('sha512', Buffer.from('x'));
     await expect(
-      rebuildFromTarDiff(Readable.from([td]), noSource, want, 'none', file(), { layer: 'L' }),
+      rebuildFromTarDiff({
+        tarDiff: Readable.from([td]),
+        source: noSource,
+        diffId: want,
+        compress: 'none',
+        file: file(),
+        ctx: { layer: 'L' },
+      }),
     ).rejects.toThrow(
       /diff_id mismatch: expected sha512:[0-9a-f]{128}, got sha512:[0-9a-f]{128} \(layer L\)/,
     );

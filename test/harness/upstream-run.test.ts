@@ -116,10 +116,14 @@ describe('create/apply argument and exit-code contract (stand-in oci-delta)', ()
   it('stand-in: create builds `create [--binary-diff X] [--jobs N] OLD NEW OUT` exactly', async () => {
     const argvFile = path.join(work, 'argv');
     const bin = writeStandinBinary(work, 'oci-delta', { argvFile });
-    const r = await upstreamCreate(bin, '/i/old.oci-archive', '/i/new.oci-archive', '/o/delta.oci-archive', {
-      binaryDiff: 'zstd',
-      jobs: 2,
-    });
+    const r = await upstreamCreate(
+      bin,
+      { old: '/i/old.oci-archive', new: '/i/new.oci-archive', out: '/o/delta.oci-archive' },
+      {
+        binaryDiff: 'zstd',
+        jobs: 2,
+      },
+    );
     expect(recordedArgv(argvFile)).toEqual([
       'create',
       '--binary-diff',
@@ -136,7 +140,7 @@ describe('create/apply argument and exit-code contract (stand-in oci-delta)', ()
     // Measured by GNU time or /proc VmHWM: a shell's peak RSS is at least a few hundred KiB.
     expect(r.peakRssKiB).toBeGreaterThan(100);
 
-    await upstreamCreate(bin, 'old', 'new', 'out');
+    await upstreamCreate(bin, { old: 'old', new: 'new', out: 'out' });
     expect(recordedArgv(argvFile)).toEqual(['create', 'old', 'new', 'out']);
   });
 
@@ -170,18 +174,18 @@ describe('create/apply argument and exit-code contract (stand-in oci-delta)', ()
 
   it('stand-in: exit 3 without stderr, a signal and a timeout are UPSTREAM_FAILED too', async () => {
     const three = writeStandinBinary(work, 'three', { exitCode: 3 });
-    expect((await failure(upstreamCreate(three, 'a', 'b', 'c'))).message).toBe(
+    expect((await failure(upstreamCreate(three, { old: 'a', new: 'b', out: 'c' }))).message).toBe(
       `oci-delta create failed with exit status 3 (file ${three})`,
     );
 
     const killed = writeStandinBinary(work, 'killed', { extra: 'kill -KILL $$' });
-    const k = await failure(upstreamCreate(killed, 'a', 'b', 'c'));
+    const k = await failure(upstreamCreate(killed, { old: 'a', new: 'b', out: 'c' }));
     expect(k.code).toBe('UPSTREAM_FAILED');
     expect(k.message).toBe(`oci-delta create killed by SIGKILL (file ${killed})`);
 
     const slow = writeStandinBinary(work, 'slow', { extra: 'sleep 30' });
     const started = Date.now();
-    const t = await failure(upstreamCreate(slow, 'a', 'b', 'c', { timeoutMs: 300 }));
+    const t = await failure(upstreamCreate(slow, { old: 'a', new: 'b', out: 'c' }, { timeoutMs: 300 }));
     expect(t.code).toBe('UPSTREAM_FAILED');
     expect(t.message).toBe(`oci-delta create timed out after 0.3 s (file ${slow})`);
     expect(Date.now() - started).toBeLessThan(5000);
@@ -190,12 +194,14 @@ describe('create/apply argument and exit-code contract (stand-in oci-delta)', ()
   it('stand-in that cannot be executed: UNAVAILABLE, and invalid options are USAGE', async () => {
     const noExec = path.join(work, 'oci-delta');
     writeFileSync(noExec, '#!/bin/sh\nexit 0\n', { mode: 0o644 });
-    const e = await failure(upstreamCreate(noExec, 'a', 'b', 'c'));
+    const e = await failure(upstreamCreate(noExec, { old: 'a', new: 'b', out: 'c' }));
     expect(e.code).toBe('UNAVAILABLE');
     expect(e.message).toBe(`oci-delta create: cannot execute upstream binary (EACCES) (file ${noExec})`);
 
     const ok = writeStandinBinary(work, 'ok');
-    const bad = await failure(upstreamCreate(ok, 'a', 'b', 'c', { binaryDiff: 'gzip' as never }));
+    const bad = await failure(
+      upstreamCreate(ok, { old: 'a', new: 'b', out: 'c' }, { binaryDiff: 'gzip' as never }),
+    );
     expect(bad.code).toBe('USAGE');
     expect((await failure(upstreamApply(ok, 'd', 'o', { directory: '' }))).code).toBe('USAGE');
   });

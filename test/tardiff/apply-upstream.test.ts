@@ -1,6 +1,6 @@
 import { describe, it, expect } from 'vitest';
 import { encodeOp, OpCode } from '../../src/tardiff/ops.js';
-import { ADD_DATA_MAX } from '../../src/tardiff/apply.js';
+import { ADD_DATA_MAX } from '../../src/tardiff/op-rules.js';
 import { encodeUvarint } from '../../src/tardiff/varint.js';
 import { applyError, applyToBuffer, makeDelta, MemorySource, zstdPatch } from './fixtures.js';
 

@@ -117,7 +117,7 @@ describe('bsdiff mode', () => {
     const a = Buffer.alloc(size, 3);
     const b = Buffer.alloc(size, 1);
     await w.open(Buffer.from('f'));
-    await w.addDiff(a, 0, b, 0, size);
+    await w.addDiff(a, b, { newAt: 0, oldAt: 0, length: size });
     await w.finish();
     const r = checkTarDiff(Buffer.concat(chunks));
     expect(r.problems).toEqual([]);

@@ -289,7 +289,7 @@ export class RegistryClient {
     const what = this.http.where(repo, `blob ${desc.digest}`);
     const result = await this.http.retrying(
       `${what} upload`,
-      () => uploadBlobSession(this.http, repo, desc, open, mountFrom),
+      () => uploadBlobSession(this.http, { repo, desc, open, mountFrom }),
       { size: desc.size },
     );
     const size = await this.blobSize(repo, desc.digest);

@@ -17,11 +17,15 @@ export type BlobPushResult = 'skipped' | 'mounted' | 'uploaded';
  */
 export async function uploadBlobSession(
   http: RegistryHttp,
-  repo: string,
-  desc: Descriptor,
-  open: BlobOpener,
-  mountFrom?: string,
+  blob: {
+    repo: string;
+    desc: Descriptor;
+    open: BlobOpener;
+    /** A repository of the same registry to mount the blob from instead of uploading it. */
+    mountFrom?: string | undefined;
+  },
 ): Promise<BlobPushResult> {
+  const { repo, desc, open, mountFrom } = blob;
   const what = http.where(repo, `blob ${desc.digest}`);
   const mount =
     mountFrom && mountFrom !== repo

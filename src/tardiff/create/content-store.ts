@@ -100,13 +100,13 @@ export class ContentStore {
     return o;
   }
 
-  /** Reads `length` bytes of `f` at `position` into `buf[offset..]` (the range must lie in the file). */
-  async read(f: OldFile, buf: Buffer, offset: number, length: number, position: number): Promise<void> {
+  /** Reads `length` bytes of `f` at `position` into the start of `buf` (the range must lie in the file). */
+  async read(f: OldFile, buf: Buffer, length: number, position: number): Promise<void> {
     const fh = await this.handle();
     const base = this.offsetOf(f);
     let done = 0;
     while (done < length) {
-      const { bytesRead } = await fh.read(buf, offset + done, length - done, base + position + done);
+      const { bytesRead } = await fh.read(buf, done, length - done, base + position + done);
       if (bytesRead === 0)
         throw new OdhError('TRUNCATED', 'source store shorter than expected', { file: this.file });
       done += bytesRead;
@@ -116,7 +116,7 @@ export class ContentStore {
   /** The whole content of `f` (callers bound its size: ZstdDict sources ≤ 512 MiB). */
   async readAll(f: OldFile): Promise<Buffer> {
     const buf = Buffer.allocUnsafe(f.size);
-    await this.read(f, buf, 0, f.size, 0);
+    await this.read(f, buf, f.size, 0);
     return buf;
   }
 
@@ -128,7 +128,7 @@ export class ContentStore {
     const chunk = Buffer.allocUnsafe(Math.min(f.size, 4 << 20));
     for (let pos = 0; pos < f.size; pos += chunk.length) {
       const n = Math.min(chunk.length, f.size - pos);
-      await this.read(f, chunk, 0, n, pos);
+      await this.read(f, chunk, n, pos);
       s.push(chunk.subarray(0, n));
     }
     const blobs = s.finish();

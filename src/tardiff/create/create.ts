@@ -127,7 +127,7 @@ export async function createTarDiff(opts: CreateTarDiffOptions): Promise<CreateT
       const needed = plans.filter((p) => p.how !== 'copy').map((p) => p.source);
       opts.onProgress?.({ phase: 'extract', done: 0, total: needed.length });
       await sources.store.ensure(needed);
-      return await writeDiff(layer.path, layer.size, plans, sources, opts, ctx);
+      return await writeDiff({ tar: layer, plans, sources, opts, ctx });
     } finally {
       await layer.release();
     }
@@ -191,70 +191,97 @@ export function outerLevelFor(literalBytes: number): number {
   return 3;
 }
 
-async function writeDiff(
-  tarPath: string,
-  tarSize: number,
-  plans: Plan[],
-  sources: SourceSet,
-  opts: CreateTarDiffOptions,
-  ctx: ErrorContext,
-): Promise<CreateTarDiffResult> {
+/** One new layer's tar-diff to write: the uncompressed new tar, the plan for each file, the sources. */
+interface DiffJob {
+  tar: { path: string; size: number };
+  plans: Plan[];
+  sources: SourceSet;
+  opts: CreateTarDiffOptions;
+  ctx: ErrorContext;
+}
+
+/** Where the tar-diff bytes go: a file (removed again on failure) or the caller's stream. */
+interface DiffSink {
+  write: (chunk: Buffer) => Promise<void>;
+  /** Closes a file output (no-op for a stream). */
+  close(): Promise<void>;
+  /** Closes and removes a file output after a failure (no-op for a stream). */
+  discard(): Promise<void>;
+}
+
+async function openDiffSink(out: string | Writable): Promise<DiffSink> {
+  if (typeof out !== 'string') {
+    return {
+      write: (chunk) =>
+        new Promise<void>((resolve, reject) => {
+          out.write(chunk, (e) => (e ? reject(e) : resolve()));
+        }),
+      close: async () => {},
+      discard: async () => {},
+    };
+  }
+  let fh: FileHandle | null;
+  try {
+    fh = await open(out, 'w', 0o644);
+  } catch (e) {
+    throw new OdhError('IO', `cannot create tar-diff: ${(e as Error).message}`, { file: out });
+  }
+  const file = fh;
+  return {
+    write: async (chunk) => {
+      await file.write(chunk);
+    },
+    async close() {
+      if (fh) await fh.close();
+      fh = null;
+    },
+    async discard() {
+      if (!fh) return;
+      await fh.close().catch(() => {});
+      fh = null;
+      await rm(out, { force: true });
+    },
+  };
+}
+
+async function writeDiff(job: DiffJob): Promise<CreateTarDiffResult> {
+  const { tar: tarFile, plans, opts, ctx } = job;
   // spec oci-delta §2.1: zstd and auto always write tardf2, bsdiff and copy tardf1
   const version = opts.mode === 'zstd' || opts.mode === 'auto' ? 2 : 1;
-  const outFile = typeof opts.out === 'string' ? opts.out : null;
-  let outFh: FileHandle | null = null;
-  let sink: (chunk: Buffer) => Promise<void>;
-  if (outFile !== null) {
-    try {
-      outFh = await open(outFile, 'w', 0o644);
-    } catch (e) {
-      throw new OdhError('IO', `cannot create tar-diff: ${(e as Error).message}`, { file: outFile });
-    }
-    const fh = outFh;
-    sink = async (chunk) => {
-      await fh.write(chunk);
-    };
-  } else {
-    const w = opts.out as Writable;
-    sink = (chunk) =>
-      new Promise<void>((resolve, reject) => {
-        w.write(chunk, (e) => (e ? reject(e) : resolve()));
-      });
-  }
+  const sink = await openDiffSink(opts.out);
   // bsdiff triples carry about a file's worth of (mostly zero) AddData bytes through the outer stream
-  const literal = tarSize - plans.reduce((n, p) => n + (p.how === 'bsdiff' ? 0 : p.file.size), 0);
+  const literal = tarFile.size - plans.reduce((n, p) => n + (p.how === 'bsdiff' ? 0 : p.file.size), 0);
   const writer = new OpStreamWriter(
-    sink,
+    sink.write,
     version,
     opts.compressionLevel ?? (plans.length > 0 ? outerLevelFor(literal) : UPSTREAM_LEVEL),
     literal,
   );
-  const tar = await open(tarPath, 'r');
+  const tar = await open(tarFile.path, 'r');
   try {
-    const reader = new WindowedReader(tar, tarSize, ctx);
-    const patcher = new ZstdDictEncoder(opts.zstdDiffLevel, opts.zstdDiffWindow);
-    const dataRange = async (from: number, to: number) => {
-      for (let p = from; p < to; p += READ_CHUNK)
-        await writer.data(await reader.read(p, Math.min(READ_CHUNK, to - p)));
+    const reader = new WindowedReader(tar, tarFile.size, ctx);
+    const emit: PlanEmitter = {
+      reader,
+      writer,
+      sources: job.sources,
+      patcher: new ZstdDictEncoder(opts.zstdDiffLevel, opts.zstdDiffWindow),
+      dataRange: async (from: number, to: number) => {
+        for (let p = from; p < to; p += READ_CHUNK)
+          await writer.data(await reader.read(p, Math.min(READ_CHUNK, to - p)));
+      },
     };
     let pos = 0;
     for (const [i, plan] of plans.entries()) {
-      await dataRange(pos, plan.file.dataOffset);
-      await emitPlan(plan, reader, writer, sources, patcher, dataRange);
+      await emit.dataRange(pos, plan.file.dataOffset);
+      await emitPlan(plan, emit);
       pos = plan.file.dataOffset + plan.file.size;
       opts.onProgress?.({ phase: 'diff', done: i + 1, total: plans.length });
     }
-    await dataRange(pos, tarSize);
+    await emit.dataRange(pos, tarFile.size);
     await writer.finish();
-    if (outFh) {
-      await outFh.close();
-      outFh = null;
-    }
+    await sink.close();
   } catch (e) {
-    if (outFh) {
-      await outFh.close().catch(() => {});
-      await rm(outFile!, { force: true });
-    }
+    await sink.discard();
     if (isOdhError(e)) throw e;
     throw new OdhError('IO', `cannot write tar-diff: ${(e as Error).message}`, ctx, { cause: e });
   } finally {
@@ -265,18 +292,22 @@ async function writeDiff(
     version,
     ops: writer.histogram,
     sourcesUsed: writer.opened.map(displayName),
-    newLayerBytes: tarSize,
+    newLayerBytes: tarFile.size,
   };
 }
 
-async function emitPlan(
-  plan: Plan,
-  reader: WindowedReader,
-  writer: OpStreamWriter,
-  sources: SourceSet,
-  patcher: ZstdDictEncoder,
-  dataRange: (from: number, to: number) => Promise<void>,
-): Promise<void> {
+/** What emitting one file's plan needs; made once per tar-diff. */
+interface PlanEmitter {
+  reader: WindowedReader;
+  writer: OpStreamWriter;
+  sources: SourceSet;
+  patcher: ZstdDictEncoder;
+  /** Literal Data of the new tar's bytes [from, to). */
+  dataRange: (from: number, to: number) => Promise<void>;
+}
+
+async function emitPlan(plan: Plan, e: PlanEmitter): Promise<void> {
+  const { reader, writer, sources, patcher, dataRange } = e;
   const { file, source } = plan;
   const start = file.dataOffset;
   const end = start + file.size;
@@ -304,7 +335,7 @@ async function emitPlan(
       await writer.open(source.openName);
       await writer.seek(0);
       await bsdiff(old, target, {
-        add: (newAt, oldAt, length) => writer.addDiff(target, newAt, old, oldAt, length),
+        add: (newAt, oldAt, length) => writer.addDiff(target, old, { newAt, oldAt, length }),
         extra: (from, to) => (to > from ? writer.data(target.subarray(from, to)) : Promise.resolve()),
         seekBy: (delta) => writer.seekAlways(writer.sourcePosition + delta),
       });
@@ -321,7 +352,7 @@ async function emitPlan(
       const old = Buffer.allocUnsafe(32768);
       for (const m of matches) {
         if (m.targetOffset > cur) await dataRange(start + cur, start + m.targetOffset);
-        await sources.store.read(source, old, 0, m.size, m.sourceOffset);
+        await sources.store.read(source, old, m.size, m.sourceOffset);
         const want = await reader.read(start + m.targetOffset, m.size);
         if (old.subarray(0, m.size).equals(want)) {
           await writer.open(source.openName);

@@ -2,6 +2,8 @@ import binding from 'zstd-napi/binding.js';
 import { OP_NAMES, OpCode, type OpCodeValue, type OpName } from '../ops.js';
 import { TARDIFF_MAGIC_V1, TARDIFF_MAGIC_V2 } from '../stream.js';
 import { encodeUvarint } from '../varint.js';
+// spec oci-delta §2.2: appliers refuse AddData ops longer than this, so the writer splits them.
+import { ADD_DATA_MAX } from '../op-rules.js';
 
 /**
  * Writes a tar-diff: the 8-byte header, then one zstd stream of op records (spec oci-delta §2.1–2.2).
@@ -13,8 +15,6 @@ import { encodeUvarint } from '../varint.js';
 /** spec oci-delta §5.4: Data is flushed once this much is buffered. */
 export const DATA_FLUSH = 4 * 1024 * 1024;
 const OUT_CHUNK = 1 << 20;
-/** spec oci-delta §2.2: appliers refuse AddData ops longer than this. */
-export const ADD_DATA_MAX = 100 * 1024 * 1024;
 const DIFF_PIECE = 1 << 20;
 /** `ZSTD_c_srcSizeHint`, experimental (libzstd 1.5.x). */
 const C_SRC_SIZE_HINT = 1004;
@@ -142,11 +142,10 @@ export class OpStreamWriter {
    */
   async addDiff(
     neu: Uint8Array,
-    newAt: number,
     old: Uint8Array,
-    oldAt: number,
-    length: number,
+    span: { newAt: number; oldAt: number; length: number },
   ): Promise<void> {
+    const { newAt, oldAt, length } = span;
     let done = 0;
     do {
       const n = Math.min(length - done, ADD_DATA_MAX);

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { MergedRootfs, OSTREE_PREFIX, nameKey, type SourceEntry } from '../merged-rootfs.js';
 import type { ErrorContext } from '../../util/errors.js';
-import { OPEN_NAME_MAX } from '../apply.js';
+import { OPEN_NAME_MAX } from '../op-rules.js';
 import { ContentStore } from './content-store.js';
 import { forEachLayerEntry, type LayerStreamFactory } from './layers.js';
 import { basenameOf, fuzzyPrefixOf, isDeltaCandidate } from './match.js';

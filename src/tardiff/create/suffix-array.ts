@@ -51,8 +51,18 @@ function classify(s: Text, n: number): Types {
   return t;
 }
 
-/** Bucket boundaries per character: starts (`end` false) or one-past-ends (`end` true). */
-function buckets(s: Text, n: number, counts: Int32Array, out: Int32Array, end: boolean): void {
+/** One SA-IS level: its text, length, suffix types and the bucket tables (alphabet-sized). */
+interface Level {
+  s: Text;
+  n: number;
+  t: Types;
+  counts: Int32Array;
+  bkt: Int32Array;
+}
+
+/** Bucket boundaries per character into `lv.bkt`: starts (`end` false) or one-past-ends (`end` true). */
+function buckets(lv: Level, end: boolean): void {
+  const { s, n, counts, bkt: out } = lv;
   counts.fill(0);
   for (let i = 0; i < n; i++) counts[s[i]!]!++;
   let sum = 0;
@@ -63,15 +73,16 @@ function buckets(s: Text, n: number, counts: Int32Array, out: Int32Array, end: b
 }
 
 /** Induces L-type then S-type suffixes from the seeds placed in `sa` (SA-IS steps 2 and 3). */
-function induce(s: Text, sa: Int32Array, n: number, t: Types, counts: Int32Array, bkt: Int32Array): void {
-  buckets(s, n, counts, bkt, false);
+function induce(lv: Level, sa: Int32Array): void {
+  const { s, n, t, bkt } = lv;
+  buckets(lv, false);
   // the virtual sentinel comes first, and the suffix just left of it is L-type
   sa[bkt[s[n - 1]!]!++] = n - 1;
   for (let i = 0; i < n; i++) {
     const j = sa[i]! - 1;
     if (j >= 0 && !t.isS(j)) sa[bkt[s[j]!]!++] = j;
   }
-  buckets(s, n, counts, bkt, true);
+  buckets(lv, true);
   for (let i = n - 1; i >= 0; i--) {
     const j = sa[i]! - 1;
     if (j >= 0 && t.isS(j)) sa[--bkt[s[j]!]!] = j;
@@ -79,7 +90,8 @@ function induce(s: Text, sa: Int32Array, n: number, t: Types, counts: Int32Array
 }
 
 /** True when the LMS substrings starting at a and b are equal (characters and types). */
-function lmsEqual(s: Text, n: number, t: Types, a: number, b: number): boolean {
+function lmsEqual(lv: Level, a: number, b: number): boolean {
+  const { s, n, t } = lv;
   for (let d = 0; ; d++) {
     // the substring reaching the sentinel is unique
     if (a + d === n || b + d === n) return false;
@@ -100,14 +112,14 @@ function sais(s: Text, sa: Int32Array, n: number, k: number): void {
     return;
   }
   const t = classify(s, n);
-  const counts = new Int32Array(k);
   const bkt = new Int32Array(k);
+  const lv: Level = { s, n, t, counts: new Int32Array(k), bkt };
 
   // 1. LMS positions at their bucket ends, then induce: LMS substrings come out sorted
   sa.fill(-1);
-  buckets(s, n, counts, bkt, true);
+  buckets(lv, true);
   for (let i = 1; i < n; i++) if (t.isLms(i)) sa[--bkt[s[i]!]!] = i;
-  induce(s, sa, n, t, counts, bkt);
+  induce(lv, sa);
 
   // 2. the sorted LMS positions to the front, then name the substrings
   let m = 0;
@@ -117,7 +129,7 @@ function sais(s: Text, sa: Int32Array, n: number, k: number): void {
   let prev = -1;
   for (let i = 0; i < m; i++) {
     const p = sa[i]!;
-    if (prev < 0 || !lmsEqual(s, n, t, prev, p)) names++;
+    if (prev < 0 || !lmsEqual(lv, prev, p)) names++;
     prev = p;
     // LMS positions are ≥ 2 apart, so p >> 1 gives each its own slot after the first m
     sa[m + (p >>> 1)] = names - 1;
@@ -135,11 +147,11 @@ function sais(s: Text, sa: Int32Array, n: number, k: number): void {
   for (let i = 1, j = 0; i < n; i++) if (t.isLms(i)) reduced[j++] = i;
   for (let i = 0; i < m; i++) sa1[i] = reduced[sa1[i]!]!;
   sa.fill(-1, m);
-  buckets(s, n, counts, bkt, true);
+  buckets(lv, true);
   for (let i = m - 1; i >= 0; i--) {
     const p = sa[i]!;
     sa[i] = -1;
     sa[--bkt[s[p]!]!] = p;
   }
-  induce(s, sa, n, t, counts, bkt);
+  induce(lv, sa);
 }
