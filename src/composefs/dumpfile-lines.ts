@@ -96,26 +96,34 @@ export async function* dumpfileLineBatches(
   }
 }
 
-/** Receives one line as buf[start, end) (no LF): no view or object per line. */
-export type LineVisitor = (
-  buf: Buffer,
-  start: number,
-  end: number,
-  number: number,
-  terminated: boolean,
-) => void;
+/** One line as buf[start, end) (no LF). Visitors get one object, refilled for every line. */
+export interface LineRef {
+  buf: Buffer;
+  start: number;
+  end: number;
+  /** 1-based line number. */
+  number: number;
+  /** false only for a last line that has no trailing LF. */
+  terminated: boolean;
+}
+
+/** Receives each line in turn: no view or object per line (read the fields, do not keep `line`). */
+export type LineVisitor = (line: LineRef) => void;
 
 /** Calls `visit` for every line of a buffer. */
 export function eachDumpLineSync(input: Uint8Array, visit: LineVisitor, file?: string): void {
   const buf = Buffer.isBuffer(input) ? input : Buffer.from(input.buffer, input.byteOffset, input.byteLength);
-  let number = 0;
+  const line: LineRef = { buf, start: 0, end: 0, number: 0, terminated: true };
   let start = 0;
   while (start < buf.length) {
     const nl = buf.indexOf(0x0a, start);
     const end = nl < 0 ? buf.length : nl;
-    number++;
-    if (end - start > MAX_LINE_BYTES) throw tooLong(number, file);
-    visit(buf, start, end, number, nl >= 0);
+    line.number++;
+    if (end - start > MAX_LINE_BYTES) throw tooLong(line.number, file);
+    line.start = start;
+    line.end = end;
+    line.terminated = nl >= 0;
+    visit(line);
     start = end + 1;
   }
 }
@@ -128,6 +136,15 @@ export async function eachDumpLine(
 ): Promise<void> {
   let carry: Buffer | null = null;
   let number = 0;
+  const line: LineRef = { buf: Buffer.alloc(0), start: 0, end: 0, number: 0, terminated: true };
+  const emit = (buf: Buffer, start: number, end: number, terminated: boolean): void => {
+    line.buf = buf;
+    line.start = start;
+    line.end = end;
+    line.number = number;
+    line.terminated = terminated;
+    visit(line);
+  };
   for await (const raw of input) {
     const chunk = Buffer.isBuffer(raw) ? raw : Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
     let start = 0;
@@ -137,12 +154,12 @@ export async function eachDumpLine(
       number++;
       if (carry !== null) {
         if (carry.length + nl > MAX_LINE_BYTES) throw tooLong(number, file);
-        const line: Buffer = Buffer.concat([carry, chunk.subarray(0, nl)]);
+        const joined: Buffer = Buffer.concat([carry, chunk.subarray(0, nl)]);
         carry = null;
-        visit(line, 0, line.length, number, true);
+        emit(joined, 0, joined.length, true);
       } else {
         if (nl - start > MAX_LINE_BYTES) throw tooLong(number, file);
-        visit(chunk, start, nl, number, true);
+        emit(chunk, start, nl, true);
       }
       start = nl + 1;
     }
@@ -153,5 +170,8 @@ export async function eachDumpLine(
       if (carry.length > MAX_LINE_BYTES) throw tooLong(number + 1, file);
     }
   }
-  if (carry !== null) visit(carry, 0, carry.length, number + 1, false);
+  if (carry !== null) {
+    number++;
+    emit(carry, 0, carry.length, false);
+  }
 }

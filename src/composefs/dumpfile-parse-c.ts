@@ -26,6 +26,7 @@ import {
   syntax,
 } from './dumpfile-fields.js';
 import { isValidFileType } from './dumpfile-tree.js';
+import type { LineRef } from './dumpfile-lines.js';
 
 const U32 = 0xffffffffn;
 const MAX_NAME = 255;
@@ -54,7 +55,7 @@ export class MkcomposefsDumpfileParser {
     private readonly digestBytes: 32 | 64 = 32,
     expectedLines = 0,
   ) {
-    this.tree = new FlatPathTree(expectedLines);
+    this.tree = new FlatPathTree(expectedLines, MAX_NAME);
     this.flat = this.tree.flat;
   }
 
@@ -114,11 +115,12 @@ export class MkcomposefsDumpfileParser {
   }
 
   line(bytes: Buffer, lineNo: number, terminated: boolean): void {
-    this.lineAt(bytes, 0, bytes.length, lineNo, terminated);
+    this.lineAt({ buf: bytes, start: 0, end: bytes.length, number: lineNo, terminated });
   }
 
   /** The line buf[start, end) (without its LF). */
-  lineAt(buf: Buffer, start: number, end: number, lineNo: number, terminated: boolean): void {
+  lineAt(line: LineRef): void {
+    const { buf, start, end, number: lineNo, terminated } = line;
     this.sawLine = true;
     // spec composefs-v1 §4.1
     if (!terminated && this.strict) throw syntax('Missing trailing newline');
@@ -140,7 +142,7 @@ export class MkcomposefsDumpfileParser {
     }
     if (pathEnd === pathStart) throw syntax('Invalid empty path');
     const isRoot = pathEnd - pathStart === 1 && pathSrc[pathStart] === 0x2f;
-    const entry = isRoot ? -1 : this.tree.insert(pathSrc, pathStart, pathEnd, MAX_NAME);
+    const entry = isRoot ? -1 : this.tree.insert(pathSrc, pathStart, pathEnd);
 
     // MODE, with `@` marking a hardlink line (spec composefs-v1 §4.5 item 2).
     const modeStart = this.b[2 * F_MODE];

@@ -46,11 +46,11 @@ export async function parseDumpfileFlat(
     Math.ceil(bytes / 100),
   );
   const file = options.file;
-  const visit: LineVisitor = (buf, start, end, number, terminated) => {
+  const visit: LineVisitor = (line) => {
     try {
-      parser.lineAt(buf, start, end, number, terminated);
+      parser.lineAt(line);
     } catch (e) {
-      throw located(e, file, number);
+      throw located(e, file, line.number);
     }
   };
   if (input instanceof Uint8Array) eachDumpLineSync(input, visit, file);

@@ -5,7 +5,7 @@
  * open-addressing table keyed by (directory, name bytes): no Map, string or object per entry.
  */
 import { OdhError } from '../util/errors.js';
-import { FlatTree, NO_INODE, sameBytes } from './flat-tree.js';
+import { FlatTree, NO_INODE, hasPrefixAt } from './flat-tree.js';
 import { syntax } from './dumpfile-fields.js';
 
 const SLASH = 0x2f;
@@ -31,8 +31,14 @@ export class FlatPathTree {
   private slots: Int32Array;
   private hashes: Int32Array;
 
-  /** `expected`: entries to make room for at once (e.g. estimated from the input size). */
-  constructor(expected = 0) {
+  /**
+   * `expected`: entries to make room for at once (e.g. estimated from the input size);
+   * `maxName`: the longest name accepted.
+   */
+  constructor(
+    expected: number,
+    private readonly maxName: number,
+  ) {
     this.flat = new FlatTree(expected);
     let slots = 1 << 12;
     while (slots < 2 * expected) slots *= 2;
@@ -54,7 +60,7 @@ export class FlatPathTree {
   }
 
   /** Adds the entry of a non-root path (its inode is set later); returns the entry id. */
-  insert(src: Uint8Array, start: number, end: number, maxName: number): number {
+  insert(src: Uint8Array, start: number, end: number): number {
     if (!this.hasRoot) throw syntax('Root must be the first entry');
     let slash = end - 1;
     while (slash >= start && src[slash] !== SLASH) slash--;
@@ -63,11 +69,23 @@ export class FlatPathTree {
       cached !== null &&
       slash - start === cached.length &&
       slash + 1 < end &&
-      sameBytes(cached, 0, src, start, cached.length)
+      hasPrefixAt(src, start, cached)
     ) {
-      return this.addChild(this.lastParent, src, slash + 1, end, maxName);
+      return this.addChild(this.lastParent, src, slash + 1, end);
     }
-    // Components, skipping leading and repeated slashes (spec composefs-v1 §4.5 item 1).
+    const dir = this.walkParents(src, start, end);
+    return this.addChild(dir, src, this.nameStart, end);
+  }
+
+  /** Start of the last component, set by walkParents. */
+  private nameStart = 0;
+
+  /**
+   * The directory holding the last component of src[start, end): every earlier component must be a
+   * directory (components skip leading and repeated slashes, spec composefs-v1 §4.5 item 1). Sets
+   * nameStart and caches a canonical parent path for the next line.
+   */
+  private walkParents(src: Uint8Array, start: number, end: number): number {
     let pos = start;
     while (pos < end && src[pos] === SLASH) pos++;
     let dir = 0;
@@ -75,7 +93,7 @@ export class FlatPathTree {
     for (;;) {
       let next = pos;
       while (next < end && src[next] !== SLASH) next++;
-      if (next >= end) return this.finishInsert(src, start, slash, end, dir, parts, pos, maxName);
+      if (next >= end) break;
       const e = this.find(dir, src, pos, next);
       if (e < 0 || this.flat.entryHardlink[e] === 1 || !this.isDirEntry(e)) {
         throw syntax(
@@ -87,25 +105,16 @@ export class FlatPathTree {
       pos = next + 1;
       while (pos < end && src[pos] === SLASH) pos++;
     }
-  }
-
-  private finishInsert(
-    src: Uint8Array,
-    start: number,
-    slash: number,
-    end: number,
-    dir: number,
-    parts: number,
-    last: number,
-    maxName: number,
-  ): number {
     if (!this.flat.isDir(dir)) throw syntax('Parent is not a directory');
+    let slash = end - 1;
+    while (slash >= start && src[slash] !== SLASH) slash--;
     // Cache only a canonical parent path ("/a/b": one leading slash, no empty component).
     if (slash > start && src[start] === SLASH && parts >= 2 && isCanonical(src, start, slash)) {
       this.lastParentPath = Buffer.from(src.subarray(start, slash));
       this.lastParent = dir;
     }
-    return this.addChild(dir, src, last, end, maxName);
+    this.nameStart = pos;
+    return dir;
   }
 
   private isDirEntry(e: number): boolean {
@@ -113,17 +122,18 @@ export class FlatPathTree {
     return i !== NO_INODE && this.flat.isDir(i);
   }
 
-  private addChild(dir: number, src: Uint8Array, start: number, end: number, maxName: number): number {
+  private addChild(dir: number, src: Uint8Array, start: number, end: number): number {
+    const maxName = this.maxName;
     const n = end - start;
     if (n === 0) throw syntax("Can't add child: empty name");
     if ((n === 1 && src[start] === 0x2e) || (n === 2 && src[start] === 0x2e && src[start + 1] === 0x2e)) {
       throw syntax('Invalid . or .. in path');
     }
     if (n > maxName) throw syntax(`Can't add child: name longer than ${maxName} bytes`);
-    const h = hashName(dir, src, start, end);
-    if (this.findHashed(h, dir, src, start, end) >= 0) throw syntax("Can't add child: duplicate name");
-    const e = this.flat.addEntry(dir, src, start, end, NO_INODE, false);
-    this.remember(e, h);
+    if (this.find(dir, src, start, end) >= 0) throw syntax("Can't add child: duplicate name");
+    const e = this.flat.addEntry(dir, NO_INODE, false);
+    this.flat.setEntryName(e, src, start, end);
+    this.remember(e, this.hash);
     return e;
   }
 
@@ -140,14 +150,15 @@ export class FlatPathTree {
     this.hardlinks.push({ entry, line, path });
   }
 
-  private find(dir: number, src: Uint8Array, start: number, end: number): number {
-    return this.findHashed(hashName(dir, src, start, end), dir, src, start, end);
-  }
+  /** The hash of the last name looked up (addChild files the new entry under it). */
+  private hash = 0;
 
-  private findHashed(h: number, dir: number, src: Uint8Array, start: number, end: number): number {
+  /** The entry named src[start, end) in directory `dir`, or -1. */
+  private find(dir: number, src: Uint8Array, start: number, end: number): number {
+    const h = hashName(dir, src, start, end);
+    this.hash = h;
     const mask = this.slots.length - 1;
     const f = this.flat;
-    const arena = f.bytes.buf;
     for (let s = h & mask; ; s = (s + 1) & mask) {
       const v = this.slots[s];
       if (v === 0) return -1;
@@ -156,7 +167,7 @@ export class FlatPathTree {
         this.hashes[e] === (h | 0) &&
         f.entryParent[e] === dir &&
         f.entryNameLen[e] === end - start &&
-        sameBytes(arena, f.entryNameOff[e], src, start, end - start)
+        f.bytes.matches(f.entryNameOff[e], src, start, end)
       ) {
         return e;
       }

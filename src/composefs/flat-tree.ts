@@ -37,21 +37,12 @@ function grownBI64(a: BigInt64Array, n: number): BigInt64Array {
   return b;
 }
 
-/**
- * src[start, end) → dst at `at`. Short runs (names, digests) are copied in a loop: cheaper than a
- * native call plus the view object `subarray` would allocate.
- */
-export function copyBytes(src: Uint8Array, start: number, end: number, dst: Uint8Array, at: number): void {
-  if (end - start <= 128) {
-    for (let i = start; i < end; i++) dst[at++] = src[i];
-  } else {
-    dst.set(src.subarray(start, end), at);
-  }
-}
+/** Runs up to this many bytes are copied in a loop: cheaper than a native call plus a view. */
+const SHORT_COPY = 128;
 
-/** a[aOff, aOff+len) equals b[bOff, bOff+len). */
-export function sameBytes(a: Uint8Array, aOff: number, b: Uint8Array, bOff: number, len: number): boolean {
-  for (let i = 0; i < len; i++) if (a[aOff + i] !== b[bOff + i]) return false;
+/** src[start, start + prefix.length) equals prefix. */
+export function hasPrefixAt(src: Uint8Array, start: number, prefix: Uint8Array): boolean {
+  for (let i = 0; i < prefix.length; i++) if (src[start + i] !== prefix[i]) return false;
   return true;
 }
 
@@ -78,9 +69,35 @@ export class ByteArena {
     const n = end - start;
     this.reserve(n);
     const off = this.length;
-    copyBytes(src, start, end, this.buf, off);
+    if (n <= SHORT_COPY) {
+      const b = this.buf;
+      for (let i = start, at = off; i < end; i++) b[at++] = src[i];
+    } else {
+      this.buf.set(src.subarray(start, end), off);
+    }
     this.length += n;
     return off;
+  }
+
+  /** Copies len bytes of the arena from `from` to `to` (non-overlapping). */
+  copyWithin(from: number, len: number, to: number): void {
+    const b = this.buf;
+    if (len <= SHORT_COPY) for (let i = 0; i < len; i++) b[to + i] = b[from + i];
+    else b.copyWithin(to, from, from + len);
+  }
+
+  /** The arena's [off, off + end − start) equals src[start, end). */
+  matches(off: number, src: Uint8Array, start: number, end: number): boolean {
+    const b = this.buf;
+    for (let i = start; i < end; i++) if (b[off++] !== src[i]) return false;
+    return true;
+  }
+
+  /** The arena's [a, a+len) equals [b, b+len). */
+  same(a: number, b: number, len: number): boolean {
+    const buf = this.buf;
+    for (let i = 0; i < len; i++) if (buf[a + i] !== buf[b + i]) return false;
+    return true;
   }
 
   /** Reserves n bytes for the caller to fill at the returned offset (this.buf[off…]). */
@@ -224,23 +241,27 @@ export class FlatTree {
     return (this.mode[i] & S_IFMT) === S_IFDIR;
   }
 
-  /** An entry `name` (src[start, end)) in directory `parent` for `inode` (NONE: set later). */
-  addEntry(
-    parent: number,
-    src: Uint8Array,
-    start: number,
-    end: number,
-    inode: number,
-    hardlink: boolean,
-  ): number {
+  /** An entry in directory `parent` for `inode` (NONE: set later); name it with setEntryName. */
+  addEntry(parent: number, inode: number, hardlink: boolean): number {
     if (this.entryCount === this.entryCap) this.growEntries(Math.max(64, this.entryCap * 2));
     const e = this.entryCount++;
     this.entryParent[e] = parent;
     this.entryInode[e] = inode;
-    this.entryNameOff[e] = this.bytes.put(src, start, end);
-    this.entryNameLen[e] = end - start;
     this.entryHardlink[e] = hardlink ? 1 : 0;
     if (!hardlink && inode !== NONE) this.canonical[inode] = e;
+    return e;
+  }
+
+  /** The name of entry e: src[start, end), copied into the arena. */
+  setEntryName(e: number, src: Uint8Array, start: number, end: number): void {
+    this.entryNameOff[e] = this.bytes.put(src, start, end);
+    this.entryNameLen[e] = end - start;
+  }
+
+  /** addEntry + setEntryName for a whole name. */
+  addNamedEntry(parent: number, name: Uint8Array, inode: number, hardlink: boolean): number {
+    const e = this.addEntry(parent, inode, hardlink);
+    this.setEntryName(e, name, 0, name.length);
     return e;
   }
 
@@ -366,7 +387,7 @@ export function flattenTree(root: Inode): FlatTree {
       checkEntryName(e.name, () => flat.path(di));
       let child = index.get(e.inode);
       if (e.hardlink) {
-        const entry = flat.addEntry(di, e.name, 0, e.name.length, child ?? NONE, true);
+        const entry = flat.addNamedEntry(di, e.name, child ?? NONE, true);
         if (child === undefined) pendingLinks.push([entry, e.inode]);
         continue;
       }
@@ -376,7 +397,7 @@ export function flattenTree(root: Inode): FlatTree {
         });
       }
       if (child === undefined) child = copyInode(e.inode);
-      flat.addEntry(di, e.name, 0, e.name.length, child, false);
+      flat.addNamedEntry(di, e.name, child, false);
       if (e.inode.entries !== null && (e.inode.mode & S_IFMT) === S_IFDIR) stack.push([e.inode, child]);
     }
   }

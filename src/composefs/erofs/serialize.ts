@@ -75,7 +75,7 @@ export function serialize(layout: ErofsLayout): Buffer {
   for (const ino of layout.inodes) {
     writeInode(buf, ino, nidOf);
     for (let i = 0; i < ino.blocks.length; i++) {
-      writePart(buf, (ino.firstBlock + i) * BLOCK_SIZE, ino.blocks[i], nidOf, true);
+      writePart({ buf, off: (ino.firstBlock + i) * BLOCK_SIZE, wholeBlock: true }, ino.blocks[i], nidOf);
     }
   }
 
@@ -111,16 +111,17 @@ function writeInode(buf: Buffer, ino: PlacedInode, nidOf: (t: number) => number)
     buf.writeUInt16LE(ino.gid & 0xffff, o + IC_GID);
   }
   if (ino.xattrs) encodeXattrBody(buf, o + isz, ino.xattrs);
-  writePart(buf, o + isz + xsize, ino.inline, nidOf, false);
+  writePart({ buf, off: o + isz + xsize, wholeBlock: false }, ino.inline, nidOf);
 }
 
-function writePart(
-  buf: Buffer,
-  off: number,
-  part: DataPart,
-  nidOf: (t: number) => number,
-  wholeBlock: boolean,
-): void {
+/** Where a part goes: the image, the part's offset, and whether it fills a whole data block. */
+interface PartTarget {
+  buf: Buffer;
+  off: number;
+  wholeBlock: boolean;
+}
+
+function writePart({ buf, off, wholeBlock }: PartTarget, part: DataPart, nidOf: (t: number) => number): void {
   switch (part.kind) {
     case 'none':
       return;

@@ -4,7 +4,6 @@
  * layout cannot drift from the bytes (composefs-rs `erofs/writer.rs` runs its emitter twice the
  * same way). One class, not two, keeps every call site monomorphic for the JIT.
  */
-import { copyBytes } from '../flat-tree.js';
 
 export class ImageSink {
   /** Bytes emitted so far: the offset of the next byte. */
@@ -70,7 +69,9 @@ export class ImageSink {
     while (start < end) {
       if (this.at === this.buf.length) this.flush();
       const n = Math.min(end - start, this.buf.length - this.at);
-      copyBytes(src, start, start + n, this.buf, this.at);
+      const b = this.buf;
+      if (n <= 128) for (let i = start, at = this.at; i < start + n; i++) b[at++] = src[i];
+      else b.set(src.subarray(start, start + n), this.at);
       this.at += n;
       this.pos += n;
       start += n;

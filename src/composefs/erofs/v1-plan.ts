@@ -9,7 +9,7 @@
  * in the tree's byte arena, a distinct (key, value) pair is an id in the pair table.
  */
 import { OdhError } from '../../util/errors.js';
-import { NO_INODE, copyBytes, sameBytes, type FlatTree } from '../flat-tree.js';
+import { NO_INODE, type FlatTree } from '../flat-tree.js';
 import { S_IFBLK, S_IFCHR, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from '../tree.js';
 import { direntFileType } from './dirents.js';
 import { XATTR_METACOPY, XATTR_OPAQUE, XATTR_REDIRECT } from './format.js';
@@ -181,7 +181,10 @@ class XattrScratch {
     this.len.push(len);
   }
 
-  set(keys: V1Key[], key: number, off: number, len: number, path: () => string): void {
+  constructor(private readonly keys: V1Key[]) {}
+
+  set(key: number, off: number, len: number, path: () => string): void {
+    const keys = this.keys;
     const i = this.key.indexOf(key);
     const klen = keys[key].bytes.length;
     if (i >= 0) {
@@ -274,7 +277,7 @@ export function planV1(t: FlatTree, opts: V1PlanOptions = {}): V1Plan {
     off: new IntList(),
     len: new IntList(),
   };
-  const s = new XattrScratch();
+  const s = new XattrScratch(keys.list);
   for (let k = 0; k < nodes.length; k++) {
     const i = nodes[k];
     const path = (): string => t.path(i);
@@ -287,23 +290,23 @@ export function planV1(t: FlatTree, opts: V1PlanOptions = {}): V1Plan {
     }
     if (external) {
       const dlen = t.digestLen[i];
-      s.set(keys.list, kMetacopy, metacopy(t, i, opts.hash, path), dlen < 0 ? 0 : 4 + dlen, path);
+      s.set(kMetacopy, metacopy(t, i, opts.hash, path), dlen < 0 ? 0 : 4 + dlen, path);
       const plen = t.payloadLen[i];
-      if (plen > 0) s.set(keys.list, kRedirect, redirect(t, i), 1 + plen, path);
+      if (plen > 0) s.set(kRedirect, redirect(t, i), 1 + plen, path);
     }
     if (i !== 0 && isWhiteout(t, i)) {
       t.size[i] = 0n;
       t.mode[i] = S_IFREG | (t.mode[i] & ~S_IFMT);
       t.contentLen[i] = -1;
-      for (const key of kWhiteout) s.set(keys.list, key, none[0], none[1], path);
+      for (const key of kWhiteout) s.set(key, none[0], none[1], path);
     }
     if (hasWhiteoutChild[i]) {
-      for (const key of kWhiteouts) s.set(keys.list, key, none[0], none[1], path);
-      if (version >= 1) for (const key of kOpaqueX) s.set(keys.list, key, x[0], x[1], path);
+      for (const key of kWhiteouts) s.set(key, none[0], none[1], path);
+      if (version >= 1) for (const key of kOpaqueX) s.set(key, x[0], x[1], path);
     }
     // spec composefs-v1 §5.4: the root's opaque marker, not escaped, set last.
-    if (i === 0) s.set(keys.list, kOpaque, y[0], y[1], path);
-    flush(lists, i, s.key, s.off, s.len);
+    if (i === 0) s.set(kOpaque, y[0], y[1], path);
+    flush(lists, i, s);
   }
   addStubs(t, keys, lists);
   keys.rank();
@@ -380,7 +383,7 @@ function metacopy(t: FlatTree, i: number, hash: HashAlgorithm | undefined, path:
   b[off + 1] = 4 + dlen;
   b[off + 2] = 0;
   b[off + 3] = ALG_BYTE[checked];
-  copyBytes(b, t.digestOff[i], t.digestOff[i] + dlen, b, off + 4);
+  t.bytes.copyWithin(t.digestOff[i], dlen, off + 4);
   return off;
 }
 
@@ -390,7 +393,7 @@ function redirect(t: FlatTree, i: number): number {
   const off = t.bytes.alloc(1 + len);
   const b = t.bytes.buf;
   b[off] = 0x2f;
-  copyBytes(b, t.payloadOff[i], t.payloadOff[i] + len, b, off + 1);
+  t.bytes.copyWithin(t.payloadOff[i], len, off + 1);
   return off;
 }
 
@@ -406,16 +409,14 @@ interface XattrLists {
 function flush(
   lists: XattrLists,
   i: number,
-  key: readonly number[],
-  off: readonly number[],
-  len: readonly number[],
+  x: { key: readonly number[]; off: readonly number[]; len: readonly number[] },
 ): void {
   lists.first[i] = lists.key.n;
-  lists.count[i] = key.length;
-  for (let j = 0; j < key.length; j++) {
-    lists.key.push(key[j]);
-    lists.off.push(off[j]);
-    lists.len.push(len[j]);
+  lists.count[i] = x.key.length;
+  for (let j = 0; j < x.key.length; j++) {
+    lists.key.push(x.key[j]);
+    lists.off.push(x.off[j]);
+    lists.len.push(x.len[j]);
   }
 }
 
@@ -438,9 +439,9 @@ function addStubs(t: FlatTree, keys: KeyTable, lists: XattrLists): void {
     t.mtimeSec[i] = t.mtimeSec[0];
     t.mtimeNsec[i] = t.mtimeNsec[0];
     const nameBytes = latin1(name);
-    t.addEntry(0, nameBytes, 0, nameBytes.length, i, false);
-    if (at < 0) flush(lists, i, [], [], []);
-    else flush(lists, i, [selinux], [lists.off.a[at]], [lists.len.a[at]]);
+    t.addNamedEntry(0, nameBytes, i, false);
+    if (at < 0) flush(lists, i, { key: [], off: [], len: [] });
+    else flush(lists, i, { key: [selinux], off: [lists.off.a[at]], len: [lists.len.a[at]] });
   }
   t.indexDirectories();
 }
@@ -544,7 +545,7 @@ function pairTables(
       const v = slots[s];
       if (v === 0) break;
       const p = v - 1;
-      if (pKey.a[p] === key && pLen.a[p] === len && sameBytes(b, off, b, pOff.a[p], len)) {
+      if (pKey.a[p] === key && pLen.a[p] === len && t.bytes.same(off, pOff.a[p], len)) {
         return p;
       }
     }
