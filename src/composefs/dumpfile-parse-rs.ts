@@ -7,6 +7,7 @@
 import { isUtf8 } from 'node:buffer';
 
 import {
+  linkCounts,
   newInode,
   S_IFBLK,
   S_IFCHR,
@@ -227,22 +228,7 @@ function parseXattrs(area: Buffer | null): Inode['xattrs'] {
   return [...byKey.values()].sort((a, b) => Buffer.compare(a.key, b.key));
 }
 
-/** Leaves: number of entries referencing them; directories: 2 + subdirectories (spec v2 §2, §4.5). */
+/** NLINK as composefs-rs computes it (spec v2 §2, §4.5): the input's values are not kept. */
 function recomputeNlink(root: Inode): void {
-  const refs = new Map<Inode, number>();
-  const stack: Inode[] = [root];
-  while (stack.length > 0) {
-    const dir = stack.pop()!;
-    let subdirs = 0;
-    for (const e of dir.entries ?? []) {
-      if (e.inode.entries !== null) {
-        subdirs++;
-        stack.push(e.inode);
-      } else {
-        refs.set(e.inode, (refs.get(e.inode) ?? 0) + 1);
-      }
-    }
-    dir.nlink = 2 + subdirs;
-  }
-  for (const [leaf, n] of refs) leaf.nlink = n;
+  for (const [inode, n] of linkCounts(root)) inode.nlink = n;
 }

@@ -6,7 +6,7 @@
  */
 import { digestObjectPath } from './fsverity.js';
 import { escapeField } from './dumpfile-escape.js';
-import { S_IFLNK, S_IFMT, S_IFREG, S_IFBLK, S_IFCHR, type DirEntry, type Inode } from './tree.js';
+import { S_IFLNK, S_IFMT, S_IFREG, S_IFBLK, S_IFCHR, linkCounts, type DirEntry, type Inode } from './tree.js';
 
 export type DumpfileFormat = 'composefs-info' | 'composefs-rs';
 
@@ -140,35 +140,11 @@ function rsLine(path: string, inode: Inode, nlink: number): string {
   return line;
 }
 
-/** Reference counts of leaves and 2 + subdirectories of directories (composefs-rs NLINK). */
-function rsLinkCounts(root: Inode): Map<Inode, number> {
-  const counts = new Map<Inode, number>();
-  const stack: Inode[] = [root];
-  const entered = new Set<Inode>([root]);
-  while (stack.length > 0) {
-    const dir = stack.pop()!;
-    let subdirs = 0;
-    for (const e of dir.entries ?? []) {
-      if (e.inode.entries !== null) {
-        subdirs++;
-        if (!entered.has(e.inode)) {
-          entered.add(e.inode);
-          stack.push(e.inode);
-        }
-      } else {
-        counts.set(e.inode, (counts.get(e.inode) ?? 0) + 1);
-      }
-    }
-    counts.set(dir, 2 + subdirs);
-  }
-  return counts;
-}
-
 /** The dumpfile lines (without LF) of a tree. */
 export function* dumpfileLinesOf(root: Inode, options: PrintDumpfileOptions = {}): Generator<string> {
   const format = options.format ?? 'composefs-info';
   const prim = primaries(root, format);
-  const counts = format === 'composefs-rs' ? rsLinkCounts(root) : null;
+  const counts = format === 'composefs-rs' ? linkCounts(root) : null;
   const isPrimary = (e: DirEntry): boolean => {
     const p = prim.get(e.inode);
     return p === undefined || p.entry === e;

@@ -102,3 +102,30 @@ export function newInode(mode: number, init?: Partial<Inode>): Inode {
 export function sortEntries(entries: DirEntry[]): void {
   entries.sort((a, b) => Buffer.compare(a.name, b.name));
 }
+
+/**
+ * NLINK as composefs-rs counts it (spec composefs-v2 §2, §4.5): a leaf, the directory entries that
+ * refer to it; a directory, 2 plus its subdirectory entries. Each directory is walked once.
+ */
+export function linkCounts(root: Inode): Map<Inode, number> {
+  const counts = new Map<Inode, number>();
+  const stack: Inode[] = [root];
+  const entered = new Set<Inode>([root]);
+  while (stack.length > 0) {
+    const dir = stack.pop()!;
+    let subdirs = 0;
+    for (const e of dir.entries ?? []) {
+      if (e.inode.entries !== null) {
+        subdirs++;
+        if (!entered.has(e.inode)) {
+          entered.add(e.inode);
+          stack.push(e.inode);
+        }
+      } else {
+        counts.set(e.inode, (counts.get(e.inode) ?? 0) + 1);
+      }
+    }
+    counts.set(dir, 2 + subdirs);
+  }
+  return counts;
+}
