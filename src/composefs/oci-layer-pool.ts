@@ -10,7 +10,7 @@ import { Worker } from 'node:worker_threads';
 import { OdhError, isOdhError, type ErrorCode, type ErrorContext } from '../util/errors.js';
 import type { FsVerityAlgorithm } from './fsverity.js';
 import type { OciEntrySink } from './oci-layer.js';
-import { itemFromWire, type WireItem } from './oci-layer-wire.js';
+import { readWireItems } from './oci-layer-wire.js';
 import type { OciLayerTask, OciTreeProgress } from './oci-tree.js';
 
 /** A layout the workers open themselves (positional reads; registries stay on one thread). */
@@ -29,7 +29,7 @@ export interface ToWorker {
 }
 
 export type ToPool =
-  | { type: 'items'; index: number; items: WireItem[] }
+  | { type: 'items'; index: number; bytes: Uint8Array }
   | { type: 'progress'; index: number; blobBytes: number }
   | { type: 'done'; index: number }
   | {
@@ -47,7 +47,7 @@ export interface LayerPoolOptions {
 }
 
 interface LayerState {
-  batches: WireItem[][];
+  batches: Uint8Array[];
   status: 'waiting' | 'running' | 'done' | 'failed';
   error?: Error;
   blobBytes: number;
@@ -125,7 +125,7 @@ export async function applyLayersInWorkers(
     };
     w.on('message', (m: ToPool) => {
       const st = states[m.index];
-      if (m.type === 'items') st.batches.push(m.items);
+      if (m.type === 'items') st.batches.push(m.bytes);
       else if (m.type === 'progress') st.blobBytes = m.blobBytes;
       else if (m.type === 'done') {
         st.status = 'done';
@@ -172,8 +172,7 @@ async function applyInOrder(
     const batches = st.batches;
     st.batches = [];
     for (const batch of batches) {
-      for (const w of batch) {
-        const { path, node } = itemFromWire(w);
+      for (const { path, node } of readWireItems(batch)) {
         try {
           sink.apply(path, node, layer);
         } catch (e) {

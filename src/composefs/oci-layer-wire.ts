@@ -1,142 +1,184 @@
 /**
  * Tree items of one layer as they cross from a layer worker to the thread that owns the tree
- * builder. Every byte string travels as a latin1 JS string (1:1 with bytes): a structured clone of a
- * Buffer would copy its whole backing ArrayBuffer (a 256 KiB inflate chunk, an 8 KiB pool slab), and
- * the revived items then hold compact copies instead of views into layer data.
+ * builder: a batch of items is one byte buffer (transferred, not copied), and the revived items'
+ * byte strings are views into it. A structured clone of the items themselves would cost an object
+ * graph per entry on both sides, and each Buffer in it would drag its whole backing ArrayBuffer
+ * along (a 256 KiB inflate chunk, an 8 KiB pool slab).
+ *
+ * Item layout (little-endian): u8 kind (0 dir, 1 leaf, 2 hardlink), the path, then
+ *   dir:      stat
+ *   leaf:     stat, u32 nlink, u64 rdev, u64 size, bytes? payload, bytes? content, bytes? digest
+ *   hardlink: target path, bytes targetDisplay (latin1)
+ * path = u32 n, n × bytes (directory components), bytes? name;
+ * stat = u32 mode, u32 uid, u32 gid, i64 mtimeSec, u32 mtimeNsec, u32 n, n × (bytes key, bytes value);
+ * bytes = u32 length + the bytes; bytes? = the same, length 0xffffffff for null.
  */
 import type { OciPath } from './oci-entry.js';
 import type { DirStat, OciNewNode } from './oci-merge.js';
 import { newInode, type Inode, type Xattr } from './tree.js';
 
-type Bytes = string;
+const NULL = 0xffffffff;
+const KIND = { dir: 0, leaf: 1, hardlink: 2 } as const;
 
-interface WirePath {
-  dir: Bytes[];
-  name: Bytes | null;
+/** Appends items to a growing buffer; `take()` hands the bytes over and starts afresh. */
+export class WireWriter {
+  private buf = Buffer.allocUnsafeSlow(64 << 10);
+  private pos = 0;
+  count = 0;
+
+  get byteLength(): number {
+    return this.pos;
+  }
+
+  add(path: OciPath, node: OciNewNode): void {
+    this.u8(KIND[node.kind]);
+    this.path(path);
+    if (node.kind === 'dir') this.stat(node.stat);
+    else if (node.kind === 'leaf') this.leaf(node.inode);
+    else {
+      this.path(node.target);
+      this.bytes(Buffer.from(node.targetDisplay, 'latin1'));
+    }
+    this.count++;
+  }
+
+  /** The batch so far, in an ArrayBuffer of its own (ready to transfer). */
+  take(): Uint8Array<ArrayBuffer> {
+    const out = new Uint8Array(this.pos);
+    out.set(this.buf.subarray(0, this.pos));
+    this.pos = 0;
+    this.count = 0;
+    return out;
+  }
+
+  private room(n: number): void {
+    if (this.pos + n <= this.buf.length) return;
+    const bigger = Buffer.allocUnsafeSlow(Math.max(this.buf.length * 2, this.pos + n));
+    this.buf.copy(bigger, 0, 0, this.pos);
+    this.buf = bigger;
+  }
+
+  private u8(v: number): void {
+    this.room(1);
+    this.buf[this.pos++] = v;
+  }
+
+  private u32(v: number): void {
+    this.room(4);
+    this.buf.writeUInt32LE(v, this.pos);
+    this.pos += 4;
+  }
+
+  private u64(v: bigint): void {
+    this.room(8);
+    this.buf.writeBigUInt64LE(BigInt.asUintN(64, v), this.pos);
+    this.pos += 8;
+  }
+
+  private bytes(b: Uint8Array): void {
+    this.u32(b.length);
+    this.room(b.length);
+    this.buf.set(b, this.pos);
+    this.pos += b.length;
+  }
+
+  private optBytes(b: Uint8Array | null): void {
+    if (b === null) this.u32(NULL);
+    else this.bytes(b);
+  }
+
+  private path(p: OciPath): void {
+    this.u32(p.dir.length);
+    for (const c of p.dir) this.bytes(c);
+    this.optBytes(p.name);
+  }
+
+  private stat(s: DirStat | Inode): void {
+    this.u32(s.mode);
+    this.u32(s.uid);
+    this.u32(s.gid);
+    this.u64(s.mtimeSec);
+    this.u32(s.mtimeNsec);
+    this.u32(s.xattrs.length);
+    for (const x of s.xattrs) {
+      this.bytes(x.key);
+      this.bytes(x.value);
+    }
+  }
+
+  /** A leaf inode never has entries (the builder makes directory inodes itself when it finishes). */
+  private leaf(i: Inode): void {
+    if (i.entries !== null) throw new RangeError('a directory inode cannot travel as a leaf');
+    this.stat(i);
+    this.u32(i.nlink);
+    this.u64(i.rdev);
+    this.u64(i.size);
+    this.optBytes(i.payload);
+    this.optBytes(i.content);
+    this.optBytes(i.digest);
+  }
 }
 
-/** Stat fields every node carries; xattrs as [key, value, key, value, …]. */
-interface WireStat {
-  mode: number;
-  uid: number;
-  gid: number;
-  mtimeSec: bigint;
-  mtimeNsec: number;
-  xattrs: Bytes[];
-}
-
-interface WireLeaf extends WireStat {
-  nlink: number;
-  rdev: bigint;
-  size: bigint;
-  payload: Bytes | null;
-  content: Bytes | null;
-  digest: Bytes | null;
-}
-
-type WireNode =
-  | { kind: 'dir'; stat: WireStat }
-  | { kind: 'leaf'; inode: WireLeaf }
-  | { kind: 'hardlink'; target: WirePath; targetDisplay: string };
-
-/** One tar entry's effect: where it goes and what it adds (see OciTreeBuilder.apply). */
-export interface WireItem {
-  path: WirePath;
-  node: WireNode;
-}
-
-const str = (b: Buffer): Bytes => b.toString('latin1');
-const optStr = (b: Buffer | null): Bytes | null => (b === null ? null : str(b));
-const buf = (s: Bytes): Buffer => Buffer.from(s, 'latin1');
-const optBuf = (s: Bytes | null): Buffer | null => (s === null ? null : buf(s));
-
-function pathToWire(p: OciPath): WirePath {
-  return { dir: p.dir.map(str), name: optStr(p.name) };
-}
-
-function pathFromWire(p: WirePath): OciPath {
-  return { dir: p.dir.map(buf), name: optBuf(p.name) };
-}
-
-function xattrsToWire(xs: Xattr[]): Bytes[] {
-  const out: Bytes[] = [];
-  for (const x of xs) out.push(str(x.key), str(x.value));
-  return out;
-}
-
-function xattrsFromWire(xs: Bytes[]): Xattr[] {
-  const out: Xattr[] = [];
-  for (let i = 0; i < xs.length; i += 2) out.push({ key: buf(xs[i]), value: buf(xs[i + 1]) });
-  return out;
-}
-
-function statToWire(s: DirStat | Inode): WireStat {
-  return {
-    mode: s.mode,
-    uid: s.uid,
-    gid: s.gid,
-    mtimeSec: s.mtimeSec,
-    mtimeNsec: s.mtimeNsec,
-    xattrs: xattrsToWire(s.xattrs),
+/** Reads back the items of one batch, in order; byte strings are views into `bytes`. */
+export function* readWireItems(bytes: Uint8Array): Generator<{ path: OciPath; node: OciNewNode }> {
+  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let pos = 0;
+  const u32 = () => {
+    const v = buf.readUInt32LE(pos);
+    pos += 4;
+    return v;
   };
-}
-
-function statFromWire(s: WireStat): DirStat {
-  return {
-    mode: s.mode,
-    uid: s.uid,
-    gid: s.gid,
-    mtimeSec: s.mtimeSec,
-    mtimeNsec: s.mtimeNsec,
-    xattrs: xattrsFromWire(s.xattrs),
+  const u64 = () => {
+    const v = buf.readBigUInt64LE(pos);
+    pos += 8;
+    return v;
   };
-}
-
-/** A leaf inode never has entries (the builder makes directory inodes itself when it finishes). */
-function leafToWire(i: Inode): WireLeaf {
-  if (i.entries !== null) throw new RangeError('a directory inode cannot travel as a leaf');
-  return {
-    ...statToWire(i),
-    nlink: i.nlink,
-    rdev: i.rdev,
-    size: i.size,
-    payload: optStr(i.payload),
-    content: optStr(i.content),
-    digest: optStr(i.digest),
+  const optBytes = (): Buffer | null => {
+    const n = u32();
+    if (n === NULL) return null;
+    const b = buf.subarray(pos, pos + n);
+    pos += n;
+    return b;
   };
-}
-
-function leafFromWire(w: WireLeaf): Inode {
-  const inode = newInode(w.mode, {
-    ...statFromWire(w),
-    nlink: w.nlink,
-    rdev: w.rdev,
-    size: w.size,
-    payload: optBuf(w.payload),
-    content: optBuf(w.content),
-    digest: optBuf(w.digest),
-  });
-  inode.entries = null;
-  return inode;
-}
-
-export function itemToWire(path: OciPath, node: OciNewNode): WireItem {
-  const p = pathToWire(path);
-  if (node.kind === 'dir') return { path: p, node: { kind: 'dir', stat: statToWire(node.stat) } };
-  if (node.kind === 'leaf') return { path: p, node: { kind: 'leaf', inode: leafToWire(node.inode) } };
-  return {
-    path: p,
-    node: { kind: 'hardlink', target: pathToWire(node.target), targetDisplay: node.targetDisplay },
+  const bytesAt = (): Buffer => optBytes() ?? Buffer.alloc(0);
+  const path = (): OciPath => {
+    const n = u32();
+    const dir: Buffer[] = [];
+    for (let i = 0; i < n; i++) dir.push(bytesAt());
+    return { dir, name: optBytes() };
   };
-}
-
-export function itemFromWire(w: WireItem): { path: OciPath; node: OciNewNode } {
-  const path = pathFromWire(w.path);
-  const n = w.node;
-  if (n.kind === 'dir') return { path, node: { kind: 'dir', stat: statFromWire(n.stat) } };
-  if (n.kind === 'leaf') return { path, node: { kind: 'leaf', inode: leafFromWire(n.inode) } };
-  return {
-    path,
-    node: { kind: 'hardlink', target: pathFromWire(n.target), targetDisplay: n.targetDisplay },
+  const stat = (): DirStat => {
+    const mode = u32();
+    const uid = u32();
+    const gid = u32();
+    const mtimeSec = BigInt.asIntN(64, u64());
+    const mtimeNsec = u32();
+    const n = u32();
+    const xattrs: Xattr[] = [];
+    for (let i = 0; i < n; i++) xattrs.push({ key: bytesAt(), value: bytesAt() });
+    return { mode, uid, gid, mtimeSec, mtimeNsec, xattrs };
   };
+  while (pos < buf.length) {
+    const kind = buf[pos++];
+    const p = path();
+    if (kind === KIND.dir) {
+      yield { path: p, node: { kind: 'dir', stat: stat() } };
+    } else if (kind === KIND.leaf) {
+      const s = stat();
+      const inode = newInode(s.mode, s);
+      inode.nlink = u32();
+      inode.rdev = u64();
+      inode.size = u64();
+      inode.payload = optBytes();
+      inode.content = optBytes();
+      inode.digest = optBytes();
+      inode.entries = null;
+      yield { path: p, node: { kind: 'leaf', inode } };
+    } else if (kind === KIND.hardlink) {
+      const target = path();
+      yield { path: p, node: { kind: 'hardlink', target, targetDisplay: bytesAt().toString('latin1') } };
+    } else {
+      throw new RangeError(`layer item kind ${kind} at byte ${pos - 1}`);
+    }
+  }
 }

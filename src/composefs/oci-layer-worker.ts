@@ -8,12 +8,12 @@ import { openLayoutArchive, openLayoutDir, type OciLayoutReader } from '../oci/l
 import { isOdhError } from '../util/errors.js';
 import type { OciNewNode } from './oci-merge.js';
 import type { OciPath } from './oci-entry.js';
-import { itemToWire, type WireItem } from './oci-layer-wire.js';
+import { WireWriter } from './oci-layer-wire.js';
 import type { LayerWorkerData, ToPool, ToWorker } from './oci-layer-pool.js';
 import { streamLayer } from './oci-tree.js';
 
-/** Items per message: large enough that posting costs little, small enough to apply promptly. */
-const BATCH_ITEMS = 256;
+/** Bytes of items per message: large enough that posting costs little, small enough to apply promptly. */
+const BATCH_BYTES = 256 << 10;
 /** Progress at most every this many compressed bytes. */
 const PROGRESS_STEP = 4 << 20;
 
@@ -27,16 +27,16 @@ function post(m: ToPool): void {
 
 async function run(task: ToWorker): Promise<void> {
   const { index } = task.layer;
-  let batch: WireItem[] = [];
+  const batch = new WireWriter();
   const flush = () => {
-    if (batch.length === 0) return;
-    post({ type: 'items', index, items: batch });
-    batch = [];
+    if (batch.count === 0) return;
+    const bytes = batch.take();
+    port.postMessage({ type: 'items', index, bytes } satisfies ToPool, [bytes.buffer]);
   };
   const sink = {
     apply(path: OciPath, node: OciNewNode) {
-      batch.push(itemToWire(path, node));
-      if (batch.length >= BATCH_ITEMS) flush();
+      batch.add(path, node);
+      if (batch.byteLength >= BATCH_BYTES) flush();
     },
   };
   let reported = -PROGRESS_STEP;
