@@ -19,6 +19,7 @@ import { AtomicOutput } from '../util/atomic.js';
 import { registryFlags, REGISTRY_TIMEOUT_HELP } from './registry-flags.js';
 import { OdhError } from '../util/errors.js';
 import { createProgress } from '../util/progress.js';
+import { runSignal } from '../util/run.js';
 
 export interface MkfsOptions {
   format: ComposefsFormat;
@@ -215,6 +216,7 @@ async function ociImage(ref: string, o: OciCommandOptions) {
       hash: o.hash,
       xattrs: o.xattrs ?? defaultXattrPolicy(o.format),
       progress,
+      signal: runSignal(),
     });
   } finally {
     progress.done();

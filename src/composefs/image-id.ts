@@ -54,6 +54,8 @@ export interface ComposefsImageOptions {
   progress?: Progress;
   /** Layer worker threads (default: the available parallelism; below 2: one thread). */
   workers?: number;
+  /** Cancels the build (the CLI passes the run's signal). */
+  signal?: AbortSignal;
 }
 
 export interface ComposefsImage {
@@ -100,6 +102,7 @@ export async function composefsImage(
       hash,
       xattrs: opts.xattrs ?? defaultXattrPolicy(format),
       ...(opts.workers !== undefined ? { workers: opts.workers } : {}),
+      ...(opts.signal !== undefined ? { signal: opts.signal } : {}),
       onProgress: progress
         ? (p) => {
             if (p.layer !== current) {

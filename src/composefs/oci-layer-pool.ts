@@ -44,6 +44,8 @@ export interface LayerPoolOptions {
   /** Worker threads (at most one per layer). */
   workers: number;
   onProgress?: (p: OciTreeProgress) => void;
+  /** Cancels: the workers are stopped and the signal's reason is thrown. */
+  signal?: AbortSignal;
 }
 
 interface LayerState {
@@ -148,11 +150,24 @@ export async function applyLayersInWorkers(
     give();
   };
 
+  let cancelled: unknown = null;
+  const onAbort = () => {
+    cancelled = opts.signal!.reason;
+    stopped = true;
+    changed();
+  };
+  opts.signal?.addEventListener('abort', onAbort, { once: true });
   try {
+    opts.signal?.throwIfAborted();
     for (let i = 0; i < Math.min(opts.workers, tasks.length); i++) start();
+    const changedOrCancelled = async () => {
+      if (cancelled === null) await new Promise<void>((r) => (wake = r));
+      if (cancelled !== null) throw cancelled;
+    };
     for (const [i, task] of tasks.entries())
-      await applyInOrder(sink, task, states[i], opts, () => new Promise<void>((r) => (wake = r)));
+      await applyInOrder(sink, task, states[i], opts, changedOrCancelled);
   } finally {
+    opts.signal?.removeEventListener('abort', onAbort);
     stopped = true;
     await Promise.all(workers.map((w) => w.terminate()));
   }

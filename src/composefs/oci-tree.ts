@@ -53,6 +53,8 @@ export interface TreeFromOciOptions {
    * two (or with one layer) every layer is streamed on the calling thread.
    */
   workers?: number;
+  /** Cancels the build (the CLI passes the run's signal): fails with the signal's reason. */
+  signal?: AbortSignal;
 }
 
 /** zstd frames in OCI layers may need up to a 2^27 window (same cap as the delta applier). */
@@ -188,6 +190,7 @@ export async function streamLayer(
   let blobBytes = 0;
   const counted = async function* (): AsyncGenerator<Buffer> {
     for await (const c of blob as AsyncIterable<Buffer>) {
+      opts.signal?.throwIfAborted();
       blobBytes += c.length;
       opts.onProgress?.({
         layer: task.index,
@@ -244,6 +247,7 @@ export async function treeFromOciImage(image: OciImageLayers, opts: TreeFromOciO
       hash: opts.hash,
       workers,
       onProgress: opts.onProgress,
+      signal: opts.signal,
     });
   } else {
     for (const task of tasks) await streamLayer(builder, await image.openBlob(task.desc), task, opts);
