@@ -48,6 +48,13 @@ export interface LayerPoolOptions {
   signal?: AbortSignal;
 }
 
+/**
+ * A worker's short-lived garbage is per-chunk and per-file; a small young generation keeps each
+ * worker's heap from growing to V8's default (measured: tree-phase peak RSS of the 1 GiB bench image
+ * 284 → 224 MiB with two workers, CPU unchanged).
+ */
+const WORKER_YOUNG_GENERATION_MB = 8;
+
 interface LayerState {
   batches: Uint8Array[];
   status: 'waiting' | 'running' | 'done' | 'failed';
@@ -114,6 +121,7 @@ export async function applyLayersInWorkers(
       ...(entry.execArgv ? { execArgv: entry.execArgv } : {}),
       stdout: false,
       stderr: false,
+      resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB },
     });
     let current = -1;
     const give = () => {
