@@ -1,5 +1,5 @@
 /**
- * `odh composefs id` with its layer workers, as a black box (the built CLI: run `npx tsc -p .`
+ * `odh composefs id --jobs 2` (layer workers forced: these layers are small), as a black box (the built CLI: run `npx tsc -p .`
  * before running this file alone; the worker is then dist/src/composefs/oci-layer-worker.js):
  * a corrupt gzip layer or a truncated tar in a multi-layer image gives one error line naming the
  * layer and exit 1; SIGINT in the middle ends the run with one line and leaves nothing behind.
@@ -87,7 +87,7 @@ describe('odh composefs id with layer workers', () => {
     const gz = t.map((x) => gzipSync(x));
     gz[1] = gz[1].subarray(0, gz[1].length >> 1);
     const dir = await layout(path.join(root, 'badgz'), gz, t.map(sha256));
-    const r = await runOdh(['composefs', 'id', '-q', `oci:${dir}`], { TMPDIR: root });
+    const r = await runOdh(['composefs', 'id', '-q', '--jobs', '2', `oci:${dir}`], { TMPDIR: root });
     expect(r.code).toBe(1);
     expect(r.stdout).toBe('');
     expect(r.stderr.trimEnd().split('\n')).toHaveLength(1);
@@ -100,7 +100,7 @@ describe('odh composefs id with layer workers', () => {
     t[2] = t[2].subarray(0, 512 * 2 + 50);
     const gz = t.map((x) => gzipSync(x));
     const dir = await layout(path.join(root, 'badtar'), gz, t.map(sha256));
-    const r = await runOdh(['composefs', 'id', '-q', `oci:${dir}`], { TMPDIR: root });
+    const r = await runOdh(['composefs', 'id', '-q', '--jobs', '2', `oci:${dir}`], { TMPDIR: root });
     expect(r.code).toBe(1);
     expect(r.stdout).toBe('');
     expect(errorLines(r.stderr)).toHaveLength(1);
@@ -109,12 +109,19 @@ describe('odh composefs id with layer workers', () => {
     expect(errorLines(r.stderr)[0]).toContain(`layer ${sha256(gz[2])}`);
   });
 
+  it('--jobs takes a count (usage error otherwise)', async () => {
+    const r = await runOdh(['composefs', 'id', '--jobs', 'many', 'oci:/nonexistent'], { TMPDIR: root });
+    expect(r.code).toBe(2);
+    expect(errorLines(r.stderr)).toHaveLength(1);
+    expect(errorLines(r.stderr)[0]).toMatch(/--jobs/);
+  });
+
   it('SIGINT while the workers stream: one line, exit 1, no debris', async () => {
     const dir = path.join(root, 'big');
     await writeSyntheticImage(dir, { totalBytes: 96 << 20, files: 2000, layers: 4 });
     const tmp = path.join(root, 'tmp');
     await mkdir(tmp, { recursive: true });
-    const r = startOdh(['composefs', 'id', `oci:${dir}`], { TMPDIR: tmp });
+    const r = startOdh(['composefs', 'id', '--jobs', '2', `oci:${dir}`], { TMPDIR: tmp });
     // Progress names the layer being applied: the workers are running by then.
     const started = await waitFor(() => /layer 1\/4/.test(r.stderr()), r);
     expect(started).toBe(true);
