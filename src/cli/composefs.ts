@@ -19,6 +19,8 @@ import { AtomicOutput } from '../util/atomic.js';
 import { registryFlags, REGISTRY_TIMEOUT_HELP } from './registry-flags.js';
 import { OdhError } from '../util/errors.js';
 import { createProgress } from '../util/progress.js';
+import { runSignal } from '../util/run.js';
+import { parseJobs } from './jobs.js';
 
 export interface MkfsOptions {
   format: ComposefsFormat;
@@ -259,7 +261,12 @@ interface OciCommandOptions {
   quiet?: boolean;
   tlsVerify?: string;
   timeout?: string;
+  jobs?: string;
 }
+
+const JOBS_HELP =
+  'layer worker threads (absent: one per core when two or more layers are ≥ 32 MiB compressed; ' +
+  '0: CPU count; 1: one thread)';
 
 async function ociImage(ref: string, o: OciCommandOptions) {
   // Loaded here, not at start-up: `mkfs` and `dumpfile` never touch registries (start-up counts in
@@ -276,6 +283,9 @@ async function ociImage(ref: string, o: OciCommandOptions) {
       hash: o.hash,
       xattrs: o.xattrs ?? defaultXattrPolicy(o.format),
       progress,
+      signal: runSignal(),
+      // Absent: the automatic choice (workers only for large layers); given: forced.
+      ...(o.jobs !== undefined ? { workers: parseJobs(o.jobs) } : {}),
     });
   } finally {
     progress.done();
@@ -384,6 +394,7 @@ export function register(program: Command): void {
     .addOption(xattrsOption())
     .option('--tls-verify <BOOL>', 'false: plain HTTP to the registry (loopback registries default to it)')
     .option('--timeout <SECONDS>', REGISTRY_TIMEOUT_HELP)
+    .option('--jobs <N>', JOBS_HELP)
     .option('-q, --quiet', 'no progress on stderr')
     .action(async (ref: string, o: OciCommandOptions) => {
       const { id } = await ociImage(ref, o);
@@ -406,6 +417,7 @@ export function register(program: Command): void {
     .addOption(xattrsOption())
     .option('--tls-verify <BOOL>', 'false: plain HTTP to the registry (loopback registries default to it)')
     .option('--timeout <SECONDS>', REGISTRY_TIMEOUT_HELP)
+    .option('--jobs <N>', JOBS_HELP)
     .option('-q, --quiet', 'no progress on stderr')
     .action(async (ref: string, o: OciCommandOptions) => {
       const { tree } = await ociImage(ref, o);

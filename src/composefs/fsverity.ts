@@ -23,6 +23,22 @@ export function fsverityDigestSize(alg: FsVerityAlgorithm): number {
   return DIGEST_SIZE[alg];
 }
 
+/**
+ * Spare 4 KiB blocks for hashers: one per file being hashed plus one per Merkle level, so a layer
+ * of many small files would otherwise allocate (and zero, and collect) two blocks per file. Every
+ * user writes a block before reading it (padding is zeroed explicitly), so reuse needs no clearing.
+ */
+const spareBlocks: Buffer[] = [];
+const SPARE_BLOCKS_MAX = 64;
+
+function takeBlock(): Buffer {
+  return spareBlocks.pop() ?? Buffer.allocUnsafeSlow(FSVERITY_BLOCK_SIZE);
+}
+
+function giveBlock(b: Buffer): void {
+  if (spareBlocks.length < SPARE_BLOCKS_MAX) spareBlocks.push(b);
+}
+
 /** One Merkle level: a single block being filled with hashes of the level below. */
 interface Level {
   block: Buffer;
@@ -32,7 +48,7 @@ interface Level {
 export class FsVerityHasher {
   readonly algorithm: FsVerityAlgorithm;
   private readonly hashSize: number;
-  private readonly data = Buffer.alloc(FSVERITY_BLOCK_SIZE);
+  private readonly data = takeBlock();
   private dataFill = 0;
   private total = 0n;
   /** levels[0] collects hashes of data blocks, levels[1] hashes of levels[0] blocks, … */
@@ -51,21 +67,25 @@ export class FsVerityHasher {
     if (this.finished) throw new OdhError('USAGE', 'fs-verity hasher used after digest()');
     this.total += BigInt(chunk.length);
     let off = 0;
-    while (off < chunk.length) {
-      if (this.dataFill === 0 && chunk.length - off >= FSVERITY_BLOCK_SIZE) {
-        // Whole block straight from the input, no copy.
-        this.pushHash(0, this.hash(chunk.subarray(off, off + FSVERITY_BLOCK_SIZE)));
-        off += FSVERITY_BLOCK_SIZE;
-        continue;
-      }
-      const n = Math.min(FSVERITY_BLOCK_SIZE - this.dataFill, chunk.length - off);
-      this.data.set(chunk.subarray(off, off + n), this.dataFill);
+    if (this.dataFill > 0) {
+      const n = Math.min(FSVERITY_BLOCK_SIZE - this.dataFill, chunk.length);
+      this.data.set(chunk.subarray(0, n), this.dataFill);
       this.dataFill += n;
-      off += n;
-      if (this.dataFill === FSVERITY_BLOCK_SIZE) {
-        this.pushHash(0, this.hash(this.data));
-        this.dataFill = 0;
-      }
+      off = n;
+      if (this.dataFill < FSVERITY_BLOCK_SIZE) return this;
+      this.pushHash(0, this.hash(this.data));
+      this.dataFill = 0;
+    }
+    // Whole blocks straight from the input, no copy: a plain Uint8Array view per block is the
+    // cheapest object the one-shot hash accepts.
+    const whole = off + Math.floor((chunk.length - off) / FSVERITY_BLOCK_SIZE) * FSVERITY_BLOCK_SIZE;
+    const { buffer, byteOffset } = chunk;
+    for (; off < whole; off += FSVERITY_BLOCK_SIZE) {
+      this.pushHash(0, this.hash(new Uint8Array(buffer, byteOffset + off, FSVERITY_BLOCK_SIZE)));
+    }
+    if (off < chunk.length) {
+      this.data.set(chunk.subarray(off), 0);
+      this.dataFill = chunk.length - off;
     }
     return this;
   }
@@ -81,6 +101,8 @@ export class FsVerityHasher {
       this.dataFill = 0;
     }
     const root = this.rootHash();
+    giveBlock(this.data);
+    for (const level of this.levels) giveBlock(level.block);
     const desc = Buffer.alloc(DESCRIPTOR_SIZE);
     desc[0] = 1;
     desc[1] = ALG_ID[this.algorithm];
@@ -88,7 +110,7 @@ export class FsVerityHasher {
     desc[3] = 0;
     desc.writeBigUInt64LE(this.total, 8);
     root.copy(desc, 16);
-    return this.hash(desc);
+    return Buffer.from(this.hash(desc), 'latin1');
   }
 
   /** spec composefs-v2 §1.1: levels are reduced until one hash remains; empty input → zeros. */
@@ -109,10 +131,10 @@ export class FsVerityHasher {
    * Appends a hash to a level. A full level block is hashed lazily (when the next hash arrives),
    * because a level whose single block holds exactly one hash is the root.
    */
-  private pushHash(levelIndex: number, h: Buffer): void {
+  private pushHash(levelIndex: number, h: string): void {
     let level = this.levels[levelIndex];
     if (level === undefined) {
-      level = { block: Buffer.alloc(FSVERITY_BLOCK_SIZE), fill: 0 };
+      level = { block: takeBlock(), fill: 0 };
       this.levels.push(level);
     }
     if (level.fill === FSVERITY_BLOCK_SIZE) {
@@ -120,16 +142,18 @@ export class FsVerityHasher {
       level.fill = 0;
       this.pushHash(levelIndex + 1, up);
     }
-    h.copy(level.block, level.fill);
+    level.block.write(h, level.fill, this.hashSize, 'latin1');
     level.fill += this.hashSize;
   }
 
   /**
    * One-shot hash (Node ≥ 20.12): one native call per 4 KiB block, where a Hash object per block
-   * (createHash + update + digest) cost about as much again as the hashing itself.
+   * (createHash + update + digest) cost about as much again as the hashing itself. The digest comes
+   * back as a latin1 string (bytes 1:1), a plain heap value: a Buffer per block would be an
+   * ArrayBuffer per 4 KiB for the garbage collector to track.
    */
-  private hash(bytes: Uint8Array): Buffer {
-    return oneShotHash(this.algorithm, bytes, 'buffer');
+  private hash(bytes: Uint8Array): string {
+    return oneShotHash(this.algorithm, bytes, 'binary');
   }
 }
 

@@ -52,6 +52,10 @@ export interface ComposefsImageOptions {
   xattrs?: OciXattrPolicy;
   /** Progress on stderr (layer by layer, compressed bytes). */
   progress?: Progress;
+  /** Layer worker threads (default: the available parallelism; below 2: one thread). */
+  workers?: number;
+  /** Cancels the build (the CLI passes the run's signal). */
+  signal?: AbortSignal;
 }
 
 export interface ComposefsImage {
@@ -69,6 +73,10 @@ export function ociImageLayers(opened: OpenedImage): OciImageLayers {
     manifest: opened.manifest,
     config: opened.config,
     openBlob: (desc) => opened.reader.openBlob(desc),
+    // Directories and archives can be opened again by layer workers; registry blobs cannot.
+    ...(opened.ref.transport !== 'docker'
+      ? { layout: { transport: opened.ref.transport, path: opened.ref.path } }
+      : {}),
   };
 }
 
@@ -93,6 +101,8 @@ export async function composefsImage(
     tree = await treeFromOciImage(ociImageLayers(opened), {
       hash,
       xattrs: opts.xattrs ?? defaultXattrPolicy(format),
+      ...(opts.workers !== undefined ? { workers: opts.workers } : {}),
+      ...(opts.signal !== undefined ? { signal: opts.signal } : {}),
       onProgress: progress
         ? (p) => {
             if (p.layer !== current) {

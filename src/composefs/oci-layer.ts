@@ -19,6 +19,12 @@ import {
 import type { OciNewNode, OciTreeBuilder } from './oci-merge.js';
 import { newInode, type Inode } from './tree.js';
 
+/**
+ * Where a layer's items go: the tree builder itself, or (in a layer worker) a batch posted to the
+ * thread that owns the builder, which applies it in layer order.
+ */
+export type OciEntrySink = Pick<OciTreeBuilder, 'apply'>;
+
 export interface OciLayerEntry {
   entry: OciTarEntryFields;
   /** The entry's content (exactly `size` bytes); must be consumed or drained before the next entry. */
@@ -77,7 +83,7 @@ function truncated(where: string, layer: string | undefined, got: bigint, size: 
 
 /** Applies every entry of one layer, in tar order. */
 export async function applyLayerEntries(
-  builder: OciTreeBuilder,
+  builder: OciEntrySink,
   entries: AsyncIterable<OciLayerEntry>,
   opts: ApplyLayerOptions,
 ): Promise<void> {

@@ -1,0 +1,67 @@
+/**
+ * A layer worker (worker_threads): streams whole layers of an OCI layout — read, blob digest,
+ * decompress, tar, fs-verity hashing, diff_id — and posts their tree items to the thread that owns
+ * the tree builder (oci-layer-pool.ts), which applies them in layer order. One task at a time.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { openLayoutArchive, openLayoutDir, type OciLayoutReader } from '../oci/layout.js';
+import { isOdhError } from '../util/errors.js';
+import type { OciNewNode } from './oci-merge.js';
+import type { OciPath } from './oci-entry.js';
+import { WireWriter } from './oci-layer-wire.js';
+import type { LayerWorkerData, ToPool, ToWorker } from './oci-layer-pool.js';
+import { streamLayer } from './oci-tree.js';
+
+/** Bytes of items per message: large enough that posting costs little, small enough to apply promptly. */
+const BATCH_BYTES = 256 << 10;
+/** Progress at most every this many compressed bytes. */
+const PROGRESS_STEP = 4 << 20;
+
+const port = parentPort!;
+const data = workerData as LayerWorkerData;
+let reader: OciLayoutReader | undefined;
+
+function post(m: ToPool): void {
+  port.postMessage(m);
+}
+
+async function run(task: ToWorker): Promise<void> {
+  const { index } = task.layer;
+  const batch = new WireWriter();
+  const flush = () => {
+    if (batch.count === 0) return;
+    const bytes = batch.take();
+    port.postMessage({ type: 'items', index, bytes } satisfies ToPool, [bytes.buffer]);
+  };
+  const sink = {
+    apply(path: OciPath, node: OciNewNode) {
+      batch.add(path, node);
+      if (batch.byteLength >= BATCH_BYTES) flush();
+    },
+  };
+  let reported = -PROGRESS_STEP;
+  try {
+    reader ??= await (data.ref.transport === 'oci' ? openLayoutDir : openLayoutArchive)(data.ref.path);
+    const blob = await reader.openBlob(task.layer.desc);
+    await streamLayer(sink, blob, task.layer, {
+      hash: data.hash,
+      onProgress: (p) => {
+        if (p.blobBytes - reported < PROGRESS_STEP && p.blobBytes < p.blobSize) return;
+        reported = p.blobBytes;
+        post({ type: 'progress', index, blobBytes: p.blobBytes });
+      },
+    });
+    flush();
+    post({ type: 'done', index });
+  } catch (e) {
+    post({ type: 'error', index, error: errorToWire(e) });
+  }
+}
+
+function errorToWire(e: unknown): Extract<ToPool, { type: 'error' }>['error'] {
+  if (isOdhError(e)) return { code: e.code, message: e.message, context: e.context };
+  const err = e instanceof Error ? e : new Error(String(e));
+  return { code: null, message: err.message, stack: err.stack };
+}
+
+port.on('message', (m: ToWorker) => void run(m));
