@@ -173,7 +173,7 @@ export async function applyLayersInWorkers(
       if (cancelled !== null) throw cancelled;
     };
     for (const [i, task] of tasks.entries())
-      await applyInOrder(sink, task, states[i], opts, changedOrCancelled);
+      await applyInOrder({ sink, opts, changed: changedOrCancelled }, task, states[i]);
   } finally {
     opts.signal?.removeEventListener('abort', onAbort);
     stopped = true;
@@ -182,12 +182,18 @@ export async function applyLayersInWorkers(
 }
 
 /** Applies one layer's batches as they arrive, until the layer is done (or throws its error). */
+/** What every layer's application shares: the tree sink, the run's options, the wake-up wait. */
+interface ApplyScope {
+  sink: OciEntrySink;
+  opts: LayerPoolOptions;
+  /** Resolves when a worker reports more (or the run is cancelled). */
+  changed: () => Promise<void>;
+}
+
 async function applyInOrder(
-  sink: OciEntrySink,
+  { sink, opts, changed }: ApplyScope,
   task: OciLayerTask,
   st: LayerState,
-  opts: LayerPoolOptions,
-  changed: () => Promise<void>,
 ): Promise<void> {
   const layer = task.desc.digest;
   let shown = -1;
