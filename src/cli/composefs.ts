@@ -268,25 +268,35 @@ const JOBS_HELP =
   'layer worker threads (absent: one per core when two or more layers are ≥ 32 MiB compressed; ' +
   '0: CPU count; 1: one thread)';
 
-async function ociImage(ref: string, o: OciCommandOptions) {
+/** What `id` and `dumpfile` want of an OCI image: its image ID, or its tree. */
+type OciWanted = 'id' | 'tree';
+
+async function ociImage<W extends OciWanted>(
+  ref: string,
+  o: OciCommandOptions,
+  wanted: W,
+): Promise<W extends 'id' ? string : Inode> {
   // Loaded here, not at start-up: `mkfs` and `dumpfile` never touch registries (start-up counts in
   // every `odh composefs mkfs` timing).
-  const [{ setRegistryDefaults }, { composefsImage }] = await Promise.all([
+  const [{ setRegistryDefaults }, { composefsImageId, composefsTree }] = await Promise.all([
     import('../oci/registry/reader.js'),
     import('../composefs/image-id.js'),
   ]);
   setRegistryDefaults(registryFlags(o));
   const progress = createProgress({ quiet: o.quiet });
+  const opts = {
+    format: o.format,
+    hash: o.hash,
+    xattrs: o.xattrs ?? defaultXattrPolicy(o.format),
+    progress,
+    signal: runSignal(),
+    // Absent: the automatic choice (workers only for large layers); given: forced.
+    ...(o.jobs !== undefined ? { workers: parseJobs(o.jobs) } : {}),
+  };
   try {
-    return await composefsImage(ref, {
-      format: o.format,
-      hash: o.hash,
-      xattrs: o.xattrs ?? defaultXattrPolicy(o.format),
-      progress,
-      signal: runSignal(),
-      // Absent: the automatic choice (workers only for large layers); given: forced.
-      ...(o.jobs !== undefined ? { workers: parseJobs(o.jobs) } : {}),
-    });
+    return (await (wanted === 'id'
+      ? composefsImageId(ref, opts)
+      : composefsTree(ref, opts))) as W extends 'id' ? string : Inode;
   } finally {
     progress.done();
   }
@@ -397,7 +407,7 @@ export function register(program: Command): void {
     .option('--jobs <N>', JOBS_HELP)
     .option('-q, --quiet', 'no progress on stderr')
     .action(async (ref: string, o: OciCommandOptions) => {
-      const { id } = await ociImage(ref, o);
+      const id = await ociImage(ref, o, 'id');
       process.stdout.write(`${id}\n`);
     });
 
@@ -420,7 +430,7 @@ export function register(program: Command): void {
     .option('--jobs <N>', JOBS_HELP)
     .option('-q, --quiet', 'no progress on stderr')
     .action(async (ref: string, o: OciCommandOptions) => {
-      const { tree } = await ociImage(ref, o);
+      const tree = await ociImage(ref, o, 'tree');
       // cfsctl create-dumpfile prints composefs-rs `write_dumpfile` lines (spec composefs-v2 §7).
       const { printDumpfile } = await import('../composefs/dumpfile-print.js');
       process.stdout.write(printDumpfile(tree, { format: 'composefs-rs' }));

@@ -13,8 +13,9 @@
  */
 import type { OpenedImage } from '../oci/image.js';
 import type { Progress } from '../util/progress.js';
-import { writeErofs, type WriteErofsOptions } from './erofs/write.js';
-import { fsverityDigest, type FsVerityAlgorithm } from './fsverity.js';
+import { streamErofsV1, writeErofs, type WriteErofsOptions } from './erofs/write.js';
+import { flattenTree } from './flat-tree.js';
+import { FsVerityHasher, fsverityDigest, type FsVerityAlgorithm } from './fsverity.js';
 import type { OciXattrPolicy } from './oci-merge.js';
 import type { OciImageLayers } from './oci-tree.js';
 import type { Inode } from './tree.js';
@@ -80,11 +81,8 @@ export function ociImageLayers(opened: OpenedImage): OciImageLayers {
   };
 }
 
-/** Builds the tree, the EROFS image and its ID of an OCI image reference (oci:DIR…, oci-archive:FILE…). */
-export async function composefsImage(
-  imageRef: string,
-  opts: ComposefsImageOptions = {},
-): Promise<ComposefsImage> {
+/** The composefs tree of an OCI image reference (oci:DIR…, oci-archive:FILE…, docker://…). */
+export async function composefsTree(imageRef: string, opts: ComposefsImageOptions = {}): Promise<Inode> {
   const format = opts.format ?? DEFAULT_FORMAT;
   const hash = opts.hash ?? DEFAULT_HASH;
   const progress = opts.progress;
@@ -116,12 +114,38 @@ export async function composefsImage(
   } finally {
     await opened.reader.close();
   }
-  progress?.step(`writing ${format} EROFS image`);
+  return tree;
+}
+
+/** Builds the tree, the EROFS image and its ID of an OCI image reference (oci:DIR…, oci-archive:FILE…). */
+export async function composefsImage(
+  imageRef: string,
+  opts: ComposefsImageOptions = {},
+): Promise<ComposefsImage> {
+  const format = opts.format ?? DEFAULT_FORMAT;
+  const hash = opts.hash ?? DEFAULT_HASH;
+  const tree = await composefsTree(imageRef, opts);
+  opts.progress?.step(`writing ${format} EROFS image`);
   const image = writeErofs(tree, erofsOptionsFor(format, hash));
   return { tree, image, id: fsverityDigest(image, hash).toString('hex') };
 }
 
-/** `cfsctl oci compute-id` (without --bootable): the bare hex image ID. */
+/**
+ * `cfsctl oci compute-id` (without --bootable): the bare hex image ID. A V1 image streams from the
+ * writer into the fs-verity hash and is never whole in memory; the object tree is dropped once the
+ * flat copy the writer reads exists.
+ */
 export async function composefsImageId(imageRef: string, opts: ComposefsImageOptions = {}): Promise<string> {
-  return (await composefsImage(imageRef, opts)).id;
+  const format = opts.format ?? DEFAULT_FORMAT;
+  const hash = opts.hash ?? DEFAULT_HASH;
+  if (format === 'v2') {
+    const image = writeErofs(await composefsTree(imageRef, opts), erofsOptionsFor(format, hash));
+    return fsverityDigest(image, hash).toString('hex');
+  }
+  // The object tree is not kept: only its flat copy lives on while the image is written.
+  const flat = flattenTree(await composefsTree(imageRef, opts));
+  opts.progress?.step(`writing ${format} EROFS image`);
+  const hasher = new FsVerityHasher(hash);
+  streamErofsV1(flat, erofsOptionsFor(format, hash), (chunk) => hasher.update(chunk));
+  return hasher.digest().toString('hex');
 }
