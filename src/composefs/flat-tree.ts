@@ -16,26 +16,39 @@ import { checkEntryName } from './erofs/dirents.js';
 
 const NONE = -1;
 
-function grownI32(a: Int32Array, n: number): Int32Array {
-  const b = new Int32Array(n);
-  b.set(a);
+type Column = Int32Array | Uint32Array | Uint8Array | BigUint64Array | BigInt64Array;
+
+/** A copy of column `a` with room for n elements (the new tail is zero). */
+function grown<T extends Column>(a: T, n: number): T {
+  const b = new (a.constructor as new (length: number) => T)(n);
+  (b as { set(src: T): void }).set(a);
   return b;
 }
-function grownU32(a: Uint32Array, n: number): Uint32Array {
-  const b = new Uint32Array(n);
-  b.set(a);
-  return b;
-}
-function grownBU64(a: BigUint64Array, n: number): BigUint64Array {
-  const b = new BigUint64Array(n);
-  b.set(a);
-  return b;
-}
-function grownBI64(a: BigInt64Array, n: number): BigInt64Array {
-  const b = new BigInt64Array(n);
-  b.set(a);
-  return b;
-}
+
+/** The columns of each table, grown together. */
+const INODE_COLUMNS = [
+  'mode',
+  'uid',
+  'gid',
+  'nlink',
+  'rdev',
+  'size',
+  'mtimeSec',
+  'mtimeNsec',
+  'payloadOff',
+  'payloadLen',
+  'contentOff',
+  'contentLen',
+  'digestOff',
+  'digestLen',
+  'xattrFirst',
+  'xattrCount',
+  'canonical',
+  'childFirst',
+  'childCount',
+] as const;
+const ENTRY_COLUMNS = ['entryParent', 'entryInode', 'entryNameOff', 'entryNameLen', 'entryHardlink'] as const;
+const XATTR_COLUMNS = ['xattrKeyOff', 'xattrKeyLen', 'xattrValueOff', 'xattrValueLen'] as const;
 
 /** Runs up to this many bytes are copied in a loop: cheaper than a native call plus a view. */
 const SHORT_COPY = 128;
@@ -180,46 +193,23 @@ export class FlatTree {
   xattrValueOff: Int32Array = new Int32Array(0);
   xattrValueLen: Int32Array = new Int32Array(0);
 
-  private growInodes(to = Math.max(64, this.inodeCap * 2)): void {
-    const n = to;
-    this.mode = grownU32(this.mode, n);
-    this.uid = grownU32(this.uid, n);
-    this.gid = grownU32(this.gid, n);
-    this.nlink = grownU32(this.nlink, n);
-    this.rdev = grownBU64(this.rdev, n);
-    this.size = grownBU64(this.size, n);
-    this.mtimeSec = grownBI64(this.mtimeSec, n);
-    this.mtimeNsec = grownU32(this.mtimeNsec, n);
-    this.payloadOff = grownI32(this.payloadOff, n);
-    this.payloadLen = grownI32(this.payloadLen, n);
-    this.contentOff = grownI32(this.contentOff, n);
-    this.contentLen = grownI32(this.contentLen, n);
-    this.digestOff = grownI32(this.digestOff, n);
-    this.digestLen = grownI32(this.digestLen, n);
-    this.xattrFirst = grownI32(this.xattrFirst, n);
-    this.xattrCount = grownI32(this.xattrCount, n);
-    this.canonical = grownI32(this.canonical, n);
-    this.childFirst = grownI32(this.childFirst, n);
-    this.childCount = grownI32(this.childCount, n);
+  private growColumns(names: readonly (keyof FlatTree)[], n: number): void {
+    const columns = this as unknown as Record<string, Column>;
+    for (const name of names) columns[name] = grown(columns[name]!, n);
+  }
+
+  private growInodes(n = Math.max(64, this.inodeCap * 2)): void {
+    this.growColumns(INODE_COLUMNS, n);
     this.inodeCap = n;
   }
 
   private growEntries(n: number): void {
-    this.entryParent = grownI32(this.entryParent, n);
-    this.entryInode = grownI32(this.entryInode, n);
-    this.entryNameOff = grownI32(this.entryNameOff, n);
-    this.entryNameLen = grownI32(this.entryNameLen, n);
-    const h = new Uint8Array(n);
-    h.set(this.entryHardlink);
-    this.entryHardlink = h;
+    this.growColumns(ENTRY_COLUMNS, n);
     this.entryCap = n;
   }
 
   private growXattrs(n: number): void {
-    this.xattrKeyOff = grownI32(this.xattrKeyOff, n);
-    this.xattrKeyLen = grownI32(this.xattrKeyLen, n);
-    this.xattrValueOff = grownI32(this.xattrValueOff, n);
-    this.xattrValueLen = grownI32(this.xattrValueLen, n);
+    this.growColumns(XATTR_COLUMNS, n);
     this.xattrCap = n;
   }
 

@@ -6,12 +6,13 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeSyntheticImage } from '../../scripts/bench-composefs.js';
 import { buildLayerTar, seededBytes } from '../helpers/images.js';
+import { writeGzipLayout } from '../helpers/gzip-layout.js';
 import {
   debris,
   errorLines,
@@ -32,41 +33,6 @@ afterAll(() => removeTree(root));
 
 const sha256 = (b: Uint8Array) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 
-/** An oci: layout of gzip blobs (possibly broken) with the given diff_ids. */
-async function layout(dir: string, blobs: Buffer[], diffIds: string[]): Promise<string> {
-  const b = path.join(dir, 'blobs', 'sha256');
-  await mkdir(b, { recursive: true });
-  const put = async (x: Buffer) => {
-    await writeFile(path.join(b, sha256(x).slice(7)), x);
-    return { digest: sha256(x), size: x.length };
-  };
-  const layers = [];
-  for (const x of blobs)
-    layers.push({ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', ...(await put(x)) });
-  const config = await put(
-    Buffer.from(JSON.stringify({ os: 'linux', rootfs: { type: 'layers', diff_ids: diffIds } })),
-  );
-  const manifest = await put(
-    Buffer.from(
-      JSON.stringify({
-        schemaVersion: 2,
-        mediaType: 'application/vnd.oci.image.manifest.v1+json',
-        config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config },
-        layers,
-      }),
-    ),
-  );
-  await writeFile(
-    path.join(dir, 'index.json'),
-    JSON.stringify({
-      schemaVersion: 2,
-      manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', ...manifest }],
-    }),
-  );
-  await writeFile(path.join(dir, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
-  return dir;
-}
-
 async function tars(): Promise<Buffer[]> {
   const files = (dir: string, seed: string) =>
     Array.from({ length: 20 }, (_, i) => ({
@@ -86,7 +52,7 @@ describe('odh composefs id with layer workers', () => {
     const t = await tars();
     const gz = t.map((x) => gzipSync(x));
     gz[1] = gz[1].subarray(0, gz[1].length >> 1);
-    const dir = await layout(path.join(root, 'badgz'), gz, t.map(sha256));
+    const dir = (await writeGzipLayout(path.join(root, 'badgz'), gz, t.map(sha256))).dir;
     const r = await runOdh(['composefs', 'id', '-q', '--jobs', '2', `oci:${dir}`], { TMPDIR: root });
     expect(r.code).toBe(1);
     expect(r.stdout).toBe('');
@@ -99,7 +65,7 @@ describe('odh composefs id with layer workers', () => {
     const t = await tars();
     t[2] = t[2].subarray(0, 512 * 2 + 50);
     const gz = t.map((x) => gzipSync(x));
-    const dir = await layout(path.join(root, 'badtar'), gz, t.map(sha256));
+    const dir = (await writeGzipLayout(path.join(root, 'badtar'), gz, t.map(sha256))).dir;
     const r = await runOdh(['composefs', 'id', '-q', '--jobs', '2', `oci:${dir}`], { TMPDIR: root });
     expect(r.code).toBe(1);
     expect(r.stdout).toBe('');

@@ -6,7 +6,7 @@
  * Under vitest the worker runs from TypeScript sources through test/helpers/ts-loader.
  */
 import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -16,7 +16,7 @@ import { writeErofs } from '../../src/composefs/erofs/write.js';
 import { fsverityDigest } from '../../src/composefs/fsverity.js';
 import { applyLayersInWorkers, layerWorkerEntry } from '../../src/composefs/oci-layer-pool.js';
 import { OciTreeBuilder } from '../../src/composefs/oci-merge.js';
-import type { Descriptor } from '../../src/oci/types.js';
+import { writeGzipLayout } from '../helpers/gzip-layout.js';
 import { OdhError } from '../../src/util/errors.js';
 import { buildLayerTar, seededBytes, type LayerEntry } from '../helpers/images.js';
 
@@ -65,48 +65,6 @@ function layerEntries(): LayerEntry[][] {
   ];
 }
 
-/** An oci: layout of already compressed (possibly broken) blobs; diff_ids are given. */
-async function writeLayout(
-  dir: string,
-  blobs: Buffer[],
-  diffIds: string[],
-): Promise<{ dir: string; layers: Descriptor[] }> {
-  const dirBlobs = path.join(dir, 'blobs', 'sha256');
-  await mkdir(dirBlobs, { recursive: true });
-  const put = async (b: Buffer) => {
-    const d = sha256(b);
-    await writeFile(path.join(dirBlobs, d.slice(7)), b);
-    return { digest: d, size: b.length };
-  };
-  const layers = [];
-  for (const b of blobs)
-    layers.push({ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', ...(await put(b)) });
-  const config = await put(
-    Buffer.from(
-      JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: diffIds } }),
-    ),
-  );
-  const manifest = await put(
-    Buffer.from(
-      JSON.stringify({
-        schemaVersion: 2,
-        mediaType: 'application/vnd.oci.image.manifest.v1+json',
-        config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config },
-        layers,
-      }),
-    ),
-  );
-  await writeFile(
-    path.join(dir, 'index.json'),
-    JSON.stringify({
-      schemaVersion: 2,
-      manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', ...manifest }],
-    }),
-  );
-  await writeFile(path.join(dir, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
-  return { dir, layers };
-}
-
 async function goodTars(): Promise<Buffer[]> {
   return Promise.all(layerEntries().map((e) => buildLayerTar(e)));
 }
@@ -129,7 +87,7 @@ describe('layers in worker threads', () => {
 
   it('four layers in two workers give the bytes and ID of the one-thread path', async () => {
     const tars = await goodTars();
-    const { dir, layers } = await writeLayout(
+    const { dir, layers } = await writeGzipLayout(
       path.join(tmp, 'good'),
       tars.map((t) => gzipSync(t)),
       tars.map(sha256),
@@ -153,7 +111,7 @@ describe('layers in worker threads', () => {
     const tars = await goodTars();
     const blobs = tars.map((t) => gzipSync(t));
     blobs[2] = cutGzip(tars[2]);
-    const { dir } = await writeLayout(path.join(tmp, 'badgz'), blobs, tars.map(sha256));
+    const { dir } = await writeGzipLayout(path.join(tmp, 'badgz'), blobs, tars.map(sha256));
     const one = await composefsImage(`oci:${dir}`, { workers: 1 }).catch((e: unknown) => e);
     const two = await composefsImage(`oci:${dir}`, { workers: 2 }).catch((e: unknown) => e);
     expect(two).toBeInstanceOf(OdhError);
@@ -169,7 +127,7 @@ describe('layers in worker threads', () => {
     const tars = await goodTars();
     const truncated = tars[1].subarray(0, 512 * 3 + 100);
     const blobs = [gzipSync(tars[0]), gzipSync(truncated), cutGzip(tars[2]), gzipSync(tars[3])];
-    const { dir } = await writeLayout(
+    const { dir } = await writeGzipLayout(
       path.join(tmp, 'two-bad'),
       blobs,
       [tars[0], truncated, tars[2], tars[3]].map(sha256),
@@ -187,7 +145,7 @@ describe('layers in worker threads', () => {
     // Layer 1 hardlinks to a path that does not exist: a builder error on this thread.
     tars[1] = await buildLayerTar([{ type: 'hardlink', path: 'usr/x', target: 'usr/nope' }]);
     const blobs = [gzipSync(tars[0]), gzipSync(tars[1]), cutGzip(tars[2]), gzipSync(tars[3])];
-    const { dir } = await writeLayout(path.join(tmp, 'tree-bad'), blobs, tars.map(sha256));
+    const { dir } = await writeGzipLayout(path.join(tmp, 'tree-bad'), blobs, tars.map(sha256));
     const err = await composefsImage(`oci:${dir}`, { workers: 2 }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(OdhError);
     expect((err as OdhError).message).toMatch(/hardlink target "usr\/nope" does not exist/);
@@ -196,7 +154,7 @@ describe('layers in worker threads', () => {
 
   it('a signal aborted mid-run stops the workers and throws its reason', async () => {
     const tars = await goodTars();
-    const { dir } = await writeLayout(
+    const { dir } = await writeGzipLayout(
       path.join(tmp, 'abort'),
       tars.map((t) => gzipSync(t)),
       tars.map(sha256),
