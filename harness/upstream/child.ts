@@ -105,9 +105,14 @@ export async function runChild(file: string, args: string[], opts: ChildOptions)
     if (opts.measureRss && !useTime && child.pid !== undefined) {
       const pid = child.pid;
       poll = setInterval(() => {
-        void readVmHwm(pid).then((v) => {
-          if (v !== undefined) hwm = Math.max(hwm ?? 0, v);
-        });
+        // Fire-and-forget is safe: a late sample only raises `hwm`, and a failed read (the process already
+        // gone) just misses one sample; readVmHwm maps read errors to undefined, the handler is a guard.
+        void readVmHwm(pid).then(
+          (v) => {
+            if (v !== undefined) hwm = Math.max(hwm ?? 0, v);
+          },
+          () => {},
+        );
       }, 50);
     }
     const timer = setTimeout(() => {

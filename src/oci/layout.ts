@@ -94,7 +94,12 @@ function positionalStream(m: Member, ctx: ErrorContext): Readable {
       );
     },
     destroy(err, cb) {
-      release().then(() => cb(err));
+      // release() drops close errors, so the second handler is only a guard: cb must run exactly once, or the
+      // stream never finishes destroying and the caller's error is lost.
+      release().then(
+        () => cb(err),
+        (e: Error) => cb(err ?? e),
+      );
     },
   });
 }
