@@ -64,4 +64,12 @@ function errorToWire(e: unknown): Extract<ToPool, { type: 'error' }>['error'] {
   return { code: null, message: err.message, stack: err.stack };
 }
 
-port.on('message', (m: ToWorker) => void run(m));
+// run() reports a layer's failure itself; anything escaping it (a failed postMessage) is rethrown as
+// an uncaught exception, which ends this worker with an 'error' event the pool turns into the run's error.
+port.on('message', (m: ToWorker) => {
+  run(m).catch((e: unknown) =>
+    setImmediate(() => {
+      throw e;
+    }),
+  );
+});
