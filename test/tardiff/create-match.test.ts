@@ -1,11 +1,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import {
-  fuzzyPrefixOf,
-  isDeltaCandidate,
-  nearestSimilar,
-  sizeSimilar,
-} from '../../src/tardiff/create/match.js';
+import { fuzzyPrefixOf, isDeltaCandidate } from '../../src/tardiff/create/basenames.js';
+import { nearestSimilar, sizeSimilar } from '../../src/tardiff/create/match.js';
 import type { OldFile } from '../../src/tardiff/create/index.js';
 import { analyzeSources, layerFile } from '../../src/tardiff/create/index.js';
 import { Readable } from 'node:stream';

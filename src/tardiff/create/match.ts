@@ -1,3 +1,4 @@
+import { basenameOf, fuzzyPrefixOf, isDeltaCandidate } from './basenames.js';
 import type { OldFile, SourceSet } from './sources.js';
 
 /**
@@ -5,35 +6,8 @@ import type { OldFile, SourceSet } from './sources.js';
  * content first, then the same path, then fuzzy basename passes. Pure lookups over a `SourceSet`.
  */
 
-const SLASH = 0x2f;
-const DOT = 0x2e;
-const XZ = Buffer.from('.xz');
-const BZ2 = Buffer.from('.bz2');
 /** spec oci-delta §5.3: both below this size counts as size-similar. */
 const SMALL_FILE = 65536;
-
-/** The last path component. */
-export function basenameOf(path: Buffer): Buffer {
-  return path.subarray(path.lastIndexOf(SLASH) + 1);
-}
-
-/**
- * spec oci-delta §5.3 fuzzy pass 1: the basename up to and including its first `.`
- * (`libcurl.so.4.7.0` → `libcurl.`); null for a basename without a `.`.
- */
-export function fuzzyPrefixOf(base: Buffer): Buffer | null {
-  const dot = base.indexOf(DOT);
-  return dot < 0 ? null : base.subarray(0, dot + 1);
-}
-
-/** spec oci-delta §5.3: compressed `.xz`/`.bz2` files are never diffed (they would not share bytes). */
-export function isDeltaCandidate(basenames: readonly Buffer[]): boolean {
-  return !basenames.some((b) => endsWith(b, XZ) || endsWith(b, BZ2));
-}
-
-function endsWith(b: Buffer, suffix: Buffer): boolean {
-  return b.length >= suffix.length && b.subarray(b.length - suffix.length).equals(suffix);
-}
 
 /** spec oci-delta §5.3: both < 64 KiB, or each less than ten times the other. */
 export function sizeSimilar(a: number, b: number): boolean {

@@ -4,7 +4,7 @@ import type { ErrorContext } from '../../util/errors.js';
 import { OPEN_NAME_MAX } from '../op-rules.js';
 import { ContentStore } from './content-store.js';
 import { forEachLayerEntry, type LayerStreamFactory } from './layers.js';
-import { basenameOf, fuzzyPrefixOf, isDeltaCandidate } from './match.js';
+import { basenameOf, fuzzyPrefixOf, isDeltaCandidate } from './basenames.js';
 import { SKETCH_MIN_FILE, SKETCH_SIZE, Sketcher } from './sketch.js';
 
 /** A sketch value held by more files than this says nothing about any of them (zero runs, ELF headers). */
