@@ -9,7 +9,7 @@ import {
   createTarDiff,
   type CreateProgress,
   type OpHistogram,
-  type SourceSet,
+  type OldImageIndex,
   type TarDiffMode,
 } from '../tardiff/create/index.js';
 import { OdhError, isOdhError, type ErrorContext } from '../util/errors.js';
@@ -44,7 +44,7 @@ export interface LayerJob {
   desc: Descriptor;
   diffId: string;
   reader: OciLayoutReader;
-  sources: SourceSet;
+  sources: OldImageIndex;
   mode: BinaryDiff;
   /** Parent directory for this job's private directory. */
   workDir: string;

@@ -5,7 +5,7 @@ import { openImage, type OpenedImage } from '../oci/image.js';
 import { parseRef } from '../oci/ref.js';
 import { MEDIA_TYPE_LAYER_TAR_GZIP, MEDIA_TYPE_TAR_DIFF, type Descriptor } from '../oci/types.js';
 import { createLayoutWriter, type OciLayoutWriter } from '../oci/writer.js';
-import { analyzeSources, type OpHistogram, type SourceSet } from '../tardiff/create/index.js';
+import { indexOldImage, type OpHistogram, type OldImageIndex } from '../tardiff/create/index.js';
 import { OdhError } from '../util/errors.js';
 import { finishDeltaArtifact, type DeltaLayerBlob, type ReusedLayer } from './artifact-write.js';
 import { processNewLayer, type BinaryDiff, type LayerOutcome, type TarDiffWriter } from './create-layer.js';
@@ -157,7 +157,7 @@ interface CreateRun {
   writer: OciLayoutWriter;
   work: string;
   /** The old layers analysed once (absent when no layer needs a diff). */
-  sources?: SourceSet;
+  sources?: OldImageIndex;
   signal: AbortSignal;
 }
 
@@ -201,7 +201,7 @@ class CreateScope {
   oldImg?: OpenedImage;
   newImg?: OpenedImage;
   writer?: OciLayoutWriter;
-  sources?: SourceSet;
+  sources?: OldImageIndex;
   work?: string;
   readonly warnings: string[] = [];
   readonly emit: (e: CreateEvent) => void;
@@ -340,9 +340,9 @@ function analyzeOldLayers(
   oldImg: OpenedImage,
   tempDir: string,
   emit: (e: CreateEvent) => void,
-): Promise<SourceSet> {
+): Promise<OldImageIndex> {
   const oldLayers = oldImg.manifest.layers;
-  return analyzeSources(
+  return indexOldImage(
     oldLayers.map((d) => () => oldImg.reader.openBlob(d)),
     {
       tempDir,

@@ -15,10 +15,10 @@ const ROOTS = ['src', 'harness', 'fixtures', 'scripts', 'bin'];
  * guide.md "The pipeline is the layout": imports in src/ only point down this list (a folder imports
  * only folders before it). Where the code says more than the guide's list: `tar/` is "used by
  * everything above" it, the OCI layout reader included, so it sits below `oci/`; `net/` is the HTTP
- * layer the registry client (oci/) stands on; and the old-image sources are what `delta/` applies
- * against, so they sit below it.
+ * layer the registry client (oci/) stands on; and `image-source/` (the guide's `source/`: the old
+ * image an apply reads from) is what `delta/` applies against, so it sits below `delta/`.
  */
-const SRC_LAYERS = ['util', 'tar', 'net', 'oci', 'tardiff', 'source', 'delta', 'composefs', 'cli'];
+const SRC_LAYERS = ['util', 'tar', 'net', 'oci', 'tardiff', 'image-source', 'delta', 'composefs', 'cli'];
 
 function tsFiles(dir: string): string[] {
   const out: string[] = [];

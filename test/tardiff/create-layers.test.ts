@@ -1,6 +1,6 @@
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { analyzeSources, layerFile } from '../../src/tardiff/create/index.js';
+import { indexOldImage, layerFile } from '../../src/tardiff/create/index.js';
 import {
   bootcLayerEntries,
   buildLayerTar,
@@ -225,14 +225,14 @@ describe('ZstdDict source hazards', () => {
   });
 });
 
-describe('a shared SourceSet serves several new layers at once', () => {
+describe('a shared OldImageIndex serves several new layers at once', () => {
   it('analyses the old layers once and diffs two layers concurrently', async () => {
     const old = await oldImage([
       { entries: [{ type: 'file', path: 'usr/bin/tool', content: TOOL }] },
       { compression: 'none', entries: [{ type: 'file', path: 'usr/lib64/libcurl.so.4.7.0', content: CURL }] },
     ]);
     const d = await tempDir();
-    const sources = await analyzeSources(old.blobPaths.map(layerFile), { tempDir: d });
+    const sources = await indexOldImage(old.blobPaths.map(layerFile), { tempDir: d });
     try {
       expect(sources.files.map((f) => f.openName.toString())).toEqual([
         'usr/bin/tool',

@@ -3,7 +3,7 @@ import fc from 'fast-check';
 import { fuzzyPrefixOf, isDeltaCandidate } from '../../src/tardiff/create/basenames.js';
 import { nearestSimilar, sizeSimilar } from '../../src/tardiff/create/match.js';
 import type { OldFile } from '../../src/tardiff/create/index.js';
-import { analyzeSources, layerFile } from '../../src/tardiff/create/index.js';
+import { indexOldImage, layerFile } from '../../src/tardiff/create/index.js';
 import { Readable } from 'node:stream';
 import { buildLayerTar, seededBytes } from '../helpers/images.js';
 import { opCounts } from './create-checker.js';
@@ -75,7 +75,7 @@ describe('analysis (spec oci-delta §8.3)', () => {
         ],
       },
     ]);
-    const sources = await analyzeSources(old.blobPaths.map(layerFile), { tempDir: await tempDir() });
+    const sources = await indexOldImage(old.blobPaths.map(layerFile), { tempDir: await tempDir() });
     try {
       expect(sources.files).toHaveLength(1);
       const f = sources.files[0]!;
@@ -122,7 +122,7 @@ describe('Open name limit (spec oci-delta §5.7)', () => {
       { type: 'file', path: 'ok', content: short },
     ]);
     const d = await tempDir();
-    const sources = await analyzeSources([() => Readable.from([tar])], { tempDir: d });
+    const sources = await indexOldImage([() => Readable.from([tar])], { tempDir: d });
     try {
       expect(sources.files.map((f) => f.openName.toString())).toEqual(['ok']);
     } finally {

@@ -3,7 +3,7 @@ import { open, rm, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { displayName } from '../path.js';
 import { OdhError } from '../../util/errors.js';
-import { forEachLayerEntry, type LayerStreamFactory } from './layers.js';
+import { forEachLayerEntry, type LayerStreamFactory } from './layer-stream.js';
 import { RollsumSplitter, type RollsumBlobs } from './rollsum.js';
 import type { SourceEntry } from '../merged-rootfs.js';
 

@@ -3,12 +3,12 @@ import type { Writable } from 'node:stream';
 import { displayName } from '../path.js';
 import { DICT_SOURCE_MAX } from '../zstd.js';
 import { OdhError, isOdhError, type ErrorContext } from '../../util/errors.js';
-import type { LayerStreamFactory } from './layers.js';
+import type { LayerStreamFactory } from './layer-stream.js';
 import { matchTarget } from './match.js';
-import { materializeNewLayer, WindowedReader } from './new-layer.js';
+import { materializeNewLayer, WindowedReader } from './new-layer-file.js';
 import { OpStreamWriter, type OpHistogram } from './op-writer.js';
 import { matchRollsum, RollsumSplitter } from './rollsum.js';
-import { analyzeSources, type OldFile, type SourceSet } from './sources.js';
+import { indexOldImage, type OldFile, type OldImageIndex } from './old-image-index.js';
 import { scanNewLayer, type NewFile } from './target.js';
 import { hasDictMagic, ZstdDictEncoder } from './zstd-patch.js';
 import { bsdiff } from './bsdiff.js';
@@ -47,8 +47,8 @@ export interface CreateProgress {
 export interface CreateTarDiffOptions {
   /** The old layers in manifest (extraction) order; ignored when `sources` is given. */
   oldLayers?: readonly LayerStreamFactory[];
-  /** A source analysis made once with `analyzeSources` and shared by several diffs (not disposed here). */
-  sources?: SourceSet;
+  /** A source analysis made once with `indexOldImage` and shared by several diffs (not disposed here). */
+  sources?: OldImageIndex;
   /** The new layer: an uncompressed (or compressed: sniffed) tar file path, or its byte stream. */
   newLayer: string | AsyncIterable<Buffer>;
   mode: TarDiffMode;
@@ -113,7 +113,7 @@ export async function createTarDiff(opts: CreateTarDiffOptions): Promise<CreateT
   if (!sources) {
     if (!opts.oldLayers) throw new OdhError('USAGE', 'createTarDiff needs oldLayers or sources', ctx);
     const total = opts.oldLayers.length;
-    sources = await analyzeSources(opts.oldLayers, {
+    sources = await indexOldImage(opts.oldLayers, {
       tempDir: opts.tempDir,
       onProgress: (p) => opts.onProgress?.({ phase: 'analyze', done: p.layer, total }),
     });
@@ -148,7 +148,7 @@ export function bsdiffFits(fileSize: number, sourceSize: number, maxBsdiff: numb
 }
 
 /** spec oci-delta §5.4 priorities 1–6: what to do with each matched new file. */
-function planTargets(files: NewFile[], sources: SourceSet, mode: TarDiffMode, limits: Limits): Plan[] {
+function planTargets(files: NewFile[], sources: OldImageIndex, mode: TarDiffMode, limits: Limits): Plan[] {
   const plans: Plan[] = [];
   const zstd = mode === 'zstd' || mode === 'auto';
   const bsd = mode === 'bsdiff' || mode === 'auto';
@@ -195,7 +195,7 @@ export function outerLevelFor(literalBytes: number): number {
 interface DiffJob {
   tar: { path: string; size: number };
   plans: Plan[];
-  sources: SourceSet;
+  sources: OldImageIndex;
   opts: CreateTarDiffOptions;
   ctx: ErrorContext;
 }
@@ -300,7 +300,7 @@ async function writeDiff(job: DiffJob): Promise<CreateTarDiffResult> {
 interface PlanEmitter {
   reader: WindowedReader;
   writer: OpStreamWriter;
-  sources: SourceSet;
+  sources: OldImageIndex;
   patcher: ZstdDictEncoder;
   /** Literal Data of the new tar's bytes [from, to). */
   dataRange: (from: number, to: number) => Promise<void>;

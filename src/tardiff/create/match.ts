@@ -1,9 +1,9 @@
 import { basenameOf, fuzzyPrefixOf, isDeltaCandidate } from './basenames.js';
-import type { OldFile, SourceSet } from './sources.js';
+import type { OldFile, OldImageIndex } from './old-image-index.js';
 
 /**
  * Choosing an old file for each new file (spec oci-delta §5.3, upstream `DiffWithSources`): identical
- * content first, then the same path, then fuzzy basename passes. Pure lookups over a `SourceSet`.
+ * content first, then the same path, then fuzzy basename passes. Pure lookups over an `OldImageIndex`.
  */
 
 /** spec oci-delta §5.3: both below this size counts as size-similar. */
@@ -34,7 +34,7 @@ export type SourceMatch =
  * spec oci-delta §5.3 steps 1–2, then a fallback of ours: the delta candidate sharing the most content
  * (sketch values) with the target, so a renamed file still finds its old self.
  */
-export function matchTarget(t: TargetFile, sources: SourceSet): SourceMatch | undefined {
+export function matchTarget(t: TargetFile, sources: OldImageIndex): SourceMatch | undefined {
   const exact = sources.withContent(t.sha1, t.size);
   if (exact) return { kind: 'exact', source: exact };
   const bases = t.paths.map(basenameOf);

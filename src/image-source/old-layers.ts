@@ -8,8 +8,8 @@ import { readTar, type TarItem } from '../tar/index.js';
 import { OdhError, isOdhError, type ErrorContext } from '../util/errors.js';
 
 /**
- * The old image as the source modules read it: its manifest, diff_ids and a way to stream each layer
- * blob once, decompressed (by sniffing, spec oci-delta §1.4), with the blob digest checked by the
+ * The old image's layers as the image sources read them: its manifest, diff_ids and a way to stream
+ * each layer blob once, decompressed (by sniffing, spec oci-delta §1.4), with the blob digest checked by the
  * blob reader and the diff_id checked here (spec oci-delta §4.1).
  */
 
