@@ -157,7 +157,7 @@ interface CreateRun {
   writer: OciLayoutWriter;
   work: string;
   /** The old layers analysed once (absent when no layer needs a diff). */
-  sources?: OldImageIndex;
+  oldIndex?: OldImageIndex;
   signal: AbortSignal;
 }
 
@@ -201,7 +201,7 @@ class CreateScope {
   oldImg?: OpenedImage;
   newImg?: OpenedImage;
   writer?: OciLayoutWriter;
-  sources?: OldImageIndex;
+  oldIndex?: OldImageIndex;
   work?: string;
   readonly warnings: string[] = [];
   readonly emit: (e: CreateEvent) => void;
@@ -229,7 +229,7 @@ class CreateScope {
 
   async close(): Promise<void> {
     this.opts.signal?.removeEventListener('abort', this.onAbort);
-    await this.sources?.dispose().catch(() => {});
+    await this.oldIndex?.dispose().catch(() => {});
     if (this.work) await releaseTemp(this.work, { remove: true });
     await this.newImg?.reader.close();
     await this.oldImg?.reader.close();
@@ -267,7 +267,7 @@ async function startRun(
 
   const work = (scope.work = (await runTempDir('create', opts.tempDir)).dir);
   // spec §5.1 step 3: one source analysis over all old layers, shared by every layer job.
-  if (plan.pending.length > 0) scope.sources = await analyzeOldLayers(oldImg, work, emit);
+  if (plan.pending.length > 0) scope.oldIndex = await buildOldImageIndex(oldImg, work, emit);
   emit({ type: 'info', message: 'Processing layers...' });
   if (plan.reused.length > 0) {
     emit({ type: 'info', message: `   Skipped ${plan.reused.length} layer(s) with existing content` });
@@ -281,7 +281,7 @@ async function startRun(
     plan,
     writer,
     work,
-    ...(scope.sources ? { sources: scope.sources } : {}),
+    ...(scope.oldIndex ? { oldIndex: scope.oldIndex } : {}),
     signal: scope.signal,
   };
   return { run, target, signatures };
@@ -336,7 +336,7 @@ function planLayers(oldImg: OpenedImage, newImg: OpenedImage): LayerPlan {
 }
 
 /** spec §5.1 step 3: the source analysis of every old layer, once. */
-function analyzeOldLayers(
+function buildOldImageIndex(
   oldImg: OpenedImage,
   tempDir: string,
   emit: (e: CreateEvent) => void,
@@ -381,7 +381,7 @@ async function diffLayer(run: CreateRun, p: Pending, signal: AbortSignal): Promi
     desc: p.desc,
     diffId: p.diffId,
     reader: run.newImg.reader,
-    sources: run.sources!,
+    oldIndex: run.oldIndex!,
     mode: opts.binaryDiff ?? 'bsdiff',
     workDir: run.work,
     compressionLevel: opts.compressionLevel,

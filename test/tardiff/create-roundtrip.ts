@@ -69,7 +69,7 @@ export async function roundTrip(
   old: OldImage,
   newEntries: LayerEntry[] | Buffer,
   mode: TarDiffMode,
-  sources?: OldImageIndex,
+  oldIndex?: OldImageIndex,
 ): Promise<RoundTrip> {
   const d = await tempDir();
   const newTar = Buffer.isBuffer(newEntries) ? newEntries : await buildLayerTar(newEntries);
@@ -77,7 +77,7 @@ export async function roundTrip(
   await writeFile(newPath, newTar);
   const out = path.join(d, 'out.tardiff');
   const result = await createTarDiff({
-    ...(sources ? { sources } : { oldLayers: old.blobPaths.map(layerFile) }),
+    ...(oldIndex ? { oldIndex } : { oldLayers: old.blobPaths.map(layerFile) }),
     newLayer: newPath,
     mode,
     tempDir: d,

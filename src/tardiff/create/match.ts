@@ -34,15 +34,15 @@ export type SourceMatch =
  * spec oci-delta §5.3 steps 1–2, then a fallback of ours: the delta candidate sharing the most content
  * (sketch values) with the target, so a renamed file still finds its old self.
  */
-export function matchTarget(t: TargetFile, sources: OldImageIndex): SourceMatch | undefined {
-  const exact = sources.withContent(t.sha1, t.size);
+export function matchTarget(t: TargetFile, oldIndex: OldImageIndex): SourceMatch | undefined {
+  const exact = oldIndex.withContent(t.sha1, t.size);
   if (exact) return { kind: 'exact', source: exact };
   const bases = t.paths.map(basenameOf);
   if (!isDeltaCandidate(bases)) return undefined;
   const fits = (s: OldFile) => s.deltaCandidate && sizeSimilar(s.size, t.size);
   // a. same path: the first of the target's names that maps to a usable source
   for (const p of t.paths) {
-    const s = sources.atPath(p);
+    const s = oldIndex.atPath(p);
     if (!s) continue;
     if (fits(s)) return { kind: 'similar', source: s };
     break;
@@ -50,10 +50,10 @@ export function matchTarget(t: TargetFile, sources: OldImageIndex): SourceMatch 
   // b. fuzzy: pass 0 identical basename, pass 1 same prefix up to the first '.'; the smallest size
   // difference wins, ties go to the later source
   const passes: Array<(b: Buffer) => readonly OldFile[]> = [
-    (b) => sources.withBasename(b),
+    (b) => oldIndex.withBasename(b),
     (b) => {
       const p = fuzzyPrefixOf(b);
-      return p ? sources.withFuzzyPrefix(p) : [];
+      return p ? oldIndex.withFuzzyPrefix(p) : [];
     },
   ];
   for (const bucketOf of passes) {
@@ -63,7 +63,7 @@ export function matchTarget(t: TargetFile, sources: OldImageIndex): SourceMatch 
   }
   // c. content: only delta candidates are indexed (never `.xz`/`.bz2`), and only usable files
   // (qualifying, readable, outside `sysroot/ostree/`) are sources at all
-  const bySketch = t.sketch && sources.similarByContent(t.sketch, t.size);
+  const bySketch = t.sketch && oldIndex.similarByContent(t.sketch, t.size);
   if (bySketch) return { kind: 'similar', source: bySketch };
   return undefined;
 }
