@@ -3,7 +3,7 @@
  * filesystem that the directory-based appliers (ts-dir, go-tarpatch, upstream) read.
  */
 import path from 'node:path';
-import { extractMergedRootfs } from '../../src/source/rootfs-extract.js';
+import { extractMergedRootfs } from '../../src/image-source/rootfs-extract.js';
 
 /** The applier's output image inside the matrix's `outDir`. */
 export function outputImageIn(outDir: string): string {

@@ -15,7 +15,7 @@
 import { createWriteStream } from 'node:fs';
 import { once } from 'node:events';
 import type { Writable } from 'node:stream';
-import { openOldImage, streamOldLayer } from '../../src/source/old-image.js';
+import { openOldImage, streamOldLayer } from '../../src/image-source/old-layers.js';
 import {
   BLOCK_SIZE,
   encodePaxRecords,

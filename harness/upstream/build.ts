@@ -13,7 +13,7 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { OdhError } from '../../src/util/errors.js';
-import { defaultCacheRoot, sha256File } from './fetch.js';
+import { builtBinaryPath, defaultCacheRoot, sha256File } from './cache.js';
 import { hostArch, readManifest, writeManifest } from './manifest.js';
 import { UPSTREAM_REPOSITORY } from './manifest.js';
 import type { UpstreamArch, UpstreamBuild } from './types.js';
@@ -196,7 +196,7 @@ export async function buildUpstream(o: BuildOptions): Promise<BuildResult> {
       });
     }
     const { size, sha256 } = await sha256File(out);
-    const dest = path.join(cacheRoot, 'build', versionDir(version), arch, binary);
+    const dest = builtBinaryPath(cacheRoot, { version, binary }, arch);
     await fs.mkdir(path.dirname(dest), { recursive: true });
     await fs.copyFile(out, `${dest}.tmp`);
     await fs.chmod(`${dest}.tmp`, 0o755);
@@ -235,15 +235,4 @@ async function reuseCached(
   const got = await sha256File(file).catch(() => null);
   if (!got || got.sha256 !== b.sha256 || got.size !== b.size) return undefined;
   return { ...b, path: file, cached: true };
-}
-
-function versionDir(v: string): string {
-  if (!/^[0-9A-Za-z][0-9A-Za-z._+-]*$/.test(v) || v.includes('..'))
-    throw new OdhError('FORMAT', `build version ${JSON.stringify(v)} is not a plain version string`);
-  return v;
-}
-
-/** Where `buildUpstream` caches the binary of a manifest build entry. */
-export function builtBinaryPath(cacheRoot: string, b: UpstreamBuild, arch: UpstreamArch): string {
-  return path.join(cacheRoot, 'build', versionDir(b.version), arch, b.binary);
 }

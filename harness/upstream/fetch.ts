@@ -1,49 +1,12 @@
-import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, promises as fs } from 'node:fs';
-import os from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { OdhError } from '../../src/util/errors.js';
 import { downloadToFile, type DownloadOptions } from '../../src/net/download.js';
 import { hostArch, pinnedAsset, readManifest } from './manifest.js';
 import { probeBinary } from './probe.js';
-import { builtBinaryPath } from './build.js';
+import { builtBinaryPath, cachedBinaryPath, defaultCacheRoot, sha256File } from './cache.js';
 import type { UpstreamArch, UpstreamAsset, UpstreamManifest, UpstreamResolution } from './types.js';
-
-/**
- * The verified binary cache: `$XDG_CACHE_HOME/oci-delta-harness/upstream/<version>/<arch>/oci-delta`
- * (default `~/.cache/...`). A file is there only after its size and sha256 matched the pinned
- * manifest, and it is re-hashed on every use (a cache is not a trust anchor).
- */
-export function defaultCacheRoot(env: NodeJS.ProcessEnv = process.env): string {
-  const xdg = env.XDG_CACHE_HOME;
-  const base = xdg && path.isAbsolute(xdg) ? xdg : path.join(env.HOME || os.homedir(), '.cache');
-  return path.join(base, 'oci-delta-harness', 'upstream');
-}
-
-/** A version string becomes a path component: refuse anything that could climb out of the cache. */
-function versionComponent(version: string): string {
-  if (!/^[0-9A-Za-z][0-9A-Za-z._+-]*$/.test(version) || version.includes('..')) {
-    throw new OdhError(
-      'FORMAT',
-      `upstream manifest version ${JSON.stringify(version)} is not a plain version string`,
-    );
-  }
-  return version;
-}
-
-export function cachedBinaryPath(cacheRoot: string, version: string, arch: UpstreamArch): string {
-  return path.join(cacheRoot, versionComponent(version), arch, 'oci-delta');
-}
-
-export async function sha256File(file: string): Promise<{ size: number; sha256: string }> {
-  const h = createHash('sha256');
-  let size = 0;
-  for await (const c of createReadStream(file) as AsyncIterable<Buffer>) {
-    size += c.length;
-    h.update(c);
-  }
-  return { size, sha256: h.digest('hex') };
-}
 
 /** Whether `file` exists and matches the pinned asset exactly. */
 async function verifiedCopy(file: string, asset: UpstreamAsset): Promise<boolean> {

@@ -11,13 +11,8 @@ export type {
   UpstreamSource,
   UpstreamUnavailable,
 } from './types.js';
-export {
-  resolveUpstream,
-  fetchUpstream,
-  defaultCacheRoot,
-  cachedBinaryPath,
-  type ResolveOptions,
-} from './fetch.js';
+export { resolveUpstream, fetchUpstream, type ResolveOptions } from './fetch.js';
+export { defaultCacheRoot, cachedBinaryPath } from './cache.js';
 export { probeBinary, type ProbeResult } from './probe.js';
 export {
   upstreamCreate,

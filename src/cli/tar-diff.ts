@@ -9,7 +9,7 @@ import {
   type CreateTarDiffResult,
   type TarDiffMode,
 } from '../tardiff/create/index.js';
-import { analyzeSources } from '../tardiff/create/index.js';
+import { indexOldImage } from '../tardiff/create/index.js';
 import { AtomicOutput } from '../util/atomic.js';
 import { OdhError } from '../util/errors.js';
 import { releaseTemp, runTempDir } from '../util/run.js';
@@ -53,7 +53,7 @@ export async function tarDiff(
   const work = (await runTempDir('tar-diff', opts.tmpDir)).dir;
   try {
     progress.step(`tar-diff: analysing ${olds.length} old tar(s)`);
-    const sources = await analyzeSources(olds.map(layerFile), {
+    const oldIndex = await indexOldImage(olds.map(layerFile), {
       tempDir: work,
       ignorePrefixes: opts.ignoreSourcePrefix,
       layerNames: olds,
@@ -62,7 +62,7 @@ export async function tarDiff(
     try {
       let phase = '';
       const result = await createTarDiff({
-        sources,
+        oldIndex,
         newLayer: newTar,
         mode,
         tempDir: work,
@@ -82,7 +82,7 @@ export async function tarDiff(
       await atomic.commit();
       return result;
     } finally {
-      await sources.dispose();
+      await oldIndex.dispose();
     }
   } catch (e) {
     await atomic.abort();

@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import type { Command } from 'commander';
-import { DirectorySource } from '../source/directory.js';
+import { DirectorySource } from '../image-source/directory.js';
 import { applyTarDiff, type ApplyResult } from '../tardiff/apply.js';
 import { AtomicOutput } from '../util/atomic.js';
 import { OdhError } from '../util/errors.js';

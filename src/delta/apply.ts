@@ -8,33 +8,27 @@ import {
   parseManifest,
   type Descriptor,
 } from '../oci/types.js';
-import type { DataSource } from '../tardiff/source.js';
+import type { DataSource } from '../tardiff/data-source.js';
 import type { OpName } from '../tardiff/ops.js';
-import { DirectorySource } from '../source/directory.js';
+import { DirectorySource } from '../image-source/directory.js';
 import { OdhError, type ErrorContext } from '../util/errors.js';
 import type { Progress } from '../util/progress.js';
 import { runOrdered } from '../util/pool.js';
 import { parseDeltaArtifact, type DeltaArtifact, type TargetLayer } from './artifact.js';
-import {
-  checkTarDiffBlobs,
-  createApplyOutput,
-  fetchEachBlobOnce,
-  openImage,
-  openImageSourceFor,
-  type ApplyOutput,
-  type ImageReader,
-} from './io.js';
+import { createApplyOutput, type ApplyOutput } from './apply-output.js';
+import { openImageSourceFor } from './apply-source.js';
+import { checkTarDiffBlobs, fetchEachBlobOnce, openImageReader, type ImageReader } from './image-reader.js';
 import {
   copyOriginal,
   rebuildFromTarDiff,
   type OutputCompression,
   type StagedBlob,
   type TarPatcher,
-} from './layer.js';
+} from './apply-layer.js';
 import { serializeManifest } from './manifest-json.js';
 import { loadVerifyKey, verifyDeltaSignatures, type VerifiedSignature } from './signature-verify.js';
 
-export type { OutputCompression, TarPatcher } from './layer.js';
+export type { OutputCompression, TarPatcher } from './apply-layer.js';
 
 export type ApplySource = { kind: 'image'; ref: string } | { kind: 'dir'; path: string };
 
@@ -179,7 +173,7 @@ interface ApplyInputs {
 
 async function openInputs(opts: ApplyOptions, run: RunScope): Promise<ApplyInputs> {
   opts.progress?.step(`reading delta ${opts.delta}`);
-  const opened = await openImage(opts.delta, 'delta');
+  const opened = await openImageReader(opts.delta, 'delta');
   run.defer(() => opened.close());
   const artifact = await parseDeltaArtifact(opened.manifestBytes, opened);
   // spec oci-delta §4.1 step 4: signatures are checked before anything else is done
@@ -222,7 +216,7 @@ async function openSourceImage(
 ): Promise<Pick<ApplyInputs, 'sourceImage' | 'sourceMatched' | 'sourceLayers'>> {
   // A remote source image may be read twice (config; layers for the source scan and again for
   // --complete): each blob is fetched once and later reads come from the run's temp space.
-  const remoteOrLocal = await openImage(ref, 'source image');
+  const remoteOrLocal = await openImageReader(ref, 'source image');
   let sourceImage: ImageReader;
   try {
     sourceImage = await fetchEachBlobOnce(remoteOrLocal, run.signal);

@@ -9,7 +9,7 @@ import {
   createTarDiff,
   type CreateProgress,
   type OpHistogram,
-  type SourceSet,
+  type OldImageIndex,
   type TarDiffMode,
 } from '../tardiff/create/index.js';
 import { OdhError, isOdhError, type ErrorContext } from '../util/errors.js';
@@ -17,8 +17,8 @@ import { flow } from './flow.js';
 
 /**
  * One new-only layer of `create` (spec oci-delta §5.1 step 4): its uncompressed tar is staged in a
- * private directory (blob digest and diff_id checked on the way), a tar-diff is made against the old
- * image's sources, and the tar-diff is kept only when smaller than the original compressed blob.
+ * private directory (blob digest and diff_id checked on the way), a tar-diff is made against the
+ * old-image index, and the tar-diff is kept only when smaller than the original compressed blob.
  * The uncompressed tar is removed as soon as the diff is made; the directory (holding the kept
  * tar-diff) is removed by `release` once the blob has been copied into the artifact.
  */
@@ -44,7 +44,7 @@ export interface LayerJob {
   desc: Descriptor;
   diffId: string;
   reader: OciLayoutReader;
-  sources: SourceSet;
+  oldIndex: OldImageIndex;
   mode: BinaryDiff;
   /** Parent directory for this job's private directory. */
   workDir: string;
@@ -142,7 +142,7 @@ export async function processNewLayer(job: LayerJob): Promise<LayerOutcome> {
             signal: job.signal,
           })
         : await createTarDiff({
-            sources: job.sources,
+            oldIndex: job.oldIndex,
             newLayer: tar,
             mode: job.mode,
             tempDir: dir,

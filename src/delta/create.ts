@@ -5,7 +5,7 @@ import { openImage, type OpenedImage } from '../oci/image.js';
 import { parseRef } from '../oci/ref.js';
 import { MEDIA_TYPE_LAYER_TAR_GZIP, MEDIA_TYPE_TAR_DIFF, type Descriptor } from '../oci/types.js';
 import { createLayoutWriter, type OciLayoutWriter } from '../oci/writer.js';
-import { analyzeSources, type OpHistogram, type SourceSet } from '../tardiff/create/index.js';
+import { indexOldImage, type OpHistogram, type OldImageIndex } from '../tardiff/create/index.js';
 import { OdhError } from '../util/errors.js';
 import { finishDeltaArtifact, type DeltaLayerBlob, type ReusedLayer } from './artifact-write.js';
 import { processNewLayer, type BinaryDiff, type LayerOutcome, type TarDiffWriter } from './create-layer.js';
@@ -157,7 +157,7 @@ interface CreateRun {
   writer: OciLayoutWriter;
   work: string;
   /** The old layers analysed once (absent when no layer needs a diff). */
-  sources?: SourceSet;
+  oldIndex?: OldImageIndex;
   signal: AbortSignal;
 }
 
@@ -201,7 +201,7 @@ class CreateScope {
   oldImg?: OpenedImage;
   newImg?: OpenedImage;
   writer?: OciLayoutWriter;
-  sources?: SourceSet;
+  oldIndex?: OldImageIndex;
   work?: string;
   readonly warnings: string[] = [];
   readonly emit: (e: CreateEvent) => void;
@@ -229,7 +229,7 @@ class CreateScope {
 
   async close(): Promise<void> {
     this.opts.signal?.removeEventListener('abort', this.onAbort);
-    await this.sources?.dispose().catch(() => {});
+    await this.oldIndex?.dispose().catch(() => {});
     if (this.work) await releaseTemp(this.work, { remove: true });
     await this.newImg?.reader.close();
     await this.oldImg?.reader.close();
@@ -267,7 +267,7 @@ async function startRun(
 
   const work = (scope.work = (await runTempDir('create', opts.tempDir)).dir);
   // spec §5.1 step 3: one source analysis over all old layers, shared by every layer job.
-  if (plan.pending.length > 0) scope.sources = await analyzeOldLayers(oldImg, work, emit);
+  if (plan.pending.length > 0) scope.oldIndex = await buildOldImageIndex(oldImg, work, emit);
   emit({ type: 'info', message: 'Processing layers...' });
   if (plan.reused.length > 0) {
     emit({ type: 'info', message: `   Skipped ${plan.reused.length} layer(s) with existing content` });
@@ -281,7 +281,7 @@ async function startRun(
     plan,
     writer,
     work,
-    ...(scope.sources ? { sources: scope.sources } : {}),
+    ...(scope.oldIndex ? { oldIndex: scope.oldIndex } : {}),
     signal: scope.signal,
   };
   return { run, target, signatures };
@@ -336,13 +336,13 @@ function planLayers(oldImg: OpenedImage, newImg: OpenedImage): LayerPlan {
 }
 
 /** spec §5.1 step 3: the source analysis of every old layer, once. */
-function analyzeOldLayers(
+function buildOldImageIndex(
   oldImg: OpenedImage,
   tempDir: string,
   emit: (e: CreateEvent) => void,
-): Promise<SourceSet> {
+): Promise<OldImageIndex> {
   const oldLayers = oldImg.manifest.layers;
-  return analyzeSources(
+  return indexOldImage(
     oldLayers.map((d) => () => oldImg.reader.openBlob(d)),
     {
       tempDir,
@@ -381,7 +381,7 @@ async function diffLayer(run: CreateRun, p: Pending, signal: AbortSignal): Promi
     desc: p.desc,
     diffId: p.diffId,
     reader: run.newImg.reader,
-    sources: run.sources!,
+    oldIndex: run.oldIndex!,
     mode: opts.binaryDiff ?? 'bsdiff',
     workDir: run.work,
     compressionLevel: opts.compressionLevel,

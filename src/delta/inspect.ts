@@ -4,7 +4,7 @@ import { COSIGN_SIGNATURE_ANNOTATION } from './signature-verify.js';
 import { inspectTarDiff } from '../tardiff/inspect.js';
 import type { OpName } from '../tardiff/ops.js';
 import { parseDeltaArtifact, type DeltaBlobReader } from './artifact.js';
-import { openImage, verifyBlob } from './io.js';
+import { openImageReader, verifyBlob } from './image-reader.js';
 import { sniffCompression } from '../oci/compression.js';
 
 export type InspectedKind = 'reused' | 'tar-diff' | 'original';
@@ -102,7 +102,7 @@ async function inspectSignature(
 
 /** Summarizes a delta (`odh inspect`): every blob read is digest-checked and every tar-diff parsed. */
 export async function inspectDelta(ref: string): Promise<DeltaInspection> {
-  const delta = await openImage(ref, 'delta');
+  const delta = await openImageReader(ref, 'delta');
   try {
     const a = await parseDeltaArtifact(delta.manifestBytes, delta);
     const layers: InspectedLayer[] = [];

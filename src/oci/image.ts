@@ -12,6 +12,14 @@ import {
   type ImageManifest,
 } from './types.js';
 
+/**
+ * Opening an image: a reference (`oci:`, `oci-archive:`, `docker://`) becomes a layout reader, its
+ * selected manifest and, for an image, its verified config. Everything else that "opens an image"
+ * builds on this: `delta/image-reader.ts` (the delta code's verified blob reads, fetched once when
+ * remote), `image-source/old-layers.ts` (an old image's layers streamed with their diff_ids
+ * checked) and `image-source/oci-image.ts` (those layers as the applier's data source).
+ */
+
 /** Largest manifest we read into memory (the registry-side limit common in practice). */
 export const MAX_MANIFEST_BYTES = 4 << 20;
 /** Largest image config we read into memory. */

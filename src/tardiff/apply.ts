@@ -1,5 +1,5 @@
 import { OdhError, isOdhError, type ErrorContext } from '../util/errors.js';
-import type { DataSource, SourceFile } from './source.js';
+import type { DataSource, DataSourceFile } from './data-source.js';
 import { OP_NAMES, OpCode, type OpName, type OpReader } from './ops.js';
 import { checkOp } from './op-rules.js';
 import { OutputWriter, type TarDiffSink } from './output.js';
@@ -38,7 +38,7 @@ export function emptyOpHistogram(): Record<OpName, number> {
 
 /** The current source file and read position (spec oci-delta §2.4 `cur`, `pos`). */
 interface Cursor {
-  file: SourceFile;
+  file: DataSourceFile;
   pos: bigint;
 }
 
@@ -120,11 +120,11 @@ export async function applyTarDiff(
  * Open: bounded per op, like every op, not per compressed input byte, which zstd cannot give.)
  */
 class RecentFiles {
-  private readonly files = new Map<string, SourceFile>(); // Map order = least recently used first
+  private readonly files = new Map<string, DataSourceFile>(); // Map order = least recently used first
 
   constructor(private readonly max = 8) {}
 
-  async open(source: DataSource, name: Buffer, ctx: ErrorContext): Promise<SourceFile> {
+  async open(source: DataSource, name: Buffer, ctx: ErrorContext): Promise<DataSourceFile> {
     const key = name.toString('latin1');
     const hit = this.files.get(key);
     if (hit) {
@@ -135,7 +135,7 @@ class RecentFiles {
     const file = await openSource(source, name, ctx);
     this.files.set(key, file);
     if (this.files.size > this.max) {
-      const [oldest, f] = this.files.entries().next().value as [string, SourceFile];
+      const [oldest, f] = this.files.entries().next().value as [string, DataSourceFile];
       this.files.delete(oldest);
       await f.close();
     }
@@ -154,7 +154,7 @@ function current(cur: Cursor | null): Cursor {
   return cur;
 }
 
-async function openSource(source: DataSource, name: Buffer, ctx: ErrorContext): Promise<SourceFile> {
+async function openSource(source: DataSource, name: Buffer, ctx: ErrorContext): Promise<DataSourceFile> {
   try {
     return await source.open(name);
   } catch (e) {
@@ -171,7 +171,7 @@ async function openSource(source: DataSource, name: Buffer, ctx: ErrorContext): 
 }
 
 /** Reads exactly `length` bytes unless the file ends first; returns the count read. */
-async function readFully(file: SourceFile, buf: Buffer, length: number, pos: bigint): Promise<number> {
+async function readFully(file: DataSourceFile, buf: Buffer, length: number, pos: bigint): Promise<number> {
   if (pos > BigInt(Number.MAX_SAFE_INTEGER)) return 0;
   let done = 0;
   let at = Number(pos);
@@ -249,7 +249,7 @@ async function addDataOp(
 }
 
 /** The whole current file as the ZstdDict dictionary (spec oci-delta §2.2: ≤ 1 << 29 bytes). */
-async function readWholeSource(file: SourceFile, ctx: ErrorContext): Promise<Buffer> {
+async function readWholeSource(file: DataSourceFile, ctx: ErrorContext): Promise<Buffer> {
   if (file.size > DICT_SOURCE_MAX) {
     throw new OdhError(
       'LIMIT',

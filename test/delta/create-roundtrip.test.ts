@@ -5,7 +5,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applyDelta } from '../../src/delta/apply.js';
 import { createDelta } from '../../src/delta/create.js';
-import { extractMergedRootfs } from '../../src/source/oci-image.js';
+import { extractMergedRootfs } from '../../src/image-source/oci-image.js';
 import { buildOciImage } from '../helpers/images.js';
 import { buildScenario, outputDiffIds, type Scenario } from './create-scenario.js';
 

@@ -16,7 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { DirectorySource } from '../../src/source/directory.js';
+import { DirectorySource } from '../../src/image-source/directory.js';
 import { applyTarDiff } from '../../src/tardiff/apply.js';
 import { createTarDiff, layerFile, type TarDiffMode } from '../../src/tardiff/create/index.js';
 import { hasOracle, oraclePath } from '../helpers/oracles.js';

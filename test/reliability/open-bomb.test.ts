@@ -9,9 +9,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DirectorySource } from '../../src/source/directory.js';
+import { DirectorySource } from '../../src/image-source/directory.js';
 import { applyTarDiff } from '../../src/tardiff/apply.js';
-import type { DataSource } from '../../src/tardiff/source.js';
+import type { DataSource } from '../../src/tardiff/data-source.js';
 import { TarDiffBuilder } from '../helpers/tardiff-builder.js';
 
 let dir: string;

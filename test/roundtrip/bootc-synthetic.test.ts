@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applyDelta } from '../../src/delta/apply.js';
-import { extractMergedRootfs } from '../../src/source/oci-image.js';
+import { extractMergedRootfs } from '../../src/image-source/oci-image.js';
 import { buildDeltaArchive, makeLayerTarDiff, type FileRecipe } from '../helpers/delta-builder.js';
 import {
   bootcLayerEntries,

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
-import { extractMergedRootfs, openOciImageSource } from '../../src/source/oci-image.js';
+import { extractMergedRootfs, openOciImageSource } from '../../src/image-source/oci-image.js';
 import { buildOciImage, seededBytes, type LayerEntry, type LayerSpec } from '../helpers/images.js';
 
 // Two independent readings of the same random images must agree: the pure merged-rootfs index

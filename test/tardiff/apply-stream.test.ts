@@ -3,7 +3,7 @@ import { compress } from 'zstd-napi';
 import { describe, it, expect } from 'vitest';
 import { applyTarDiff } from '../../src/tardiff/apply.js';
 import { encodeOp, OpCode } from '../../src/tardiff/ops.js';
-import type { DataSource, SourceFile } from '../../src/tardiff/source.js';
+import type { DataSource, DataSourceFile } from '../../src/tardiff/data-source.js';
 import {
   applyError,
   applyToBuffer,
@@ -239,7 +239,7 @@ describe('ZstdDict', () => {
   it('refuses a source over 512 MiB before reading it', async () => {
     let reads = 0;
     const huge: DataSource = {
-      async open(): Promise<SourceFile> {
+      async open(): Promise<DataSourceFile> {
         return {
           name: 'huge',
           size: (1 << 29) + 1,

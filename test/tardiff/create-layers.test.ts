@@ -1,6 +1,6 @@
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { analyzeSources, layerFile } from '../../src/tardiff/create/index.js';
+import { indexOldImage, layerFile } from '../../src/tardiff/create/index.js';
 import {
   bootcLayerEntries,
   buildLayerTar,
@@ -225,16 +225,16 @@ describe('ZstdDict source hazards', () => {
   });
 });
 
-describe('a shared SourceSet serves several new layers at once', () => {
+describe('a shared OldImageIndex serves several new layers at once', () => {
   it('analyses the old layers once and diffs two layers concurrently', async () => {
     const old = await oldImage([
       { entries: [{ type: 'file', path: 'usr/bin/tool', content: TOOL }] },
       { compression: 'none', entries: [{ type: 'file', path: 'usr/lib64/libcurl.so.4.7.0', content: CURL }] },
     ]);
     const d = await tempDir();
-    const sources = await analyzeSources(old.blobPaths.map(layerFile), { tempDir: d });
+    const oldIndex = await indexOldImage(old.blobPaths.map(layerFile), { tempDir: d });
     try {
-      expect(sources.files.map((f) => f.openName.toString())).toEqual([
+      expect(oldIndex.files.map((f) => f.openName.toString())).toEqual([
         'usr/bin/tool',
         'usr/lib64/libcurl.so.4.7.0',
       ]);
@@ -243,21 +243,21 @@ describe('a shared SourceSet serves several new layers at once', () => {
           old,
           [{ type: 'file', path: 'usr/bin/tool', content: patched(TOOL, 'p', 3) }],
           'zstd',
-          sources,
+          oldIndex,
         ),
         roundTrip(
           old,
           [{ type: 'file', path: 'usr/lib64/libcurl.so.4.9.9', content: patched(CURL, 'q', 3) }],
           'copy',
-          sources,
+          oldIndex,
         ),
       ]);
       expect(zstdDictSources(a.report)).toEqual(['usr/bin/tool']);
       expect(b.report.opened).toEqual(['usr/lib64/libcurl.so.4.7.0']);
       // each used source was extracted once into the shared store
-      expect(sources.store.size).toBe(TOOL.length + CURL.length);
+      expect(oldIndex.store.size).toBe(TOOL.length + CURL.length);
     } finally {
-      await sources.dispose();
+      await oldIndex.dispose();
     }
   });
 });

@@ -1,13 +1,9 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import {
-  fuzzyPrefixOf,
-  isDeltaCandidate,
-  nearestSimilar,
-  sizeSimilar,
-} from '../../src/tardiff/create/match.js';
+import { fuzzyPrefixOf, isDeltaCandidate } from '../../src/tardiff/create/basenames.js';
+import { nearestSimilar, sizeSimilar } from '../../src/tardiff/create/match.js';
 import type { OldFile } from '../../src/tardiff/create/index.js';
-import { analyzeSources, layerFile } from '../../src/tardiff/create/index.js';
+import { indexOldImage, layerFile } from '../../src/tardiff/create/index.js';
 import { Readable } from 'node:stream';
 import { buildLayerTar, seededBytes } from '../helpers/images.js';
 import { opCounts } from './create-checker.js';
@@ -79,17 +75,17 @@ describe('analysis (spec oci-delta §8.3)', () => {
         ],
       },
     ]);
-    const sources = await analyzeSources(old.blobPaths.map(layerFile), { tempDir: await tempDir() });
+    const oldIndex = await indexOldImage(old.blobPaths.map(layerFile), { tempDir: await tempDir() });
     try {
-      expect(sources.files).toHaveLength(1);
-      const f = sources.files[0]!;
+      expect(oldIndex.files).toHaveLength(1);
+      const f = oldIndex.files[0]!;
       expect(f.entry.paths.map(String)).toEqual(['blobs/sha256/abc123', 'real/file.txt', 'other/link.txt']);
       expect(f.basenames.map(String)).toEqual(['abc123', 'file.txt', 'link.txt']);
       expect(f.openName.toString()).toBe('blobs/sha256/abc123');
-      expect(sources.atPath(Buffer.from('other/link.txt'))).toBe(f);
-      expect(sources.atPath(Buffer.from('etc/private'))).toBeUndefined();
+      expect(oldIndex.atPath(Buffer.from('other/link.txt'))).toBe(f);
+      expect(oldIndex.atPath(Buffer.from('etc/private'))).toBeUndefined();
     } finally {
-      await sources.dispose();
+      await oldIndex.dispose();
     }
   });
 
@@ -126,11 +122,11 @@ describe('Open name limit (spec oci-delta §5.7)', () => {
       { type: 'file', path: 'ok', content: short },
     ]);
     const d = await tempDir();
-    const sources = await analyzeSources([() => Readable.from([tar])], { tempDir: d });
+    const oldIndex = await indexOldImage([() => Readable.from([tar])], { tempDir: d });
     try {
-      expect(sources.files.map((f) => f.openName.toString())).toEqual(['ok']);
+      expect(oldIndex.files.map((f) => f.openName.toString())).toEqual(['ok']);
     } finally {
-      await sources.dispose();
+      await oldIndex.dispose();
     }
   });
 });

@@ -10,14 +10,14 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { expect } from 'vitest';
-import { DirectorySource } from '../../src/source/directory.js';
-import { extractMergedRootfs } from '../../src/source/rootfs-extract.js';
+import { DirectorySource } from '../../src/image-source/directory.js';
+import { extractMergedRootfs } from '../../src/image-source/rootfs-extract.js';
 import { applyTarDiff } from '../../src/tardiff/apply.js';
 import {
   createTarDiff,
   layerFile,
   type CreateTarDiffResult,
-  type SourceSet,
+  type OldImageIndex,
   type TarDiffMode,
 } from '../../src/tardiff/create/index.js';
 import {
@@ -69,7 +69,7 @@ export async function roundTrip(
   old: OldImage,
   newEntries: LayerEntry[] | Buffer,
   mode: TarDiffMode,
-  sources?: SourceSet,
+  oldIndex?: OldImageIndex,
 ): Promise<RoundTrip> {
   const d = await tempDir();
   const newTar = Buffer.isBuffer(newEntries) ? newEntries : await buildLayerTar(newEntries);
@@ -77,7 +77,7 @@ export async function roundTrip(
   await writeFile(newPath, newTar);
   const out = path.join(d, 'out.tardiff');
   const result = await createTarDiff({
-    ...(sources ? { sources } : { oldLayers: old.blobPaths.map(layerFile) }),
+    ...(oldIndex ? { oldIndex } : { oldLayers: old.blobPaths.map(layerFile) }),
     newLayer: newPath,
     mode,
     tempDir: d,

@@ -1,7 +1,7 @@
 import binding from 'zstd-napi/binding.js';
 import { compress } from 'zstd-napi';
 import { OdhError } from '../../src/util/errors.js';
-import type { DataSource, SourceFile } from '../../src/tardiff/source.js';
+import type { DataSource, DataSourceFile } from '../../src/tardiff/data-source.js';
 import { applyTarDiff, type ApplyOptions, type ApplyResult } from '../../src/tardiff/apply.js';
 
 /** Test-only in-memory data source: name (cleaned, '/'-separated) → bytes. */
@@ -9,7 +9,7 @@ export class MemorySource implements DataSource {
   readonly opened: string[] = [];
   constructor(private readonly files: Record<string, Uint8Array>) {}
 
-  async open(name: Buffer): Promise<SourceFile> {
+  async open(name: Buffer): Promise<DataSourceFile> {
     const key = name.toString('utf8');
     this.opened.push(key);
     const data = this.files[key];

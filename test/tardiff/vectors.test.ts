@@ -1,7 +1,7 @@
 import { createReadStream, readFileSync, existsSync } from 'node:fs';
 import { describe, it, expect } from 'vitest';
 import { applyTarDiff } from '../../src/tardiff/apply.js';
-import { DirectorySource } from '../../src/source/directory.js';
+import { DirectorySource } from '../../src/image-source/directory.js';
 import { isOdhError } from '../../src/util/errors.js';
 import { vectorPath } from '../helpers/shared.js';
 

@@ -3,9 +3,18 @@ import { open, rm, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { displayName } from '../path.js';
 import { OdhError } from '../../util/errors.js';
-import { forEachLayerEntry, type LayerStreamFactory } from './layers.js';
+import { forEachLayerEntry, type LayerStreamFactory } from './layer-stream.js';
 import { RollsumSplitter, type RollsumBlobs } from './rollsum.js';
-import type { OldFile } from './sources.js';
+import type { SourceEntry } from '../merged-rootfs.js';
+
+/** What the store needs of an old file: where it lies (layer, tar ordinal) and what it must hash to. */
+export interface StoredFile {
+  readonly entry: Pick<SourceEntry, 'layer' | 'ordinal'>;
+  /** For messages: the name the applier opens it by. */
+  readonly openName: Buffer;
+  readonly size: number;
+  readonly sha1: Buffer;
+}
 
 /**
  * The contents of the old files a diff actually uses (spec oci-delta §5.3 step 3: "extracted from the
@@ -17,8 +26,8 @@ export class ContentStore {
   private fh: FileHandle | null = null;
   private readonly file: string;
   private end = 0;
-  private readonly at = new Map<OldFile, number>();
-  private readonly blobs = new Map<OldFile, RollsumBlobs>();
+  private readonly at = new Map<StoredFile, number>();
+  private readonly blobs = new Map<StoredFile, RollsumBlobs>();
   private queue: Promise<unknown> = Promise.resolve();
   private disposed = false;
 
@@ -36,7 +45,7 @@ export class ContentStore {
   }
 
   /** Makes the contents of `files` readable (a no-op for files already extracted). */
-  ensure(files: Iterable<OldFile>): Promise<void> {
+  ensure(files: Iterable<StoredFile>): Promise<void> {
     const wanted = [...files];
     const run = this.queue.then(() => this.extract(wanted));
     this.queue = run.catch(() => {});
@@ -49,8 +58,8 @@ export class ContentStore {
     return this.fh;
   }
 
-  private async extract(wanted: OldFile[]): Promise<void> {
-    const byLayer = new Map<number, Map<number, OldFile>>();
+  private async extract(wanted: StoredFile[]): Promise<void> {
+    const byLayer = new Map<number, Map<number, StoredFile>>();
     for (const f of wanted) {
       if (this.at.has(f)) continue;
       let m = byLayer.get(f.entry.layer);
@@ -94,14 +103,14 @@ export class ContentStore {
     }
   }
 
-  private offsetOf(f: OldFile): number {
+  private offsetOf(f: StoredFile): number {
     const o = this.at.get(f);
     if (o === undefined) throw new Error(`source ${displayName(f.openName)} was not extracted`);
     return o;
   }
 
   /** Reads `length` bytes of `f` at `position` into the start of `buf` (the range must lie in the file). */
-  async read(f: OldFile, buf: Buffer, length: number, position: number): Promise<void> {
+  async read(f: StoredFile, buf: Buffer, length: number, position: number): Promise<void> {
     const fh = await this.handle();
     const base = this.offsetOf(f);
     let done = 0;
@@ -114,14 +123,14 @@ export class ContentStore {
   }
 
   /** The whole content of `f` (callers bound its size: ZstdDict sources ≤ 512 MiB). */
-  async readAll(f: OldFile): Promise<Buffer> {
+  async readAll(f: StoredFile): Promise<Buffer> {
     const buf = Buffer.allocUnsafe(f.size);
     await this.read(f, buf, f.size, 0);
     return buf;
   }
 
   /** spec oci-delta §5.6: the rollsum blobs of `f`, computed once from the store. */
-  async rollsum(f: OldFile): Promise<RollsumBlobs> {
+  async rollsum(f: StoredFile): Promise<RollsumBlobs> {
     const cached = this.blobs.get(f);
     if (cached) return cached;
     const s = new RollsumSplitter();

@@ -3,12 +3,12 @@ import type { Writable } from 'node:stream';
 import { displayName } from '../path.js';
 import { DICT_SOURCE_MAX } from '../zstd.js';
 import { OdhError, isOdhError, type ErrorContext } from '../../util/errors.js';
-import type { LayerStreamFactory } from './layers.js';
+import type { LayerStreamFactory } from './layer-stream.js';
 import { matchTarget } from './match.js';
-import { materializeNewLayer, WindowedReader } from './new-layer.js';
+import { materializeNewLayer, WindowedReader } from './new-layer-file.js';
 import { OpStreamWriter, type OpHistogram } from './op-writer.js';
 import { matchRollsum, RollsumSplitter } from './rollsum.js';
-import { analyzeSources, type OldFile, type SourceSet } from './sources.js';
+import { indexOldImage, type OldFile, type OldImageIndex } from './old-image-index.js';
 import { scanNewLayer, type NewFile } from './target.js';
 import { hasDictMagic, ZstdDictEncoder } from './zstd-patch.js';
 import { bsdiff } from './bsdiff.js';
@@ -47,8 +47,8 @@ export interface CreateProgress {
 export interface CreateTarDiffOptions {
   /** The old layers in manifest (extraction) order; ignored when `sources` is given. */
   oldLayers?: readonly LayerStreamFactory[];
-  /** A source analysis made once with `analyzeSources` and shared by several diffs (not disposed here). */
-  sources?: SourceSet;
+  /** A source analysis made once with `indexOldImage` and shared by several diffs (not disposed here). */
+  oldIndex?: OldImageIndex;
   /** The new layer: an uncompressed (or compressed: sniffed) tar file path, or its byte stream. */
   newLayer: string | AsyncIterable<Buffer>;
   mode: TarDiffMode;
@@ -108,12 +108,12 @@ export async function createTarDiff(opts: CreateTarDiffOptions): Promise<CreateT
     maxZstd: opts.maxZstdDictSize ?? DEFAULT_MAX_ZSTD_DICT,
     maxBsdiff: opts.maxBsdiffSize ?? DEFAULT_MAX_BSDIFF,
   };
-  let sources = opts.sources;
-  const ownSources = !sources;
-  if (!sources) {
-    if (!opts.oldLayers) throw new OdhError('USAGE', 'createTarDiff needs oldLayers or sources', ctx);
+  let oldIndex = opts.oldIndex;
+  const ownIndex = !oldIndex;
+  if (!oldIndex) {
+    if (!opts.oldLayers) throw new OdhError('USAGE', 'createTarDiff needs oldLayers or oldIndex', ctx);
     const total = opts.oldLayers.length;
-    sources = await analyzeSources(opts.oldLayers, {
+    oldIndex = await indexOldImage(opts.oldLayers, {
       tempDir: opts.tempDir,
       onProgress: (p) => opts.onProgress?.({ phase: 'analyze', done: p.layer, total }),
     });
@@ -123,16 +123,16 @@ export async function createTarDiff(opts: CreateTarDiffOptions): Promise<CreateT
     try {
       opts.onProgress?.({ phase: 'scan', done: 0, total: layer.size });
       const scan = await scanNewLayer(layer.path, layer.size, ctx);
-      const plans = planTargets(scan.files, sources, opts.mode, limits);
+      const plans = planTargets(scan.files, oldIndex, opts.mode, limits);
       const needed = plans.filter((p) => p.how !== 'copy').map((p) => p.source);
       opts.onProgress?.({ phase: 'extract', done: 0, total: needed.length });
-      await sources.store.ensure(needed);
-      return await writeDiff({ tar: layer, plans, sources, opts, ctx });
+      await oldIndex.store.ensure(needed);
+      return await writeDiff({ tar: layer, plans, oldIndex, opts, ctx });
     } finally {
       await layer.release();
     }
   } finally {
-    if (ownSources) await sources.dispose();
+    if (ownIndex) await oldIndex.dispose();
   }
 }
 
@@ -148,12 +148,12 @@ export function bsdiffFits(fileSize: number, sourceSize: number, maxBsdiff: numb
 }
 
 /** spec oci-delta §5.4 priorities 1–6: what to do with each matched new file. */
-function planTargets(files: NewFile[], sources: SourceSet, mode: TarDiffMode, limits: Limits): Plan[] {
+function planTargets(files: NewFile[], oldIndex: OldImageIndex, mode: TarDiffMode, limits: Limits): Plan[] {
   const plans: Plan[] = [];
   const zstd = mode === 'zstd' || mode === 'auto';
   const bsd = mode === 'bsdiff' || mode === 'auto';
   for (const file of files) {
-    const m = matchTarget(file, sources);
+    const m = matchTarget(file, oldIndex);
     if (!m) continue;
     const source = m.source;
     // spec §5.4 rule 1 (upstream leaves contents up to len(name)+4 bytes literal) is not applied:
@@ -191,11 +191,11 @@ export function outerLevelFor(literalBytes: number): number {
   return 3;
 }
 
-/** One new layer's tar-diff to write: the uncompressed new tar, the plan for each file, the sources. */
+/** One new layer's tar-diff to write: the uncompressed new tar, the plan for each file, the old-image index. */
 interface DiffJob {
   tar: { path: string; size: number };
   plans: Plan[];
-  sources: SourceSet;
+  oldIndex: OldImageIndex;
   opts: CreateTarDiffOptions;
   ctx: ErrorContext;
 }
@@ -263,7 +263,7 @@ async function writeDiff(job: DiffJob): Promise<CreateTarDiffResult> {
     const emit: PlanEmitter = {
       reader,
       writer,
-      sources: job.sources,
+      oldIndex: job.oldIndex,
       patcher: new ZstdDictEncoder(opts.zstdDiffLevel, opts.zstdDiffWindow),
       dataRange: async (from: number, to: number) => {
         for (let p = from; p < to; p += READ_CHUNK)
@@ -300,14 +300,14 @@ async function writeDiff(job: DiffJob): Promise<CreateTarDiffResult> {
 interface PlanEmitter {
   reader: WindowedReader;
   writer: OpStreamWriter;
-  sources: SourceSet;
+  oldIndex: OldImageIndex;
   patcher: ZstdDictEncoder;
   /** Literal Data of the new tar's bytes [from, to). */
   dataRange: (from: number, to: number) => Promise<void>;
 }
 
 async function emitPlan(plan: Plan, e: PlanEmitter): Promise<void> {
-  const { reader, writer, sources, patcher, dataRange } = e;
+  const { reader, writer, oldIndex, patcher, dataRange } = e;
   const { file, source } = plan;
   const start = file.dataOffset;
   const end = start + file.size;
@@ -320,7 +320,7 @@ async function emitPlan(plan: Plan, e: PlanEmitter): Promise<void> {
       return;
     case 'zstd': {
       // 3. a patch against the whole old file; literal when the patch is not smaller (no fallback)
-      const old = await sources.store.readAll(source);
+      const old = await oldIndex.store.readAll(source);
       const target = await reader.readDirect(start, file.size);
       const patch = patcher.encode(old, target);
       if (patch.length >= file.size) return writer.data(target);
@@ -330,7 +330,7 @@ async function emitPlan(plan: Plan, e: PlanEmitter): Promise<void> {
     }
     case 'bsdiff': {
       // 4. bsdiff triples against the whole old file, from its start
-      const old = await sources.store.readAll(source);
+      const old = await oldIndex.store.readAll(source);
       const target = await reader.readDirect(start, file.size);
       await writer.open(source.openName);
       await writer.seek(0);
@@ -346,13 +346,13 @@ async function emitPlan(plan: Plan, e: PlanEmitter): Promise<void> {
       const split = new RollsumSplitter();
       for (let p = start; p < end; p += READ_CHUNK)
         split.push(await reader.read(p, Math.min(READ_CHUNK, end - p)));
-      const { matches, ratio } = matchRollsum(split.finish(), await sources.store.rollsum(source));
+      const { matches, ratio } = matchRollsum(split.finish(), await oldIndex.store.rollsum(source));
       if (ratio <= ROLLSUM_MIN_RATIO) return dataRange(start, end);
       let cur = 0;
       const old = Buffer.allocUnsafe(32768);
       for (const m of matches) {
         if (m.targetOffset > cur) await dataRange(start + cur, start + m.targetOffset);
-        await sources.store.read(source, old, m.size, m.sourceOffset);
+        await oldIndex.store.read(source, old, m.size, m.sourceOffset);
         const want = await reader.read(start + m.targetOffset, m.size);
         if (old.subarray(0, m.size).equals(want)) {
           await writer.open(source.openName);

@@ -11,12 +11,12 @@ export {
   type CreateTarDiffResult,
   type TarDiffMode,
 } from './create.js';
-export { layerFile, type LayerStreamFactory } from './layers.js';
+export { layerFile, type LayerStreamFactory } from './layer-stream.js';
 export {
-  analyzeSources,
-  SourceSet,
-  type AnalyzeOptions,
-  type AnalyzeProgress,
+  indexOldImage,
+  OldImageIndex,
+  type OldImageIndexOptions,
+  type OldImageIndexProgress,
   type OldFile,
-} from './sources.js';
+} from './old-image-index.js';
 export type { OpHistogram } from './op-writer.js';

@@ -1,39 +1,13 @@
-import type { OldFile, SourceSet } from './sources.js';
+import { basenameOf, fuzzyPrefixOf, isDeltaCandidate } from './basenames.js';
+import type { OldFile, OldImageIndex } from './old-image-index.js';
 
 /**
  * Choosing an old file for each new file (spec oci-delta §5.3, upstream `DiffWithSources`): identical
- * content first, then the same path, then fuzzy basename passes. Pure lookups over a `SourceSet`.
+ * content first, then the same path, then fuzzy basename passes. Pure lookups over an `OldImageIndex`.
  */
 
-const SLASH = 0x2f;
-const DOT = 0x2e;
-const XZ = Buffer.from('.xz');
-const BZ2 = Buffer.from('.bz2');
 /** spec oci-delta §5.3: both below this size counts as size-similar. */
 const SMALL_FILE = 65536;
-
-/** The last path component. */
-export function basenameOf(path: Buffer): Buffer {
-  return path.subarray(path.lastIndexOf(SLASH) + 1);
-}
-
-/**
- * spec oci-delta §5.3 fuzzy pass 1: the basename up to and including its first `.`
- * (`libcurl.so.4.7.0` → `libcurl.`); null for a basename without a `.`.
- */
-export function fuzzyPrefixOf(base: Buffer): Buffer | null {
-  const dot = base.indexOf(DOT);
-  return dot < 0 ? null : base.subarray(0, dot + 1);
-}
-
-/** spec oci-delta §5.3: compressed `.xz`/`.bz2` files are never diffed (they would not share bytes). */
-export function isDeltaCandidate(basenames: readonly Buffer[]): boolean {
-  return !basenames.some((b) => endsWith(b, XZ) || endsWith(b, BZ2));
-}
-
-function endsWith(b: Buffer, suffix: Buffer): boolean {
-  return b.length >= suffix.length && b.subarray(b.length - suffix.length).equals(suffix);
-}
 
 /** spec oci-delta §5.3: both < 64 KiB, or each less than ten times the other. */
 export function sizeSimilar(a: number, b: number): boolean {
@@ -60,15 +34,15 @@ export type SourceMatch =
  * spec oci-delta §5.3 steps 1–2, then a fallback of ours: the delta candidate sharing the most content
  * (sketch values) with the target, so a renamed file still finds its old self.
  */
-export function matchTarget(t: TargetFile, sources: SourceSet): SourceMatch | undefined {
-  const exact = sources.withContent(t.sha1, t.size);
+export function matchTarget(t: TargetFile, oldIndex: OldImageIndex): SourceMatch | undefined {
+  const exact = oldIndex.withContent(t.sha1, t.size);
   if (exact) return { kind: 'exact', source: exact };
   const bases = t.paths.map(basenameOf);
   if (!isDeltaCandidate(bases)) return undefined;
   const fits = (s: OldFile) => s.deltaCandidate && sizeSimilar(s.size, t.size);
   // a. same path: the first of the target's names that maps to a usable source
   for (const p of t.paths) {
-    const s = sources.atPath(p);
+    const s = oldIndex.atPath(p);
     if (!s) continue;
     if (fits(s)) return { kind: 'similar', source: s };
     break;
@@ -76,10 +50,10 @@ export function matchTarget(t: TargetFile, sources: SourceSet): SourceMatch | un
   // b. fuzzy: pass 0 identical basename, pass 1 same prefix up to the first '.'; the smallest size
   // difference wins, ties go to the later source
   const passes: Array<(b: Buffer) => readonly OldFile[]> = [
-    (b) => sources.withBasename(b),
+    (b) => oldIndex.withBasename(b),
     (b) => {
       const p = fuzzyPrefixOf(b);
-      return p ? sources.withFuzzyPrefix(p) : [];
+      return p ? oldIndex.withFuzzyPrefix(p) : [];
     },
   ];
   for (const bucketOf of passes) {
@@ -89,7 +63,7 @@ export function matchTarget(t: TargetFile, sources: SourceSet): SourceMatch | un
   }
   // c. content: only delta candidates are indexed (never `.xz`/`.bz2`), and only usable files
   // (qualifying, readable, outside `sysroot/ostree/`) are sources at all
-  const bySketch = t.sketch && sources.similarByContent(t.sketch, t.size);
+  const bySketch = t.sketch && oldIndex.similarByContent(t.sketch, t.size);
   if (bySketch) return { kind: 'similar', source: bySketch };
   return undefined;
 }

@@ -3,7 +3,7 @@ import { createReadStream } from 'node:fs';
 import { MergedRootfs } from '../merged-rootfs.js';
 import { readTar } from '../../tar/index.js';
 import type { ErrorContext } from '../../util/errors.js';
-import { typedError } from './layers.js';
+import { typedError } from './layer-stream.js';
 import type { TargetFile } from './match.js';
 import { SKETCH_MIN_FILE, Sketcher } from './sketch.js';
 

@@ -2,8 +2,8 @@ import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, writeFile } fro
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { extractMergedRootfs } from '../../src/source/oci-image.js';
-import { DirectorySource } from '../../src/source/directory.js';
+import { extractMergedRootfs } from '../../src/image-source/oci-image.js';
+import { DirectorySource } from '../../src/image-source/directory.js';
 import { bootcLayerEntries, buildOciImage, seededBytes } from '../helpers/images.js';
 
 const dirs: string[] = [];

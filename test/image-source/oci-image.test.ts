@@ -3,8 +3,8 @@ import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { openOciImageSource, type OciImageSource } from '../../src/source/oci-image.js';
-import type { DataSource } from '../../src/tardiff/source.js';
+import { openOciImageSource, type OciImageSource } from '../../src/image-source/oci-image.js';
+import type { DataSource } from '../../src/tardiff/data-source.js';
 import {
   bootcLayerEntries,
   buildLayerTar,

@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, it, expect } from 'vitest';
-import { DirectorySource } from '../../src/source/directory.js';
+import { DirectorySource } from '../../src/image-source/directory.js';
 import { makeTempDir } from '../../src/util/atomic.js';
 import type { OdhError } from '../../src/util/errors.js';
 

@@ -1,21 +1,19 @@
 import { createReadStream, createWriteStream, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { Writable, type Readable } from 'node:stream';
-import { createLayoutWriter, type OciLayoutWriter } from '../oci/writer.js';
-import { openOciImageSource, type OciImageSource } from '../source/oci-image.js';
 import { MAX_CONFIG_BYTES, openManifest } from '../oci/image.js';
 import { parseRef } from '../oci/ref.js';
 import type { Descriptor } from '../oci/types.js';
 import { OdhError, type ErrorContext } from '../util/errors.js';
 import type { DeltaBlobReader, TargetLayer } from './artifact.js';
-import { inspectTarDiff } from '../tardiff/inspect.js';
 import { flow } from './flow.js';
-import { releaseTemp, runTempDir, tempBeside } from '../util/run.js';
+import { runTempDir } from '../util/run.js';
 
 /**
- * The OCI-layout edge of the delta code: opening `oci:`/`oci-archive:` references with
- * digest-verified blob reads, and an output image staged beside its destination that appears only
- * on commit (spec oci-delta §4.1 inputs/outputs, §1.2 manifest selection).
+ * The images the delta code reads (the delta itself and a source image): a reference opened with
+ * `oci/image.ts` and seen as digest-verified blob reads, plus spooling so a remote blob is fetched
+ * once (spec oci-delta §4.1 inputs, §1.2 manifest selection). The output side is `apply-output.ts`,
+ * the old-image data source an apply reads from is `apply-source.ts`.
  */
 
 export interface ImageReader extends DeltaBlobReader {
@@ -29,7 +27,7 @@ export interface ImageReader extends DeltaBlobReader {
 }
 
 /** Opens an image (or delta) layout reference and its selected manifest (spec oci-delta §1.2). */
-export async function openImage(refText: string, what: string): Promise<ImageReader> {
+export async function openImageReader(refText: string, what: string): Promise<ImageReader> {
   const ref = parseRef(refText);
   if (ref.transport !== 'docker') {
     const st = await fs.stat(ref.path).catch(() => null);
@@ -151,69 +149,4 @@ export async function fetchEachBlobOnce(img: ImageReader, signal?: AbortSignal):
       await img.close();
     },
   };
-}
-
-/** The output of an apply: H1's atomic layout writer plus a private staging directory beside it. */
-export interface ApplyOutput {
-  readonly finalPath: string;
-  readonly writer: OciLayoutWriter;
-  /** `.odh-tmp-staging-*` beside the destination (same file system, so staged layers move cheaply). */
-  readonly stagingDir: string;
-  /** Removes the staging directory and, unless finished, everything written. Safe to call twice. */
-  close(): Promise<void>;
-}
-
-/** Starts the output image; EXISTS if the destination exists (file or directory). */
-export async function createApplyOutput(
-  refText: string,
-  opts: { overwrite?: boolean } = {},
-): Promise<ApplyOutput> {
-  const ref = parseRef(refText, { output: true });
-  const writer = await createLayoutWriter({
-    kind: ref.transport === 'oci' ? 'dir' : 'archive',
-    path: ref.path,
-    ...(ref.name !== undefined ? { refName: ref.name } : {}),
-    overwrite: opts.overwrite,
-  });
-  const stagingDir = tempBeside(ref.path, 'staging');
-  try {
-    await fs.mkdir(stagingDir, { mode: 0o700 });
-  } catch (e) {
-    await releaseTemp(stagingDir);
-    await writer.abort();
-    throw new OdhError('IO', `cannot create a staging directory: ${(e as Error).message}`, {
-      path: ref.path,
-    });
-  }
-  return {
-    finalPath: path.resolve(ref.path),
-    writer,
-    stagingDir,
-    async close() {
-      await writer.abort();
-      await releaseTemp(stagingDir, { remove: true });
-    },
-  };
-}
-
-/**
- * The data source over a source image: collects every Open name of the tar-diff layers first (the
- * caller has digest-checked their blobs), then materialises only those files. `image` is the
- * caller's opened reader (not reopened, so a remote manifest and config are not fetched again).
- */
-export async function openImageSourceFor(
-  image: ImageReader,
-  delta: ImageReader,
-  tarDiffs: TargetLayer[],
-  signal?: AbortSignal,
-): Promise<OciImageSource> {
-  const names = new Set<string>();
-  for (const l of tarDiffs) {
-    const s = await inspectTarDiff(await delta.openBlob(l.delta!), {
-      where: l.target.digest,
-    });
-    s.sources.forEach((n) => names.add(n));
-  }
-  signal?.throwIfAborted();
-  return openOciImageSource(image, names);
 }

@@ -4,12 +4,16 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DirectorySource } from '../../src/source/directory.js';
-import { extractMergedRootfs, openOciImageSource, type OciImageSource } from '../../src/source/oci-image.js';
+import { DirectorySource } from '../../src/image-source/directory.js';
+import {
+  extractMergedRootfs,
+  openOciImageSource,
+  type OciImageSource,
+} from '../../src/image-source/oci-image.js';
 import { indexTarFile } from '../../src/tar/index.js';
 import { applyTarDiff } from '../../src/tardiff/apply.js';
 import { inspectTarDiff } from '../../src/tardiff/inspect.js';
-import type { DataSource } from '../../src/tardiff/source.js';
+import type { DataSource } from '../../src/tardiff/data-source.js';
 import {
   bootcLayerEntries,
   buildLayerTar,

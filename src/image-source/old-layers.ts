@@ -1,15 +1,15 @@
 import type { Readable } from 'node:stream';
 import { DigestHasher, parseDiffId } from '../oci/digest.js';
 import { decompressSniffed } from '../oci/compression.js';
-import { MAX_CONFIG_BYTES, MAX_MANIFEST_BYTES, openLayout, selectManifest } from '../oci/image.js';
-import { parseRef, type OciLayoutRef } from '../oci/ref.js';
+import { MAX_CONFIG_BYTES, openManifest } from '../oci/image.js';
+import type { OciLayoutRef } from '../oci/ref.js';
 import { parseImageConfig, parseManifest, type Descriptor, type ImageManifest } from '../oci/types.js';
 import { readTar, type TarItem } from '../tar/index.js';
 import { OdhError, isOdhError, type ErrorContext } from '../util/errors.js';
 
 /**
- * The old image as the source modules read it: its manifest, diff_ids and a way to stream each layer
- * blob once, decompressed (by sniffing, spec oci-delta §1.4), with the blob digest checked by the
+ * The old image's layers as the image sources read them: its manifest, diff_ids and a way to stream
+ * each layer blob once, decompressed (by sniffing, spec oci-delta §1.4), with the blob digest checked by the
  * blob reader and the diff_id checked here (spec oci-delta §4.1).
  */
 
@@ -39,20 +39,14 @@ export async function openOldImage(input: OldImageInput): Promise<OldImage> {
   let blobs: ImageBlobs;
   let close = async () => {};
   if (typeof input === 'string' || 'transport' in input) {
-    const ref = typeof input === 'string' ? parseRef(input) : input;
-    const reader = await openLayout(ref);
+    // oci/image.ts opens the reference and reads the selected manifest (closing the reader on failure).
+    const { reader, manifestRaw } = await openManifest(input);
     close = () => reader.close();
-    try {
-      const { descriptor } = await selectManifest(reader, ref);
-      blobs = {
-        manifestBytes: await reader.readBlobBytes(descriptor, MAX_MANIFEST_BYTES),
-        readBlob: (d) => reader.readBlobBytes(d, MAX_CONFIG_BYTES),
-        openBlob: (d) => reader.openBlob(d),
-      };
-    } catch (e) {
-      await close();
-      throw e;
-    }
+    blobs = {
+      manifestBytes: manifestRaw,
+      readBlob: (d) => reader.readBlobBytes(d, MAX_CONFIG_BYTES),
+      openBlob: (d) => reader.openBlob(d),
+    };
   } else {
     blobs = input;
   }

@@ -10,10 +10,17 @@ import {
   type Descriptor,
 } from '../oci/types.js';
 import { applyTarDiff, type TarDiffInput } from '../tardiff/apply.js';
-import type { DataSource } from '../tardiff/source.js';
+import type { DataSource } from '../tardiff/data-source.js';
 import type { OpName } from '../tardiff/ops.js';
 import { OdhError, type ErrorContext } from '../util/errors.js';
 import { flow } from './flow.js';
+
+/**
+ * One target layer of an apply (spec oci-delta §4.1 step 6): rebuilt from its tar-diff against the
+ * old-image data source, or copied from the delta's original blob, hashed for its diff_id on the way
+ * and compressed into a staged blob. `create-layer.ts` is the other direction (one new layer of a
+ * create).
+ */
 
 /** Compression of reconstructed layers in the output (the CLI's --compress). */
 export type OutputCompression = Compression;

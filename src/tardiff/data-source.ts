@@ -9,10 +9,10 @@ export interface DataSource {
    * Opens the file with this already-cleaned merged-rootfs name (relative, '/'-separated bytes,
    * spec oci-delta §2.3). Throws OdhError('NOT_FOUND' | 'UNSAFE_PATH' | …) naming the file.
    */
-  open(name: Buffer): Promise<SourceFile>;
+  open(name: Buffer): Promise<DataSourceFile>;
 }
 
-export interface SourceFile {
+export interface DataSourceFile {
   /** The cleaned name it was opened with, for error messages. */
   readonly name: string;
   /** Size in bytes at open time. */

@@ -1,14 +1,14 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import type { DataSource, SourceFile } from '../tardiff/source.js';
+import type { DataSource, DataSourceFile } from '../tardiff/data-source.js';
 import { displayName } from '../tardiff/path.js';
 import { OdhError } from '../util/errors.js';
 import { MergedRootfs, type SourceEntry } from '../tardiff/merged-rootfs.js';
 import { releaseTemp, runTempDir } from '../util/run.js';
-import { openOldImage, streamOldLayer, type OldImage, type OldImageInput } from './old-image.js';
+import { openOldImage, streamOldLayer, type OldImage, type OldImageInput } from './old-layers.js';
 
 export { extractMergedRootfs } from './rootfs-extract.js';
-export type { ImageBlobs, OldImageInput } from './old-image.js';
+export type { ImageBlobs, OldImageInput } from './old-layers.js';
 
 /**
  * Old-image bytes read straight from an OCI image (spec oci-delta §3.1–3.2): the merged-rootfs index
@@ -151,7 +151,7 @@ class StoreSource implements OciImageSource {
     private readonly stored: Map<string, SourceEntry>,
   ) {}
 
-  async open(name: Buffer): Promise<SourceFile> {
+  async open(name: Buffer): Promise<DataSourceFile> {
     const shown = displayName(name);
     const s = this.rootfs.lookup(name);
     if (!s) {

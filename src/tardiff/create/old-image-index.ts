@@ -3,8 +3,8 @@ import { MergedRootfs, OSTREE_PREFIX, nameKey, type SourceEntry } from '../merge
 import type { ErrorContext } from '../../util/errors.js';
 import { OPEN_NAME_MAX } from '../op-rules.js';
 import { ContentStore } from './content-store.js';
-import { forEachLayerEntry, type LayerStreamFactory } from './layers.js';
-import { basenameOf, fuzzyPrefixOf, isDeltaCandidate } from './match.js';
+import { forEachLayerEntry, type LayerStreamFactory } from './layer-stream.js';
+import { basenameOf, fuzzyPrefixOf, isDeltaCandidate } from './basenames.js';
 import { SKETCH_MIN_FILE, SKETCH_SIZE, Sketcher } from './sketch.js';
 
 /** A sketch value held by more files than this says nothing about any of them (zero runs, ELF headers). */
@@ -13,8 +13,8 @@ const SKETCH_BUCKET_MAX = 64;
 const SKETCH_MIN_SHARED = SKETCH_SIZE / 4;
 
 /**
- * Source analysis over all old layers (spec oci-delta §5.2, upstream `AnalyzeSources` with whiteouts
- * on and ignore-prefix `sysroot/ostree/`). The merged-rootfs rules (which files qualify, which names
+ * The old-image index the creator builds (spec oci-delta §5.2 source analysis, upstream
+ * `AnalyzeSources` with whiteouts on and ignore-prefix `sysroot/ostree/`). The merged-rootfs rules (which files qualify, which names
  * survive, the Open name) are `MergedRootfs`'s; this module adds what matching needs: the SHA-1 of
  * each qualifying file's content, computed while streaming, and lookup tables by content, path and
  * basename. Content itself is not kept: the `ContentStore` extracts only the sources a diff uses.
@@ -39,24 +39,24 @@ export interface OldFile {
   readonly sketch?: Int32Array;
 }
 
-export interface AnalyzeProgress {
+export interface OldImageIndexProgress {
   layer: number;
   layers: number;
   files: number;
 }
 
-export interface AnalyzeOptions {
+export interface OldImageIndexOptions {
   /** Directory for the extracted-content store (created lazily, removed by `dispose`). */
   tempDir: string;
   /** Names under these prefixes are never Open names (default `sysroot/ostree/`). */
   ignorePrefixes?: string[];
   /** Names the layers in error messages (default `old layer #i`). */
   layerNames?: string[];
-  onProgress?: (p: AnalyzeProgress) => void;
+  onProgress?: (p: OldImageIndexProgress) => void;
 }
 
 /** Everything a tar-diff creator needs to know about the old layers; reusable for many new layers. */
-export class SourceSet {
+export class OldImageIndex {
   /** Usable files in source order. */
   readonly files: readonly OldFile[];
   readonly store: ContentStore;
@@ -167,10 +167,10 @@ function contentKey(sha1: Buffer, size: number): string {
  * Streams every old layer once, in manifest order, and returns the usable sources. Memory: one SHA-1
  * and a few bytes per qualifying file; content is hashed as it streams by.
  */
-export async function analyzeSources(
+export async function indexOldImage(
   oldLayers: readonly LayerStreamFactory[],
-  opts: AnalyzeOptions,
-): Promise<SourceSet> {
+  opts: OldImageIndexOptions,
+): Promise<OldImageIndex> {
   const rootfs = new MergedRootfs({ ignorePrefixes: opts.ignorePrefixes ?? [OSTREE_PREFIX] });
   // `${layer}:${ordinal}`
   const hashes = new Map<string, { sha1: Buffer; head: Buffer; sketch?: Int32Array }>();
@@ -224,5 +224,5 @@ export async function analyzeSources(
     });
   }
   const store = new ContentStore(oldLayers, layerNames, opts.tempDir);
-  return new SourceSet(rootfs, usable, store);
+  return new OldImageIndex(rootfs, usable, store);
 }

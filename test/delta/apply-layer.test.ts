@@ -6,8 +6,8 @@ import { Readable } from 'node:stream';
 import { gzipSync, gunzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 import { compress as zstdCompress } from 'zstd-napi';
-import { copyOriginal, rebuildFromTarDiff } from '../../src/delta/layer.js';
-import type { DataSource } from '../../src/tardiff/source.js';
+import { copyOriginal, rebuildFromTarDiff } from '../../src/delta/apply-layer.js';
+import type { DataSource } from '../../src/tardiff/data-source.js';
 import { encodeTarDiff } from '../helpers/delta-builder.js';
 
 // spec oci-delta §8.1 "diff_id algorithms": these target bytes as tar, tar+gzip, tar+zstd and a v1

@@ -4,7 +4,7 @@ import { displayName } from '../tardiff/path.js';
 import { OdhError } from '../util/errors.js';
 import { cleanMemberName, nameKey } from '../tardiff/merged-rootfs.js';
 import { whiteoutAt } from '../oci/whiteout.js';
-import { openOldImage, streamOldLayer, type OldImageInput } from './old-image.js';
+import { openOldImage, streamOldLayer, type OldImageInput } from './old-layers.js';
 
 /**
  * Extracts the old image's merged root filesystem, unprivileged: every layer in order with OCI
