@@ -75,7 +75,7 @@ async function main(): Promise<void> {
     generatedBy:
       `npm run fixtures:regen (scripts/fixtures-regen.ts), fixture builder v${BUILDER_VERSION}; ` +
       `gzip by node zlib ${process.versions.zlib}, zstd by libzstd ${binding.versionString()}; ` +
-      'composefs IDs by src/composefs/image-id.ts (v1-sha512 = cfsctl default, v1-sha256 = C mkcomposefs, ' +
+      'composefs IDs by src/composefs/oci/image-id.ts (v1-sha512 = cfsctl default, v1-sha256 = C mkcomposefs, ' +
       'v2-sha512 = composefs-rs V2); null = not pinned yet',
     fixtures,
   };

@@ -34,9 +34,9 @@ export {
   type ComposefsFormat,
   type ComposefsImage,
   type ComposefsImageOptions,
-} from './composefs/image-id.js';
-export { imageId, writeErofs, type WriteErofsOptions } from './composefs/erofs/write.js';
-export { parseDumpfile, parseDumpfileSync, type ParseDumpfileOptions } from './composefs/dumpfile-parse.js';
+} from './composefs/oci/image-id.js';
+export { imageId, writeErofs, type WriteErofsOptions } from './composefs/format/erofs/write.js';
+export { parseDumpfile, parseDumpfileSync, type ParseDumpfileOptions } from './composefs/dumpfile/parse.js';
 export { formatRef, parseRef, type OciLayoutRef, type ParseRefOptions } from './oci/ref.js';
 export { discoverDelta, discoverDeltaForSource, type DiscoveredDelta } from './oci/registry/discover.js';
 export { OdhError, isOdhError, type ErrorCode, type ErrorContext } from './util/errors.js';

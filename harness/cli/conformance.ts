@@ -8,8 +8,8 @@ import { shardSelection, withShard } from '../conformance/shard.js';
 import { registerMerge } from './conformance-merge.js';
 import { appendStepSummary } from '../report/markdown.js';
 import { renderTerminal } from '../report/terminal.js';
-import type { FsVerityAlgorithm } from '../../src/composefs/fsverity.js';
-import type { ComposefsFormat } from '../../src/composefs/image-id.js';
+import type { FsVerityAlgorithm } from '../../src/composefs/format/fsverity.js';
+import type { ComposefsFormat } from '../../src/composefs/oci/image-id.js';
 import { createProgress } from '../../src/util/progress.js';
 
 interface ConformanceFlags {

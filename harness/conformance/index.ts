@@ -4,8 +4,8 @@
  * matrix. The CLI (src/cli/conformance.ts) only parses flags and prints.
  */
 import { selectFixtures } from '../../fixtures/catalog.js';
-import type { FsVerityAlgorithm } from '../../src/composefs/fsverity.js';
-import type { ComposefsFormat } from '../../src/composefs/image-id.js';
+import type { FsVerityAlgorithm } from '../../src/composefs/format/fsverity.js';
+import type { ComposefsFormat } from '../../src/composefs/oci/image-id.js';
 import type { Progress } from '../../src/util/progress.js';
 import { faultyApplier, faultyCreator, type Fault } from '../implementations/fault.js';
 import { allImplementations, pick } from '../implementations/index.js';

@@ -8,7 +8,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { buildFixture, defaultCacheDir, type BuiltFixture } from '../../fixtures/build.js';
 import { expectedPins } from '../../fixtures/expected.js';
-import { composefsImage } from '../../src/composefs/image-id.js';
+import { composefsImage } from '../../src/composefs/oci/image-id.js';
 import { inspectDelta } from '../../src/delta/inspect.js';
 import { isOdhError } from '../../src/util/errors.js';
 import type { Progress } from '../../src/util/progress.js';

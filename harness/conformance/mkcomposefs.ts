@@ -10,8 +10,8 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { printDumpfile } from '../../src/composefs/dumpfile-print.js';
-import type { Inode } from '../../src/composefs/tree.js';
+import { printDumpfile } from '../../src/composefs/dumpfile/print.js';
+import type { Inode } from '../../src/composefs/format/tree.js';
 import { findOracle } from '../oracles.js';
 import { lastLine } from '../upstream/child.js';
 

@@ -2,8 +2,8 @@
  * The conformance result model: one cell per fixture × creator × applier × composefs flavour, the
  * availability of every implementation, and a summary. `--json` prints a ConformanceResult as is.
  */
-import type { ComposefsFormat } from '../../src/composefs/image-id.js';
-import type { FsVerityAlgorithm } from '../../src/composefs/fsverity.js';
+import type { ComposefsFormat } from '../../src/composefs/oci/image-id.js';
+import type { FsVerityAlgorithm } from '../../src/composefs/format/fsverity.js';
 import type { FlavourKey } from '../implementations/types.js';
 
 export type CellStatus = 'ok' | 'mismatch' | 'error' | 'skipped';

@@ -7,7 +7,7 @@
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ComposefsPins, PairPins } from '../../fixtures/expected.js';
-import { composefsImageId } from '../../src/composefs/image-id.js';
+import { composefsImageId } from '../../src/composefs/oci/image-id.js';
 import { decompressSniffed } from '../../src/oci/compression.js';
 import { DigestHasher, parseDigest } from '../../src/oci/digest.js';
 import { openImage } from '../../src/oci/image.js';

@@ -2,19 +2,19 @@ import { closeSync, createReadStream, createWriteStream, openSync, promises as f
 import type { Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { Option, type Command } from 'commander';
-import { parseDumpfileFlat } from '../composefs/dumpfile-parse-flat.js';
-import { streamErofsV1, writeErofsV1, type V1WriteOptions } from '../composefs/erofs/write-v1.js';
-import type { FlatTree } from '../composefs/flat-tree.js';
-import type { Inode } from '../composefs/tree.js';
-import { FsVerityHasher, fsverityDigest, type FsVerityAlgorithm } from '../composefs/fsverity.js';
+import { parseDumpfileFlat } from '../composefs/dumpfile/parse-flat.js';
+import { streamErofsV1, writeErofsV1, type V1WriteOptions } from '../composefs/format/erofs/write-v1.js';
+import type { FlatTree } from '../composefs/format/flat-tree.js';
+import type { Inode } from '../composefs/format/tree.js';
+import { FsVerityHasher, fsverityDigest, type FsVerityAlgorithm } from '../composefs/format/fsverity.js';
 import {
   COMPOSEFS_RS_RELEASE,
   defaultXattrPolicy,
   DEFAULT_FORMAT,
   DEFAULT_HASH,
   type ComposefsFormat,
-} from '../composefs/image-id.js';
-import type { OciXattrPolicy } from '../composefs/oci-merge.js';
+} from '../composefs/oci/image-id.js';
+import type { OciXattrPolicy } from '../composefs/oci/merge.js';
 import { AtomicOutput } from '../util/atomic.js';
 import { registryFlags, REGISTRY_TIMEOUT_HELP } from './registry-flags.js';
 import { OdhError } from '../util/errors.js';
@@ -62,14 +62,14 @@ async function parseForMkfs(input: string, opts: MkfsOptions): Promise<ParsedDum
     return { format: 'v1', tree };
   }
   // Loaded on use: `mkfs` of a V1 image (the common case) does not need the V2 parser and writer.
-  const { parseDumpfile } = await import('../composefs/dumpfile-parse.js');
+  const { parseDumpfile } = await import('../composefs/dumpfile/parse.js');
   return { format: 'v2', tree: await parseDumpfile(source, { rules: 'composefs-rs', file }) };
 }
 
 /** The image bytes in memory (stdout output or digest only; a V1 file output streams instead). */
 async function writeImage(parsed: ParsedDumpfile, opts: MkfsOptions): Promise<Buffer> {
   if (parsed.format === 'v1') return writeErofsV1(parsed.tree, v1Options(opts));
-  const { writeErofs } = await import('../composefs/erofs/write.js');
+  const { writeErofs } = await import('../composefs/format/erofs/write.js');
   return writeErofs(parsed.tree, { format: 'v2', hash: opts.hash });
 }
 
@@ -204,8 +204,8 @@ export async function dumpErofsImage(file: string, write: (piece: Buffer) => Pro
     });
   }
   const [{ readErofs }, { writeDumpfile }] = await Promise.all([
-    import('../composefs/erofs/reader.js'),
-    import('../composefs/dumpfile-print.js'),
+    import('../composefs/format/erofs/reader.js'),
+    import('../composefs/dumpfile/print.js'),
   ]);
   const { root, rules } = readErofs(await fs.readFile(file), { file });
   await writeDumpfile(root, { format: rules === 'composefs-rs' ? 'composefs-rs' : 'composefs-info' }, write);
@@ -280,7 +280,7 @@ async function ociImage<W extends OciWanted>(
   // every `odh composefs mkfs` timing).
   const [{ setRegistryDefaults }, { composefsImageId, composefsTree }] = await Promise.all([
     import('../oci/registry/reader.js'),
-    import('../composefs/image-id.js'),
+    import('../composefs/oci/image-id.js'),
   ]);
   setRegistryDefaults(registryFlags(o));
   const progress = createProgress({ quiet: o.quiet });
@@ -432,7 +432,7 @@ export function register(program: Command): void {
     .action(async (ref: string, o: OciCommandOptions) => {
       const tree = await ociImage(ref, o, 'tree');
       // cfsctl create-dumpfile prints composefs-rs `write_dumpfile` lines (spec composefs-v2 §7).
-      const { printDumpfile } = await import('../composefs/dumpfile-print.js');
+      const { printDumpfile } = await import('../composefs/dumpfile/print.js');
       process.stdout.write(printDumpfile(tree, { format: 'composefs-rs' }));
     });
 }

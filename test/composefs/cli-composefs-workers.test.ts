@@ -1,6 +1,6 @@
 /**
  * `odh composefs id --jobs 2` (layer workers forced: these layers are small), as a black box (the built CLI: run `npx tsc -p .`
- * before running this file alone; the worker is then dist/src/composefs/oci-layer-worker.js):
+ * before running this file alone; the worker is then dist/src/composefs/oci/layer-worker.js):
  * a corrupt gzip layer or a truncated tar in a multi-layer image gives one error line naming the
  * layer and exit 1; SIGINT in the middle ends the run with one line and leaves nothing behind.
  */

@@ -14,7 +14,7 @@ import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fsverityDigest } from '../../src/composefs/fsverity.js';
+import { fsverityDigest } from '../../src/composefs/format/fsverity.js';
 import { makeTempDir } from '../../src/util/atomic.js';
 import { REPO_ROOT, vectorPath } from '../helpers/shared.js';
 import { composefsTestLayer, PINNED, writeOciArchive, writeOciLayout } from './oci-layout-fixture.js';

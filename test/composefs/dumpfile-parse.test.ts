@@ -6,8 +6,8 @@ import {
   parseDumpfile,
   parseDumpfileSync,
   type ParseDumpfileOptions,
-} from '../../src/composefs/dumpfile-parse.js';
-import { S_IFCHR, S_IFMT, S_IFREG, type Inode } from '../../src/composefs/tree.js';
+} from '../../src/composefs/dumpfile/parse.js';
+import { S_IFCHR, S_IFMT, S_IFREG, type Inode } from '../../src/composefs/format/tree.js';
 import { OdhError } from '../../src/util/errors.js';
 import { vectorPath } from '../helpers/shared.js';
 

@@ -1,10 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 
-import { parseDumpfileSync } from '../../src/composefs/dumpfile-parse.js';
-import { printDumpfile } from '../../src/composefs/dumpfile-print.js';
-import { fsverityDigest } from '../../src/composefs/fsverity.js';
-import { newInode, S_IFDIR, S_IFREG } from '../../src/composefs/tree.js';
+import { parseDumpfileSync } from '../../src/composefs/dumpfile/parse.js';
+import { printDumpfile } from '../../src/composefs/dumpfile/print.js';
+import { fsverityDigest } from '../../src/composefs/format/fsverity.js';
+import { newInode, S_IFDIR, S_IFREG } from '../../src/composefs/format/tree.js';
 import { vectorPath } from '../helpers/shared.js';
 
 const C = { rules: 'mkcomposefs', strict: true } as const;

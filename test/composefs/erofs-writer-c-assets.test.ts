@@ -2,8 +2,8 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
 import { describe, it, expect } from 'vitest';
-import { parseDumpfileSync } from '../../src/composefs/dumpfile-parse.js';
-import { imageId, writeErofs } from '../../src/composefs/erofs/write.js';
+import { parseDumpfileSync } from '../../src/composefs/dumpfile/parse.js';
+import { imageId, writeErofs } from '../../src/composefs/format/erofs/write.js';
 import { vectorPath } from '../helpers/shared.js';
 
 // spec composefs-v1 §13.1: every positive C 1.0.8 test asset (dumpfile + pinned image sha256).

@@ -1,6 +1,6 @@
 import { describe, it, expect } from 'vitest';
-import { writeErofs, type WriteErofsOptions } from '../../src/composefs/erofs/write.js';
-import { S_IFCHR, S_IFDIR, S_IFLNK, S_IFREG, newInode, type Inode } from '../../src/composefs/tree.js';
+import { writeErofs, type WriteErofsOptions } from '../../src/composefs/format/erofs/write.js';
+import { S_IFCHR, S_IFDIR, S_IFLNK, S_IFREG, newInode, type Inode } from '../../src/composefs/format/tree.js';
 import { OdhError } from '../../src/util/errors.js';
 import { dirWith, emptyTree } from './erofs-writer-trees.js';
 

@@ -15,7 +15,7 @@ import {
   newInode,
   sortEntries,
   type Inode,
-} from '../../src/composefs/tree.js';
+} from '../../src/composefs/format/tree.js';
 
 export type Format = 'v1' | 'v2';
 

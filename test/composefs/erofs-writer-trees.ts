@@ -13,7 +13,7 @@ import {
   newInode,
   sortEntries,
   type Inode,
-} from '../../src/composefs/tree.js';
+} from '../../src/composefs/format/tree.js';
 
 export function dirWith(root: Inode, entries: [string, Inode, boolean?][]): Inode {
   for (const [name, inode, hardlink] of entries) {

@@ -1,6 +1,6 @@
 import { describe, it, expect } from 'vitest';
-import { imageId, layoutErofsV1, writeErofs } from '../../src/composefs/erofs/write.js';
-import { S_IFDIR, S_IFREG, newInode } from '../../src/composefs/tree.js';
+import { imageId, layoutErofsV1, writeErofs } from '../../src/composefs/format/erofs/write.js';
+import { S_IFDIR, S_IFREG, newInode } from '../../src/composefs/format/tree.js';
 import { dirWith, emptyTree, hexdumpRows, simpleTree } from './erofs-writer-trees.js';
 
 // spec composefs-v1 §13.2: the non-zero rows listed for `empty` at cfs-version 0 (C mkcomposefs 1.0.8).

@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import { imageId, layoutErofsV2, writeErofs } from '../../src/composefs/erofs/write.js';
+import { imageId, layoutErofsV2, writeErofs } from '../../src/composefs/format/erofs/write.js';
 import { emptyTree, hexdumpImage, simpleTree } from './erofs-writer-trees.js';
 
 // spec composefs-v2 §8.2: composefs-rs mkfs.rs::test_erofs_digest_stability, hexdumps of the images.

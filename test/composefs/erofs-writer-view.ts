@@ -4,7 +4,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { type BigIntStats, lstatSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
-import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from '../../src/composefs/tree.js';
+import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from '../../src/composefs/format/tree.js';
 import type { ViewEntry } from './erofs-writer-random-tree.js';
 
 export interface Checks {

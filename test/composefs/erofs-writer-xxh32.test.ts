@@ -1,6 +1,6 @@
 import { describe, it, expect } from 'vitest';
-import { xxh32 } from '../../src/composefs/erofs/xxh32.js';
-import { XATTR_FILTER_SEED } from '../../src/composefs/erofs/format.js';
+import { xxh32 } from '../../src/composefs/format/erofs/xxh32.js';
+import { XATTR_FILTER_SEED } from '../../src/composefs/format/erofs/format.js';
 
 // spec composefs-v2 §8.5 (checked upstream against the reference xxHash C library) and composefs-v1 §7.2.
 const VECTORS: [string, number, number, number][] = [

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { writeErofs } from '../../src/composefs/erofs/write.js';
+import { writeErofs } from '../../src/composefs/format/erofs/write.js';
 import { expectedView, randomTree, type Format } from './erofs-writer-random-tree.js';
 import { compareView } from './erofs-writer-view.js';
 import { hasTool, isRoot } from '../helpers/tools.js';

@@ -10,7 +10,7 @@ import {
   fsverityDigest,
   fsverityDigestFile,
   type FsVerityAlgorithm,
-} from '../../src/composefs/fsverity.js';
+} from '../../src/composefs/format/fsverity.js';
 import { OdhError } from '../../src/util/errors.js';
 import { vectorPath } from '../helpers/shared.js';
 import { hasTool } from '../helpers/tools.js';

@@ -8,8 +8,8 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { composefsImage, composefsImageId } from '../../src/composefs/image-id.js';
-import { S_IFDIR, S_IFREG } from '../../src/composefs/tree.js';
+import { composefsImage, composefsImageId } from '../../src/composefs/oci/image-id.js';
+import { S_IFDIR, S_IFREG } from '../../src/composefs/format/tree.js';
 import {
   composefsTestLayer,
   gnuTar,

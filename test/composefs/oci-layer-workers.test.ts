@@ -1,5 +1,5 @@
 /**
- * Layers streamed in worker threads (src/composefs/oci-layer-pool.ts): the tree and image ID equal
+ * Layers streamed in worker threads (src/composefs/oci/layer-pool.ts): the tree and image ID equal
  * those of the one-thread path (itself pinned to composefs-rs / C vectors in oci-image-id and
  * cli-composefs-c-agreement), items are applied in layer order whatever order the workers finish
  * in, and a failing layer gives the error the one-thread path gives (the lowest failing layer).
@@ -11,11 +11,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { composefsImage, erofsOptionsFor } from '../../src/composefs/image-id.js';
-import { writeErofs } from '../../src/composefs/erofs/write.js';
-import { fsverityDigest } from '../../src/composefs/fsverity.js';
-import { applyLayersInWorkers, layerWorkerEntry } from '../../src/composefs/oci-layer-pool.js';
-import { OciTreeBuilder } from '../../src/composefs/oci-merge.js';
+import { composefsImage, erofsOptionsFor } from '../../src/composefs/oci/image-id.js';
+import { writeErofs } from '../../src/composefs/format/erofs/write.js';
+import { fsverityDigest } from '../../src/composefs/format/fsverity.js';
+import { applyLayersInWorkers, layerWorkerEntry } from '../../src/composefs/oci/layer-pool.js';
+import { OciTreeBuilder } from '../../src/composefs/oci/merge.js';
 import { writeGzipLayout } from '../helpers/gzip-layout.js';
 import { OdhError } from '../../src/util/errors.js';
 import { buildLayerTar, seededBytes, type LayerEntry } from '../helpers/images.js';
@@ -77,11 +77,11 @@ const cutGzip = (tar: Buffer) => {
 
 describe('layers in worker threads', () => {
   it('the worker entry is the built .js beside the module, or the .ts source with the TS hooks', () => {
-    const js = layerWorkerEntry('file:///x/dist/src/composefs/oci-layer-pool.js');
-    expect(js.url.href).toBe('file:///x/dist/src/composefs/oci-layer-worker.js');
+    const js = layerWorkerEntry('file:///x/dist/src/composefs/oci/layer-pool.js');
+    expect(js.url.href).toBe('file:///x/dist/src/composefs/oci/layer-worker.js');
     expect(js.execArgv).toBeUndefined();
-    const ts = layerWorkerEntry('file:///x/src/composefs/oci-layer-pool.ts');
-    expect(ts.url.href).toBe('file:///x/src/composefs/oci-layer-worker.ts');
+    const ts = layerWorkerEntry('file:///x/src/composefs/oci/layer-pool.ts');
+    expect(ts.url.href).toBe('file:///x/src/composefs/oci/layer-worker.ts');
     expect(ts.execArgv).toEqual(['--import', 'file:///x/test/helpers/ts-loader/register.mjs']);
   });
 

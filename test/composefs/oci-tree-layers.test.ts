@@ -7,10 +7,10 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fsverityDigest } from '../../src/composefs/fsverity.js';
-import { composefsImage } from '../../src/composefs/image-id.js';
-import { makedev } from '../../src/composefs/oci-entry.js';
-import { S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFREG, type Inode } from '../../src/composefs/tree.js';
+import { fsverityDigest } from '../../src/composefs/format/fsverity.js';
+import { composefsImage } from '../../src/composefs/oci/image-id.js';
+import { makedev } from '../../src/composefs/oci/entry.js';
+import { S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFREG, type Inode } from '../../src/composefs/format/tree.js';
 import { buildOciImage, seededBytes, type BuiltImage } from '../helpers/images.js';
 
 const big = seededBytes('tool', 65);

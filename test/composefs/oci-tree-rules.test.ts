@@ -4,11 +4,11 @@
  * read off the spec text.
  */
 import { describe, expect, it } from 'vitest';
-import { fsverityDigest } from '../../src/composefs/fsverity.js';
-import { makedev, ociEntryPath } from '../../src/composefs/oci-entry.js';
-import { applyLayerEntries, type OciLayerEntry } from '../../src/composefs/oci-layer.js';
-import { OciTreeBuilder, type OciXattrPolicy } from '../../src/composefs/oci-merge.js';
-import { S_IFCHR, S_IFDIR, S_IFLNK, S_IFREG, type Inode } from '../../src/composefs/tree.js';
+import { fsverityDigest } from '../../src/composefs/format/fsverity.js';
+import { makedev, ociEntryPath } from '../../src/composefs/oci/entry.js';
+import { applyLayerEntries, type OciLayerEntry } from '../../src/composefs/oci/layer.js';
+import { OciTreeBuilder, type OciXattrPolicy } from '../../src/composefs/oci/merge.js';
+import { S_IFCHR, S_IFDIR, S_IFLNK, S_IFREG, type Inode } from '../../src/composefs/format/tree.js';
 
 interface E {
   type?: string;

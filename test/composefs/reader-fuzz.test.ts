@@ -2,8 +2,8 @@ import { readFileSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 
-import { dumpfileLinesOf } from '../../src/composefs/dumpfile-print.js';
-import { readErofs } from '../../src/composefs/erofs/reader.js';
+import { dumpfileLinesOf } from '../../src/composefs/dumpfile/print.js';
+import { readErofs } from '../../src/composefs/format/erofs/reader.js';
 import { OdhError } from '../../src/util/errors.js';
 import { vectorPath } from '../helpers/shared.js';
 

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 
-import { modelComposefsInfoDump } from '../../src/composefs/dumpfile-normalize.js';
-import { printDumpfile } from '../../src/composefs/dumpfile-print.js';
-import { readErofs } from '../../src/composefs/erofs/reader.js';
-import { writeErofs } from '../../src/composefs/erofs/write.js';
+import { modelComposefsInfoDump } from '../../src/composefs/dumpfile/normalize.js';
+import { printDumpfile } from '../../src/composefs/dumpfile/print.js';
+import { readErofs } from '../../src/composefs/format/erofs/reader.js';
+import { writeErofs } from '../../src/composefs/format/erofs/write.js';
 import { randomTree } from './erofs-writer-random-tree.js';
 
 /**

@@ -3,10 +3,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 
-import { printDumpfile } from '../../src/composefs/dumpfile-print.js';
-import { fsverityDigest } from '../../src/composefs/fsverity.js';
-import { readErofs, readErofsFile } from '../../src/composefs/erofs/reader.js';
-import { S_IFMT, S_IFSOCK } from '../../src/composefs/tree.js';
+import { printDumpfile } from '../../src/composefs/dumpfile/print.js';
+import { fsverityDigest } from '../../src/composefs/format/fsverity.js';
+import { readErofs, readErofsFile } from '../../src/composefs/format/erofs/reader.js';
+import { S_IFMT, S_IFSOCK } from '../../src/composefs/format/tree.js';
 import { OdhError } from '../../src/util/errors.js';
 
 /**

@@ -2,10 +2,10 @@ import { createReadStream, existsSync, readdirSync, readFileSync } from 'node:fs
 import { gunzipSync, createGunzip } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 
-import { parseDumpfile } from '../../src/composefs/dumpfile-parse.js';
-import { modelComposefsInfoDump } from '../../src/composefs/dumpfile-normalize.js';
-import { printDumpfile } from '../../src/composefs/dumpfile-print.js';
-import { readErofs } from '../../src/composefs/erofs/reader.js';
+import { parseDumpfile } from '../../src/composefs/dumpfile/parse.js';
+import { modelComposefsInfoDump } from '../../src/composefs/dumpfile/normalize.js';
+import { printDumpfile } from '../../src/composefs/dumpfile/print.js';
+import { readErofs } from '../../src/composefs/format/erofs/reader.js';
 import { vectorPath } from '../helpers/shared.js';
 
 const ASSETS = vectorPath('composefs-c');

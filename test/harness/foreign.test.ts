@@ -13,7 +13,7 @@ import { buildFixture } from '../../fixtures/build.js';
 import { checkWithMkcomposefs } from '../../harness/conformance/mkcomposefs.js';
 import type { Cell, ConformanceResult } from '../../harness/conformance/types.js';
 import { TARDF2_UNREADABLE, goTarDiffCreator } from '../../harness/implementations/go-tardiff.js';
-import { composefsImage } from '../../src/composefs/image-id.js';
+import { composefsImage } from '../../src/composefs/oci/image-id.js';
 import { inspectDelta } from '../../src/delta/inspect.js';
 import { hasOracle } from '../helpers/oracles.js';
 import { REPO_ROOT } from '../helpers/shared.js';

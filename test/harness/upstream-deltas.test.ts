@@ -17,7 +17,7 @@ import {
 } from '../../harness/conformance/upstream-deltas.js';
 import { groundTruth, imageDiffIds } from '../../harness/conformance/verify.js';
 import { expectedPins } from '../../fixtures/expected.js';
-import { composefsImageId } from '../../src/composefs/image-id.js';
+import { composefsImageId } from '../../src/composefs/oci/image-id.js';
 import { applyDelta } from '../../src/delta/apply.js';
 
 const manifest = await readUpstreamDeltas();

@@ -20,6 +20,17 @@ const ROOTS = ['src', 'harness', 'fixtures', 'scripts', 'bin'];
  */
 const SRC_LAYERS = ['util', 'tar', 'net', 'oci', 'tardiff', 'image-source', 'delta', 'composefs', 'cli'];
 
+/**
+ * Inside src/composefs/, composefs-rs's crate split: the format core (EROFS V1/V2, fs-verity, the
+ * tree model), dumpfiles (text ⇄ tree) and OCI glue (OCI image → tree → image ID). The format core
+ * imports neither of the others; dumpfiles and OCI glue import only the format core.
+ */
+const COMPOSEFS_PARTS: Record<string, readonly string[]> = {
+  format: ['format'],
+  dumpfile: ['format', 'dumpfile'],
+  oci: ['format', 'oci'],
+};
+
 function tsFiles(dir: string): string[] {
   const out: string[] = [];
   for (const d of readdirSync(dir, { withFileTypes: true })) {
@@ -152,5 +163,23 @@ describe('import graph', () => {
       to.filter((t) => srcLayer(t) > srcLayer(f) && srcLayer(f) >= 0).map((t) => `${f} → ${t}`),
     );
     expect(upward).toEqual([]);
+  });
+
+  it('src/composefs/ is the format core, dumpfiles and OCI glue, each importing only what it may', () => {
+    const cfs = ['src', 'composefs'];
+    const part = (f: string): string | undefined => {
+      const p = f.split(path.sep);
+      return p[0] === cfs[0] && p[1] === cfs[1] ? p[2] : undefined;
+    };
+    const loose = [...graph.keys()].filter((f) => part(f) !== undefined && !(part(f)! in COMPOSEFS_PARTS));
+    expect(loose).toEqual([]);
+    const crossing = [...graph].flatMap(([f, to]) => {
+      const from = part(f);
+      if (from === undefined) return [];
+      return to
+        .filter((t) => part(t) !== undefined && !COMPOSEFS_PARTS[from]!.includes(part(t)!))
+        .map((t) => `${f} → ${t}`);
+    });
+    expect(crossing).toEqual([]);
   });
 });

@@ -2,7 +2,7 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { composefsImageId } from '../../src/composefs/image-id.js';
+import { composefsImageId } from '../../src/composefs/oci/image-id.js';
 import { createDelta } from '../../src/delta/create.js';
 import { openManifest } from '../../src/oci/image.js';
 import { formatRef, parseRef } from '../../src/oci/ref.js';

@@ -3,8 +3,8 @@
  * each entry's body is read once; regular files over 64 bytes are fs-verity hashed on the fly and
  * never buffered, smaller ones are kept inline.
  */
-import { OdhError } from '../util/errors.js';
-import { digestObjectPath, FsVerityHasher, type FsVerityAlgorithm } from './fsverity.js';
+import { OdhError } from '../../util/errors.js';
+import { digestObjectPath, FsVerityHasher, type FsVerityAlgorithm } from '../format/fsverity.js';
 import {
   entryKind,
   INLINE_CONTENT_MAX,
@@ -15,9 +15,9 @@ import {
   TYPE_BITS,
   whiteoutOf,
   type OciTarEntryFields,
-} from './oci-entry.js';
-import type { OciNewNode, OciTreeBuilder } from './oci-merge.js';
-import { newInode, type Inode } from './tree.js';
+} from './entry.js';
+import type { OciNewNode, OciTreeBuilder } from './merge.js';
+import { newInode, type Inode } from '../format/tree.js';
 
 /**
  * Where a layer's items go: the tree builder itself, or (in a layer worker) a batch posted to the

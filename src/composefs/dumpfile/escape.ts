@@ -3,7 +3,7 @@
  * §4.3, composefs-v2 §7.4) and the escaping both printers use (spec composefs-v1 §12.2,
  * composefs-v2 §7.3). Fields are bytes, never JS strings.
  */
-import { OdhError } from '../util/errors.js';
+import { OdhError } from '../../util/errors.js';
 
 const BACKSLASH = 0x5c;
 const DASH = 0x2d;

@@ -1,12 +1,12 @@
 /**
- * Path resolution while a dumpfile fills a flat tree (flat-tree.ts) with the C mkcomposefs rules:
+ * Path resolution while a dumpfile fills a flat tree (format/flat-tree.ts) with the C mkcomposefs rules:
  * parents must exist, names are new and valid, hardlink lines are resolved in reverse file order
  * once every line is read (spec composefs-v1 §4.5 item 1, §4.7). Children are found through one
  * open-addressing table keyed by (directory, name bytes): no Map, string or object per entry.
  */
-import { OdhError } from '../util/errors.js';
-import { FlatTree, NO_INODE, hasPrefixAt } from './flat-tree.js';
-import { syntax } from './dumpfile-fields.js';
+import { OdhError } from '../../util/errors.js';
+import { FlatTree, NO_INODE, hasPrefixAt } from '../format/flat-tree.js';
+import { syntax } from './fields.js';
 
 const SLASH = 0x2f;
 /** Lookup result for the root path (an empty path, or only slashes). */

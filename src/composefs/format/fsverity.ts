@@ -6,7 +6,7 @@
 import { hash as oneShotHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 
-import { OdhError } from '../util/errors.js';
+import { OdhError } from '../../util/errors.js';
 
 export type FsVerityAlgorithm = 'sha256' | 'sha512';
 

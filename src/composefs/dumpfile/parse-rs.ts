@@ -17,8 +17,8 @@ import {
   S_IFREG,
   S_IFSOCK,
   type Inode,
-} from './tree.js';
-import { unescapeField } from './dumpfile-escape.js';
+} from '../format/tree.js';
+import { unescapeField } from './escape.js';
 import {
   F_CONTENT,
   F_DIGEST,
@@ -35,8 +35,8 @@ import {
   parseRustUnsigned,
   splitLine,
   syntax,
-} from './dumpfile-fields.js';
-import { isValidFileType, PathTree, type ParseNode } from './dumpfile-tree.js';
+} from './fields.js';
+import { isValidFileType, PathTree, type ParseNode } from './path-tree.js';
 
 const U32_MAX = 0xffffffffn;
 const U64_MAX = (1n << 64n) - 1n;

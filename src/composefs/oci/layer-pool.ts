@@ -1,5 +1,5 @@
 /**
- * Layers streamed on several cores: each layer worker (oci-layer-worker.ts) reads, decompresses,
+ * Layers streamed on several cores: each layer worker (layer-worker.ts) reads, decompresses,
  * parses and fs-verity hashes whole layers, and this thread applies their tree items strictly in
  * layer order (spec composefs-v2 §3.1: lowest layer first). Items of a later layer wait in memory
  * until every earlier layer is applied; they are metadata only (file contents are hashed, never
@@ -7,17 +7,11 @@
  * lowest failing layer, as the one-layer-at-a-time path would report it.
  */
 import { Worker } from 'node:worker_threads';
-import { OdhError, isOdhError, type ErrorCode, type ErrorContext } from '../util/errors.js';
-import type { FsVerityAlgorithm } from './fsverity.js';
-import type { OciEntrySink } from './oci-layer.js';
-import { readWireItems } from './oci-layer-wire.js';
-import type { OciLayerTask, OciTreeProgress } from './oci-tree.js';
-
-/** A layout the workers open themselves (positional reads; registries stay on one thread). */
-export interface LayerWorkerLayout {
-  transport: 'oci' | 'oci-archive';
-  path: string;
-}
+import { OdhError, isOdhError, type ErrorCode, type ErrorContext } from '../../util/errors.js';
+import type { FsVerityAlgorithm } from '../format/fsverity.js';
+import type { OciEntrySink } from './layer.js';
+import { readWireItems } from './layer-wire.js';
+import type { LayerWorkerLayout, OciLayerTask, OciTreeProgress } from './layer-stream.js';
 
 export interface LayerWorkerData {
   ref: LayerWorkerLayout;
@@ -68,10 +62,10 @@ interface LayerState {
  */
 export function layerWorkerEntry(self = import.meta.url): { url: URL; execArgv?: string[] } {
   if (self.endsWith('.ts')) {
-    const hooks = new URL('../../test/helpers/ts-loader/register.mjs', self);
-    return { url: new URL('./oci-layer-worker.ts', self), execArgv: ['--import', hooks.href] };
+    const hooks = new URL('../../../test/helpers/ts-loader/register.mjs', self);
+    return { url: new URL('./layer-worker.ts', self), execArgv: ['--import', hooks.href] };
   }
-  return { url: new URL('./oci-layer-worker.js', self) };
+  return { url: new URL('./layer-worker.js', self) };
 }
 
 function reviveError(e: Extract<ToPool, { type: 'error' }>['error']): Error {

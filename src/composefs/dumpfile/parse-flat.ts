@@ -1,12 +1,12 @@
 /**
- * Dumpfile text → flat tree (flat-tree.ts) with the rules of C `mkcomposefs --from-file` 1.0.8
+ * Dumpfile text → flat tree (format/flat-tree.ts) with the rules of C `mkcomposefs --from-file` 1.0.8
  * (spec composefs-v1 §4): what the V1 writer reads. Lines are visited in place, without a view or
  * object per line. Every rejection is an OdhError('FORMAT' | 'LIMIT') naming the file and line.
  */
-import { OdhError } from '../util/errors.js';
-import { eachDumpLine, eachDumpLineSync, type LineVisitor } from './dumpfile-lines.js';
-import { MkcomposefsDumpfileParser } from './dumpfile-parse-c.js';
-import type { FlatTree } from './flat-tree.js';
+import { OdhError } from '../../util/errors.js';
+import { eachDumpLine, eachDumpLineSync, type LineVisitor } from './lines.js';
+import { MkcomposefsDumpfileParser } from './parse-c.js';
+import type { FlatTree } from '../format/flat-tree.js';
 
 /** Adds the file and line to an error thrown by a field parser. */
 export function located(e: unknown, file: string | undefined, line: number | undefined): unknown {

@@ -1,5 +1,5 @@
 /**
- * What C mkcomposefs 1.0.8 does to its tree before layout, done over a flat tree (flat-tree.ts):
+ * What C mkcomposefs 1.0.8 does to its tree before layout, done over a flat tree (format/flat-tree.ts):
  * cfs-version choice, `trusted.overlay.` escaping, metacopy and redirect xattrs, whiteout escaping,
  * the root opaque marker, the 256 whiteout stubs (spec composefs-v1 §3.1, §5), then BFS numbering
  * (§6.1), directory nlink, minimum mtime and ACL flag (§6.2–§6.3) and the xattr pairs with their
@@ -8,7 +8,7 @@
  * Xattrs are integers here: a key is an id in `keys` (interned bytes), a value is (offset, length)
  * in the tree's byte arena, a distinct (key, value) pair is an id in the pair table.
  */
-import { OdhError } from '../../util/errors.js';
+import { OdhError } from '../../../util/errors.js';
 import { NO_INODE, type FlatTree } from '../flat-tree.js';
 import { S_IFBLK, S_IFCHR, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from '../tree.js';
 import { direntFileType } from './dirents.js';

@@ -3,7 +3,7 @@
  * spec composefs-v2 §4.3 step 1–2, composefs-v1 §5.1 steps 2–3.
  */
 import { OVERLAY_ESCAPED_PREFIX, OVERLAY_PREFIX } from './format.js';
-import { OdhError } from '../../util/errors.js';
+import { OdhError } from '../../../util/errors.js';
 
 const OVERLAY = Buffer.from(OVERLAY_PREFIX, 'latin1');
 const OVERLAY_ESCAPED = Buffer.from(OVERLAY_ESCAPED_PREFIX, 'latin1');

@@ -45,7 +45,7 @@ import {
   xattrFilterBit,
 } from './xattr.js';
 import { S_IFBLK, S_IFCHR, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, type DirEntry, type Inode } from '../tree.js';
-import { OdhError } from '../../util/errors.js';
+import { OdhError } from '../../../util/errors.js';
 
 export interface LayoutV2Options {
   /** Repository hash: the metacopy algorithm byte and the expected object-id length. */

@@ -13,9 +13,9 @@
  * stat = u32 mode, u32 uid, u32 gid, i64 mtimeSec, u32 mtimeNsec, u32 n, n × (bytes key, bytes value);
  * bytes = u32 length + the bytes; bytes? = the same, length 0xffffffff for null.
  */
-import type { OciPath } from './oci-entry.js';
-import type { DirStat, OciNewNode } from './oci-merge.js';
-import { newInode, type Inode, type Xattr } from './tree.js';
+import type { OciPath } from './entry.js';
+import type { DirStat, OciNewNode } from './merge.js';
+import { newInode, type Inode, type Xattr } from '../format/tree.js';
 
 const NULL = 0xffffffff;
 const KIND = { dir: 0, leaf: 1, hardlink: 2 } as const;

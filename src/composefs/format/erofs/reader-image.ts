@@ -4,7 +4,7 @@
  * §12.1; composefs-v2 §4.6–§4.9). Every offset is checked; every failure is OdhError('FORMAT')
  * with the offset.
  */
-import { OdhError } from '../../util/errors.js';
+import { OdhError } from '../../../util/errors.js';
 import { S_IFMT } from '../tree.js';
 import {
   BLOCK_SIZE,

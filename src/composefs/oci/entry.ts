@@ -1,11 +1,11 @@
 /**
  * One tar entry of an OCI layer → one composefs tree item, exactly as composefs-rs
  * `tar.rs::get_entry` does it (spec composefs-v2 §3.2–§3.3, spec composefs-v1 §14.3).
- * Pure: no I/O; file contents are read by the caller (oci-tree.ts).
+ * Pure: no I/O; file contents are read by the caller (image-tree.ts).
  */
-import { OdhError } from '../util/errors.js';
-import type { TarEntry } from '../tar/entry.js';
-import { S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, type Xattr } from './tree.js';
+import { OdhError } from '../../util/errors.js';
+import type { TarEntry } from '../../tar/entry.js';
+import { S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, type Xattr } from '../format/tree.js';
 
 /** The fields of a tar entry (src/tar) these rules read. */
 export type OciTarEntryFields = Pick<
@@ -212,4 +212,4 @@ export function ociRdev(entry: OciTarEntryFields, where: string): bigint {
 export const INLINE_CONTENT_MAX = 64;
 
 /** spec composefs-v2 §3.4 step 4: whiteout names (one classifier for the whole project). */
-export { whiteoutOf, type Whiteout } from '../oci/whiteout.js';
+export { whiteoutOf, type Whiteout } from '../../oci/whiteout.js';

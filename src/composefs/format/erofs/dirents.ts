@@ -17,7 +17,7 @@ import {
   FT_SYMLINK,
 } from './format.js';
 import { S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK } from '../tree.js';
-import { OdhError } from '../../util/errors.js';
+import { OdhError } from '../../../util/errors.js';
 
 /** One dirent before nids are known: `target` is the index of the inode in the layout's inode list. */
 export interface DirentRef {

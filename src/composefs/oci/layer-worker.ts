@@ -1,16 +1,16 @@
 /**
  * A layer worker (worker_threads): streams whole layers of an OCI layout — read, blob digest,
  * decompress, tar, fs-verity hashing, diff_id — and posts their tree items to the thread that owns
- * the tree builder (oci-layer-pool.ts), which applies them in layer order. One task at a time.
+ * the tree builder (layer-pool.ts), which applies them in layer order. One task at a time.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { openLayoutArchive, openLayoutDir, type OciLayoutReader } from '../oci/layout.js';
-import { isOdhError } from '../util/errors.js';
-import type { OciNewNode } from './oci-merge.js';
-import type { OciPath } from './oci-entry.js';
-import { WireWriter } from './oci-layer-wire.js';
-import type { LayerWorkerData, ToPool, ToWorker } from './oci-layer-pool.js';
-import { streamLayer } from './oci-tree.js';
+import { openLayoutArchive, openLayoutDir, type OciLayoutReader } from '../../oci/layout.js';
+import { isOdhError } from '../../util/errors.js';
+import type { OciNewNode } from './merge.js';
+import type { OciPath } from './entry.js';
+import { WireWriter } from './layer-wire.js';
+import type { LayerWorkerData, ToPool, ToWorker } from './layer-pool.js';
+import { streamLayer } from './layer-stream.js';
 
 /** Bytes of items per message: large enough that posting costs little, small enough to apply promptly. */
 const BATCH_BYTES = 256 << 10;

@@ -2,7 +2,7 @@
  * Splits dumpfile text into LF-terminated lines (spec composefs-v1 §4.1), from a buffer or a
  * stream, with a bound on the line length so hostile input cannot grow memory without limit.
  */
-import { OdhError } from '../util/errors.js';
+import { OdhError } from '../../util/errors.js';
 
 export interface DumpLine {
   /** Line bytes without the LF. May alias the input chunk: copy what you keep. */

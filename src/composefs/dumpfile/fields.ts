@@ -2,7 +2,7 @@
  * Field-level helpers shared by the dumpfile parsers: splitting a line into its 11 fixed fields and
  * the xattr area, and number parsing with C `strtoull` semantics (spec composefs-v1 §4.2, §4.4).
  */
-import { OdhError } from '../util/errors.js';
+import { OdhError } from '../../util/errors.js';
 
 export const FIELD_NAMES = [
   'PATH',

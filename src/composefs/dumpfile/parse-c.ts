@@ -3,10 +3,10 @@
  * strict (CFS_PARSE_STRICT) or lenient. Accept/reject decisions follow C exactly, including its
  * quirks (strtoull numbers, the GID/RDEV error-reporting bug, the xattr size budget).
  */
-import { S_IFCHR, S_IFBLK, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, type Xattr } from './tree.js';
-import type { FlatTree } from './flat-tree.js';
+import { S_IFCHR, S_IFBLK, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, type Xattr } from '../format/tree.js';
+import type { FlatTree } from '../format/flat-tree.js';
 import { FlatPathTree } from './flat-paths.js';
-import { truncateAtNul, unescapeField } from './dumpfile-escape.js';
+import { truncateAtNul, unescapeField } from './escape.js';
 import {
   F_CONTENT,
   F_DIGEST,
@@ -24,9 +24,9 @@ import {
   plainDecimalAt,
   splitBoundsAt,
   syntax,
-} from './dumpfile-fields.js';
-import { isValidFileType } from './dumpfile-tree.js';
-import type { LineRef } from './dumpfile-lines.js';
+} from './fields.js';
+import { isValidFileType } from './path-tree.js';
+import type { LineRef } from './lines.js';
 
 const U32 = 0xffffffffn;
 const MAX_NAME = 255;

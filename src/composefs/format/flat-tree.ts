@@ -10,7 +10,7 @@
  * of each non-root inode is its canonical one (`hardlink` 0), the others are hardlinks (spec
  * composefs-v1 §6.1).
  */
-import { OdhError } from '../util/errors.js';
+import { OdhError } from '../../util/errors.js';
 import { S_IFDIR, S_IFMT, newInode, type DirEntry, type Inode } from './tree.js';
 import { checkEntryName } from './erofs/dirents.js';
 

@@ -5,15 +5,15 @@
  * Input is a buffer or a stream of chunks (e.g. a gunzip stream); lines are parsed one at a time.
  * Every rejection is an OdhError('FORMAT' | 'LIMIT') naming the line.
  */
-import { OdhError } from '../util/errors.js';
-import type { Inode } from './tree.js';
-import { dumpfileLineBatches, dumpfileLinesSync, type DumpLine } from './dumpfile-lines.js';
-import { MkcomposefsDumpfileParser } from './dumpfile-parse-c.js';
-import { ComposefsRsDumpfileParser } from './dumpfile-parse-rs.js';
-import { toInodeTree } from './flat-tree.js';
-import { located } from './dumpfile-parse-flat.js';
+import { OdhError } from '../../util/errors.js';
+import type { Inode } from '../format/tree.js';
+import { dumpfileLineBatches, dumpfileLinesSync, type DumpLine } from './lines.js';
+import { MkcomposefsDumpfileParser } from './parse-c.js';
+import { ComposefsRsDumpfileParser } from './parse-rs.js';
+import { toInodeTree } from '../format/flat-tree.js';
+import { located } from './parse-flat.js';
 
-export { parseDumpfileFlat } from './dumpfile-parse-flat.js';
+export { parseDumpfileFlat } from './parse-flat.js';
 
 export type DumpfileRules =
   | {
@@ -37,7 +37,7 @@ interface LineParser<T> {
   finish(): T;
 }
 
-/** The parser of the rules; C-rules trees are flat (flat-tree.ts) and converted when asked for. */
+/** The parser of the rules; C-rules trees are flat (format/flat-tree.ts) and converted when asked for. */
 function makeParser(options: ParseDumpfileOptions): LineParser<Inode> {
   if (options.rules === 'mkcomposefs') {
     const flat = new MkcomposefsDumpfileParser(options.strict, options.digestBytes ?? 32);

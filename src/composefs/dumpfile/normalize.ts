@@ -9,10 +9,10 @@
  * Not modelled: the redirect quirk's read past the value when the redirect entry ends 4-aligned
  * (the two bytes are taken as zero).
  */
-import { markFirstOccurrences } from './dumpfile-tree.js';
-import { applyXattrs } from './erofs/reader-reconstruct.js';
-import type { RawXattr } from './erofs/reader-image.js';
-import { newInode, S_IFBLK, S_IFCHR, S_IFLNK, S_IFMT, S_IFREG, type Inode, type Xattr } from './tree.js';
+import { markFirstOccurrences } from './path-tree.js';
+import { applyXattrs } from '../format/erofs/reader-reconstruct.js';
+import type { RawXattr } from '../format/erofs/reader-image.js';
+import { newInode, S_IFBLK, S_IFCHR, S_IFLNK, S_IFMT, S_IFREG, type Inode, type Xattr } from '../format/tree.js';
 
 const K = (s: string): Buffer => Buffer.from(s, 'latin1');
 const OVERLAY = K('trusted.overlay.');

@@ -4,9 +4,9 @@
  * - `composefs-rs`: what composefs-rs `write_dumpfile` prints (spec composefs-v2 §7.1–7.3).
  * Lines come out in depth-first pre-order with children in name-byte order. Output is ASCII.
  */
-import { digestObjectPath } from './fsverity.js';
-import { escapeField } from './dumpfile-escape.js';
-import { S_IFLNK, S_IFMT, S_IFREG, S_IFBLK, S_IFCHR, linkCounts, type DirEntry, type Inode } from './tree.js';
+import { digestObjectPath } from '../format/fsverity.js';
+import { escapeField } from './escape.js';
+import { S_IFLNK, S_IFMT, S_IFREG, S_IFBLK, S_IFCHR, linkCounts, type DirEntry, type Inode } from '../format/tree.js';
 
 export type DumpfileFormat = 'composefs-info' | 'composefs-rs';
 

@@ -8,7 +8,7 @@
  */
 import { readFile, stat } from 'node:fs/promises';
 
-import { OdhError } from '../../util/errors.js';
+import { OdhError } from '../../../util/errors.js';
 import {
   newInode,
   S_IFBLK,

@@ -13,7 +13,7 @@ import {
   XH_SHARED_COUNT,
 } from './format.js';
 import { xxh32 } from './xxh32.js';
-import { OdhError } from '../../util/errors.js';
+import { OdhError } from '../../../util/errors.js';
 
 /** One xattr split for the disk: `prefix[index] + suffix` is the full key. */
 export interface XattrEntry {

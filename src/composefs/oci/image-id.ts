@@ -11,14 +11,14 @@
  * whiteout stub look-alike at the root, ACL flag on near-ACL names, negative mtimes) are not
  * modelled: the C behaviour is written.
  */
-import type { OpenedImage } from '../oci/image.js';
-import type { Progress } from '../util/progress.js';
-import { streamErofsV1, writeErofs, type WriteErofsOptions } from './erofs/write.js';
-import { flattenTree } from './flat-tree.js';
-import { FsVerityHasher, fsverityDigest, type FsVerityAlgorithm } from './fsverity.js';
-import type { OciXattrPolicy } from './oci-merge.js';
-import type { OciImageLayers } from './oci-tree.js';
-import type { Inode } from './tree.js';
+import type { OpenedImage } from '../../oci/image.js';
+import type { Progress } from '../../util/progress.js';
+import { streamErofsV1, writeErofs, type WriteErofsOptions } from '../format/erofs/write.js';
+import { flattenTree } from '../format/flat-tree.js';
+import { FsVerityHasher, fsverityDigest, type FsVerityAlgorithm } from '../format/fsverity.js';
+import type { OciXattrPolicy } from './merge.js';
+import type { OciImageLayers } from './image-tree.js';
+import type { Inode } from '../format/tree.js';
 
 export type ComposefsFormat = 'v1' | 'v2';
 
@@ -89,8 +89,8 @@ export async function composefsTree(imageRef: string, opts: ComposefsImageOption
   // Loaded on use: this module's defaults are read by every `odh composefs` command at start-up,
   // and the OCI reader (registries, tar, zstd) is only for image commands.
   const [{ openImage }, { treeFromOciImage }] = await Promise.all([
-    import('../oci/image.js'),
-    import('./oci-tree.js'),
+    import('../../oci/image.js'),
+    import('./image-tree.js'),
   ]);
   const opened = await openImage(imageRef);
   let tree: Inode;

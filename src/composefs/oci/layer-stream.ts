@@ -1,35 +1,22 @@
 /**
- * OCI image → composefs tree (spec composefs-v2 §3, composefs-v1 §14.3): the layers are streamed
- * once each, lowest first (config `rootfs.diff_ids` order = manifest layer order, §3.1), decompressed
- * by sniffing their magic, checked against their diff_id, and applied entry by entry.
+ * One OCI layer blob streamed into a tree sink (spec composefs-v2 §3.1): decompressed by sniffing its
+ * magic (gzip, zstd or none), parsed as tar, applied entry by entry, and checked against its config
+ * diff_id. Runs on the calling thread (image-tree.ts) or in a layer worker (layer-worker.ts).
  */
-import { availableParallelism } from 'node:os';
 import { Readable, pipeline, type Transform } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { DecompressStream } from 'zstd-napi';
-import { DigestHasher, parseDiffId } from '../oci/digest.js';
-import type { Descriptor, ImageConfig, ImageManifest } from '../oci/types.js';
-import { readTar } from '../tar/reader.js';
-import { OdhError, isOdhError, type ErrorContext } from '../util/errors.js';
-import type { FsVerityAlgorithm } from './fsverity.js';
-import { applyLayerEntries, type OciEntrySink } from './oci-layer.js';
-import type { LayerWorkerLayout } from './oci-layer-pool.js';
-import { OciTreeBuilder, type OciXattrPolicy } from './oci-merge.js';
-import type { Inode } from './tree.js';
+import { DigestHasher, parseDiffId } from '../../oci/digest.js';
+import type { Descriptor } from '../../oci/types.js';
+import { readTar } from '../../tar/reader.js';
+import { OdhError, isOdhError, type ErrorContext } from '../../util/errors.js';
+import type { FsVerityAlgorithm } from '../format/fsverity.js';
+import { applyLayerEntries, type OciEntrySink } from './layer.js';
 
-/** What the tree builder needs of an image: its manifest, its config and a way to stream a blob. */
-export interface OciImageLayers {
-  /** Names the image in messages. */
-  where: string;
-  manifest: ImageManifest;
-  config: ImageConfig;
-  /** Streams a blob, digest-verified by the reader (fails at the end when the bytes are wrong). */
-  openBlob(desc: Descriptor): Promise<AsyncIterable<Buffer> | Readable>;
-  /**
-   * The layout these layers come from, when layer workers may open it themselves (directories and
-   * archives: positional reads). Absent: every layer is streamed through `openBlob` on this thread.
-   */
-  layout?: LayerWorkerLayout;
+/** A layout the layer workers open themselves (positional reads; registries stay on one thread). */
+export interface LayerWorkerLayout {
+  transport: 'oci' | 'oci-archive';
+  path: string;
 }
 
 export interface OciTreeProgress {
@@ -42,19 +29,12 @@ export interface OciTreeProgress {
   blobSize: number;
 }
 
-export interface TreeFromOciOptions {
+/** What streaming one layer needs besides its blob. */
+export interface LayerStreamOptions {
   /** Repository fs-verity algorithm: external file object IDs (spec composefs-v2 §1.4). */
   hash: FsVerityAlgorithm;
-  /** Default 'all' (spec composefs-v2 §3.5); see OciXattrPolicy. */
-  xattrs?: OciXattrPolicy;
   onProgress?: (p: OciTreeProgress) => void;
-  /**
-   * Layer worker threads when the image has a `layout`. Default: the available parallelism, used
-   * only when two or more layers are large enough to pay for a worker (WORKER_MIN_LAYER_BYTES).
-   * Below two (or with one layer) every layer is streamed on the calling thread.
-   */
-  workers?: number;
-  /** Cancels the build (the CLI passes the run's signal): fails with the signal's reason. */
+  /** Cancels the stream: fails with the signal's reason. */
   signal?: AbortSignal;
 }
 
@@ -178,13 +158,13 @@ export interface OciLayerTask {
 
 /**
  * Streams one layer blob into `sink`: decompress, tar, tree items; then the diff_id check (spec
- * composefs-v2 §3.1). Runs on the main thread or in a layer worker (oci-layer-worker.ts).
+ * composefs-v2 §3.1). Runs on the main thread or in a layer worker (layer-worker.ts).
  */
 export async function streamLayer(
   sink: OciEntrySink,
   blob: AsyncIterable<Buffer> | Readable,
   task: OciLayerTask,
-  opts: TreeFromOciOptions,
+  opts: LayerStreamOptions,
 ): Promise<void> {
   const { desc, diffId } = task;
   const ctx: ErrorContext = { layer: desc.digest };
@@ -224,48 +204,4 @@ export async function streamLayer(
       ctx,
     );
   }
-}
-
-/**
- * Compressed size from which a layer is worth a worker thread. A worker costs a fixed amount of
- * CPU (its own module load, JIT warm-up and heap: about 0.3–0.6 s measured on the bench image), and
- * only layers streamed side by side gain: on the 128 MiB / 4-layer bench image (16 MiB layers) one
- * thread took 1.4 s against 1.9 s with two workers, on the 1 GiB one (130 MiB layers) two workers
- * were as fast or faster on a shared machine and use the second core when it is free.
- */
-export const WORKER_MIN_LAYER_BYTES = 32 << 20;
-
-function defaultWorkers(layers: Descriptor[]): number {
-  const big = layers.filter((d) => d.size >= WORKER_MIN_LAYER_BYTES).length;
-  return big >= 2 ? Math.min(availableParallelism(), big) : 1;
-}
-
-/** Builds the composefs tree of an OCI image (spec composefs-v2 §3.1–§3.5). */
-export async function treeFromOciImage(image: OciImageLayers, opts: TreeFromOciOptions): Promise<Inode> {
-  const layers = image.manifest.layers;
-  const diffIds = image.config.rootfs.diff_ids;
-  if (diffIds.length !== layers.length) {
-    throw new OdhError(
-      'FORMAT',
-      `image has ${layers.length} layers but its config lists ${diffIds.length} diff_ids`,
-      { file: image.where },
-    );
-  }
-  const builder = new OciTreeBuilder();
-  const tasks = layers.map((desc, i) => ({ desc, diffId: diffIds[i], index: i, layers: layers.length }));
-  const workers = Math.min(opts.workers ?? defaultWorkers(layers), tasks.length);
-  if (image.layout !== undefined && workers >= 2) {
-    // Loaded on use: the one-thread path (and its callers) never pay for it.
-    const { applyLayersInWorkers } = await import('./oci-layer-pool.js');
-    await applyLayersInWorkers(builder, tasks, {
-      layout: image.layout,
-      hash: opts.hash,
-      workers,
-      onProgress: opts.onProgress,
-      signal: opts.signal,
-    });
-  } else {
-    for (const task of tasks) await streamLayer(builder, await image.openBlob(task.desc), task, opts);
-  }
-  return builder.finish(opts.xattrs ?? 'all');
 }

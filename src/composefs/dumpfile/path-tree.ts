@@ -3,7 +3,7 @@
  * model (tree.ts) once every line is read: path resolution and hardlink resolution
  * (spec composefs-v1 §4.5 item 1, §4.7; composefs-v2 §7.4).
  */
-import { OdhError } from '../util/errors.js';
+import { OdhError } from '../../util/errors.js';
 import {
   S_IFBLK,
   S_IFCHR,
@@ -15,8 +15,8 @@ import {
   S_IFSOCK,
   type DirEntry,
   type Inode,
-} from './tree.js';
-import { syntax } from './dumpfile-fields.js';
+} from '../format/tree.js';
+import { syntax } from './fields.js';
 
 export interface ParseNode {
   name: Buffer;

@@ -1,11 +1,11 @@
 /**
  * Applying OCI layer entries to a tree and finishing it for OCI, exactly as composefs-rs
  * `image.rs::process_entry` and `FileSystem::transform_for_oci` (spec composefs-v2 §3.4–§3.5,
- * spec composefs-v1 §14.3). Pure: items arrive already built (oci-entry.ts, oci-tree.ts).
+ * spec composefs-v1 §14.3). Pure: items arrive already built (entry.ts, image-tree.ts).
  */
-import { OdhError } from '../util/errors.js';
-import { newInode, S_IFDIR, type DirEntry, type Inode, type Xattr } from './tree.js';
-import { whiteoutOf, type OciPath } from './oci-entry.js';
+import { OdhError } from '../../util/errors.js';
+import { newInode, S_IFDIR, type DirEntry, type Inode, type Xattr } from '../format/tree.js';
+import { whiteoutOf, type OciPath } from './entry.js';
 
 /** Directory metadata (a full st_mode including S_IFDIR). */
 export interface DirStat {
