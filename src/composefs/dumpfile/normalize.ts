@@ -12,7 +12,16 @@
 import { markFirstOccurrences } from './path-tree.js';
 import { applyXattrs } from '../format/erofs/reader-reconstruct.js';
 import type { RawXattr } from '../format/erofs/reader-image.js';
-import { newInode, S_IFBLK, S_IFCHR, S_IFLNK, S_IFMT, S_IFREG, type Inode, type Xattr } from '../format/tree.js';
+import {
+  newInode,
+  S_IFBLK,
+  S_IFCHR,
+  S_IFLNK,
+  S_IFMT,
+  S_IFREG,
+  type Inode,
+  type Xattr,
+} from '../format/tree.js';
 
 const K = (s: string): Buffer => Buffer.from(s, 'latin1');
 const OVERLAY = K('trusted.overlay.');

@@ -6,7 +6,16 @@
  */
 import { digestObjectPath } from '../format/fsverity.js';
 import { escapeField } from './escape.js';
-import { S_IFLNK, S_IFMT, S_IFREG, S_IFBLK, S_IFCHR, linkCounts, type DirEntry, type Inode } from '../format/tree.js';
+import {
+  S_IFLNK,
+  S_IFMT,
+  S_IFREG,
+  S_IFBLK,
+  S_IFCHR,
+  linkCounts,
+  type DirEntry,
+  type Inode,
+} from '../format/tree.js';
 
 export type DumpfileFormat = 'composefs-info' | 'composefs-rs';
 
