@@ -90,12 +90,13 @@ export function ociEntryPath(raw: Buffer, display = raw.toString('latin1')): Oci
       start = i + 1;
     }
   }
-  if (comps.length === 0 || isDotDot(comps[comps.length - 1])) return { dir: [], name: null };
+  const name = comps.at(-1);
+  if (name === undefined || isDotDot(name)) return { dir: [], name: null };
   const dir = comps.slice(0, -1);
   if (dir.some(isDotDot)) {
     throw new OdhError('UNSAFE_PATH', "tar entry path has '..' in its directory part", { path: display });
   }
-  return { dir, name: comps[comps.length - 1] };
+  return { dir, name };
 }
 
 /** Metadata every tree node carries (spec composefs-v2 §2 "Stat"). */

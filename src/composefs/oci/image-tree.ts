@@ -8,7 +8,12 @@ import type { Readable } from 'node:stream';
 import type { Descriptor, ImageConfig, ImageManifest } from '../../oci/types.js';
 import { OdhError } from '../../util/errors.js';
 import type { Inode } from '../format/tree.js';
-import { streamLayer, type LayerStreamOptions, type LayerWorkerLayout } from './layer-stream.js';
+import {
+  streamLayer,
+  type LayerStreamOptions,
+  type LayerWorkerLayout,
+  type OciLayerTask,
+} from './layer-stream.js';
 import { OciTreeBuilder, type OciXattrPolicy } from './merge.js';
 
 /** What the tree builder needs of an image: its manifest, its config and a way to stream a blob. */
@@ -51,19 +56,31 @@ function defaultWorkers(layers: Descriptor[]): number {
   return big >= 2 ? Math.min(availableParallelism(), big) : 1;
 }
 
+/** The i-th config diff_id belongs to the i-th manifest layer (spec composefs-v2 §3.1); both lists agree. */
+function layerTasks(image: OciImageLayers): OciLayerTask[] {
+  const layers = image.manifest.layers;
+  const diffIds = image.config.rootfs.diff_ids;
+  const mismatch = () =>
+    new OdhError(
+      'FORMAT',
+      `image has ${layers.length} layers but its config lists ${diffIds.length} diff_ids`,
+      {
+        file: image.where,
+      },
+    );
+  if (diffIds.length !== layers.length) throw mismatch();
+  return layers.map((desc, index) => {
+    const diffId = diffIds[index];
+    if (diffId === undefined) throw mismatch();
+    return { desc, diffId, index, layers: layers.length };
+  });
+}
+
 /** Builds the composefs tree of an OCI image (spec composefs-v2 §3.1–§3.5). */
 export async function treeFromOciImage(image: OciImageLayers, opts: TreeFromOciOptions): Promise<Inode> {
   const layers = image.manifest.layers;
-  const diffIds = image.config.rootfs.diff_ids;
-  if (diffIds.length !== layers.length) {
-    throw new OdhError(
-      'FORMAT',
-      `image has ${layers.length} layers but its config lists ${diffIds.length} diff_ids`,
-      { file: image.where },
-    );
-  }
   const builder = new OciTreeBuilder();
-  const tasks = layers.map((desc, i) => ({ desc, diffId: diffIds[i], index: i, layers: layers.length }));
+  const tasks = layerTasks(image);
   const workers = Math.min(opts.workers ?? defaultWorkers(layers), tasks.length);
   if (image.layout !== undefined && workers >= 2) {
     // Loaded on use: the one-thread path (and its callers) never pay for it.

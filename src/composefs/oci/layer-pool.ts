@@ -87,6 +87,12 @@ export async function applyLayersInWorkers(
   opts: LayerPoolOptions,
 ): Promise<void> {
   const states: LayerState[] = tasks.map(() => ({ batches: [], status: 'waiting', blobBytes: 0 }));
+  // Layer indices come from this thread's tasks and back from the workers' messages.
+  const stateOf = (index: number): LayerState => {
+    const st = states[index];
+    if (st === undefined) throw new Error(`layer worker protocol: no layer ${index}`);
+    return st;
+  };
   let wake: (() => void) | null = null;
   const changed = () => {
     const w = wake;
@@ -100,7 +106,7 @@ export async function applyLayersInWorkers(
   const data: LayerWorkerData = { ref: opts.layout, hash: opts.hash };
 
   const fail = (index: number, error: Error) => {
-    const st = states[index];
+    const st = stateOf(index);
     if (st.status === 'done' || st.status === 'failed') return;
     st.status = 'failed';
     st.error = error;
@@ -119,16 +125,17 @@ export async function applyLayersInWorkers(
     });
     let current = -1;
     const give = () => {
-      if (stopped || next >= tasks.length) {
+      const layer = stopped ? undefined : tasks[next];
+      if (layer === undefined) {
         current = -1;
         return;
       }
       current = next++;
-      states[current].status = 'running';
-      w.postMessage({ layer: tasks[current] } satisfies ToWorker);
+      stateOf(current).status = 'running';
+      w.postMessage({ layer } satisfies ToWorker);
     };
     w.on('message', (m: ToPool) => {
-      const st = states[m.index];
+      const st = stateOf(m.index);
       if (m.type === 'items') st.batches.push(m.bytes);
       else if (m.type === 'progress') st.blobBytes = m.blobBytes;
       else if (m.type === 'done') {
@@ -167,7 +174,7 @@ export async function applyLayersInWorkers(
       if (cancelled !== null) throw cancelled;
     };
     for (const [i, task] of tasks.entries())
-      await applyInOrder({ sink, opts, changed: changedOrCancelled }, task, states[i]);
+      await applyInOrder({ sink, opts, changed: changedOrCancelled }, task, stateOf(i));
   } finally {
     opts.signal?.removeEventListener('abort', onAbort);
     stopped = true;

@@ -189,13 +189,12 @@ function toInodeTree(root: BuildDir, keep: ((x: Xattr) => boolean) | null): Inod
   // DFS pre-order over sorted names: the first entry of a leaf is canonical, later ones are hardlinks.
   const refs = new Map<Inode, number>();
   const stack: { entries: DirEntry[]; next: number }[] = [{ entries: top.entries!, next: 0 }];
-  while (stack.length > 0) {
-    const frame = stack[stack.length - 1];
-    if (frame.next >= frame.entries.length) {
+  for (let frame = stack.at(-1); frame !== undefined; frame = stack.at(-1)) {
+    const e = frame.entries[frame.next++];
+    if (e === undefined) {
       stack.pop();
       continue;
     }
-    const e = frame.entries[frame.next++];
     if (e.inode.entries !== null) {
       stack.push({ entries: e.inode.entries, next: 0 });
       continue;
