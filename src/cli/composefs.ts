@@ -254,6 +254,30 @@ const SCOPE_HELP =
   '\nOnly the plain (non-bootable) image: the --bootable variant of cfsctl ' +
   '(/boot and /sysroot emptied, SELinux relabelling) is out of scope.';
 
+/** What an OCI-image subcommand (id, dumpfile) says of itself; the options they share are added here. */
+interface OciImageCommandText {
+  name: string;
+  summary: string;
+  description: string;
+  formatHelp: string;
+  hashHelp: string;
+}
+
+function ociImageCommand(cfs: Command, t: OciImageCommandText): Command {
+  return cfs
+    .command(t.name)
+    .summary(t.summary)
+    .description(t.description + SCOPE_HELP)
+    .argument('<image-ref>', REF_HELP)
+    .addOption(formatOption(DEFAULT_FORMAT, t.formatHelp))
+    .addOption(hashOption(DEFAULT_HASH, t.hashHelp))
+    .addOption(xattrsOption())
+    .option('--tls-verify <BOOL>', 'false: plain HTTP to the registry (loopback registries default to it)')
+    .option('--timeout <SECONDS>', REGISTRY_TIMEOUT_HELP)
+    .option('--jobs <N>', JOBS_HELP)
+    .option('-q, --quiet', 'no progress on stderr');
+}
+
 interface OciCommandOptions {
   format: ComposefsFormat;
   hash: FsVerityAlgorithm;
@@ -389,50 +413,32 @@ export function register(program: Command): void {
       await dumpErofsImage(image, writeStdout);
     });
 
-  cfs
-    .command('id')
-    .summary('composefs image ID of an OCI image (cfsctl oci compute-id)')
-    .description(
+  ociImageCommand(cfs, {
+    name: 'id',
+    summary: 'composefs image ID of an OCI image (cfsctl oci compute-id)',
+    description:
       'compute the composefs image ID of an OCI image, like cfsctl oci compute-id. Defaults are those of ' +
-        `cfsctl ${COMPOSEFS_RS_RELEASE} for a new repository: V1 format and SHA-512 (spec composefs-v1 §14.2), ` +
-        'xattrs filtered to security.capability for both formats.' +
-        SCOPE_HELP,
-    )
-    .argument('<image-ref>', REF_HELP)
-    .addOption(formatOption(DEFAULT_FORMAT, 'EROFS format: v1 (composefs-rs ≥0.8 default) or v2 (legacy)'))
-    .addOption(hashOption(DEFAULT_HASH, 'repository fs-verity algorithm (object IDs and image ID)'))
-    .addOption(xattrsOption())
-    .option('--tls-verify <BOOL>', 'false: plain HTTP to the registry (loopback registries default to it)')
-    .option('--timeout <SECONDS>', REGISTRY_TIMEOUT_HELP)
-    .option('--jobs <N>', JOBS_HELP)
-    .option('-q, --quiet', 'no progress on stderr')
-    .action(async (ref: string, o: OciCommandOptions) => {
-      const id = await ociImage(ref, o, 'id');
-      process.stdout.write(`${id}\n`);
-    });
+      `cfsctl ${COMPOSEFS_RS_RELEASE} for a new repository: V1 format and SHA-512 (spec composefs-v1 §14.2), ` +
+      'xattrs filtered to security.capability for both formats.',
+    formatHelp: 'EROFS format: v1 (composefs-rs ≥0.8 default) or v2 (legacy)',
+    hashHelp: 'repository fs-verity algorithm (object IDs and image ID)',
+  }).action(async (ref: string, o: OciCommandOptions) => {
+    const id = await ociImage(ref, o, 'id');
+    process.stdout.write(`${id}\n`);
+  });
 
-  cfs
-    .command('dumpfile')
-    .summary('the composefs tree of an OCI image as a dumpfile')
-    .description(
+  ociImageCommand(cfs, {
+    name: 'dumpfile',
+    summary: 'the composefs tree of an OCI image as a dumpfile',
+    description:
       `print the composefs tree of an OCI image as a dumpfile, as cfsctl ${COMPOSEFS_RS_RELEASE} ` +
-        'create-dumpfile writes it (mtime with nanoseconds).' +
-        SCOPE_HELP,
-    )
-    .argument('<image-ref>', REF_HELP)
-    .addOption(
-      formatOption(DEFAULT_FORMAT, 'EROFS format the tree is for (the tree itself is the same for both)'),
-    )
-    .addOption(hashOption(DEFAULT_HASH, 'fs-verity algorithm of the external file digests'))
-    .addOption(xattrsOption())
-    .option('--tls-verify <BOOL>', 'false: plain HTTP to the registry (loopback registries default to it)')
-    .option('--timeout <SECONDS>', REGISTRY_TIMEOUT_HELP)
-    .option('--jobs <N>', JOBS_HELP)
-    .option('-q, --quiet', 'no progress on stderr')
-    .action(async (ref: string, o: OciCommandOptions) => {
-      const tree = await ociImage(ref, o, 'tree');
-      // cfsctl create-dumpfile prints composefs-rs `write_dumpfile` lines (spec composefs-v2 §7).
-      const { printDumpfile } = await import('../composefs/dumpfile/print.js');
-      process.stdout.write(printDumpfile(tree, { format: 'composefs-rs' }));
-    });
+      'create-dumpfile writes it (mtime with nanoseconds).',
+    formatHelp: 'EROFS format the tree is for (the tree itself is the same for both)',
+    hashHelp: 'fs-verity algorithm of the external file digests',
+  }).action(async (ref: string, o: OciCommandOptions) => {
+    const tree = await ociImage(ref, o, 'tree');
+    // cfsctl create-dumpfile prints composefs-rs `write_dumpfile` lines (spec composefs-v2 §7).
+    const { printDumpfile } = await import('../composefs/dumpfile/print.js');
+    process.stdout.write(printDumpfile(tree, { format: 'composefs-rs' }));
+  });
 }
