@@ -4,6 +4,7 @@
  * Also: the tree of a rich image survives the composefs-rs dumpfile round trip unchanged
  * (printer → composefs-rs parser → the same V2 image bytes).
  */
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import fc from 'fast-check';
@@ -15,6 +16,7 @@ import { treeFromOciImage, type OciImageLayers } from '../../src/composefs/oci/i
 import type { Descriptor } from '../../src/oci/types.js';
 import { OdhError } from '../../src/util/errors.js';
 import { buildLayerTar, seededBytes } from '../helpers/images.js';
+import { hasTool } from '../helpers/tools.js';
 
 const sha256 = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 
@@ -112,6 +114,26 @@ describe('hostile layer bytes', () => {
     expect((err as OdhError).code).toBe('FORMAT');
     expect((err as OdhError).message).toMatch(/corrupt gzip layer data/);
   });
+});
+
+describe('zstd layers beyond the window cap', () => {
+  const haveZstd = hasTool('zstd', 'zstd');
+  it.skipIf(!haveZstd)(
+    'a frame asking for a 2^28 window (zstd CLI --long=28) is a LIMIT error naming the layer',
+    async () => {
+      const tar = (await richLayers())[0];
+      // Streamed through stdin the CLI cannot shrink the window to the content size.
+      const blob = execFileSync('zstd', ['-q', '-c', '--long=28'], { input: tar });
+      expect(blob[5]! >> 3).toBe(28 - 10); // frame header window descriptor: exponent 18 → 2^28 (RFC 8878 §3.1.1.1.2)
+      const img = memoryImage([blob]);
+      img.config.rootfs.diff_ids = [sha256(tar)];
+      const err = await treeFromOciImage(img, { hash: 'sha256' }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(OdhError);
+      expect((err as OdhError).code).toBe('LIMIT');
+      expect((err as OdhError).message).toContain(img.manifest.layers[0]!.digest);
+      expect((err as OdhError).message).toMatch(/exceeds the 2\^27-byte limit/);
+    },
+  );
 });
 
 describe('composefs-rs dumpfile round trip of an OCI tree', () => {

@@ -5,7 +5,7 @@
  */
 import { Readable, pipeline, type Transform } from 'node:stream';
 import { createGunzip } from 'node:zlib';
-import { DecompressStream } from 'zstd-napi';
+import { decompressStream, sniffCompression, type Compression } from '../../oci/compression.js';
 import { DigestHasher, parseDiffId } from '../../oci/digest.js';
 import type { Descriptor } from '../../oci/types.js';
 import { readTar } from '../../tar/reader.js';
@@ -38,23 +38,12 @@ export interface LayerStreamOptions {
   signal?: AbortSignal;
 }
 
-/** zstd frames in OCI layers may need up to a 2^27 window (same cap as the delta applier). */
-const ZSTD_WINDOW_LOG_MAX = 27;
-
 /**
  * Inflate runs on the libuv pool while tar parsing and hashing run here: larger output chunks and an
  * 8 MiB read-ahead let it work in parallel instead of ping-ponging (about a third less CPU here).
+ * zstd goes through the shared decoder (oci/compression.ts: the 2^27 window cap, typed errors).
  */
 const GUNZIP_OPTIONS = { chunkSize: 256 << 10, highWaterMark: 8 << 20 };
-
-type Compression = 'gzip' | 'zstd' | 'none';
-
-function sniff(head: Uint8Array): Compression {
-  if (head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b) return 'gzip';
-  if (head.length >= 4 && head[0] === 0x28 && head[1] === 0xb5 && head[2] === 0x2f && head[3] === 0xfd)
-    return 'zstd';
-  return 'none';
-}
 
 /** The blob's bytes, decompressed according to its first bytes; codec errors become FORMAT errors. */
 async function* decompressed(blob: AsyncIterable<Buffer>, ctx: ErrorContext): AsyncGenerator<Buffer> {
@@ -72,7 +61,7 @@ async function* decompressed(blob: AsyncIterable<Buffer>, ctx: ErrorContext): As
     head.push(r.value);
     headLen += r.value.length;
   }
-  const kind = sniff(Buffer.concat(head));
+  const kind = sniffCompression(Buffer.concat(head));
   const all = async function* (): AsyncGenerator<Buffer> {
     yield* head;
     if (ended) return;
@@ -86,10 +75,7 @@ async function* decompressed(blob: AsyncIterable<Buffer>, ctx: ErrorContext): As
     yield* all();
     return;
   }
-  const codec: Transform =
-    kind === 'gzip'
-      ? createGunzip(GUNZIP_OPTIONS)
-      : (new DecompressStream({ windowLogMax: ZSTD_WINDOW_LOG_MAX }) as Transform);
+  const codec: Transform = kind === 'gzip' ? createGunzip(GUNZIP_OPTIONS) : decompressStream(kind, ctx);
   let failure: unknown = null;
   const out = pipeline(Readable.from(all()), codec, (e) => {
     if (e) failure = e;
@@ -102,12 +88,10 @@ async function* decompressed(blob: AsyncIterable<Buffer>, ctx: ErrorContext): As
   if (failure) throw codecError(failure, kind, ctx);
 }
 
+/** The zstd decoder's errors are typed already (LIMIT for a window above the cap); zlib's become FORMAT. */
 function codecError(e: unknown, kind: Compression, ctx: ErrorContext): OdhError {
   if (isOdhError(e)) return e;
   const msg = e instanceof Error ? e.message : String(e);
-  if (kind === 'zstd' && /memory/i.test(msg)) {
-    return new OdhError('LIMIT', `zstd layer needs a window larger than 2^${ZSTD_WINDOW_LOG_MAX} bytes`, ctx);
-  }
   return new OdhError('FORMAT', `corrupt ${kind} layer data: ${msg}`, ctx);
 }
 
