@@ -58,8 +58,8 @@ await sweepStale();
 try {
   const wanted = process.argv[2];
   // Own names only: `odh constructor` is an unknown command, not Object.prototype's.
-  const known = wanted !== undefined && Object.hasOwn(COMMANDS, wanted);
-  const loaders = known ? [COMMANDS[wanted]] : Object.values(COMMANDS);
+  const own = wanted !== undefined && Object.hasOwn(COMMANDS, wanted) ? COMMANDS[wanted] : undefined;
+  const loaders = own !== undefined ? [own] : Object.values(COMMANDS);
   for (const load of loaders) (await load()).register(program);
   await program.parseAsync(process.argv);
 } catch (e: unknown) {

@@ -68,26 +68,23 @@ function ustarHeader(name: string, typeflag: '0' | '5', mode: number, size: numb
 
 /** File sizes summing exactly to `total`: a fifth are tiny (inline ≤ 64 bytes), the rest > 64 bytes. */
 function fileSizes(files: number, total: number, next: () => number): number[] {
-  const sizes = new Array<number>(files).fill(0);
-  const weights = new Array<number>(files).fill(0);
+  // In file order: every fifth file draws its tiny size, the others a weight.
+  const drawn = Array.from({ length: files }, (_, i) =>
+    i % 5 === 0 ? { tiny: true, n: next() % 65 } : { tiny: false, n: 1 + (next() % 1000) },
+  );
   let tiny = 0;
   let weightSum = 0;
-  for (let i = 0; i < files; i++) {
-    if (i % 5 === 0) tiny += sizes[i] = next() % 65;
-    else weightSum += weights[i] = 1 + (next() % 1000);
+  for (const d of drawn) {
+    if (d.tiny) tiny += d.n;
+    else weightSum += d.n;
   }
   const big = files - Math.ceil(files / 5);
   // Each larger file gets 65 bytes plus its share of the rest, by weight; the last one takes the remainder.
   const spare = total - tiny - 65 * big;
-  let sum = tiny;
-  let last = -1;
-  for (let i = 0; i < files; i++) {
-    if (i % 5 === 0) continue;
-    sum += sizes[i] = 65 + Math.floor((weights[i] * spare) / weightSum);
-    last = i;
-  }
-  if (last >= 0) sizes[last] += total - sum;
-  return sizes;
+  const sizes = drawn.map((d) => (d.tiny ? d.n : 65 + Math.floor((d.n * spare) / weightSum)));
+  const remainder = total - sizes.reduce((a, b) => a + b, 0);
+  const last = drawn.findLastIndex((d) => !d.tiny);
+  return sizes.map((size, i) => (i === last ? size + remainder : size));
 }
 
 /** Writes an oci: layout of gzip layers; content is half random, half text (so gzip has work on both). */
@@ -124,10 +121,11 @@ export async function writeSyntheticImage(
     if (l === 0) {
       for (const d of ['usr/', 'usr/share/', 'usr/share/bench/']) await write(ustarHeader(d, '5', 0o755, 0));
     }
-    for (let i = l * perLayer; i < Math.min(opts.files, (l + 1) * perLayer); i++) {
+    const first = l * perLayer;
+    for (const [k, size] of sizes.slice(first, first + perLayer).entries()) {
+      const i = first + k;
       const dirName = `usr/share/bench/d${String(Math.floor(i / 100)).padStart(4, '0')}/`;
       if (i % 100 === 0) await write(ustarHeader(dirName, '5', 0o755, 0));
-      const size = sizes[i];
       await write(ustarHeader(`${dirName}f${i}`, '0', 0o644, size));
       let left = size;
       while (left > 0) {

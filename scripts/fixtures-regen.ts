@@ -35,11 +35,11 @@ function parseArgs(argv: string[]): {
   names: string[];
 } {
   const out = { quick: false, withUpstream: false, cache: defaultCacheDir(), names: [] as string[] };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
+  const args = argv.values();
+  for (const a of args) {
     if (a === '--quick') out.quick = true;
     else if (a === '--with-upstream') out.withUpstream = true;
-    else if (a === '--cache') out.cache = argv[++i] ?? usage();
+    else if (a === '--cache') out.cache = args.next().value ?? usage();
     else if (a.startsWith('-')) usage();
     else out.names.push(a);
   }

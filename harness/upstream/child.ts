@@ -40,7 +40,13 @@ class Tail {
   push(b: Buffer): void {
     this.chunks.push(b);
     this.bytes += b.length;
-    while (this.bytes - this.chunks[0].length >= KEEP_BYTES) this.bytes -= this.chunks.shift()!.length;
+    // Drop whole chunks from the front while the rest still holds KEEP_BYTES.
+    let first = this.chunks[0];
+    while (first !== undefined && this.bytes - first.length >= KEEP_BYTES) {
+      this.chunks.shift();
+      this.bytes -= first.length;
+      first = this.chunks[0];
+    }
   }
   text(): string {
     const all = Buffer.concat(this.chunks);
@@ -163,5 +169,5 @@ export function lastLine(text: string): string {
     .split('\n')
     .map((l) => l.trim())
     .filter((l) => l !== '');
-  return lines.length ? lines[lines.length - 1] : '';
+  return lines.at(-1) ?? '';
 }

@@ -19,7 +19,7 @@ export interface ProbeOptions {
  */
 export function parseVersionOutput(text: string): string | null {
   const m = /(?:^|[^\w.])v?(\d+\.\d+(?:\.\d+)?(?:[-+][0-9A-Za-z.-]+)?)/m.exec(text);
-  return m ? m[1] : null;
+  return m?.[1] ?? null;
 }
 
 /** spec oci-delta §6: `--binary-diff` exists from 0.6.0 on; composefs-rs gates on its presence in `create --help`. */

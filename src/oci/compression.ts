@@ -25,10 +25,9 @@ export function sniffCompression(first: Uint8Array): Compression {
 
 /** Window size a zstd frame header asks for, for error messages (RFC 8878 §3.1.1.1.2). */
 function zstdWindowOf(header: Buffer): string {
-  if (header.length < 6) return 'unknown';
-  const fhd = header[4];
+  const [, , , , fhd, wd] = header;
+  if (fhd === undefined || wd === undefined) return 'unknown';
   if ((fhd & 0x20) !== 0) return 'the whole frame (single segment)';
-  const wd = header[5];
   const log = 10 + (wd >> 3);
   const size = 2 ** log + (2 ** log / 8) * (wd & 7);
   return `${size} bytes (2^${log}${wd & 7 ? '+' : ''})`;

@@ -18,8 +18,10 @@ export function goJsonString(s: string): string {
 
 /** A Go `map[string]string`: keys sorted bytewise (UTF-8), compact. */
 function goStringMap(m: Record<string, string>): string {
-  const keys = Object.keys(m).sort((a, b) => Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8')));
-  return `{${keys.map((k) => `${goJsonString(k)}:${goJsonString(m[k])}`).join(',')}}`;
+  const entries = Object.entries(m).sort(([a], [b]) =>
+    Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8')),
+  );
+  return `{${entries.map(([k, v]) => `${goJsonString(k)}:${goJsonString(v)}`).join(',')}}`;
 }
 
 function goStringList(l: string[]): string {

@@ -42,27 +42,19 @@ export async function selectManifest(
 ): Promise<{ descriptor: Descriptor; position: number }> {
   const { index } = await reader.index();
   const ctx = { file: reader.where };
-  let position: number;
-  if (selector.name !== undefined) {
-    position = index.manifests.findIndex((d) => d.annotations?.[ANNOTATION_REF_NAME] === selector.name);
-    if (position < 0) {
-      throw new OdhError(
-        'NOT_FOUND',
-        `no manifest named ${JSON.stringify(selector.name)} in index.json`,
-        ctx,
-      );
-    }
-  } else {
-    position = selector.index ?? 0;
-    if (position >= index.manifests.length) {
-      throw new OdhError(
-        'NOT_FOUND',
-        `index.json has ${index.manifests.length} manifest(s), no entry @${position}`,
-        ctx,
-      );
-    }
-  }
+  const named = selector.name;
+  const position =
+    named !== undefined
+      ? index.manifests.findIndex((d) => d.annotations?.[ANNOTATION_REF_NAME] === named)
+      : (selector.index ?? 0);
   const descriptor = index.manifests[position];
+  if (descriptor === undefined) {
+    const why =
+      named !== undefined
+        ? `no manifest named ${JSON.stringify(named)} in index.json`
+        : `index.json has ${index.manifests.length} manifest(s), no entry @${position}`;
+    throw new OdhError('NOT_FOUND', why, ctx);
+  }
   if (descriptor.mediaType === MEDIA_TYPE_IMAGE_INDEX) {
     throw new OdhError('UNSUPPORTED', `index.json entry @${position} is a nested image index`, ctx);
   }

@@ -71,11 +71,12 @@ export function isZeroBlock(b: Buffer): boolean {
  * the remaining bits are a big-endian two's-complement number, so 0xff-led fields are negative).
  */
 export function decodeNumeric(b: Buffer, what: string, offset: bigint, where: ErrorContext = {}): bigint {
-  if (b.length > 0 && (b[0] & 0x80) !== 0) {
-    let v = BigInt(b[0] & 0x7f);
-    for (let i = 1; i < b.length; i++) v = (v << 8n) | BigInt(b[i]);
+  const first = b[0];
+  if (first !== undefined && (first & 0x80) !== 0) {
+    let v = BigInt(first & 0x7f);
+    for (const c of b.subarray(1)) v = (v << 8n) | BigInt(c);
     const bits = BigInt(b.length * 8 - 1);
-    if ((b[0] & 0x40) !== 0) v -= 1n << bits;
+    if ((first & 0x40) !== 0) v -= 1n << bits;
     return v;
   }
   const s = cutAtNul(b)
@@ -95,10 +96,14 @@ export function decodeNumeric(b: Buffer, what: string, offset: bigint, where: Er
 export function headerChecksums(b: Buffer): { unsigned: number; signed: number } {
   let u = 0;
   let s = 0;
-  for (let i = 0; i < BLOCK_SIZE; i++) {
-    const c = i >= 148 && i < 156 ? 0x20 : b[i];
+  for (const c of b.subarray(0, BLOCK_SIZE)) {
     u += c;
     s += c >= 0x80 ? c - 0x100 : c;
+  }
+  // The chksum field (bytes 148..155) counts as spaces, whatever it holds.
+  for (const c of b.subarray(148, 156)) {
+    u += 0x20 - c;
+    s += 0x20 - (c >= 0x80 ? c - 0x100 : c);
   }
   return { unsigned: u, signed: s };
 }
@@ -144,7 +149,7 @@ export function decodeHeader(b: Buffer, offset: bigint, where: ErrorContext = {}
     gid: num('gid'),
     size,
     mtime: num('mtime'),
-    typeflag: String.fromCharCode(b[156]),
+    typeflag: b.toString('latin1', 156, 157),
     linkname: Buffer.from(cutAtNul(field(b, 'linkname'))),
     uname: hasDev ? Buffer.from(cutAtNul(field(b, 'uname'))) : Buffer.alloc(0),
     gname: hasDev ? Buffer.from(cutAtNul(field(b, 'gname'))) : Buffer.alloc(0),

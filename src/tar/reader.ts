@@ -230,7 +230,8 @@ function paxMtime(pax: Map<string, Buffer>, ctx: ErrorContext): bigint | undefin
   const v = pax.get('mtime');
   if (v === undefined) return undefined;
   const s = v.toString('latin1');
-  const whole = s.split('.')[0];
+  const dot = s.indexOf('.');
+  const whole = dot < 0 ? s : s.slice(0, dot);
   if (!/^[0-9]{1,20}$/.test(whole) || BigInt(whole) > U64_MAX) {
     throw new OdhError('FORMAT', `PAX mtime ${JSON.stringify(s)} is not a non-negative decimal`, ctx);
   }

@@ -24,6 +24,7 @@ import {
   type LayerPlan,
 } from '../helpers/delta-builder.js';
 import { buildScenario, leftovers, odh, removeTree, tempRoot, type Scenario } from './fixture.js';
+import { xorByte } from '../helpers/must.js';
 
 let root: string;
 let sc: Scenario;
@@ -113,7 +114,7 @@ describe('odh apply: hostile input', () => {
   it('wrong blob digest (tar-diff bytes changed, same size)', async () => {
     const tarDiff = (sc.plans[1] as { tarDiff: Buffer }).tarDiff;
     const bad = Buffer.from(tarDiff);
-    bad[bad.length - 1] ^= 0xff;
+    xorByte(bad, bad.length - 1, 0xff);
     const { createHash } = await import('node:crypto');
     const digest = `sha256:${createHash('sha256').update(tarDiff).digest('hex')}`;
     await expectFailure({

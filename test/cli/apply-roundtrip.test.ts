@@ -16,6 +16,7 @@ import {
   tempRoot,
   type Scenario,
 } from './fixture.js';
+import { xorByte } from '../helpers/must.js';
 
 const GZIP = 'application/vnd.oci.image.layer.v1.tar+gzip';
 const ZSTD = 'application/vnd.oci.image.layer.v1.tar+zstd';
@@ -209,7 +210,7 @@ describe('odh inspect', () => {
 
     const tarDiff = (sc.plans[1] as { tarDiff: Buffer }).tarDiff;
     const bad = Buffer.from(tarDiff);
-    bad[bad.length - 2] ^= 0x01;
+    xorByte(bad, bad.length - 2, 0x01);
     const digest = `sha256:${createHash('sha256').update(tarDiff).digest('hex')}`;
     const corrupt = path.join(root, 'delta-corrupt-inspect.tar');
     await buildDeltaArchive(corrupt, { ...sc.spec, blobs: new Map([[digest, bad]]) });

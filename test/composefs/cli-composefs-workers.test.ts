@@ -23,6 +23,7 @@ import {
   tempRoot,
   waitFor,
 } from '../reliability/run.js';
+import { nth } from '../helpers/must.js';
 
 let root: string;
 beforeAll(() => {
@@ -50,20 +51,23 @@ async function tars(): Promise<Buffer[]> {
 describe('odh composefs id with layer workers', () => {
   it('a corrupt gzip layer: one line naming the layer, exit 1, nothing on stdout', async () => {
     const t = await tars();
-    const gz = t.map((x) => gzipSync(x));
-    gz[1] = gz[1].subarray(0, gz[1].length >> 1);
+    // Layer 1's gzip stream cut in half.
+    const gz = t.map((x, i) => {
+      const z = gzipSync(x);
+      return i === 1 ? z.subarray(0, z.length >> 1) : z;
+    });
     const dir = (await writeGzipLayout(path.join(root, 'badgz'), gz, t.map(sha256))).dir;
     const r = await runOdh(['composefs', 'id', '-q', '--jobs', '2', `oci:${dir}`], { TMPDIR: root });
     expect(r.code).toBe(1);
     expect(r.stdout).toBe('');
     expect(r.stderr.trimEnd().split('\n')).toHaveLength(1);
     expect(errorLines(r.stderr)[0]).toMatch(/gzip|unexpected end/i);
-    expect(errorLines(r.stderr)[0]).toContain(`layer ${sha256(gz[1])}`);
+    expect(errorLines(r.stderr)[0]).toContain(`layer ${sha256(nth(gz, 1))}`);
   });
 
   it('a truncated tar layer: one line naming the layer, exit 1', async () => {
-    const t = await tars();
-    t[2] = t[2].subarray(0, 512 * 2 + 50);
+    // Layer 2's tar cut inside its second entry.
+    const t = (await tars()).map((x, i) => (i === 2 ? x.subarray(0, 512 * 2 + 50) : x));
     const gz = t.map((x) => gzipSync(x));
     const dir = (await writeGzipLayout(path.join(root, 'badtar'), gz, t.map(sha256))).dir;
     const r = await runOdh(['composefs', 'id', '-q', '--jobs', '2', `oci:${dir}`], { TMPDIR: root });
@@ -72,7 +76,7 @@ describe('odh composefs id with layer workers', () => {
     expect(errorLines(r.stderr)).toHaveLength(1);
     expect(r.stderr.trimEnd().split('\n')).toHaveLength(1);
     expect(errorLines(r.stderr)[0]).toMatch(/truncated|ends/i);
-    expect(errorLines(r.stderr)[0]).toContain(`layer ${sha256(gz[2])}`);
+    expect(errorLines(r.stderr)[0]).toContain(`layer ${sha256(nth(gz, 2))}`);
   });
 
   it('--jobs takes a count (usage error otherwise)', async () => {

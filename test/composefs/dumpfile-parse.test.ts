@@ -10,6 +10,7 @@ import {
 import { S_IFCHR, S_IFMT, S_IFREG, type Inode } from '../../src/composefs/format/tree.js';
 import { OdhError } from '../../src/util/errors.js';
 import { vectorPath } from '../helpers/shared.js';
+import { must, nth } from '../helpers/must.js';
 
 const ASSETS = vectorPath('composefs-c');
 /** Upstream parses these three without CFS_PARSE_STRICT (vectors/README.md). */
@@ -102,7 +103,7 @@ describe('C test assets (spec composefs-v1 §13.1)', () => {
         expect(e.context.line).toBeGreaterThan(0);
         expect(e.message).toContain(`line ${e.context.line}`);
         expect(e.message).toContain(f);
-        expect(e.message).toMatch(reasons[f][strict ? 1 : 0]);
+        expect(e.message).toMatch(must(reasons[f], `reasons for ${f}`)[strict ? 1 : 0]);
       });
     }
   }
@@ -154,8 +155,8 @@ describe('mkcomposefs rules (spec composefs-v1 §4)', () => {
     );
     const a = child(root, 'a b');
     expect(a.content).toEqual(Buffer.from('-'));
-    expect(a.xattrs[0].key).toEqual(Buffer.from('user.k='));
-    expect(a.xattrs[0].value).toEqual(Buffer.from('v\0=x'));
+    expect(nth(a.xattrs, 0).key).toEqual(Buffer.from('user.k='));
+    expect(nth(a.xattrs, 0).value).toEqual(Buffer.from('v\0=x'));
     expect(child(root, '\\').content).toEqual(Buffer.from('\n'));
     expect(rejects(ROOT + '/a\\q 0 100644 1 0 0 0 0.0 - - -\n', C_STRICT).message).toMatch(/invalid escape/);
     expect(rejects(ROOT + '/a\\x4 0 100644 1 0 0 0 0.0 - - -\n', C_STRICT).message).toMatch(/\\x escape/);
@@ -213,7 +214,7 @@ describe('mkcomposefs rules (spec composefs-v1 §4)', () => {
       ROOT + `/f 0 100644 1 0 0 0 0.0 - - - user.a=${'v'.repeat(max)}\n`,
       C_STRICT,
     );
-    expect(child(ok, 'f').xattrs[0].value.length).toBe(max);
+    expect(nth(child(ok, 'f').xattrs, 0).value.length).toBe(max);
     expect(
       rejects(ROOT + `/f 0 100644 1 0 0 0 0.0 - - - user.a=${'v'.repeat(max + 1)}\n`, C_STRICT).message,
     ).toMatch(/Can't set xattr/);
@@ -241,7 +242,7 @@ describe('mkcomposefs rules (spec composefs-v1 §4)', () => {
     );
     const a = root.entries!.find((e) => e.name.toString() === 'a')!;
     const z = root.entries!.find((e) => e.name.toString() === 'z')!;
-    const f = child(root, 'd').entries![0];
+    const f = must(child(root, 'd').entries?.[0], '/d/f');
     expect(a.inode).toBe(f.inode);
     expect(z.inode).toBe(f.inode);
     expect([a.hardlink, z.hardlink, f.hardlink]).toEqual([true, true, false]);
@@ -250,7 +251,7 @@ describe('mkcomposefs rules (spec composefs-v1 §4)', () => {
 
   it('accepts a hardlink to a directory (as C) and rejects cycles and missing targets', () => {
     const root = parseDumpfileSync(ROOT + '/x 0 @100644 0 0 0 0 0.0 / - -\n', C_STRICT);
-    expect(root.entries![0].inode).toBe(root);
+    expect(must(root.entries?.[0], '/x').inode).toBe(root);
     const cycle = ROOT + '/a 0 @100644 0 0 0 0 0.0 /b - -\n/b 0 @100644 0 0 0 0 0.0 /a - -\n';
     expect(rejects(cycle, C_STRICT).message).toMatch(/cycle/);
     expect(rejects(ROOT + '/a 0 @100644 0 0 0 0 0.0 /nope - -\n', C_STRICT).context.line).toBe(2);
@@ -300,7 +301,7 @@ describe('composefs-rs rules (spec composefs-v2 §7.4)', () => {
     );
     expect(root.nlink).toBe(3);
     const b = root.entries!.find((e) => e.name.toString() === 'b')!;
-    const al = child(root, 'a').entries![0];
+    const al = must(child(root, 'a').entries?.[0], '/a/l');
     expect(al.inode).toBe(b.inode);
     expect(b.inode.nlink).toBe(3);
     expect(al.hardlink).toBe(false); // /a/l comes first in sorted DFS order

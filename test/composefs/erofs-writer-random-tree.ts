@@ -16,6 +16,7 @@ import {
   sortEntries,
   type Inode,
 } from '../../src/composefs/format/tree.js';
+import { nth } from '../helpers/must.js';
 
 export type Format = 'v1' | 'v2';
 
@@ -44,7 +45,7 @@ const NAME_BYTES = Buffer.from('abcdefghijklmnopqrstuvwxyz0123456789-_.= \\\n\t~
 export function randomTree(seed: number, opts: RandomTreeOptions): Inode {
   const rnd = prng(seed);
   const int = (n: number): number => Math.floor(rnd() * n);
-  const pick = <T>(xs: readonly T[]): T => xs[int(xs.length)];
+  const pick = <T>(xs: readonly T[]): T => nth(xs, int(xs.length));
   const bytes = (n: number): Buffer => Buffer.from(Array.from({ length: n }, () => int(256)));
   const v1 = opts.format === 'v1';
   const mtimes: [bigint, number][] = [

@@ -52,10 +52,9 @@ export function simpleTree(): Inode {
 export function hexdumpImage(rows: string, size: number): Buffer {
   const out = Buffer.alloc(size);
   for (const line of rows.split('\n')) {
-    const m = /^([0-9a-f]{8}):((?: [0-9a-f]{4})+)/.exec(line.trim());
-    if (!m) continue;
-    const bytes = Buffer.from(m[2].replace(/ /g, ''), 'hex');
-    bytes.copy(out, parseInt(m[1], 16));
+    const [, offset, hex] = /^([0-9a-f]{8}):((?: [0-9a-f]{4})+)/.exec(line.trim()) ?? [];
+    if (offset === undefined || hex === undefined) continue;
+    Buffer.from(hex.replace(/ /g, ''), 'hex').copy(out, parseInt(offset, 16));
   }
   return out;
 }
@@ -64,8 +63,10 @@ export function hexdumpImage(rows: string, size: number): Buffer {
 export function hexdumpRows(rows: string): { offset: number; bytes: Buffer }[] {
   const out: { offset: number; bytes: Buffer }[] = [];
   for (const line of rows.split('\n')) {
-    const m = /^([0-9a-f]{8}):((?: [0-9a-f]{4})+)/.exec(line.trim());
-    if (m) out.push({ offset: parseInt(m[1], 16), bytes: Buffer.from(m[2].replace(/ /g, ''), 'hex') });
+    const [, offset, hex] = /^([0-9a-f]{8}):((?: [0-9a-f]{4})+)/.exec(line.trim()) ?? [];
+    if (offset !== undefined && hex !== undefined) {
+      out.push({ offset: parseInt(offset, 16), bytes: Buffer.from(hex.replace(/ /g, ''), 'hex') });
+    }
   }
   return out;
 }

@@ -1,6 +1,7 @@
 import { describe, it, expect } from 'vitest';
 import { imageId, layoutErofsV2, writeErofs } from '../../src/composefs/format/erofs/write.js';
 import { emptyTree, hexdumpImage, simpleTree } from './erofs-writer-trees.js';
+import { nth } from '../helpers/must.js';
 
 // spec composefs-v2 §8.2: composefs-rs mkfs.rs::test_erofs_digest_stability, hexdumps of the images.
 const EMPTY_ROWS = `
@@ -103,7 +104,7 @@ describe('V2 writer (composefs-rs legacy) against spec composefs-v2 §8.2–§8.
     expect(layout.inodes.map((i) => i.ino)).toEqual([36, 44, 46, 48, 50, 57, 60, 62]);
     expect(layout.inodes.map((i) => i.format)).toEqual([5, 1, 1, 1, 9, 5, 1, 5]);
     expect(layout.inodes.map((i) => i.size)).toEqual([170n, 0n, 0n, 0n, 1234n, 4n, 0n, 7n]);
-    const ext = layout.inodes[4];
+    const ext = nth(layout.inodes, 4);
     expect(ext.iu).toBe(31);
     expect(ext.xattrs?.size).toBe(156);
     expect(~ext.xattrs!.filter >>> 0).toBe(2147352575);

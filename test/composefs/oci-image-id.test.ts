@@ -18,6 +18,7 @@ import {
   writeOciArchive,
   writeOciLayout,
 } from './oci-layout-fixture.js';
+import { must, nth } from '../helpers/must.js';
 
 let tmp: string;
 beforeAll(async () => {
@@ -41,9 +42,9 @@ describe('pinned OCI layout image IDs (SHA-512)', () => {
       1234567890n,
     ]);
     expect(r.tree.entries!.map((e) => e.name.toString())).toEqual(['hello.txt', 'usr']);
-    const hello = r.tree.entries![0].inode;
-    expect([hello.mode, hello.content]).toEqual([S_IFREG | 0o644, HELLO]);
-    expect(r.tree.entries![1].inode.entries).toEqual([]);
+    const [hello, usr] = must(r.tree.entries, 'root entries').map((e) => e.inode);
+    expect([hello?.mode, hello?.content]).toEqual([S_IFREG | 0o644, HELLO]);
+    expect(usr?.entries).toEqual([]);
   });
 
   it('V1: spec composefs-v1 §13.3 OCI_LAYOUT_COMPOSEFS_V1_ID (layer with the hardlink)', async () => {
@@ -93,7 +94,7 @@ describe('bad images', () => {
       compression: 'gzip',
     });
     // Rewrite the layout around a truncated gzip blob with a correct digest.
-    const blob = await readFile(path.join(l.dir, 'blobs', 'sha256', l.layerDigests[0].slice(7)));
+    const blob = await readFile(path.join(l.dir, 'blobs', 'sha256', nth(l.layerDigests, 0).slice(7)));
     const bad = blob.subarray(0, blob.length - 12);
     const d = createHash('sha256').update(bad).digest('hex');
     await writeFile(path.join(l.dir, 'blobs', 'sha256', d), bad);

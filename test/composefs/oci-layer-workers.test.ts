@@ -19,6 +19,7 @@ import { OciTreeBuilder } from '../../src/composefs/oci/merge.js';
 import { writeGzipLayout } from '../helpers/gzip-layout.js';
 import { OdhError } from '../../src/util/errors.js';
 import { buildLayerTar, seededBytes, type LayerEntry } from '../helpers/images.js';
+import { nth } from '../helpers/must.js';
 
 let tmp: string;
 beforeAll(async () => {
@@ -100,7 +101,7 @@ describe('layers in worker threads', () => {
     const builder = new OciTreeBuilder();
     await applyLayersInWorkers(
       builder,
-      layers.map((desc, i) => ({ desc, diffId: sha256(tars[i]), index: i, layers: tars.length })),
+      layers.map((desc, i) => ({ desc, diffId: sha256(nth(tars, i)), index: i, layers: tars.length })),
       { layout: { transport: 'oci', path: dir }, hash: 'sha512', workers: 2 },
     );
     const image = writeErofs(builder.finish('capability'), erofsOptionsFor('v1', 'sha512'));
@@ -110,7 +111,7 @@ describe('layers in worker threads', () => {
   it('a corrupt gzip layer fails naming that layer, as on one thread', async () => {
     const tars = await goodTars();
     const blobs = tars.map((t) => gzipSync(t));
-    blobs[2] = cutGzip(tars[2]);
+    blobs[2] = cutGzip(nth(tars, 2));
     const { dir } = await writeGzipLayout(path.join(tmp, 'badgz'), blobs, tars.map(sha256));
     const one = await composefsImage(`oci:${dir}`, { workers: 1 }).catch((e: unknown) => e);
     const two = await composefsImage(`oci:${dir}`, { workers: 2 }).catch((e: unknown) => e);
@@ -125,17 +126,14 @@ describe('layers in worker threads', () => {
 
   it('with two failing layers the lowest one is reported (a truncated tar before a corrupt gzip)', async () => {
     const tars = await goodTars();
-    const truncated = tars[1].subarray(0, 512 * 3 + 100);
-    const blobs = [gzipSync(tars[0]), gzipSync(truncated), cutGzip(tars[2]), gzipSync(tars[3])];
-    const { dir } = await writeGzipLayout(
-      path.join(tmp, 'two-bad'),
-      blobs,
-      [tars[0], truncated, tars[2], tars[3]].map(sha256),
-    );
+    // Layer 1 is a truncated tar, layer 2 a corrupt gzip stream.
+    const layerTars = tars.map((t, i) => (i === 1 ? t.subarray(0, 512 * 3 + 100) : t));
+    const blobs = layerTars.map((t, i) => (i === 2 ? cutGzip(t) : gzipSync(t)));
+    const { dir } = await writeGzipLayout(path.join(tmp, 'two-bad'), blobs, layerTars.map(sha256));
     const err = await composefsImage(`oci:${dir}`, { workers: 2 }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(OdhError);
     expect((err as OdhError).code).toBe('TRUNCATED');
-    expect((err as OdhError).context.layer).toBe(sha256(blobs[1]));
+    expect((err as OdhError).context.layer).toBe(sha256(nth(blobs, 1)));
     const one = await composefsImage(`oci:${dir}`, { workers: 1 }).catch((e: unknown) => e);
     expect((err as OdhError).message).toBe((one as OdhError).message);
   });
@@ -144,12 +142,12 @@ describe('layers in worker threads', () => {
     const tars = await goodTars();
     // Layer 1 hardlinks to a path that does not exist: a builder error on this thread.
     tars[1] = await buildLayerTar([{ type: 'hardlink', path: 'usr/x', target: 'usr/nope' }]);
-    const blobs = [gzipSync(tars[0]), gzipSync(tars[1]), cutGzip(tars[2]), gzipSync(tars[3])];
+    const blobs = tars.map((t, i) => (i === 2 ? cutGzip(t) : gzipSync(t)));
     const { dir } = await writeGzipLayout(path.join(tmp, 'tree-bad'), blobs, tars.map(sha256));
     const err = await composefsImage(`oci:${dir}`, { workers: 2 }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(OdhError);
     expect((err as OdhError).message).toMatch(/hardlink target "usr\/nope" does not exist/);
-    expect((err as OdhError).context.layer).toBe(sha256(blobs[1]));
+    expect((err as OdhError).context.layer).toBe(sha256(nth(blobs, 1)));
   });
 
   it('a signal aborted mid-run stops the workers and throws its reason', async () => {

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import tarStream from 'tar-stream';
 import { compress as zstdCompress } from 'zstd-napi';
+import { xorByte } from '../helpers/must.js';
 
 export interface GnuEntry {
   name: string;
@@ -108,7 +109,7 @@ export async function writeOciLayout(
   const put = async (b: Buffer, corrupt = false): Promise<string> => {
     const d = sha256(b);
     const stored = corrupt ? Buffer.from(b) : b;
-    if (corrupt) stored[Math.floor(stored.length / 2)] ^= 0xff;
+    if (corrupt) xorByte(stored, Math.floor(stored.length / 2), 0xff);
     await writeFile(path.join(blobs, d.slice(7)), stored);
     return d;
   };

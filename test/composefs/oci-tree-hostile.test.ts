@@ -16,6 +16,7 @@ import { treeFromOciImage, type OciImageLayers } from '../../src/composefs/oci/i
 import type { Descriptor } from '../../src/oci/types.js';
 import { OdhError } from '../../src/util/errors.js';
 import { buildLayerTar, seededBytes } from '../helpers/images.js';
+import { nth } from '../helpers/must.js';
 import { hasTool } from '../helpers/tools.js';
 
 const sha256 = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
@@ -31,7 +32,8 @@ function memoryImage(tars: Buffer[], gzip = false): OciImageLayers {
   });
   return {
     where: 'memory',
-    manifest: { schemaVersion: 2, config: layers[0], layers },
+    // The config descriptor is never opened here: any descriptor does.
+    manifest: { schemaVersion: 2, config: nth(layers, 0), layers },
     config: { rootfs: { type: 'layers', diff_ids: tars.map(sha256) } },
     openBlob: async (d) =>
       (async function* () {
@@ -75,14 +77,14 @@ describe('hostile layer bytes', () => {
     const layers = await richLayers();
     await fc.assert(
       fc.asyncProperty(
-        fc.nat({ max: layers[0].length - 1 }),
+        fc.nat({ max: nth(layers, 0).length - 1 }),
         fc.integer({ min: 1, max: 16 }),
         fc.integer({ min: 0, max: 255 }),
         async (at, len, value) => {
-          const bad = Buffer.from(layers[0]);
+          const bad = Buffer.from(nth(layers, 0));
           bad.fill(value, at, Math.min(bad.length, at + len));
           try {
-            const tree = await treeFromOciImage(memoryImage([bad, layers[1]]), { hash: 'sha256' });
+            const tree = await treeFromOciImage(memoryImage([bad, nth(layers, 1)]), { hash: 'sha256' });
             // Whatever tree results must also be writable in both formats.
             writeErofs(tree, { format: 'v1', minVersion: 1, maxVersion: 1, hash: 'sha256' });
             writeErofs(tree, { format: 'v2', hash: 'sha256' });
@@ -98,11 +100,11 @@ describe('hostile layer bytes', () => {
 
   it('a truncated layer is a TRUNCATED/FORMAT error naming the layer', async () => {
     const layers = await richLayers();
-    const cut = layers[0].subarray(0, 2000);
+    const cut = nth(layers, 0).subarray(0, 2000);
     const img = memoryImage([cut]);
     const err = await treeFromOciImage(img, { hash: 'sha256' }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(OdhError);
-    expect((err as OdhError).message).toContain(img.manifest.layers[0].digest);
+    expect((err as OdhError).message).toContain(nth(img.manifest.layers, 0).digest);
   });
 
   it('garbage after a gzip magic is a one-line FORMAT error', async () => {
@@ -121,16 +123,16 @@ describe('zstd layers beyond the window cap', () => {
   it.skipIf(!haveZstd)(
     'a frame asking for a 2^28 window (zstd CLI --long=28) is a LIMIT error naming the layer',
     async () => {
-      const tar = (await richLayers())[0];
+      const tar = nth(await richLayers(), 0);
       // Streamed through stdin the CLI cannot shrink the window to the content size.
       const blob = execFileSync('zstd', ['-q', '-c', '--long=28'], { input: tar });
-      expect(blob[5]! >> 3).toBe(28 - 10); // frame header window descriptor: exponent 18 → 2^28 (RFC 8878 §3.1.1.1.2)
+      expect(nth([...blob], 5) >> 3).toBe(28 - 10); // frame header window descriptor: exponent 18 → 2^28 (RFC 8878 §3.1.1.1.2)
       const img = memoryImage([blob]);
       img.config.rootfs.diff_ids = [sha256(tar)];
       const err = await treeFromOciImage(img, { hash: 'sha256' }).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(OdhError);
       expect((err as OdhError).code).toBe('LIMIT');
-      expect((err as OdhError).message).toContain(img.manifest.layers[0]!.digest);
+      expect((err as OdhError).message).toContain(nth(img.manifest.layers, 0).digest);
       expect((err as OdhError).message).toMatch(/exceeds the 2\^27-byte limit/);
     },
   );

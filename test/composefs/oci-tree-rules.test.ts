@@ -9,6 +9,7 @@ import { makedev, ociEntryPath } from '../../src/composefs/oci/entry.js';
 import { applyLayerEntries, type OciLayerEntry } from '../../src/composefs/oci/layer.js';
 import { OciTreeBuilder, type OciXattrPolicy } from '../../src/composefs/oci/merge.js';
 import { S_IFCHR, S_IFDIR, S_IFLNK, S_IFREG, type Inode } from '../../src/composefs/format/tree.js';
+import { must } from '../helpers/must.js';
 
 interface E {
   type?: string;
@@ -230,7 +231,7 @@ describe('tree from entries', () => {
     ]);
     const link = t.entries!.find((e) => e.name.toString() === 'hello-link.txt')!;
     const file = t.entries!.find((e) => e.name.toString() === 'hello.txt')!;
-    const az = child(t, 'a')!.entries![0];
+    const az = must(child(t, 'a')?.entries?.[0], '/a/z');
     expect(link.inode).toBe(file.inode);
     expect(az.inode).toBe(file.inode);
     expect(file.inode.nlink).toBe(3);

@@ -6,6 +6,7 @@ import { dumpfileLinesOf } from '../../src/composefs/dumpfile/print.js';
 import { readErofs } from '../../src/composefs/format/erofs/reader.js';
 import { OdhError } from '../../src/util/errors.js';
 import { vectorPath } from '../helpers/shared.js';
+import { xorByte } from '../helpers/must.js';
 
 /** Deterministic PRNG (mulberry32) so a failure is reproducible from its seed. */
 function prng(seed: number): () => number {
@@ -65,7 +66,7 @@ describe('reader on damaged images only ever throws OdhError', () => {
         for (let i = 0; i < flips; i++) {
           // Mostly hit the header, superblock and inode table, where a flip matters most.
           const span = rand() < 0.8 ? Math.min(bytes.length, 16384) : bytes.length;
-          bytes[Math.floor(rand() * span)] ^= 1 << Math.floor(rand() * 8);
+          xorByte(bytes, Math.floor(rand() * span), 1 << Math.floor(rand() * 8));
         }
         outcomes[readDamaged(bytes, `${name} round ${round}`)]++;
       }

@@ -8,6 +8,7 @@ import { createDelta } from '../../src/delta/create.js';
 import { extractMergedRootfs } from '../../src/image-source/oci-image.js';
 import { buildOciImage } from '../helpers/images.js';
 import { buildScenario, outputDiffIds, type Scenario } from './create-scenario.js';
+import { xorByte } from '../helpers/must.js';
 
 // spec oci-delta §5.1 then §4.1: a delta made by createDelta, applied from the old image and from
 // its extracted rootfs, rebuilds every layer with the new image's diff_id. The diff_ids are
@@ -133,7 +134,7 @@ describe('create → apply round trip (spec oci-delta §5.1, §4.1)', () => {
     });
     const blob = path.join(bad.layoutDir, 'blobs', 'sha256', bad.layers[0]!.digest.slice(7));
     const bytes = await readFile(blob);
-    bytes[bytes.length - 9] ^= 0xff;
+    xorByte(bytes, bytes.length - 9, 0xff);
     await writeFile(blob, bytes);
     const out = path.join(work, 'delta-bad.tar');
     const before = await readdir(work);
@@ -150,7 +151,7 @@ describe('create → apply round trip (spec oci-delta §5.1, §4.1)', () => {
     });
     const blob = path.join(bad.layoutDir, 'blobs', 'sha256', bad.layers[0]!.digest.slice(7));
     const bytes = await readFile(blob);
-    bytes[20] ^= 0xff;
+    xorByte(bytes, 20, 0xff);
     await writeFile(blob, bytes);
     const out = path.join(work, 'delta-bad-old.tar');
     const before = await readdir(work);

@@ -12,6 +12,7 @@ import { pinUpstream } from '../../harness/upstream/pin.js';
 import type { UpstreamManifest } from '../../harness/upstream/types.js';
 import { OdhError } from '../../src/util/errors.js';
 import { sha256, standinBinaryScript, startStandinServer, type StandinServer } from './upstream-standin.js';
+import { nth, xorByte } from '../helpers/must.js';
 
 const VERSION = '0.6.0';
 const X86 = Buffer.from(standinBinaryScript({ version: `oci-delta version ${VERSION}` }));
@@ -89,7 +90,7 @@ describe('odh upstream pin (stand-in GitHub releases API)', () => {
     });
     expect(onDisk.assets.aarch64?.sha256).toBe(sha256(ARM));
     expect(onDisk.assets.aarch64?.size).toBe(ARM.length);
-    expect(server.requests[0].path).toBe('/repos/containers/oci-delta/releases/latest');
+    expect(nth(server.requests, 0).path).toBe('/repos/containers/oci-delta/releases/latest');
     expect(readdirSync(work).filter((n) => n.startsWith('.odh-tmp'))).toEqual([]);
   });
 
@@ -102,8 +103,8 @@ describe('odh upstream pin (stand-in GitHub releases API)', () => {
       env: { ...env, GITHUB_TOKEN: 'secret-token' },
       http: FAST,
     });
-    expect(server.requests[0].path).toBe(`/repos/containers/oci-delta/releases/tags/v${VERSION}`);
-    expect(server.requests[0].authorization).toBe('Bearer secret-token');
+    expect(nth(server.requests, 0).path).toBe(`/repos/containers/oci-delta/releases/tags/v${VERSION}`);
+    expect(nth(server.requests, 0).authorization).toBe('Bearer secret-token');
     const storage = server.requests.filter((r) => r.path.startsWith('/storage/'));
     expect(storage.length).toBe(2);
     for (const r of storage) {
@@ -266,7 +267,7 @@ describe('resolveUpstream / odh upstream fetch (stand-in asset downloads)', () =
 
     // Same size, one byte changed: the cache copy no longer verifies and is removed.
     const bytes = readFileSync(cachedFile());
-    bytes[bytes.length - 2] ^= 1;
+    xorByte(bytes, bytes.length - 2, 1);
     writeFileSync(cachedFile(), bytes);
     const tampered = await resolveUpstream({ manifest: m, arch: 'x86_64', cacheRoot, env, offline: true });
     expect(tampered.status).toBe('unavailable');

@@ -61,7 +61,7 @@ describe('compression', () => {
   it.skipIf(!haveZstd)('refuses a frame asking for a 2^28 window (LIMIT)', async () => {
     // Streamed through stdin the CLI cannot use single-segment mode, so the header carries windowLog 28.
     const packed = execFileSync('sh', ['-c', 'head -c 100000 /dev/zero | zstd -q --long=28 -c']);
-    expect(packed[5] >> 3).toBe(18); // window exponent 18 → 2^28
+    expect(packed.readUInt8(5) >> 3).toBe(18); // window exponent 18 → 2^28
     await expect(run(decompressStream('zstd'), [packed])).rejects.toMatchObject({
       code: 'LIMIT',
       message: expect.stringMatching(/zstd window .*2\^28.* exceeds the 2\^27-byte limit/),

@@ -7,6 +7,7 @@ import { openImage, openManifest, selectManifest } from '../../src/oci/image.js'
 import { openLayoutArchive, openLayoutDir } from '../../src/oci/layout.js';
 import { hasTool } from '../helpers/tools.js';
 import { collect, sha256, writeLayoutDir, type HandMadeLayout } from './layout-fixture.js';
+import { nth, xorByte } from '../helpers/must.js';
 
 let tmp: string;
 let lay: string;
@@ -32,8 +33,8 @@ describe('oci: directory layout', () => {
       expect(img.manifestRaw.equals(made.manifestRaw)).toBe(true);
       expect(img.configRaw.equals(made.configRaw)).toBe(true);
       expect(img.config.rootfs.diff_ids).toEqual(made.layers.map((l) => l.digest));
-      await img.reader.verifyBlob(img.manifest.layers[1]);
-      const body = await collect(await img.reader.openBlob(img.manifest.layers[0]));
+      await img.reader.verifyBlob(nth(img.manifest.layers, 1));
+      const body = await collect(await img.reader.openBlob(nth(img.manifest.layers, 0)));
       expect(body.equals(LAYER)).toBe(true);
     } finally {
       await img.reader.close();
@@ -43,22 +44,22 @@ describe('oci: directory layout', () => {
   it('a flipped byte in a layer fails the stream at its end with DIGEST_MISMATCH', async () => {
     const dir = path.join(tmp, 'flip');
     const m = await writeLayoutDir(dir, [LAYER]);
-    const f = path.join(dir, 'blobs', 'sha256', m.layers[0].digest.slice(7));
+    const f = path.join(dir, 'blobs', 'sha256', nth(m.layers, 0).digest.slice(7));
     const bad = Buffer.from(LAYER);
-    bad[1234] ^= 0x01;
+    xorByte(bad, 1234, 0x01);
     await fs.writeFile(f, bad);
     const r = await openLayoutDir(dir);
-    await expect(collect(await r.openBlob(m.layers[0].digest))).rejects.toMatchObject({
+    await expect(collect(await r.openBlob(nth(m.layers, 0).digest))).rejects.toMatchObject({
       code: 'DIGEST_MISMATCH',
       message: expect.stringContaining(
-        `blob digest mismatch: expected ${m.layers[0].digest}, got ${sha256(bad)}`,
+        `blob digest mismatch: expected ${nth(m.layers, 0).digest}, got ${sha256(bad)}`,
       ),
     });
-    await expect(r.readBlobBytes(m.layers[0].digest, 1 << 20)).rejects.toMatchObject({
+    await expect(r.readBlobBytes(nth(m.layers, 0).digest, 1 << 20)).rejects.toMatchObject({
       code: 'DIGEST_MISMATCH',
     });
     // A descriptor promising another size fails before any byte is read.
-    await expect(r.openBlob({ digest: m.layers[0].digest, size: 1 })).rejects.toMatchObject({
+    await expect(r.openBlob({ digest: nth(m.layers, 0).digest, size: 1 })).rejects.toMatchObject({
       code: 'DIGEST_MISMATCH',
     });
     await r.close();
@@ -78,8 +79,8 @@ describe('oci: directory layout', () => {
     const r = await openLayoutDir(lay);
     const absent = `sha256:${'0'.repeat(64)}`;
     expect(await r.hasBlob(absent)).toBe(false);
-    expect(await r.hasBlob(made.layers[0].digest)).toBe(true);
-    expect(await r.blobSize(made.layers[1].digest)).toBe(BIG.length);
+    expect(await r.hasBlob(nth(made.layers, 0).digest)).toBe(true);
+    expect(await r.blobSize(nth(made.layers, 1).digest)).toBe(BIG.length);
     await expect(r.openBlob(absent)).rejects.toMatchObject({ code: 'NOT_FOUND' });
     await expect(r.blobSize(absent)).rejects.toMatchObject({ code: 'NOT_FOUND' });
     await expect(r.openBlob('sha256:../../etc/passwd')).rejects.toMatchObject({ code: 'FORMAT' });
@@ -89,7 +90,9 @@ describe('oci: directory layout', () => {
 
   it('readBlobBytes refuses blobs above the cap', async () => {
     const r = await openLayoutDir(lay);
-    await expect(r.readBlobBytes(made.layers[1].digest, 1 << 20)).rejects.toMatchObject({ code: 'LIMIT' });
+    await expect(r.readBlobBytes(nth(made.layers, 1).digest, 1 << 20)).rejects.toMatchObject({
+      code: 'LIMIT',
+    });
   });
 });
 
@@ -164,7 +167,7 @@ describe.skipIf(!hasTool('skopeo', 'skopeo'))('oci-archive written by skopeo', (
 
   it('streams a 20 MiB layer in bounded chunks and verifies it', async () => {
     const img = await openImage(archive);
-    const s = await img.reader.openBlob(img.manifest.layers[1]);
+    const s = await img.reader.openBlob(nth(img.manifest.layers, 1));
     let total = 0;
     let largest = 0;
     const h = (await import('node:crypto')).createHash('sha256');
@@ -175,8 +178,8 @@ describe.skipIf(!hasTool('skopeo', 'skopeo'))('oci-archive written by skopeo', (
     }
     expect(total).toBe(BIG.length);
     expect(largest).toBeLessThanOrEqual(1 << 20);
-    expect(`sha256:${h.digest('hex')}`).toBe(made.layers[1].digest);
-    const loc = await img.reader.locateBlob(made.layers[0].digest);
+    expect(`sha256:${h.digest('hex')}`).toBe(nth(made.layers, 1).digest);
+    const loc = await img.reader.locateBlob(nth(made.layers, 0).digest);
     const fh = await fs.open(archive);
     const b = Buffer.alloc(loc.size);
     await fh.read(b, 0, b.length, loc.offset);
@@ -194,20 +197,20 @@ describe.skipIf(!hasTool('skopeo', 'skopeo'))('oci-archive written by skopeo', (
     expect(execFileSync('tar', ['-tf', dotted]).toString()).toContain('./index.json');
     const img = await openImage(`oci-archive:${dotted}:v1`);
     expect(img.manifestDescriptor.digest).toBe(skopeoManifestDigest);
-    expect((await collect(await img.reader.openBlob(made.layers[0].digest))).equals(LAYER)).toBe(true);
+    expect((await collect(await img.reader.openBlob(nth(made.layers, 0).digest))).equals(LAYER)).toBe(true);
     await img.reader.close();
   });
 
   it('a flipped byte inside the archive is DIGEST_MISMATCH', async () => {
     const r0 = await openLayoutArchive(archive);
-    const loc = await r0.locateBlob(made.layers[0].digest);
+    const loc = await r0.locateBlob(nth(made.layers, 0).digest);
     await r0.close();
     const bad = path.join(tmp, 'bad.tar');
     const bytes = await fs.readFile(archive);
-    bytes[loc.offset + 100] ^= 0xff;
+    xorByte(bytes, loc.offset + 100, 0xff);
     await fs.writeFile(bad, bytes);
     const r = await openLayoutArchive(bad);
-    await expect(collect(await r.openBlob(made.layers[0].digest))).rejects.toMatchObject({
+    await expect(collect(await r.openBlob(nth(made.layers, 0).digest))).rejects.toMatchObject({
       code: 'DIGEST_MISMATCH',
     });
     await r.close();
@@ -235,13 +238,13 @@ describe('hostile layouts', () => {
       const dir = path.join(tmp, 'hl');
       const m = await writeLayoutDir(dir, [LAYER]);
       // Store the layer under a second name and make its blob name a hardlink to it.
-      const blob = path.join(dir, 'blobs', 'sha256', m.layers[0].digest.slice(7));
+      const blob = path.join(dir, 'blobs', 'sha256', nth(m.layers, 0).digest.slice(7));
       await fs.rename(blob, path.join(dir, 'aaa-original'));
       await fs.link(path.join(dir, 'aaa-original'), blob);
       const t = path.join(tmp, 'hl.tar');
       execFileSync('tar', ['-cf', t, '-C', dir, 'aaa-original', 'blobs', 'index.json', 'oci-layout']);
       const img = await openImage(t);
-      expect((await collect(await img.reader.openBlob(m.layers[0].digest))).equals(LAYER)).toBe(true);
+      expect((await collect(await img.reader.openBlob(nth(m.layers, 0).digest))).equals(LAYER)).toBe(true);
       await img.reader.close();
       const bytes = await fs.readFile(t);
       const junk = path.join(tmp, 'junk.tar');

@@ -19,6 +19,7 @@ import {
   parseIndex,
   parseManifest,
 } from '../../src/oci/types.js';
+import { nth } from '../helpers/must.js';
 
 const H = 'a'.repeat(64);
 
@@ -160,7 +161,7 @@ describe('validating parsers', () => {
         manifests: [desc({ annotations: { 'org.opencontainers.image.ref.name': 'v1' } })],
       }),
     );
-    expect(idx.manifests[0].annotations).toEqual({ 'org.opencontainers.image.ref.name': 'v1' });
+    expect(nth(idx.manifests, 0).annotations).toEqual({ 'org.opencontainers.image.ref.name': 'v1' });
     expect(() => parseIndex(j({ schemaVersion: 2 }))).toThrow(/missing field "manifests"/);
     const c = parseImageConfig(
       j({

@@ -99,7 +99,7 @@ describe('oci-archive writer', () => {
       const size = parseInt(h.subarray(124, 136).toString('latin1'), 8);
       const dir = name.endsWith('/');
       names.push(name);
-      expect(String.fromCharCode(h[156])).toBe(dir ? '5' : '0');
+      expect(h.toString('latin1', 156, 157)).toBe(dir ? '5' : '0');
       expect(h.subarray(100, 108).toString('latin1')).toBe(dir ? '0000755\0' : '0000644\0');
       expect(h.subarray(108, 124).toString('latin1')).toBe('0000000\0' + '0000000\0');
       expect(h.subarray(136, 148).toString('latin1')).toBe('00000000000\0');

@@ -9,6 +9,7 @@ import { hasTool } from '../helpers/tools.js';
 import { startFront } from './front.js';
 import { built, pushRef } from './helpers.js';
 import { startRegistry, type TestRegistry } from './registry-process.js';
+import { nth } from '../helpers/must.js';
 
 const haveRegistry = hasTool('docker-registry', 'docker-registry');
 
@@ -163,7 +164,7 @@ describe.skipIf(!haveRegistry || !hasTool('perl', 'perl-base'))('registry authen
       expect((await pushRef(good, 'auth/bearer', f.new.ref, 'new')).digest).toBe(f.new.manifestDigest);
       expect((await good.getManifest('auth/bearer', 'new')).digest).toBe(f.new.manifestDigest);
       expect(tokenRequests.length).toBeGreaterThan(0);
-      expect(tokenRequests[0].get('service')).toBe('odh-test');
+      expect(nth(tokenRequests, 0).get('service')).toBe('odh-test');
       expect(tokenRequests.flatMap((p) => p.getAll('scope'))).toContain('repository:auth/bearer:pull,push');
 
       const wrong = new RegistryClient(front.host, {

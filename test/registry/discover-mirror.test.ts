@@ -19,6 +19,7 @@ const ODH = path.join(REPO_ROOT, 'dist', 'bin', 'odh.js');
 import { hasTool } from '../helpers/tools.js';
 import { built, fastClient, makeDelta, pushRef, SMALL_PAIR } from './helpers.js';
 import { startRegistry, type TestRegistry } from './registry-process.js';
+import { nth } from '../helpers/must.js';
 
 const haveRegistry = hasTool('docker-registry', 'docker-registry');
 
@@ -96,7 +97,7 @@ describe.skipIf(!haveRegistry)('delta discovery and mirroring (docker-registry 2
     const client = fastClient(reg.host, { onRequest: (m, u) => counted.push(`${m} ${new URL(u).pathname}`) });
     const first = await mirrorFixtures({ registry: `${reg.host}/odh/fixtures`, names: [SMALL_PAIR], client });
     expect(first.pairs).toHaveLength(1);
-    const p = first.pairs[0];
+    const p = nth(first.pairs, 0);
     expect(p.repository).toBe(`odh/fixtures/${SMALL_PAIR}`);
     expect(p.delta.referrers).toBe('tag-schema');
     expect(first.blobsUploaded).toBeGreaterThan(0);
@@ -124,7 +125,7 @@ describe.skipIf(!haveRegistry)('delta discovery and mirroring (docker-registry 2
     expect(second.manifestsPushed).toBe(0);
     expect(second.blobsSkipped).toBe(first.blobsUploaded + first.blobsSkipped);
     expect(counted.filter((r) => /^(POST|PATCH|PUT) /.test(r))).toEqual([]);
-    expect(second.pairs[0].delta.digest).toBe(p.delta.digest);
+    expect(nth(second.pairs, 0).delta.digest).toBe(p.delta.digest);
   });
 
   it('odh apply --discover pulls the delta for --source-image from the registry and rebuilds the target', async () => {

@@ -11,7 +11,7 @@ const haveRegistry = hasTool('docker-registry', 'docker-registry');
 async function biggestLayer() {
   const f = await built();
   const m = parseManifest(await localBytes(f.new.ref, f.new.manifestDigest));
-  const layer = [...m.layers].sort((a, b) => b.size - a.size)[0];
+  const layer = m.layers.reduce((a, b) => (b.size > a.size ? b : a));
   return { f, layer, bytes: await localBytes(f.new.ref, layer.digest) };
 }
 

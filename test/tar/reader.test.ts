@@ -11,6 +11,7 @@ import type { TarEntry } from '../../src/tar/entry.js';
 import { encodePaxRecords, encodeUstarHeader } from '../../src/tar/header.js';
 import { hasTool, isRoot } from '../helpers/tools.js';
 import { DigestStream } from '../../src/oci/digest.js';
+import { nth, xorByte } from '../helpers/must.js';
 
 // Fixture tars are made by GNU tar at test time; expected values come from the inputs we chose.
 const haveTar = hasTool('tar', 'tar');
@@ -50,10 +51,10 @@ function byPath(rs: Read[], p: string): Read {
 
 /** Entries tile the archive: each entry starts where the previous one's padded content ends. */
 function expectTiling(rs: Read[]): void {
-  for (let i = 1; i < rs.length; i++) {
-    const p = rs[i - 1].entry;
-    const end = p.dataOffset + ((p.size + 511n) / 512n) * 512n;
-    expect(rs[i].entry.headerOffset).toBe(end);
+  let prev: TarEntry | undefined;
+  for (const { entry } of rs) {
+    if (prev) expect(entry.headerOffset).toBe(prev.dataOffset + ((prev.size + 511n) / 512n) * 512n);
+    prev = entry;
   }
 }
 
@@ -141,18 +142,19 @@ describe.skipIf(!haveTar)('readTar on GNU tar archives', () => {
     expect(raw[345 + 1024]).not.toBe(0); // the third header really uses the prefix field
     const rs = await readAll(createReadStream(file));
     expect(rs.map((r) => r.entry.path.toString())).toEqual([`${P}/`, `${P}/${R}/`, `${P}/${R}/${Q}`]);
-    expect(rs[2].data.equals(CONTENT)).toBe(true);
-    expect(rs[2].entry.format).toBe('ustar');
-    expect(rs[2].entry.pax.size).toBe(0);
+    expect(nth(rs, 2).data.equals(CONTENT)).toBe(true);
+    expect(nth(rs, 2).entry.format).toBe('ustar');
+    expect(nth(rs, 2).entry.pax.size).toBe(0);
   });
 
   it('PAX SCHILY.xattr records from tar --xattrs become xattrs', async (ctx) => {
     const x = path.join(tmp, 'xsrc');
     await fs.mkdir(x, { recursive: true });
     await fs.writeFile(path.join(x, 'f'), 'x');
+    const userA = Buffer.from([0, 1, 2, 0xff]);
     const attrs: [string, Buffer][] = [
       ['user.b', Buffer.from('second')],
-      ['user.a', Buffer.from([0, 1, 2, 0xff])],
+      ['user.a', userA],
     ];
     let ok = true;
     try {
@@ -167,10 +169,10 @@ describe.skipIf(!haveTar)('readTar on GNU tar archives', () => {
     if (!ok) ctx.skip();
     const file = path.join(tmp, 'xattr.tar');
     tar(['--format=pax', '--xattrs', '--xattrs-include=user.*', '-cf', file, '-C', 'xsrc', 'f']);
-    const [r] = await readAll(createReadStream(file));
+    const r = nth(await readAll(createReadStream(file)), 0);
     const got = new Map(r.entry.xattrs.map((a) => [a.key.toString(), a.value]));
     for (const [k, v] of attrs) expect(got.get(k)?.equals(v)).toBe(true);
-    expect(r.entry.pax.get('SCHILY.xattr.user.a')?.equals(attrs[1][1])).toBe(true);
+    expect(r.entry.pax.get('SCHILY.xattr.user.a')?.equals(userA)).toBe(true);
   });
 
   it('GNU base-256 uid and negative mtime; PAX big uid and fractional mtime', async () => {
@@ -178,12 +180,12 @@ describe.skipIf(!haveTar)('readTar on GNU tar archives', () => {
     const g = path.join(tmp, 'b256.tar');
     tar(['--format=gnu', '--owner=3000000000', '--group=7', '--mtime=@-1000', '-cf', g, 'small']);
     const raw = await fs.readFile(g);
-    expect(raw[108] & 0x80).toBe(0x80); // really base-256 in the uid field
-    const [r] = await readAll(createReadStream(g));
+    expect(raw.readUInt8(108) & 0x80).toBe(0x80); // really base-256 in the uid field
+    const r = nth(await readAll(createReadStream(g)), 0);
     expect(r.entry).toMatchObject({ uid: 3000000000, gid: 7, mtime: -1000n });
     const p = path.join(tmp, 'paxnum.tar');
     tar(['--format=pax', '--owner=3000000000', '--mtime=@1234567890.5', '-cf', p, 'small']);
-    const [q] = await readAll(createReadStream(p));
+    const q = nth(await readAll(createReadStream(p)), 0);
     expect(q.entry.uid).toBe(3000000000);
     expect(q.entry.mtime).toBe(1234567890n);
     expect(q.entry.pax.get('mtime')?.toString()).toBe('1234567890.5');
@@ -202,11 +204,11 @@ describe.skipIf(!haveTar)('readTar on GNU tar archives', () => {
       tar([`--format=${fmt}`, '-S', '-cf', file, 'sparse', 'small']);
       const rs = await readAll(createReadStream(file));
       expect(rs).toHaveLength(2);
-      expect(rs[0].entry.sparse).toBe(true);
-      if (fmt === 'gnu') expect(rs[0].entry.typeflag).toBe('S');
-      expect(rs[1].entry.path.toString()).toBe('small');
-      expect(rs[1].data.toString()).toBe('abc');
-      expect(rs[1].entry.sparse).toBe(false);
+      expect(nth(rs, 0).entry.sparse).toBe(true);
+      if (fmt === 'gnu') expect(nth(rs, 0).entry.typeflag).toBe('S');
+      expect(nth(rs, 1).entry.path.toString()).toBe('small');
+      expect(nth(rs, 1).data.toString()).toBe('abc');
+      expect(nth(rs, 1).entry.sparse).toBe(false);
     },
   );
 });
@@ -240,11 +242,11 @@ describe.skipIf(!haveTar)('readTar on damaged input', () => {
   it('clean EOF at a block boundary without end blocks is accepted', async () => {
     const rs = await readAll(Readable.from([good.subarray(0, 512 + 5120)]));
     expect(rs).toHaveLength(1);
-    expect(rs[0].data.equals(Buffer.alloc(5000, 0x61))).toBe(true);
+    expect(nth(rs, 0).data.equals(Buffer.alloc(5000, 0x61))).toBe(true);
   });
   it('corrupt checksum → FORMAT naming the header offset', async () => {
     const bad = Buffer.from(good);
-    bad[0] ^= 1;
+    xorByte(bad, 0, 1);
     await expect(readAll(Readable.from([bad]))).rejects.toMatchObject({
       code: 'FORMAT',
       context: { offset: 0n },
@@ -255,13 +257,13 @@ describe.skipIf(!haveTar)('readTar on damaged input', () => {
     // A name byte ≥ 0x80 makes the signed and unsigned sums differ.
     const h = encodeUstarHeader({ name: Buffer.from([0x61, 0xe9]), mode: 0o644, size: 0, typeflag: '0' });
     let signed = 0;
-    for (let i = 0; i < 512; i++) {
-      const c = i >= 148 && i < 156 ? 0x20 : h[i];
+    for (const [i, b] of h.subarray(0, 512).entries()) {
+      const c = i >= 148 && i < 156 ? 0x20 : b;
       signed += c >= 0x80 ? c - 256 : c;
     }
     h.write(signed.toString(8).padStart(6, '0') + '\0 ', 148, 'latin1');
     const rs = await readAll(Readable.from([h]));
-    expect(rs[0].entry.path.equals(Buffer.from([0x61, 0xe9]))).toBe(true);
+    expect(nth(rs, 0).entry.path.equals(Buffer.from([0x61, 0xe9]))).toBe(true);
   });
   it('reads the bytes after the end blocks, so a hasher in front sees the whole stream', async () => {
     // GNU tar pads to 10240-byte records: the diff_id covers that padding too.
@@ -283,7 +285,7 @@ describe.skipIf(!haveTar)('readTar on damaged input', () => {
     const chunks = Array.from(good, (b) => Buffer.from([b]));
     const rs = await readAll(Readable.from(chunks));
     expect(rs).toHaveLength(1);
-    expect(rs[0].data.length).toBe(5000);
+    expect(nth(rs, 0).data.length).toBe(5000);
   });
 });
 
@@ -293,7 +295,7 @@ describe('hand-made records', () => {
   /** The ustar checksum field (6 octal digits, NUL, space) for a header, computed here independently. */
   const checksumOf = (h: Buffer) => {
     let sum = 0;
-    for (let i = 0; i < 512; i++) sum += i >= 148 && i < 156 ? 0x20 : h[i];
+    for (const [i, b] of h.subarray(0, 512).entries()) sum += i >= 148 && i < 156 ? 0x20 : b;
     return sum.toString(8).padStart(6, '0') + '\0 ';
   };
 
@@ -318,13 +320,13 @@ describe('hand-made records', () => {
     ]);
     const rs = await readAll(Readable.from([tarBytes]));
     expect(rs.map((r) => r.entry.path.toString())).toEqual(['first', 'local/name']);
-    expect(rs[0].entry.headerOffset).toBe(0n);
-    expect(rs[0].entry.dataOffset).toBe(1024n + 512n);
-    expect(rs[1].entry.xattrs.map((a) => [a.key.toString(), a.value.toString()])).toEqual([
+    expect(nth(rs, 0).entry.headerOffset).toBe(0n);
+    expect(nth(rs, 0).entry.dataOffset).toBe(1024n + 512n);
+    expect(nth(rs, 1).entry.xattrs.map((a) => [a.key.toString(), a.value.toString()])).toEqual([
       ['user.k', 'v2'],
       ['security.selinux', 'ctx\0'],
     ]);
-    expect(rs[1].data.toString()).toBe('hi');
+    expect(nth(rs, 1).data.toString()).toBe('hi');
     expectTiling(rs);
   });
 
@@ -365,7 +367,7 @@ describe('hand-made records', () => {
     const pax = (rec: Buffer, flag = 'x') =>
       Buffer.concat([encodeUstarHeader({ name: 'x', mode: 0, size: rec.length, typeflag: flag }), pad(rec)]);
     const badSum = file('a');
-    badSum[0] ^= 1;
+    xorByte(badSum, 0, 1);
     const badOctal = file('b');
     badOctal.write('12x4\0', 124, 'latin1'); // size field
     badOctal.write(checksumOf(badOctal), 148, 'latin1');
@@ -414,7 +416,7 @@ describe('hand-made records', () => {
     for await (const { body } of readTar(Readable.from([t]))) bodies.push(body);
     await expect(
       (async () => {
-        for await (const _ of bodies[0]) void _;
+        for await (const _ of nth(bodies, 0)) void _;
       })(),
     ).rejects.toThrow(/after moving to the next entry/);
   });

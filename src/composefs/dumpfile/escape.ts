@@ -9,7 +9,9 @@ const BACKSLASH = 0x5c;
 const DASH = 0x2d;
 const EQUAL = 0x3d;
 
-function hexValue(c: number): number {
+/** The value of a hex digit; -1 for anything else, including undefined (past the end). */
+function hexValue(c: number | undefined): number {
+  if (c === undefined) return -1;
   if (c >= 0x30 && c <= 0x39) return c - 0x30;
   if (c >= 0x61 && c <= 0x66) return c - 0x61 + 10;
   if (c >= 0x41 && c <= 0x46) return c - 0x41 + 10;
@@ -26,7 +28,7 @@ export function unescapeField(field: Uint8Array, what: string): Buffer {
   const out = Buffer.allocUnsafe(field.length);
   let o = 0;
   for (let i = 0; i < field.length; i++) {
-    const c = field[i];
+    const c = field[i]!; // i < field.length
     if (c !== BACKSLASH) {
       out[o++] = c;
       continue;
@@ -47,8 +49,8 @@ export function unescapeField(field: Uint8Array, what: string): Buffer {
         break;
       case 0x78: {
         // x
-        const hi = i + 1 < field.length ? hexValue(field[i + 1]) : -1;
-        const lo = i + 2 < field.length ? hexValue(field[i + 2]) : -1;
+        const hi = hexValue(field[i + 1]);
+        const lo = hexValue(field[i + 2]);
         if (hi < 0 || lo < 0) throw new OdhError('FORMAT', `invalid \\x escape in ${what}`);
         out[o++] = (hi << 4) | lo;
         i += 2;
@@ -97,7 +99,7 @@ export function escapeField(value: Uint8Array, rules: EscapeRules = {}): string 
   let s = '';
   let start = 0;
   for (let i = 0; i < buf.length; i++) {
-    const c = buf[i];
+    const c = buf[i]!; // i < buf.length
     let esc: string | null = null;
     if (c === BACKSLASH) esc = '\\\\';
     else if (c === 0x0a) esc = '\\n';

@@ -16,7 +16,7 @@ export const FIELD_NAMES = [
   'PAYLOAD',
   'CONTENT',
   'DIGEST',
-];
+] as const;
 export const F_PATH = 0;
 export const F_SIZE = 1;
 export const F_MODE = 2;
@@ -29,9 +29,24 @@ export const F_PAYLOAD = 8;
 export const F_CONTENT = 9;
 export const F_DIGEST = 10;
 
+/** The 11 fixed fields of a line, in the order of FIELD_NAMES. */
+export type LineFields = [
+  path: Buffer,
+  size: Buffer,
+  mode: Buffer,
+  nlink: Buffer,
+  uid: Buffer,
+  gid: Buffer,
+  rdev: Buffer,
+  mtime: Buffer,
+  payload: Buffer,
+  content: Buffer,
+  digest: Buffer,
+];
+
 export interface SplitLine {
-  /** Always 11 entries; missing trailing fields are empty (spec composefs-v1 §4.2). */
-  fields: Buffer[];
+  /** Missing trailing fields are empty (spec composefs-v1 §4.2). */
+  fields: LineFields;
   /** How many fields the line really had (≤ 11). */
   present: number;
   /** Text after the space that ends DIGEST, or null when DIGEST ended the line. */
@@ -42,26 +57,31 @@ const EMPTY = Buffer.alloc(0);
 
 /** Splits at single spaces: 11 fixed fields, then the rest of the line is the xattr area. */
 export function splitLine(line: Buffer): SplitLine {
-  const fields: Buffer[] = [];
   let pos = 0;
   let present = 0;
-  let xattrArea: Buffer | null = null;
-  for (let i = 0; i < FIELD_NAMES.length; i++) {
-    if (pos > line.length) {
-      fields.push(EMPTY);
-      continue;
-    }
+  const next = (): Buffer => {
+    if (pos > line.length) return EMPTY;
     present++;
-    const sp = line.indexOf(0x20, pos);
-    if (sp < 0) {
-      fields.push(line.subarray(pos));
-      pos = line.length + 1;
-    } else {
-      fields.push(line.subarray(pos, sp));
-      pos = sp + 1;
-    }
-  }
-  if (pos <= line.length) xattrArea = line.subarray(pos);
+    const start = pos;
+    const sp = line.indexOf(0x20, start);
+    const end = sp < 0 ? line.length : sp;
+    pos = end + 1;
+    return line.subarray(start, end);
+  };
+  const fields: LineFields = [
+    next(),
+    next(),
+    next(),
+    next(),
+    next(),
+    next(),
+    next(),
+    next(),
+    next(),
+    next(),
+    next(),
+  ];
+  const xattrArea = pos <= line.length ? line.subarray(pos) : null;
   return { fields, present, xattrArea };
 }
 
@@ -96,8 +116,9 @@ export function plainDecimalAt(line: Uint8Array, start: number, end: number): nu
   const n = end - start;
   if (n <= 0 || n > 15) return -1;
   let v = 0;
+  // i < end <= line.length (the caller's bounds), so every read is a byte.
   for (let i = start; i < end; i++) {
-    const d = line[i] - 0x30;
+    const d = line[i]! - 0x30;
     if (d < 0 || d > 9) return -1;
     v = v * 10 + d;
   }
@@ -106,8 +127,9 @@ export function plainDecimalAt(line: Uint8Array, start: number, end: number): nu
 
 const U64_MAX = (1n << 64n) - 1n;
 
-function isCSpace(c: number): boolean {
-  return c === 0x20 || (c >= 0x09 && c <= 0x0d);
+/** C isspace(); undefined (past the end) is not a space. */
+function isCSpace(c: number | undefined): boolean {
+  return c === 0x20 || (c !== undefined && c >= 0x09 && c <= 0x0d);
 }
 
 /**
@@ -117,7 +139,7 @@ function isCSpace(c: number): boolean {
  */
 export function parseStrtoull(field: Uint8Array, base: 8 | 10): bigint | null {
   let i = 0;
-  while (i < field.length && isCSpace(field[i])) i++;
+  while (isCSpace(field[i])) i++;
   let negative = false;
   if (i < field.length && (field[i] === 0x2b || field[i] === 0x2d)) {
     negative = field[i] === 0x2d;
@@ -126,9 +148,10 @@ export function parseStrtoull(field: Uint8Array, base: 8 | 10): bigint | null {
   const first = i;
   let small = 0;
   let big: bigint | null = null;
-  for (; i < field.length; i++) {
-    const d = field[i] - 0x30;
+  for (const c of field.subarray(i)) {
+    const d = c - 0x30;
     if (d < 0 || d >= base) break;
+    i++;
     if (big === null) {
       small = small * base + d;
       if (small > Number.MAX_SAFE_INTEGER / 16) big = BigInt(small);
@@ -152,8 +175,8 @@ export function parsePlainDecimal(field: Uint8Array): number {
   const n = field.length;
   if (n === 0 || n > 15) return -1;
   let v = 0;
-  for (let i = 0; i < n; i++) {
-    const d = field[i] - 0x30;
+  for (const c of field) {
+    const d = c - 0x30;
     if (d < 0 || d > 9) return -1;
     v = v * 10 + d;
   }
@@ -166,8 +189,8 @@ export function parseRustUnsigned(field: Uint8Array, max: bigint, radix: 8 | 10 
   if (field.length > 0 && field[0] === 0x2b) i = 1;
   if (i >= field.length) return null;
   let v = 0n;
-  for (; i < field.length; i++) {
-    const d = field[i] - 0x30;
+  for (const c of field.subarray(i)) {
+    const d = c - 0x30;
     if (d < 0 || d >= radix) return null;
     v = v * BigInt(radix) + BigInt(d);
     if (v > max) return null;

@@ -15,7 +15,8 @@ const ROOT_ENTRY = -2;
 /** FNV-1a over src[start, end), mixed with the directory. */
 function hashName(parent: number, src: Uint8Array, start: number, end: number): number {
   let h = (0x811c9dc5 ^ Math.imul(parent, 0x9e3779b1)) >>> 0;
-  for (let i = start; i < end; i++) h = Math.imul(h ^ src[i], 0x01000193);
+  // start, end are bounds of a name inside src.
+  for (let i = start; i < end; i++) h = Math.imul(h ^ src[i]!, 0x01000193);
   return h >>> 0;
 }
 
@@ -94,13 +95,12 @@ export class FlatPathTree {
       let next = pos;
       while (next < end && src[next] !== SLASH) next++;
       if (next >= end) break;
-      const e = this.find(dir, src, pos, next);
-      if (e < 0 || this.flat.entryHardlink[e] === 1 || !this.isDirEntry(e)) {
+      dir = this.dirOf(this.find(dir, src, pos, next));
+      if (dir < 0) {
         throw syntax(
           `Parent directory ${JSON.stringify(Buffer.from(src.subarray(pos, next)).toString('latin1'))} not found`,
         );
       }
-      dir = this.flat.entryInode[e];
       parts++;
       pos = next + 1;
       while (pos < end && src[pos] === SLASH) pos++;
@@ -117,9 +117,11 @@ export class FlatPathTree {
     return dir;
   }
 
-  private isDirEntry(e: number): boolean {
+  /** The directory inode entry e names, or -1 when e is -1 (not found), a hardlink or no directory. */
+  private dirOf(e: number): number {
+    if (e < 0 || this.flat.entryHardlink[e] === 1) return -1;
     const i = this.flat.entryInode[e];
-    return i !== NO_INODE && this.flat.isDir(i);
+    return i === undefined || i === NO_INODE || !this.flat.isDir(i) ? -1 : i;
   }
 
   private addChild(dir: number, src: Uint8Array, start: number, end: number): number {
@@ -161,13 +163,13 @@ export class FlatPathTree {
     const f = this.flat;
     for (let s = h & mask; ; s = (s + 1) & mask) {
       const v = this.slots[s];
-      if (v === 0) return -1;
+      if (!v) return -1; // 0: an empty slot (s is masked, so never undefined)
       const e = v - 1;
       if (
         this.hashes[e] === (h | 0) &&
         f.entryParent[e] === dir &&
         f.entryNameLen[e] === end - start &&
-        f.bytes.matches(f.entryNameOff[e], src, start, end)
+        f.bytes.matches(f.entryNameOff[e]!, src, start, end)
       ) {
         return e;
       }
@@ -194,7 +196,7 @@ export class FlatPathTree {
 
   private rehash(): void {
     this.slots = new Int32Array(this.slots.length * 2);
-    for (let e = 0; e < this.flat.entryCount; e++) this.place(e, this.hashes[e] >>> 0);
+    this.hashes.subarray(0, this.flat.entryCount).forEach((h, e) => this.place(e, h >>> 0));
   }
 
   /** Looks a hardlink target up from the root: an entry id, ROOT_ENTRY, or -1. */
@@ -206,7 +208,7 @@ export class FlatPathTree {
       if (next < 0) next = path.length;
       if (next > pos) {
         const dir = node === ROOT_ENTRY ? 0 : this.flat.entryInode[node];
-        if (dir === NO_INODE) return -1;
+        if (dir === undefined || dir === NO_INODE) return -1;
         node = this.find(dir, path, pos, next);
         if (node < 0) return -1;
       }
@@ -223,10 +225,7 @@ export class FlatPathTree {
     const f = this.flat;
     if (!this.hasRoot) throw syntax('No root directory');
     const linkTo = new Int32Array(f.entryCount).fill(-1);
-    const hardlinkAt = new Int32Array(f.entryCount).fill(-1);
-    this.hardlinks.forEach((h, k) => (hardlinkAt[h.entry] = k));
-    for (let k = this.hardlinks.length - 1; k >= 0; k--) {
-      const h = this.hardlinks[k];
+    for (const h of this.hardlinks.toReversed()) {
       if (h.path === null) throw lineError('Missing hardlink target', h.line);
       const target = this.lookup(h.path);
       if (target === -1) throw lineError('Hardlink target not found', h.line);
@@ -234,13 +233,14 @@ export class FlatPathTree {
       linkTo[h.entry] = target;
     }
     for (const h of this.hardlinks) {
+      // Follow hardlink lines to a line that has an inode: entry ids index linkTo and entryInode.
       let e = h.entry;
-      for (let steps = 0; e !== ROOT_ENTRY && hardlinkAt[e] >= 0; steps++) {
+      for (let steps = 0; e !== ROOT_ENTRY && f.entryHardlink[e] === 1; steps++) {
         if (steps > this.hardlinks.length)
           throw lineError('Too many levels of symbolic links (hardlink cycle)', h.line);
-        e = linkTo[e];
+        e = linkTo[e]!;
       }
-      f.entryInode[h.entry] = e === ROOT_ENTRY ? 0 : f.entryInode[e];
+      f.entryInode[h.entry] = e === ROOT_ENTRY ? 0 : f.entryInode[e]!;
     }
     f.indexDirectories();
     return f;

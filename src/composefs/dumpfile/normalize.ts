@@ -136,25 +136,25 @@ export function modelComposefsInfoDump(root: Inode, options: ComposefsInfoModelO
   set(rootP, K('trusted.overlay.opaque'), K('y'));
 
   // spec composefs-v1 §7.3: pairs on more than one inode are shared; ≤ 128 refs per inode.
-  const lists = order.map((p) => dedupeSorted(p));
+  const lists = order.map((p) => ({ p, list: dedupeSorted(p) }));
   const counts = new Map<string, number>();
-  for (const list of lists) {
+  for (const { list } of lists) {
     for (const x of list) {
       const id = pairId(x);
       counts.set(id, (counts.get(id) ?? 0) + 1);
     }
   }
-  order.forEach((p, i) => {
-    if (p.isStub) return;
+  for (const { p, list } of lists) {
+    if (p.isStub) continue;
     const inline: RawXattr[] = [];
     const shared: RawXattr[] = [];
-    for (const x of lists[i]) {
+    for (const x of list) {
       const raw = { key: x.key, value: x.value, valueEnd: 0 };
       if ((counts.get(pairId(x)) ?? 0) > 1 && shared.length < MAX_SHARED_REFS) shared.push(raw);
       else inline.push(raw);
     }
     applyXattrs(p.to, [...inline, ...shared], 'composefs-info', Buffer.alloc(0));
-  });
+  }
   markFirstOccurrences(rootP.to);
   return rootP.to;
 }

@@ -71,27 +71,40 @@ export class MkcomposefsDumpfileParser {
   /** Decoded digest of the current line. */
   private readonly digest = Buffer.alloc(64);
 
+  /**
+   * Start of field f in `cur`. `b` has a slot pair for each of the 11 fields and every caller
+   * passes a field constant (F_PATH … F_DIGEST), so the slot is always there.
+   */
+  private start(f: number): number {
+    return this.b[2 * f]!;
+  }
+
+  /** End of field f in `cur` (see start). */
+  private stop(f: number): number {
+    return this.b[2 * f + 1]!;
+  }
+
   private field(i: number): Buffer {
-    return this.cur.subarray(this.b[2 * i], this.b[2 * i + 1]);
+    return this.cur.subarray(this.start(i), this.stop(i));
   }
 
   /** The field is exactly `-` (absent optional field, spec composefs-v1 §4.3). */
   private isDash(i: number): boolean {
-    const s = this.b[2 * i];
-    return this.b[2 * i + 1] === s + 1 && this.cur[s] === 0x2d;
+    const s = this.start(i);
+    return this.stop(i) === s + 1 && this.cur[s] === 0x2d;
   }
 
   /** The field holds a backslash (so it must be unescaped before use). */
   private hasEscape(i: number): boolean {
-    const end = this.b[2 * i + 1];
-    for (let j = this.b[2 * i]; j < end; j++) if (this.cur[j] === 0x5c) return true;
+    const end = this.stop(i);
+    for (let j = this.start(i); j < end; j++) if (this.cur[j] === 0x5c) return true;
     return false;
   }
 
   /** MTIME as `DIGITS.DIGITS` of safe-integer size, read in place; false for anything else. */
   private plainMtime(i: number): boolean {
-    const start = this.b[2 * F_MTIME];
-    const end = this.b[2 * F_MTIME + 1];
+    const start = this.start(F_MTIME);
+    const end = this.stop(F_MTIME);
     let dot = start;
     while (dot < end && this.cur[dot] !== 0x2e) dot++;
     if (dot === end) return false;
@@ -110,7 +123,7 @@ export class MkcomposefsDumpfileParser {
   /** An optional field's length after unescaping and NUL truncation; -1 when it is `-`. */
   private optionalLength(i: number, what: string): number {
     if (this.isDash(i)) return -1;
-    if (!this.hasEscape(i)) return this.b[2 * i + 1] - this.b[2 * i];
+    if (!this.hasEscape(i)) return this.stop(i) - this.start(i);
     return truncateAtNul(unescapeField(this.field(i), what)).length;
   }
 
@@ -133,8 +146,8 @@ export class MkcomposefsDumpfileParser {
     const xattrStart = splitBoundsAt(buf, start, end, this.b);
     // The path is read in place unless it has escapes (the tree copies the name it keeps).
     let pathSrc: Uint8Array = bytes;
-    let pathStart = this.b[2 * F_PATH];
-    let pathEnd = this.b[2 * F_PATH + 1];
+    let pathStart = this.start(F_PATH);
+    let pathEnd = this.stop(F_PATH);
     if (this.hasEscape(F_PATH)) {
       pathSrc = truncateAtNul(unescapeField(this.field(F_PATH), 'PATH'));
       pathStart = 0;
@@ -145,9 +158,10 @@ export class MkcomposefsDumpfileParser {
     const entry = isRoot ? -1 : this.tree.insert(pathSrc, pathStart, pathEnd);
 
     // MODE, with `@` marking a hardlink line (spec composefs-v1 §4.5 item 2).
-    const modeStart = this.b[2 * F_MODE];
-    const isHardlink = this.b[2 * F_MODE + 1] > modeStart && bytes[modeStart] === 0x40;
-    const mode = this.mode(isHardlink ? modeStart + 1 : modeStart, this.b[2 * F_MODE + 1]);
+    const modeStart = this.start(F_MODE);
+    const modeEnd = this.stop(F_MODE);
+    const isHardlink = modeEnd > modeStart && bytes[modeStart] === 0x40;
+    const mode = this.mode(isHardlink ? modeStart + 1 : modeStart, modeEnd);
     if (!isValidFileType(mode)) throw syntax(`Invalid mode ${mode.toString(8)}`);
     const type = mode & S_IFMT;
     if (isRoot && (isHardlink || type !== S_IFDIR)) throw syntax('Root must be a directory');
@@ -167,6 +181,7 @@ export class MkcomposefsDumpfileParser {
     const f = this.flat;
     let size = this.bigAt(F_SIZE, 'size');
     f.nlink[i] = this.u32At(F_NLINK, 'nlink');
+    let inline = false;
     const uidPlain = this.plain(F_UID);
     f.uid[i] = uidPlain >= 0 && uidPlain <= 0xffffffff ? uidPlain : Number(this.bigAt(F_UID, 'uid') & U32);
     // spec composefs-v1 §4.4: C reports a bad GID/RDEV only when UID parsed as 0 (as u64: a UID of
@@ -213,6 +228,7 @@ export class MkcomposefsDumpfileParser {
         }
         if (contentRaw.length > 0) {
           f.setContent(i, contentRaw);
+          inline = true;
           size = BigInt(contentRaw.length);
         }
       }
@@ -222,7 +238,7 @@ export class MkcomposefsDumpfileParser {
     if (hasDigest) f.setDigest(i, this.decodeDigest());
 
     // mkcomposefs fails at write time (EFBIG) for these; reject them here, where the line is known.
-    if (type === S_IFREG && f.contentLen[i] < 0 && size > MAX_EXTERNAL_SIZE) {
+    if (type === S_IFREG && !inline && size > MAX_EXTERNAL_SIZE) {
       if (size >= C_CHUNK_OVERFLOW) {
         throw syntax(
           `File too large: SIZE ${size} (2^64 − ${(1n << 64n) - size}) overflows the chunk ` +
@@ -241,9 +257,10 @@ export class MkcomposefsDumpfileParser {
       this.flat.setPayload(i, truncateAtNul(unescapeField(this.field(F_PAYLOAD), 'PAYLOAD')));
       return;
     }
-    const off = this.flat.bytes.put(this.cur, this.b[2 * F_PAYLOAD], this.b[2 * F_PAYLOAD + 1]);
-    this.flat.payloadOff[i] = off;
-    this.flat.payloadLen[i] = this.b[2 * F_PAYLOAD + 1] - this.b[2 * F_PAYLOAD];
+    const start = this.start(F_PAYLOAD);
+    const end = this.stop(F_PAYLOAD);
+    this.flat.payloadOff[i] = this.flat.bytes.put(this.cur, start, end);
+    this.flat.payloadLen[i] = end - start;
   }
 
   private content(): Buffer {
@@ -266,7 +283,7 @@ export class MkcomposefsDumpfileParser {
   }
 
   private plain(i: number): number {
-    return plainDecimalAt(this.cur, this.b[2 * i], this.b[2 * i + 1]);
+    return plainDecimalAt(this.cur, this.start(i), this.stop(i));
   }
 
   private bigAt(i: number, what: string): bigint {
@@ -283,8 +300,9 @@ export class MkcomposefsDumpfileParser {
   private mode(start: number, end: number): number {
     let v = 0;
     let i = start;
+    // end <= cur.length: the bounds come from splitBoundsAt on this line.
     for (; i < end && i - start < 11; i++) {
-      const d = this.cur[i] - 0x30;
+      const d = this.cur[i]! - 0x30;
       if (d < 0 || d > 7) break;
       v = v * 8 + d;
     }
@@ -359,16 +377,10 @@ export class MkcomposefsDumpfileParser {
       pos = sp + 1;
       if (key.length === 0 || key.length > MAX_NAME) throw syntax("Can't set xattr: invalid key length");
       if (value.length > MAX_XATTR_VALUE) throw syntax("Can't set xattr: value too long");
-      let old = -1;
-      for (let j = 0; j < xs.length; j++) {
-        if (xs[j].key.equals(key)) {
-          old = j;
-          break;
-        }
-      }
-      if (old >= 0) {
-        const [removed] = xs.splice(old, 1);
-        budget = xs.length > 0 ? budget - (7 + removed.key.length + removed.value.length) : 0;
+      const old = xs.find((x) => x.key.equals(key));
+      if (old !== undefined) {
+        xs.splice(xs.indexOf(old), 1);
+        budget = xs.length > 0 ? budget - (7 + old.key.length + old.value.length) : 0;
       }
       const next = budget + 7 + key.length + value.length + (xs.length === 0 ? 12 : 0);
       if (next < 0 || next > XATTR_BUDGET) throw syntax("Can't set xattr: too much xattr data");
@@ -419,7 +431,9 @@ function decodeDigest(text: Buffer, bytes: 32 | 64, into: Buffer): Buffer {
   return out;
 }
 
-function hexDigit(c: number): number {
+/** The value of a hex digit; -1 for anything else, including undefined (past the end). */
+function hexDigit(c: number | undefined): number {
+  if (c === undefined) return -1;
   if (c >= 0x30 && c <= 0x39) return c - 0x30;
   if (c >= 0x61 && c <= 0x66) return c - 0x57;
   if (c >= 0x41 && c <= 0x46) return c - 0x37;

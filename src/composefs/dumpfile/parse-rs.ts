@@ -92,7 +92,8 @@ export class ComposefsRsDumpfileParser {
   line(bytes: Buffer, lineNo: number): void {
     if (!isUtf8(bytes)) throw syntax('Line is not valid UTF-8');
     const { fields, present, xattrArea } = splitLine(bytes);
-    if (present < FIELD_NAMES.length) throw syntax(`Missing ${FIELD_NAMES[present].toLowerCase()}`);
+    const missing = FIELD_NAMES[present]; // a name exactly when fewer than 11 fields were present
+    if (missing !== undefined) throw syntax(`Missing ${missing.toLowerCase()}`);
 
     const path = canonicalPath(fields[F_PATH], 'path');
     const size = num(fields[F_SIZE], 'size', U64_MAX);

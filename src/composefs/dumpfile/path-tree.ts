@@ -117,22 +117,24 @@ export class PathTree {
     ) {
       return this.addChild(this.lastParent!, path.subarray(slash + 1), maxName, line);
     }
-    const parts = components(path);
+    const parents = components(path);
+    // components() always yields at least one (maybe empty) name; addChild refuses an empty one.
+    const name = parents.pop() ?? Buffer.alloc(0);
     let dir = this.root;
-    for (let i = 0; i < parts.length - 1; i++) {
-      const child = dir.children?.get(parts[i].toString('latin1'));
+    for (const part of parents) {
+      const child = dir.children?.get(part.toString('latin1'));
       if (child === undefined || child.isHardlink || !isDirNode(child)) {
-        throw syntax(`Parent directory ${JSON.stringify(parts[i].toString('latin1'))} not found`);
+        throw syntax(`Parent directory ${JSON.stringify(part.toString('latin1'))} not found`);
       }
       dir = child;
     }
     if (!isDirNode(dir)) throw syntax('Parent is not a directory');
     // Cache only a canonical parent path ("/a/b": one leading slash, no empty component).
-    if (slash > 0 && path[0] === 0x2f && parts.length >= 2 && isCanonical(path, slash)) {
+    if (slash > 0 && path[0] === 0x2f && parents.length >= 1 && isCanonical(path, slash)) {
       this.lastParentPath = Buffer.from(path.subarray(0, slash));
       this.lastParent = dir;
     }
-    return this.addChild(dir, parts[parts.length - 1], maxName, line);
+    return this.addChild(dir, name, maxName, line);
   }
 
   private addChild(dir: ParseNode, name: Buffer, maxName: number, line: number): ParseNode {
@@ -169,8 +171,7 @@ export class PathTree {
    */
   resolve(canonical: CanonicalRule = 'line'): Inode {
     if (this.root === null || this.root.inode === null) throw syntax('No root directory');
-    for (let i = this.hardlinks.length - 1; i >= 0; i--) {
-      const h = this.hardlinks[i];
+    for (const h of this.hardlinks.toReversed()) {
       if (h.linkTo !== null) continue;
       if (h.linkPath === null) throw lineError('Missing hardlink target', h);
       const target = this.lookup(h.linkPath);
@@ -214,13 +215,12 @@ export class PathTree {
 export function markFirstOccurrences(root: Inode): void {
   const seen = new Set<Inode>([root]);
   const frames: { entries: DirEntry[]; next: number }[] = [{ entries: root.entries ?? [], next: 0 }];
-  while (frames.length > 0) {
-    const top = frames[frames.length - 1];
-    if (top.next >= top.entries.length) {
-      frames.pop();
+  for (let top = frames.at(-1); top !== undefined; top = frames.at(-1)) {
+    const e = top.entries[top.next++];
+    if (e === undefined) {
+      frames.pop(); // every entry of this directory is done
       continue;
     }
-    const e = top.entries[top.next++];
     e.hardlink = seen.has(e.inode);
     seen.add(e.inode);
     if (!e.hardlink && e.inode.entries !== null) frames.push({ entries: e.inode.entries, next: 0 });

@@ -41,13 +41,12 @@ function* walk(root: Inode, isPrimary: (e: DirEntry) => boolean): Generator<Visi
   const frames: { prefix: number; entries: DirEntry[]; next: number }[] = [
     { prefix: 0, entries: root.entries ?? [], next: 0 },
   ];
-  while (frames.length > 0) {
-    const top = frames[frames.length - 1];
-    if (top.next >= top.entries.length) {
-      frames.pop();
+  for (let top = frames.at(-1); top !== undefined; top = frames.at(-1)) {
+    const entry = top.entries[top.next++];
+    if (entry === undefined) {
+      frames.pop(); // every entry of this directory is done
       continue;
     }
-    const entry = top.entries[top.next++];
     const end = top.prefix + 1 + entry.name.length;
     if (end > pathBuf.length) {
       const bigger = Buffer.alloc(Math.max(end, 2 * pathBuf.length));

@@ -22,14 +22,16 @@ export interface Challenge {
  */
 export function parseChallenge(header: string): Challenge | undefined {
   const m = /^\s*([A-Za-z][A-Za-z0-9._~+/-]*)\s*(.*)$/s.exec(header);
-  if (!m) return undefined;
+  const [, scheme, rest] = m ?? [];
+  if (scheme === undefined || rest === undefined) return undefined;
   const params: Record<string, string> = {};
   const re = /\s*([A-Za-z][A-Za-z0-9._-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,"]*))\s*(?:,|$)/gy;
   let p: RegExpExecArray | null;
-  while ((p = re.exec(m[2])) !== null && p[0] !== '') {
-    params[p[1].toLowerCase()] = p[2] !== undefined ? p[2].replace(/\\(.)/g, '$1') : (p[3] ?? '');
+  while ((p = re.exec(rest)) !== null && p[0] !== '') {
+    const [, name = '', quoted, bare] = p;
+    params[name.toLowerCase()] = quoted !== undefined ? quoted.replace(/\\(.)/g, '$1') : (bare ?? '');
   }
-  return { scheme: m[1].toLowerCase(), params };
+  return { scheme: scheme.toLowerCase(), params };
 }
 
 /** `Authorization: Basic …` value. */
@@ -51,7 +53,7 @@ export function authFiles(env: NodeJS.ProcessEnv = process.env): string[] {
 
 /** Host part of an `auths` key: `https://HOST/v1/`, `HOST`, `HOST/namespace` all name HOST. */
 function keyHost(key: string): string {
-  return key.replace(/^[a-z]+:\/\//i, '').split('/')[0];
+  return key.replace(/^[a-z]+:\/\//i, '').split('/', 1)[0] ?? '';
 }
 
 /**

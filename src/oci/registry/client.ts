@@ -357,6 +357,6 @@ export function manifestMediaType(raw: Buffer, contentType: string | null): stri
   } catch {
     /* handled by the parser of the caller */
   }
-  const ct = contentType?.split(';')[0].trim();
+  const ct = contentType?.split(';', 1)[0]?.trim();
   return ct || MEDIA_TYPE_IMAGE_MANIFEST;
 }
