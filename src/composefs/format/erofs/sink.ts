@@ -4,6 +4,7 @@
  * layout cannot drift from the bytes (composefs-rs `erofs/writer.rs` runs its emitter twice the
  * same way). One class, not two, keeps every call site monomorphic for the JIT.
  */
+import { byte } from '../column.js';
 
 export class ImageSink {
   /** Bytes emitted so far: the offset of the next byte. */
@@ -61,7 +62,7 @@ export class ImageSink {
     this.buf.writeUInt32LE(v % 0x100000000, at);
     this.buf.writeUInt32LE(Math.floor(v / 0x100000000), at + 4);
   }
-  bytes(src: Uint8Array, start: number, end: number): void {
+  bytes(src: Buffer, start: number, end: number): void {
     if (this.onChunk === null) {
       this.pos += end - start;
       return;
@@ -70,7 +71,7 @@ export class ImageSink {
       if (this.at === this.buf.length) this.flush();
       const n = Math.min(end - start, this.buf.length - this.at);
       const b = this.buf;
-      if (n <= 128) for (let i = start, at = this.at; i < start + n; i++) b[at++] = src[i];
+      if (n <= 128) for (let i = start, at = this.at; i < start + n; i++) b[at++] = byte(src, i);
       else b.set(src.subarray(start, start + n), this.at);
       this.at += n;
       this.pos += n;
