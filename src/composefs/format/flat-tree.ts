@@ -13,7 +13,7 @@
 import { OdhError } from '../../util/errors.js';
 import { S_IFDIR, S_IFMT, newInode, type DirEntry, type Inode } from './tree.js';
 import { checkEntryName } from './erofs/dirents.js';
-import { byte, i32, i64, item, u32, u64, u8 } from './column.js';
+import { checkRange, i32, i64, item, u32, u64, u8 } from './column.js';
 
 const NONE = -1;
 
@@ -86,8 +86,9 @@ export class ByteArena {
     this.reserve(n);
     const off = this.length;
     if (n <= SHORT_COPY) {
+      checkRange(src, start, end);
       const b = this.buf;
-      for (let i = start, at = off; i < end; i++) b[at++] = u8(src, i);
+      for (let i = start, at = off; i < end; i++) b[at++] = src[i]!; // in range: checked above
     } else {
       this.buf.set(src.subarray(start, end), off);
     }
@@ -98,8 +99,10 @@ export class ByteArena {
   /** Copies len bytes of the arena from `from` to `to` (non-overlapping). */
   copyWithin(from: number, len: number, to: number): void {
     const b = this.buf;
-    if (len <= SHORT_COPY) for (let i = 0; i < len; i++) b[to + i] = byte(b, from + i);
-    else b.copyWithin(to, from, from + len);
+    if (len <= SHORT_COPY) {
+      checkRange(b, from, from + len);
+      for (let i = 0; i < len; i++) b[to + i] = b[from + i]!; // in range: checked above
+    } else b.copyWithin(to, from, from + len);
   }
 
   /** The arena's [off, off + end − start) equals src[start, end). */

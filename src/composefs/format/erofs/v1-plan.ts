@@ -263,9 +263,20 @@ export function planV1(t: FlatTree, opts: V1PlanOptions = {}): V1Plan {
   const [minimum, max] = versionRange(opts);
   if (!t.isDir(0)) throw new OdhError('FORMAT', 'the root must be a directory', { path: '/' });
   const { nodes, parents } = preorder(t);
+  // Directories with a whiteout child get the whiteouts (and opaque) markers (spec §5.1 step 5).
+  // A plain loop: V8 does not inline an Int32Array#some callback, and isWhiteout's BigInts would
+  // then be allocated for every node.
+  const hasWhiteoutChild = new Uint8Array(t.inodeCount + 256);
+  let whiteouts = false;
+  for (let k = 1; k < nodes.length; k++) {
+    const i = i32(nodes, k);
+    if (!isWhiteout(t, i)) continue;
+    hasWhiteoutChild[i32(parents, k)] = 1;
+    if (i !== 0) whiteouts = true;
+  }
   let version = minimum;
   // spec composefs-v1 §3.1 step 5: the auto-upgrade looks at non-hardlink nodes of the input only.
-  if (version < 1 && max >= 1 && nodes.some((i) => i !== 0 && isWhiteout(t, i))) version = 1;
+  if (version < 1 && max >= 1 && whiteouts) version = 1;
   const keys = new KeyTable();
   const constant = (s: string): [number, number] => {
     const b = latin1(s);
@@ -290,11 +301,6 @@ export function planV1(t: FlatTree, opts: V1PlanOptions = {}): V1Plan {
     keys.id(latin1('user.overlay.opaque')),
   ];
 
-  // Directories with a whiteout child get the whiteouts (and opaque) markers (spec §5.1 step 5).
-  const hasWhiteoutChild = new Uint8Array(t.inodeCount + 256);
-  for (let k = 1; k < nodes.length; k++)
-    if (isWhiteout(t, i32(nodes, k))) hasWhiteoutChild[i32(parents, k)] = 1;
-
   const lists: XattrLists = {
     first: new Int32Array(t.inodeCount + 256),
     count: new Int32Array(t.inodeCount + 256),
@@ -303,7 +309,8 @@ export function planV1(t: FlatTree, opts: V1PlanOptions = {}): V1Plan {
     len: new IntList(),
   };
   const s = new XattrScratch(keys);
-  for (const i of nodes) {
+  for (let k = 0; k < nodes.length; k++) {
+    const i = i32(nodes, k);
     const path = (): string => t.path(i);
     const external = rewriteNode(t, i, path);
     s.reset();
