@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import { byte, i32, i64, item, u32, u64, u8 } from '../../src/composefs/format/column.js';
+import { byte, checkRange, i32, i64, item, u32, u64, u8 } from '../../src/composefs/format/column.js';
 
 // The checked reads the V1 writer uses instead of bare `a[i]`: in range they return the element
 // (0 included), out of range they throw instead of handing `undefined` on as a number.
@@ -24,5 +24,24 @@ describe('format column accessors', () => {
     expect(() => u64(new BigUint64Array(1), 1)).toThrow(/out of range/);
     expect(() => i64(new BigInt64Array(1), -1)).toThrow(/out of range/);
     expect(() => item([], 0)).toThrow(/out of range/);
+  });
+
+  it('checkRange accepts [start, end) inside the array and rejects anything else', () => {
+    const b = new Uint8Array(4);
+    const inside: [number, number][] = [
+      [0, 0],
+      [0, 4],
+      [4, 4],
+      [1, 3],
+    ];
+    const outside: [number, number][] = [
+      [-1, 2],
+      [0, 5],
+      [3, 2],
+      [5, 5],
+    ];
+    for (const [s, e] of inside) expect(() => checkRange(b, s, e)).not.toThrow();
+    for (const [s, e] of outside)
+      expect(() => checkRange(b, s, e)).toThrow(/internal: byte range .* out of range \(length 4\)/);
   });
 });
