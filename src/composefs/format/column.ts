@@ -3,7 +3,7 @@
  * plain number or bigint. Every caller has proved i in range (a loop bound, a stored id); an index
  * outside is a bug in this code, not bad input, so it throws a plain Error (the CLI reports it as
  * INTERNAL). One function per element type keeps each read monomorphic and small enough for V8
- * to inline into the hot loops of the V1 writer, where the check folds away.
+ * to inline into the hot loops of the V1 writer, where the check costs one compare.
  */
 
 /** Thrown by the accessors below; kept out of them so they stay small. */

@@ -62,7 +62,7 @@ export class ImageSink {
     this.buf.writeUInt32LE(v % 0x100000000, at);
     this.buf.writeUInt32LE(Math.floor(v / 0x100000000), at + 4);
   }
-  bytes(src: Buffer, start: number, end: number): void {
+  bytes(src: Uint8Array, start: number, end: number): void {
     if (this.onChunk === null) {
       this.pos += end - start;
       return;
