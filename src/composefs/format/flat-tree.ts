@@ -13,6 +13,7 @@
 import { OdhError } from '../../util/errors.js';
 import { S_IFDIR, S_IFMT, newInode, type DirEntry, type Inode } from './tree.js';
 import { checkEntryName } from './erofs/dirents.js';
+import { checkRange, i32, i64, item, u32, u64, u8 } from './column.js';
 
 const NONE = -1;
 
@@ -49,6 +50,8 @@ const INODE_COLUMNS = [
 ] as const;
 const ENTRY_COLUMNS = ['entryParent', 'entryInode', 'entryNameOff', 'entryNameLen', 'entryHardlink'] as const;
 const XATTR_COLUMNS = ['xattrKeyOff', 'xattrKeyLen', 'xattrValueOff', 'xattrValueLen'] as const;
+type ColumnName =
+  (typeof INODE_COLUMNS)[number] | (typeof ENTRY_COLUMNS)[number] | (typeof XATTR_COLUMNS)[number];
 
 /** Runs up to this many bytes are copied in a loop: cheaper than a native call plus a view. */
 const SHORT_COPY = 128;
@@ -83,8 +86,9 @@ export class ByteArena {
     this.reserve(n);
     const off = this.length;
     if (n <= SHORT_COPY) {
+      checkRange(src, start, end);
       const b = this.buf;
-      for (let i = start, at = off; i < end; i++) b[at++] = src[i];
+      for (let i = start, at = off; i < end; i++) b[at++] = src[i]!; // in range: checked above
     } else {
       this.buf.set(src.subarray(start, end), off);
     }
@@ -95,8 +99,10 @@ export class ByteArena {
   /** Copies len bytes of the arena from `from` to `to` (non-overlapping). */
   copyWithin(from: number, len: number, to: number): void {
     const b = this.buf;
-    if (len <= SHORT_COPY) for (let i = 0; i < len; i++) b[to + i] = b[from + i];
-    else b.copyWithin(to, from, from + len);
+    if (len <= SHORT_COPY) {
+      checkRange(b, from, from + len);
+      for (let i = 0; i < len; i++) b[to + i] = b[from + i]!; // in range: checked above
+    } else b.copyWithin(to, from, from + len);
   }
 
   /** The arena's [off, off + end − start) equals src[start, end). */
@@ -193,9 +199,9 @@ export class FlatTree {
   xattrValueOff: Int32Array = new Int32Array(0);
   xattrValueLen: Int32Array = new Int32Array(0);
 
-  private growColumns(names: readonly (keyof FlatTree)[], n: number): void {
-    const columns = this as unknown as Record<string, Column>;
-    for (const name of names) columns[name] = grown(columns[name]!, n);
+  private growColumns(names: readonly ColumnName[], n: number): void {
+    const columns = this as Record<ColumnName, Column>;
+    for (const name of names) columns[name] = grown(columns[name], n);
   }
 
   private growInodes(n = Math.max(64, this.inodeCap * 2)): void {
@@ -228,7 +234,7 @@ export class FlatTree {
   }
 
   isDir(i: number): boolean {
-    return (this.mode[i] & S_IFMT) === S_IFDIR;
+    return (u32(this.mode, i) & S_IFMT) === S_IFDIR;
   }
 
   /** An entry in directory `parent` for `inode` (NONE: set later); name it with setEntryName. */
@@ -263,7 +269,8 @@ export class FlatTree {
     this.xattrKeyLen[x] = key.length;
     this.xattrValueOff[x] = this.bytes.put(value);
     this.xattrValueLen[x] = value.length;
-    this.xattrCount[this.inodeCount - 1]++;
+    const last = this.inodeCount - 1;
+    this.xattrCount[last] = i32(this.xattrCount, last) + 1;
   }
 
   setPayload(i: number, src: Uint8Array): void {
@@ -286,25 +293,46 @@ export class FlatTree {
     return len < 0 ? null : this.bytes.view(off, len);
   }
 
+  /** Inode i's backing path or symlink target, inline content, fs-verity digest (null: absent). */
+  payload(i: number): Buffer | null {
+    return this.field(i32(this.payloadOff, i), i32(this.payloadLen, i));
+  }
+
+  content(i: number): Buffer | null {
+    return this.field(i32(this.contentOff, i), i32(this.contentLen, i));
+  }
+
+  digest(i: number): Buffer | null {
+    return this.field(i32(this.digestOff, i), i32(this.digestLen, i));
+  }
+
+  /** Key and value of xattr x (an index in xattrFirst…); views valid until the tree grows. */
+  xattrKey(x: number): Buffer {
+    return this.bytes.view(i32(this.xattrKeyOff, x), i32(this.xattrKeyLen, x));
+  }
+
+  xattrValue(x: number): Buffer {
+    return this.bytes.view(i32(this.xattrValueOff, x), i32(this.xattrValueLen, x));
+  }
+
   entryName(e: number): Buffer {
-    return this.bytes.view(this.entryNameOff[e], this.entryNameLen[e]);
+    return this.bytes.view(i32(this.entryNameOff, e), i32(this.entryNameLen, e));
   }
 
   compareNames(a: number, b: number): number {
-    return this.bytes.compare(
-      this.entryNameOff[a],
-      this.entryNameLen[a],
-      this.entryNameOff[b],
-      this.entryNameLen[b],
-    );
+    const off = this.entryNameOff;
+    const len = this.entryNameLen;
+    return this.bytes.compare(i32(off, a), i32(len, a), i32(off, b), i32(len, b));
   }
 
   /** The path of an inode through canonical entries, for messages. */
   path(i: number): string {
     const parts: string[] = [];
-    for (let e = this.canonical[i]; e !== NONE; e = this.canonical[this.entryParent[e]]) {
+    for (let e = i32(this.canonical, i); e !== NONE;) {
       parts.push(this.entryName(e).toString('latin1'));
-      if (this.entryParent[e] === 0) break;
+      const parent = i32(this.entryParent, e);
+      if (parent === 0) break;
+      e = i32(this.canonical, parent);
     }
     return `/${parts.reverse().join('/')}`;
   }
@@ -316,24 +344,30 @@ export class FlatTree {
   indexDirectories(): void {
     const n = this.inodeCount;
     const count = new Int32Array(n);
-    for (let e = 0; e < this.entryCount; e++) count[this.entryParent[e]]++;
+    const parent = this.entryParent;
+    for (let e = 0; e < this.entryCount; e++) {
+      const p = i32(parent, e);
+      count[p] = i32(count, p) + 1;
+    }
     let at = 0;
     for (let i = 0; i < n; i++) {
       this.childFirst[i] = at;
       this.childCount[i] = 0;
-      at += count[i];
+      at += i32(count, i);
     }
     const ids = new Int32Array(this.entryCount);
     for (let e = 0; e < this.entryCount; e++) {
-      const p = this.entryParent[e];
-      ids[this.childFirst[p] + this.childCount[p]++] = e;
+      const p = i32(parent, e);
+      const k = i32(this.childCount, p);
+      ids[i32(this.childFirst, p) + k] = e;
+      this.childCount[p] = k + 1;
     }
     this.childIds = ids;
     for (let i = 0; i < n; i++) {
-      const first = this.childFirst[i];
-      const end = first + this.childCount[i];
+      const first = i32(this.childFirst, i);
+      const end = first + i32(this.childCount, i);
       for (let k = first + 1; k < end; k++) {
-        if (this.compareNames(ids[k - 1], ids[k]) > 0) {
+        if (this.compareNames(i32(ids, k - 1), i32(ids, k)) > 0) {
           ids.subarray(first, end).sort((a, b) => this.compareNames(a, b));
           break;
         }
@@ -370,8 +404,8 @@ export function flattenTree(root: Inode): FlatTree {
   copyInode(root);
   const stack: [Inode, number][] = [[root, 0]];
   const pendingLinks: [number, Inode][] = [];
-  while (stack.length > 0) {
-    const [dir, di] = stack.pop()!;
+  for (let top = stack.pop(); top !== undefined; top = stack.pop()) {
+    const [dir, di] = top;
     const entries: DirEntry[] = dir.entries ?? [];
     for (const e of entries) {
       checkEntryName(e.name, () => flat.path(di));
@@ -402,43 +436,43 @@ export function flattenTree(root: Inode): FlatTree {
 /** The object tree (tree.ts) of a flat tree; entries sorted, hardlinks sharing one Inode. */
 export function toInodeTree(flat: FlatTree): Inode {
   const inodes: Inode[] = [];
-  const copy = (b: Buffer | null): Buffer | null => (b === null ? null : Buffer.from(b));
-  for (let i = 0; i < flat.inodeCount; i++) {
-    const inode = newInode(flat.mode[i], {
-      uid: flat.uid[i],
-      gid: flat.gid[i],
-      nlink: flat.nlink[i],
-      rdev: flat.rdev[i],
-      size: flat.size[i],
-      mtimeSec: flat.mtimeSec[i],
-      mtimeNsec: flat.mtimeNsec[i],
-      payload: copy(flat.field(flat.payloadOff[i], flat.payloadLen[i])),
-      content: copy(flat.field(flat.contentOff[i], flat.contentLen[i])),
-      digest: copy(flat.field(flat.digestOff[i], flat.digestLen[i])),
-    });
-    const first = flat.xattrFirst[i];
-    for (let x = first; x < first + flat.xattrCount[i]; x++) {
-      inode.xattrs.push({
-        key: Buffer.from(flat.bytes.view(flat.xattrKeyOff[x], flat.xattrKeyLen[x])),
-        value: Buffer.from(flat.bytes.view(flat.xattrValueOff[x], flat.xattrValueLen[x])),
-      });
-    }
-    inodes.push(inode);
-  }
-  for (let i = 0; i < flat.inodeCount; i++) {
-    const entries = inodes[i].entries;
+  for (let i = 0; i < flat.inodeCount; i++) inodes.push(inodeOf(flat, i));
+  for (const [i, inode] of inodes.entries()) {
+    const entries = inode.entries;
     if (entries === null) continue;
-    const first = flat.childFirst[i];
-    for (let k = first; k < first + flat.childCount[i]; k++) {
-      const e = flat.childIds[k];
+    const first = i32(flat.childFirst, i);
+    for (let k = first; k < first + i32(flat.childCount, i); k++) {
+      const e = i32(flat.childIds, k);
       entries.push({
         name: Buffer.from(flat.entryName(e)),
-        inode: inodes[flat.entryInode[e]],
-        hardlink: flat.entryHardlink[e] === 1,
+        inode: item(inodes, i32(flat.entryInode, e)),
+        hardlink: u8(flat.entryHardlink, e) === 1,
       });
     }
   }
-  return inodes[0];
+  return item(inodes, 0);
+}
+
+/** A copy of flat inode i as an object inode (no entries yet), xattrs in input order. */
+function inodeOf(flat: FlatTree, i: number): Inode {
+  const copy = (b: Buffer | null): Buffer | null => (b === null ? null : Buffer.from(b));
+  const inode = newInode(u32(flat.mode, i), {
+    uid: u32(flat.uid, i),
+    gid: u32(flat.gid, i),
+    nlink: u32(flat.nlink, i),
+    rdev: u64(flat.rdev, i),
+    size: u64(flat.size, i),
+    mtimeSec: i64(flat.mtimeSec, i),
+    mtimeNsec: u32(flat.mtimeNsec, i),
+    payload: copy(flat.payload(i)),
+    content: copy(flat.content(i)),
+    digest: copy(flat.digest(i)),
+  });
+  const first = i32(flat.xattrFirst, i);
+  for (let x = first; x < first + i32(flat.xattrCount, i); x++) {
+    inode.xattrs.push({ key: Buffer.from(flat.xattrKey(x)), value: Buffer.from(flat.xattrValue(x)) });
+  }
+  return inode;
 }
 
 export const NO_INODE = NONE;

@@ -118,6 +118,8 @@ export class FsVerityHasher {
     if (this.levels.length === 0) return Buffer.alloc(this.hashSize);
     for (let i = 0; ; i++) {
       const level = this.levels[i];
+      // Reducing level i pushed a hash into level i + 1, so it exists.
+      if (level === undefined) throw new Error(`internal: fs-verity tree level ${i} missing`);
       const isTop = i === this.levels.length - 1;
       if (isTop && level.fill === this.hashSize) return Buffer.from(level.block.subarray(0, this.hashSize));
       level.block.fill(0, level.fill);

@@ -111,8 +111,7 @@ export function linkCounts(root: Inode): Map<Inode, number> {
   const counts = new Map<Inode, number>();
   const stack: Inode[] = [root];
   const entered = new Set<Inode>([root]);
-  while (stack.length > 0) {
-    const dir = stack.pop()!;
+  for (let dir = stack.pop(); dir !== undefined; dir = stack.pop()) {
     let subdirs = 0;
     for (const e of dir.entries ?? []) {
       if (e.inode.entries !== null) {

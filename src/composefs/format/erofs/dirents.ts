@@ -60,10 +60,12 @@ export function direntFileType(mode: number): number {
 
 /** Sorts by name bytes unless already sorted (the tree's contract makes that the common case). */
 export function sortedByName<T extends { name: Buffer }>(entries: readonly T[]): T[] {
-  for (let i = 1; i < entries.length; i++) {
-    if (Buffer.compare(entries[i - 1].name, entries[i].name) > 0) {
+  let prev: T | undefined;
+  for (const e of entries) {
+    if (prev !== undefined && Buffer.compare(prev.name, e.name) > 0) {
       return [...entries].sort((a, b) => Buffer.compare(a.name, b.name));
     }
+    prev = e;
   }
   return [...entries];
 }

@@ -37,6 +37,7 @@ import {
   objectPath,
 } from './overlay.js';
 import {
+  type XattrBody,
   type XattrEntry,
   checkXattrEntry,
   splitXattrKey,
@@ -46,6 +47,7 @@ import {
 } from './xattr.js';
 import { S_IFBLK, S_IFCHR, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, type DirEntry, type Inode } from '../tree.js';
 import { OdhError } from '../../../util/errors.js';
+import { item } from '../column.js';
 
 export interface LayoutV2Options {
   /** Repository hash: the metacopy algorithm byte and the expected object-id length. */
@@ -74,8 +76,7 @@ function countLinks(root: Inode): Map<Inode, number> {
   const refs = new Map<Inode, number>();
   const dirs = new Set<Inode>([root]);
   const stack = [root];
-  while (stack.length) {
-    const d = stack.pop()!;
+  for (let d = stack.pop(); d !== undefined; d = stack.pop()) {
     for (const e of d.entries ?? []) {
       if ((e.inode.mode & S_IFMT) === S_IFDIR) {
         if (e.hardlink) throw new OdhError('UNSUPPORTED', 'V2 images cannot hard-link a directory');
@@ -96,6 +97,8 @@ function collect(root: Inode): Collected[] {
   const leafIndex = new Map<Inode, number>();
   interface Frame {
     me: number;
+    /** list[me]. */
+    self: Collected;
     parent: number;
     children: DirEntry[];
     next: number;
@@ -103,15 +106,15 @@ function collect(root: Inode): Collected[] {
   }
   const open = (dir: Inode, parent: number, path: () => string): Frame => {
     const me = list.length;
-    list.push({ src: dir, path, dir: null, nlink: 0 });
-    return { me, parent: parent < 0 ? me : parent, children: sortedEntries(dir), next: 0, refs: [] };
+    const self: Collected = { src: dir, path, dir: null, nlink: 0 };
+    list.push(self);
+    return { me, self, parent: parent < 0 ? me : parent, children: sortedEntries(dir), next: 0, refs: [] };
   };
   const stack: Frame[] = [open(root, -1, () => '/')];
-  while (stack.length) {
-    const f = stack[stack.length - 1];
-    if (f.next < f.children.length) {
-      const e = f.children[f.next++];
-      const parentPath = list[f.me].path;
+  for (let f = stack.at(-1); f !== undefined; f = stack.at(-1)) {
+    const e = f.children[f.next++];
+    if (e !== undefined) {
+      const parentPath = f.self.path;
       checkEntryName(e.name, parentPath);
       const path = (): string => `${parentPath() === '/' ? '' : parentPath()}/${e.name.toString('latin1')}`;
       const type = direntFileType(e.inode.mode);
@@ -136,9 +139,8 @@ function collect(root: Inode): Collected[] {
       { name: DOT, target: f.me, fileType: FT_DIR },
       { name: DOTDOT, target: f.parent, fileType: FT_DIR },
     ].sort((a, b) => Buffer.compare(a.name, b.name));
-    const c = list[f.me];
-    c.dir = splitDirectory(all);
-    c.nlink = all.reduce((n, r) => n + (r.fileType === FT_DIR ? 1 : 0), 0);
+    f.self.dir = splitDirectory(all);
+    f.self.nlink = all.reduce((n, r) => n + (r.fileType === FT_DIR ? 1 : 0), 0);
   }
   return list;
 }
@@ -183,13 +185,12 @@ function tripleKey(e: XattrEntry): string {
 }
 
 export function layoutV2(root: Inode, opts: LayoutV2Options = {}): ErofsLayout {
-  const list = collect(root);
-  const lists = list.map((c) => xattrList(c, opts));
+  const nodes = collect(root).map((c) => ({ c, xattrs: xattrList(c, opts) }));
 
   // Step C: triples seen more than once are shared, sorted by (index, suffix, value).
   const counts = new Map<string, { e: XattrEntry; n: number }>();
-  for (const l of lists) {
-    for (const e of l) {
+  for (const { xattrs } of nodes) {
+    for (const e of xattrs) {
       const k = tripleKey(e);
       const hit = counts.get(k);
       if (hit) hit.n++;
@@ -202,34 +203,35 @@ export function layoutV2(root: Inode, opts: LayoutV2Options = {}): ErofsLayout {
     .sort(
       (a, b) => a.index - b.index || Buffer.compare(a.suffix, b.suffix) || Buffer.compare(a.value, b.value),
     );
-  const sharedIndex = new Map<string, number>(shared.map((e, i) => [tripleKey(e), i]));
-  const sharedOffsets: number[] = [];
+  /** Offset of each shared triple in the shared table. */
+  const sharedOffset = new Map<string, number>();
   let sharedSize = 0;
   for (const e of shared) {
-    sharedOffsets.push(sharedSize);
+    sharedOffset.set(tripleKey(e), sharedSize);
     sharedSize += xattrEntrySize(e);
   }
 
   // Step E pass 1: positions. spec composefs-v2 §4.7.
   const placed: PlacedInode[] = [];
-  const sharedRefs: number[][] = [];
+  /** Each xattr body with the table offsets of its shared triples (ids need the table's position). */
+  const sharedRefs: { body: XattrBody; offsets: number[] }[] = [];
   let pos = INODE_TABLE_START;
-  for (let i = 0; i < list.length; i++) {
-    const c = list[i];
+  for (const { c, xattrs } of nodes) {
     const src = c.src;
     const kind = kindOf(src);
     let filter = 0;
     const local: XattrEntry[] = [];
     const refs: number[] = [];
-    for (const e of lists[i]) {
+    for (const e of xattrs) {
       filter |= (1 << xattrFilterBit(e)) >>> 0;
-      const s = sharedIndex.get(tripleKey(e));
+      const s = sharedOffset.get(tripleKey(e));
       if (s === undefined) local.push(e);
       else refs.push(s);
     }
     filter >>>= 0;
-    const xsize = lists[i].length === 0 ? 0 : xattrBodySizeOf(refs.length, local);
-    sharedRefs.push(refs);
+    const xsize = xattrs.length === 0 ? 0 : xattrBodySizeOf(refs.length, local);
+    const body: XattrBody | null = xsize === 0 ? null : { filter, sharedIds: [], local, size: xsize };
+    if (body !== null) sharedRefs.push({ body, offsets: refs });
 
     let layoutKind = LAYOUT_FLAT_PLAIN;
     let size = 0n;
@@ -310,7 +312,7 @@ export function layoutV2(root: Inode, opts: LayoutV2Options = {}): ErofsLayout {
       gid: src.gid,
       mtimeSec: src.mtimeSec,
       mtimeNsec: 0,
-      xattrs: xsize === 0 ? null : { filter, sharedIds: [], local, size: xsize },
+      xattrs: body,
       inline,
       blocks,
       firstBlock: 0,
@@ -318,10 +320,8 @@ export function layoutV2(root: Inode, opts: LayoutV2Options = {}): ErofsLayout {
     pos += EXTENDED_INODE_SIZE + xsize + inlineLen;
   }
   const sharedTableOffset = roundUp(pos, INODE_SLOT_SIZE);
-  for (let i = 0; i < placed.length; i++) {
-    const x = placed[i].xattrs;
-    if (x) x.sharedIds = sharedRefs[i].map((k) => (sharedTableOffset + sharedOffsets[k]) / 4);
-  }
+  for (const { body, offsets } of sharedRefs)
+    body.sharedIds = offsets.map((o) => (sharedTableOffset + o) / 4);
   let block = roundUp(sharedTableOffset + sharedSize, BLOCK_SIZE) / BLOCK_SIZE;
   for (const p of placed) {
     if (p.blocks.length === 0) continue;
@@ -332,7 +332,7 @@ export function layoutV2(root: Inode, opts: LayoutV2Options = {}): ErofsLayout {
   return {
     composefsVersion: 2,
     flags: 0,
-    rootNid: placed[0].nid,
+    rootNid: item(placed, 0).nid,
     inos: placed.length,
     buildTimeSec: 0n,
     buildTimeNsec: 0,

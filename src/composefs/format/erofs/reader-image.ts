@@ -165,14 +165,15 @@ export class ImageView {
   xattrEntry(at: number, end: number): { xattr: RawXattr; next: number } {
     if (at + XATTR_ENTRY_HEADER_SIZE > end) throw this.fail('truncated xattr entry', at);
     const b = this.bytes;
-    const nameLen = b[at];
-    const index = b[at + 1];
+    const nameLen = b.readUInt8(at);
+    const index = b.readUInt8(at + 1);
     const valueSize = b.readUInt16LE(at + 2);
     const total = XATTR_ENTRY_HEADER_SIZE + nameLen + valueSize;
     if (at + total > end) throw this.fail('xattr entry runs past its area', at);
-    if (index >= PREFIX_BYTES.length) throw this.fail(`unknown xattr prefix index ${index}`, at + 1);
+    const prefix = PREFIX_BYTES[index];
+    if (prefix === undefined) throw this.fail(`unknown xattr prefix index ${index}`, at + 1);
     const nameStart = at + XATTR_ENTRY_HEADER_SIZE;
-    const key = Buffer.concat([PREFIX_BYTES[index], b.subarray(nameStart, nameStart + nameLen)]);
+    const key = Buffer.concat([prefix, b.subarray(nameStart, nameStart + nameLen)]);
     const valueStart = nameStart + nameLen;
     const value = Buffer.from(b.subarray(valueStart, valueStart + valueSize));
     return { xattr: { key, value, valueEnd: valueStart + valueSize }, next: at + ((total + 3) & ~3) };
@@ -184,7 +185,7 @@ export class ImageView {
     const start = ino.xattrStart;
     const end = start + ino.xattrSize;
     if (ino.xattrSize < XATTR_IBODY_HEADER_SIZE) throw this.fail('xattr body shorter than its header', start);
-    const sharedCount = this.bytes[start + 4];
+    const sharedCount = this.bytes.readUInt8(start + 4);
     let pos = start + XATTR_IBODY_HEADER_SIZE + 4 * sharedCount;
     if (pos > end) throw this.fail(`${sharedCount} shared xattr ids do not fit the xattr body`, start);
     const out: RawXattr[] = [];
@@ -258,7 +259,7 @@ export class ImageView {
       out.push({
         name: Buffer.from(chunk.subarray(nameoff, nameEnd)),
         nid: chunk.readBigUInt64LE(at),
-        fileType: chunk[at + 10],
+        fileType: chunk.readUInt8(at + 10),
       });
     }
     return out;

@@ -36,8 +36,8 @@ function truncateAtNul(b: Buffer): Buffer {
 function setXattr(list: Xattr[], key: Buffer, value: Buffer): void {
   const i = list.findIndex((x) => x.key.equals(key));
   if (i >= 0) {
-    const last = list.pop()!;
-    if (i < list.length) list[i] = last;
+    const last = list.pop();
+    if (last !== undefined && i < list.length) list[i] = last;
   }
   list.push({ key, value });
 }

@@ -55,7 +55,8 @@ const MAX_INLINE_CONTENT = 5000;
 const MAX_SYMLINK = 4095;
 
 interface Frame {
-  dir: Inode;
+  /** The directory's entries, filled as its dirents are read. */
+  entries: DirEntry[];
   dirents: RawDirent[];
   next: number;
   depth: number;
@@ -92,38 +93,40 @@ class Reader {
     const rootNid = BigInt(this.hdr.rootNid);
     const raw = this.view.inode(this.hdr, rootNid);
     if ((raw.mode & S_IFMT) !== S_IFDIR) throw this.view.fail('root inode is not a directory', raw.offset);
-    const root = this.build(raw)!;
+    const root = this.build(raw);
+    // A directory is never hidden and always has entries.
+    if (root === null || root.entries === null)
+      throw this.view.fail('root inode is not a directory', raw.offset);
     this.built.set(rootNid, root);
     const frames: Frame[] = [
-      { dir: root, dirents: this.dirents(raw), next: 0, depth: 1, offset: raw.offset },
+      { entries: root.entries, dirents: this.dirents(raw), next: 0, depth: 1, offset: raw.offset },
     ];
-    while (frames.length > 0) {
-      const top = frames[frames.length - 1];
-      if (top.next >= top.dirents.length) {
+    for (let top = frames.at(-1); top !== undefined; top = frames.at(-1)) {
+      const d = top.dirents[top.next++];
+      if (d === undefined) {
         frames.pop();
-        finishDirectory(top.dir, this.view, top.offset);
+        finishDirectory(top.entries, this.view, top.offset);
         continue;
       }
-      const d = top.dirents[top.next++];
       if (isDotOrDotDot(d.name)) continue;
       const seen = this.built.get(d.nid);
       if (seen === null) continue; // hidden whiteout met again
       if (seen !== undefined) {
         // spec composefs-v1 §12.1 step 3: a nid met again is a hardlink to its first node.
-        top.dir.entries!.push({ name: d.name, inode: seen, hardlink: true });
+        top.entries.push({ name: d.name, inode: seen, hardlink: true });
         continue;
       }
       const childRaw = this.view.inode(this.hdr, d.nid);
       const child = this.build(childRaw);
       this.built.set(d.nid, child);
       if (child === null) continue;
-      top.dir.entries!.push({ name: d.name, inode: child, hardlink: false });
+      top.entries.push({ name: d.name, inode: child, hardlink: false });
       if (child.entries !== null) {
         if (top.depth >= this.opts.maxDepth) {
           throw this.view.fail(`directories nested deeper than ${this.opts.maxDepth}`, childRaw.offset);
         }
         frames.push({
-          dir: child,
+          entries: child.entries,
           dirents: this.dirents(childRaw),
           next: 0,
           depth: top.depth + 1,
@@ -185,16 +188,14 @@ function isDotOrDotDot(name: Buffer): boolean {
 }
 
 /** Sorts entries by name bytes (the tree's invariant) and rejects duplicate names. */
-function finishDirectory(dir: Inode, view: ImageView, offset: number): void {
-  const entries = dir.entries as DirEntry[];
+function finishDirectory(entries: DirEntry[], view: ImageView, offset: number): void {
   entries.sort((a, b) => Buffer.compare(a.name, b.name));
-  for (let i = 1; i < entries.length; i++) {
-    if (entries[i].name.equals(entries[i - 1].name)) {
-      throw view.fail(
-        `duplicate directory entry ${JSON.stringify(entries[i].name.toString('latin1'))}`,
-        offset,
-      );
+  let prev: DirEntry | undefined;
+  for (const e of entries) {
+    if (prev?.name.equals(e.name)) {
+      throw view.fail(`duplicate directory entry ${JSON.stringify(e.name.toString('latin1'))}`, offset);
     }
+    prev = e;
   }
 }
 

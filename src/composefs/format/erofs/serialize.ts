@@ -49,12 +49,13 @@ import {
 import { encodeDirentChunk } from './dirents.js';
 import type { DataPart, ErofsLayout, PlacedInode } from './layout.js';
 import { encodeXattrBody, encodeXattrEntry } from './xattr.js';
+import { item } from '../column.js';
 
 const U64 = (1n << 64n) - 1n;
 
 export function serialize(layout: ErofsLayout): Buffer {
   const buf = Buffer.alloc(layout.imageSize);
-  const nidOf = (target: number): number => layout.inodes[target].nid;
+  const nidOf = (target: number): number => item(layout.inodes, target).nid;
 
   buf.writeUInt32LE(COMPOSEFS_MAGIC, HDR_MAGIC);
   buf.writeUInt32LE(COMPOSEFS_HEADER_VERSION, HDR_VERSION);
@@ -74,8 +75,8 @@ export function serialize(layout: ErofsLayout): Buffer {
 
   for (const ino of layout.inodes) {
     writeInode(buf, ino, nidOf);
-    for (let i = 0; i < ino.blocks.length; i++) {
-      writePart({ buf, off: (ino.firstBlock + i) * BLOCK_SIZE, wholeBlock: true }, ino.blocks[i], nidOf);
+    for (const [i, part] of ino.blocks.entries()) {
+      writePart({ buf, off: (ino.firstBlock + i) * BLOCK_SIZE, wholeBlock: true }, part, nidOf);
     }
   }
 

@@ -4,6 +4,7 @@
  * layout cannot drift from the bytes (composefs-rs `erofs/writer.rs` runs its emitter twice the
  * same way). One class, not two, keeps every call site monomorphic for the JIT.
  */
+import { checkRange } from '../column.js';
 
 export class ImageSink {
   /** Bytes emitted so far: the offset of the next byte. */
@@ -70,8 +71,10 @@ export class ImageSink {
       if (this.at === this.buf.length) this.flush();
       const n = Math.min(end - start, this.buf.length - this.at);
       const b = this.buf;
-      if (n <= 128) for (let i = start, at = this.at; i < start + n; i++) b[at++] = src[i];
-      else b.set(src.subarray(start, start + n), this.at);
+      if (n <= 128) {
+        checkRange(src, start, start + n);
+        for (let i = start, at = this.at; i < start + n; i++) b[at++] = src[i]!; // in range: checked above
+      } else b.set(src.subarray(start, start + n), this.at);
       this.at += n;
       this.pos += n;
       start += n;

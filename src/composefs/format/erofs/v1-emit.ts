@@ -31,7 +31,8 @@ import {
   xattrIcount,
 } from './format.js';
 import { ImageSink } from './sink.js';
-import { FLAG_EXTERNAL, FLAG_MIN_MTIME, FLAG_SIZE_U32, type V1Plan } from './v1-plan.js';
+import { FLAG_EXTERNAL, FLAG_MIN_MTIME, FLAG_SIZE_U32, pairKeyOf, type V1Plan } from './v1-plan.js';
+import { byte, i32, i64, u32, u64, u8 } from '../column.js';
 
 const U32_MAX = 0xffffffffn;
 const DOT = Buffer.from('.');
@@ -54,14 +55,17 @@ const roundUp = (x: number, a: number): number => Math.ceil(x / a) * a;
 
 /** The name b[off, end) sorts after `.` (byte order). */
 function afterDot(b: Buffer, off: number, end: number): boolean {
-  return b[off] > 0x2e || (b[off] === 0x2e && end - off > 1);
+  const c = byte(b, off);
+  return c > 0x2e || (c === 0x2e && end - off > 1);
 }
 
 /** The name b[off, end) sorts after `..` (byte order). */
 function afterDotDot(b: Buffer, off: number, end: number): boolean {
-  if (b[off] !== 0x2e) return b[off] > 0x2e;
+  const c = byte(b, off);
+  if (c !== 0x2e) return c > 0x2e;
   if (end - off < 2) return false;
-  return b[off + 1] > 0x2e || (b[off + 1] === 0x2e && end - off > 2);
+  const d = byte(b, off + 1);
+  return d > 0x2e || (d === 0x2e && end - off > 2);
 }
 
 /** An inode's shape before placement: what its size, inline tail and blocks are. */
@@ -111,7 +115,7 @@ class V1Emitter {
   }
 
   private nid(k: number): number {
-    return this.known === null ? 0 : this.known.offset[k] / INODE_SLOT_SIZE;
+    return this.known === null ? 0 : i32(this.known.offset, k) / INODE_SLOT_SIZE;
   }
 
   emit(s: ImageSink): void {
@@ -122,7 +126,7 @@ class V1Emitter {
     this.placed.inodesEnd = s.pos;
     this.sharedTable(s);
     s.zeros(roundUp(s.pos, BLOCK_SIZE) - s.pos);
-    for (let k = 0; k < this.n; k++) if (this.blocks[k] > 0) this.dataBlocks(s, k);
+    for (let k = 0; k < this.n; k++) if (i32(this.blocks, k) > 0) this.dataBlocks(s, k);
     this.placed.imageSize = s.pos;
   }
 
@@ -160,8 +164,8 @@ class V1Emitter {
   /** Collects directory i's dirents (BFS index k), `.` and `..` merged where they sort. */
   private collectDirents(i: number, k: number): void {
     const t = this.t;
-    const first = t.childFirst[i];
-    const count = t.childCount[i];
+    const first = i32(t.childFirst, i);
+    const count = i32(t.childCount, i);
     if (this.dName.length < count + 2) {
       this.dName = new Int32Array(2 * (count + 2));
       this.dTarget = new Int32Array(2 * (count + 2));
@@ -171,9 +175,9 @@ class V1Emitter {
     let dotdot = false;
     const buf = t.bytes.buf;
     for (let c = first; c < first + count; c++) {
-      const e = t.childIds[c];
-      const off = t.entryNameOff[e];
-      const end = off + t.entryNameLen[e];
+      const e = i32(t.childIds, c);
+      const off = i32(t.entryNameOff, e);
+      const end = off + i32(t.entryNameLen, e);
       if (!dot && afterDot(buf, off, end)) {
         this.dName[n] = NAME_DOT;
         this.dTarget[n++] = k;
@@ -181,11 +185,11 @@ class V1Emitter {
       }
       if (!dotdot && afterDotDot(buf, off, end)) {
         this.dName[n] = NAME_DOTDOT;
-        this.dTarget[n++] = this.plan.parentIndex[k];
+        this.dTarget[n++] = i32(this.plan.parentIndex, k);
         dotdot = true;
       }
       this.dName[n] = e;
-      this.dTarget[n++] = this.plan.ino[t.entryInode[e]];
+      this.dTarget[n++] = i32(this.plan.ino, i32(t.entryInode, e));
     }
     if (!dot) {
       this.dName[n] = NAME_DOT;
@@ -193,15 +197,15 @@ class V1Emitter {
     }
     if (!dotdot) {
       this.dName[n] = NAME_DOTDOT;
-      this.dTarget[n++] = this.plan.parentIndex[k];
+      this.dTarget[n++] = i32(this.plan.parentIndex, k);
     }
     this.dCount = n;
     this.splitChunks();
   }
 
   private nameLength(d: number): number {
-    const name = this.dName[d];
-    return name === NAME_DOT ? 1 : name === NAME_DOTDOT ? 2 : this.t.entryNameLen[name];
+    const name = i32(this.dName, d);
+    return name === NAME_DOT ? 1 : name === NAME_DOTDOT ? 2 : i32(this.t.entryNameLen, name);
   }
 
   /** Greedy ≤ 4096-byte chunks (spec composefs-v1 §9.1). */
@@ -226,23 +230,26 @@ class V1Emitter {
   /** One chunk of dirents: headers (nid, name offset, type), then the names. spec composefs-v2 §4.9. */
   private dirents(s: ImageSink, chunk: number): void {
     const t = this.t;
-    const from = this.chunkStart[chunk];
-    const to = this.chunkStart[chunk + 1];
+    const from = i32(this.chunkStart, chunk);
+    const to = i32(this.chunkStart, chunk + 1);
     let nameoff = DIRENT_SIZE * (to - from);
     for (let d = from; d < to; d++) {
-      const target = this.dTarget[d];
-      const name = this.dName[d];
+      const target = i32(this.dTarget, d);
+      const name = i32(this.dName, d);
       s.u64n(this.nid(target));
       s.u16(nameoff);
-      s.u8(name < 0 ? FT_DIR : direntFileType(t.mode[this.plan.order[target]]));
+      s.u8(name < 0 ? FT_DIR : direntFileType(u32(t.mode, i32(this.plan.order, target))));
       s.u8(0);
       nameoff += this.nameLength(d);
     }
     for (let d = from; d < to; d++) {
-      const name = this.dName[d];
+      const name = i32(this.dName, d);
       if (name === NAME_DOT) s.bytes(DOT, 0, 1);
       else if (name === NAME_DOTDOT) s.bytes(DOTDOT, 0, 2);
-      else s.bytes(t.bytes.buf, t.entryNameOff[name], t.entryNameOff[name] + t.entryNameLen[name]);
+      else {
+        const off = i32(t.entryNameOff, name);
+        s.bytes(t.bytes.buf, off, off + i32(t.entryNameLen, name));
+      }
     }
   }
 
@@ -256,46 +263,49 @@ class V1Emitter {
     let filter = 0;
     let shared = 0;
     let local = 0;
-    for (let x = p.xFirst[i]; x < p.xFirst[i] + p.xCount[i]; x++) {
-      const pair = p.pairIds[x];
-      const key = p.keys[p.pairKey[pair]];
+    const xFirst = i32(p.xFirst, i);
+    const xCount = i32(p.xCount, i);
+    for (let x = xFirst; x < xFirst + xCount; x++) {
+      const pair = i32(p.pairIds, x);
+      const key = pairKeyOf(p, pair);
       filter |= 1 << key.bit;
-      if (p.pairShared[pair] >= 0 && shared < p.maxSharedRefs) shared++;
-      else local += (4 + key.split.suffix.length + p.pairValueLen[pair] + 3) & ~3;
+      if (i32(p.pairShared, pair) >= 0 && shared < p.maxSharedRefs) shared++;
+      else local += (4 + key.split.suffix.length + i32(p.pairValueLen, pair) + 3) & ~3;
     }
     sh.filter = filter >>> 0;
     sh.shared = shared;
-    sh.xsize = p.xCount[i] === 0 ? 0 : XATTR_IBODY_HEADER_SIZE + 4 * shared + local;
+    sh.xsize = xCount === 0 ? 0 : XATTR_IBODY_HEADER_SIZE + 4 * shared + local;
     sh.blocks = 0;
     sh.tail = 0;
     /** SIZE when it is not the input's (directories and symlinks), else -1. */
     let dirSize = -1;
-    const type = t.mode[i] & S_IFMT;
+    const type = u32(t.mode, i) & S_IFMT;
+    const flags = u8(p.flags, i);
     if (t.isDir(i)) {
       const last = this.lastChunkSize;
       sh.blocks = this.chunks - (last > BLOCK_SIZE / 2 ? 0 : 1);
       sh.tail = last > BLOCK_SIZE / 2 ? 0 : last;
       dirSize = BLOCK_SIZE * sh.blocks + sh.tail;
     } else if (type === S_IFLNK) {
-      sh.tail = t.payloadLen[i];
+      sh.tail = i32(t.payloadLen, i);
       dirSize = sh.tail;
-    } else if (type === S_IFREG && t.contentLen[i] > 0) {
-      const n = t.contentLen[i];
+    } else if (type === S_IFREG && i32(t.contentLen, i) > 0) {
+      const n = i32(t.contentLen, i);
       sh.blocks = Math.floor(n / BLOCK_SIZE);
       sh.tail = n % BLOCK_SIZE;
       if (sh.tail > BLOCK_SIZE / 2) {
         sh.blocks++;
         sh.tail = 0;
       }
-    } else if (p.flags[i] & FLAG_EXTERNAL) {
-      sh.tail = 4 * p.chunks[i];
+    } else if (flags & FLAG_EXTERNAL) {
+      sh.tail = 4 * i32(p.chunks, i);
     }
     sh.compact =
-      (p.flags[i] & FLAG_MIN_MTIME) !== 0 &&
-      t.nlink[i] <= 0xffff &&
-      t.uid[i] <= 0xffff &&
-      t.gid[i] <= 0xffff &&
-      (dirSize >= 0 ? dirSize <= 0xffffffff : (p.flags[i] & FLAG_SIZE_U32) !== 0);
+      (flags & FLAG_MIN_MTIME) !== 0 &&
+      u32(t.nlink, i) <= 0xffff &&
+      u32(t.uid, i) <= 0xffff &&
+      u32(t.gid, i) <= 0xffff &&
+      (dirSize >= 0 ? dirSize <= 0xffffffff : (flags & FLAG_SIZE_U32) !== 0);
     return sh;
   }
 
@@ -324,12 +334,12 @@ class V1Emitter {
   /** One inode: slot alignment, tail padding, header, xattr body, inline data (spec §10–§11). */
   private inode(s: ImageSink, k: number): void {
     const t = this.t;
-    const i = this.plan.order[k];
+    const i = i32(this.plan.order, k);
     if (t.isDir(i)) this.collectDirents(i, k);
     const sh = this.computeShape(i);
     const isz = sh.compact ? COMPACT_INODE_SIZE : EXTENDED_INODE_SIZE;
     s.zeros(roundUp(s.pos, INODE_SLOT_SIZE) - s.pos);
-    const type = t.mode[i] & S_IFMT;
+    const type = u32(t.mode, i) & S_IFMT;
     s.zeros(this.tailPadding(sh, type === S_IFLNK, s.pos, isz));
     this.placed.offset[k] = s.pos;
     this.placed.xattrSize[k] = sh.xsize;
@@ -344,43 +354,47 @@ class V1Emitter {
   private inodeHeader(s: ImageSink, k: number, i: number, sh: Shape): void {
     const t = this.t;
     const p = this.plan;
-    const type = t.mode[i] & S_IFMT;
+    const mode = u32(t.mode, i);
+    const type = mode & S_IFMT;
     let layout = sh.tail > 0 ? LAYOUT_FLAT_INLINE : LAYOUT_FLAT_PLAIN;
     /** SIZE below 2^53 (external files are, spec composefs-v1 §9.3). */
     let size = 0;
-    let iu = sh.blocks > 0 && this.known !== null ? this.known.firstBlock[k] : 0;
+    let iu = sh.blocks > 0 && this.known !== null ? i32(this.known.firstBlock, k) : 0;
     if (t.isDir(i)) size = BLOCK_SIZE * sh.blocks + sh.tail;
-    else if (type === S_IFLNK) size = t.payloadLen[i];
-    else if (type === S_IFREG && t.contentLen[i] > 0) size = t.contentLen[i];
-    else if (p.flags[i] & FLAG_EXTERNAL) {
+    else if (type === S_IFLNK) size = i32(t.payloadLen, i);
+    else if (type === S_IFREG && i32(t.contentLen, i) > 0) size = i32(t.contentLen, i);
+    else if (u8(p.flags, i) & FLAG_EXTERNAL) {
       layout = LAYOUT_CHUNK_BASED;
-      size = Number(t.size[i]);
+      size = Number(u64(t.size, i));
       // The u16 at i_u offset 0 is the chunk format; the high half keeps the block address.
-      iu = ((iu & 0xffff0000) | (p.chunkBits[i] - 12)) >>> 0;
-    } else if (type === S_IFCHR || type === S_IFBLK) iu = Number(t.rdev[i] & U32_MAX);
+      iu = ((iu & 0xffff0000) | (u8(p.chunkBits, i) - 12)) >>> 0;
+    } else if (type === S_IFCHR || type === S_IFBLK) iu = Number(u64(t.rdev, i) & U32_MAX);
     this.placed.iu[k] = iu;
+    const nlink = u32(t.nlink, i);
+    const uid = u32(t.uid, i);
+    const gid = u32(t.gid, i);
     s.u16(inodeFormat(layout, !sh.compact));
     s.u16(xattrIcount(sh.xsize));
-    s.u16(t.mode[i] & 0xffff);
+    s.u16(mode & 0xffff);
     if (sh.compact) {
-      s.u16(t.nlink[i]);
+      s.u16(nlink);
       s.u32(size);
       s.u32(0); // reserved
       s.u32(iu);
       s.u32(k); // ino
-      s.u16(t.uid[i]);
-      s.u16(t.gid[i]);
+      s.u16(uid);
+      s.u16(gid);
       s.u32(0); // reserved
     } else {
       s.u16(0); // reserved
       s.u64n(size);
       s.u32(iu);
       s.u32(k); // ino
-      s.u32(t.uid[i]);
-      s.u32(t.gid[i]);
-      s.u64(t.mtimeSec[i]);
-      s.u32(t.mtimeNsec[i]);
-      s.u32(t.nlink[i]);
+      s.u32(uid);
+      s.u32(gid);
+      s.u64(i64(t.mtimeSec, i));
+      s.u32(u32(t.mtimeNsec, i));
+      s.u32(nlink);
       s.zeros(16); // reserved
     }
   }
@@ -392,19 +406,19 @@ class V1Emitter {
     s.u32(~sh.filter >>> 0);
     s.u8(sh.shared);
     s.zeros(XATTR_IBODY_HEADER_SIZE - 5);
-    const first = p.xFirst[i];
-    const end = first + p.xCount[i];
+    const first = i32(p.xFirst, i);
+    const end = first + i32(p.xCount, i);
     let shared = 0;
     for (let x = first; x < end && shared < sh.shared; x++) {
-      const pair = p.pairIds[x];
-      if (p.pairShared[pair] < 0) continue;
-      s.u32((base + p.pairShared[pair]) / 4);
+      const at = i32(p.pairShared, i32(p.pairIds, x));
+      if (at < 0) continue;
+      s.u32((base + at) / 4);
       shared++;
     }
     shared = 0;
     for (let x = first; x < end; x++) {
-      const pair = p.pairIds[x];
-      if (p.pairShared[pair] >= 0 && shared < sh.shared) {
+      const pair = i32(p.pairIds, x);
+      if (i32(p.pairShared, pair) >= 0 && shared < sh.shared) {
         shared++;
         continue;
       }
@@ -415,10 +429,10 @@ class V1Emitter {
   /** spec composefs-v2 §4.8: name length, prefix index, value size, suffix, value, padding to 4. */
   private xattrEntry(s: ImageSink, pair: number): void {
     const p = this.plan;
-    const key = p.keys[p.pairKey[pair]];
+    const key = pairKeyOf(p, pair);
     const suffix = key.split.suffix;
-    const off = p.pairValueOff[pair];
-    const len = p.pairValueLen[pair];
+    const off = i32(p.pairValueOff, pair);
+    const len = i32(p.pairValueLen, pair);
     s.u8(suffix.length);
     s.u8(key.split.index);
     s.u16(len);
@@ -432,12 +446,18 @@ class V1Emitter {
     const t = this.t;
     if (sh.tail === 0) return;
     if (t.isDir(i)) this.dirents(s, this.chunks - 1);
-    else if ((t.mode[i] & S_IFMT) === S_IFLNK) {
-      s.bytes(t.bytes.buf, t.payloadOff[i], t.payloadOff[i] + t.payloadLen[i]);
-    } else if (t.contentLen[i] > 0) {
-      const end = t.contentOff[i] + t.contentLen[i];
+    else if ((u32(t.mode, i) & S_IFMT) === S_IFLNK) this.payload(s, i);
+    else if (i32(t.contentLen, i) > 0) {
+      const end = i32(t.contentOff, i) + i32(t.contentLen, i);
       s.bytes(t.bytes.buf, end - sh.tail, end);
     } else s.fill(0xff, sh.tail); // null chunk addresses
+  }
+
+  /** A symlink's target. */
+  private payload(s: ImageSink, i: number): void {
+    const t = this.t;
+    const off = i32(t.payloadOff, i);
+    s.bytes(t.bytes.buf, off, off + i32(t.payloadLen, i));
   }
 
   // ---------------------------------------------------------------- shared table and data
@@ -449,25 +469,26 @@ class V1Emitter {
   /** The inode's data blocks, each zero-padded to 4096 (spec composefs-v1 §11.5–§11.6). */
   private dataBlocks(s: ImageSink, k: number): void {
     const t = this.t;
-    const i = this.plan.order[k];
-    const blocks = this.blocks[k];
+    const i = i32(this.plan.order, k);
+    const blocks = i32(this.blocks, k);
     this.placed.firstBlock[k] = s.pos / BLOCK_SIZE;
     const pad = (): void => s.zeros(roundUp(s.pos, BLOCK_SIZE) - s.pos);
     if (t.isDir(i)) {
       this.collectDirents(i, k);
-      const full = this.tails[k] > 0 || this.lastChunkSize <= BLOCK_SIZE / 2 ? this.chunks - 1 : this.chunks;
+      const full =
+        i32(this.tails, k) > 0 || this.lastChunkSize <= BLOCK_SIZE / 2 ? this.chunks - 1 : this.chunks;
       for (let c = 0; c < full; c++) {
         this.dirents(s, c);
         pad();
       }
       // A promoted tail chunk (never reached: after padding a ≤ 2048-byte tail always fits).
       if (full < blocks) s.zeros(BLOCK_SIZE * (blocks - full));
-    } else if ((t.mode[i] & S_IFMT) === S_IFLNK) {
-      s.bytes(t.bytes.buf, t.payloadOff[i], t.payloadOff[i] + t.payloadLen[i]);
+    } else if ((u32(t.mode, i) & S_IFMT) === S_IFLNK) {
+      this.payload(s, i);
       pad();
-    } else if (t.contentLen[i] > 0) {
-      const off = t.contentOff[i];
-      const len = t.contentLen[i];
+    } else if (i32(t.contentLen, i) > 0) {
+      const off = i32(t.contentOff, i);
+      const len = i32(t.contentLen, i);
       for (let b = 0; b < blocks; b++) {
         s.bytes(t.bytes.buf, off + b * BLOCK_SIZE, off + Math.min(len, (b + 1) * BLOCK_SIZE));
         pad();

@@ -16,6 +16,7 @@ import { XATTR_METACOPY, XATTR_OPAQUE, XATTR_REDIRECT } from './format.js';
 import { type HashAlgorithm, checkSymlinkTarget, digestAlgorithm, escapeOverlayKey } from './overlay.js';
 import { chunkBits as chunkBitsOf, chunkCount } from './chunks.js';
 import { splitXattrKey, xattrFilterBit, type XattrEntry } from './xattr.js';
+import { byte, i32, i64, item, u32, u64, u8 } from '../column.js';
 
 export interface V1PlanOptions {
   minVersion?: number;
@@ -124,9 +125,13 @@ class KeyTable {
     return id;
   }
 
+  key(id: number): V1Key {
+    return keyAt(this.list, id);
+  }
+
   /** The id of the key after `trusted.overlay.` escaping (spec composefs-v1 §5.1 step 2). */
   escaped(id: number): number {
-    const k = this.list[id];
+    const k = this.key(id);
     if (k.escaped < 0) {
       const escaped = escapeOverlayKey(k.bytes);
       k.escaped = escaped === k.bytes ? id : this.id(escaped);
@@ -136,11 +141,21 @@ class KeyTable {
 
   /** Ranks keys by bytes (xattrs are sorted by key, spec composefs-v1 §6.2). */
   rank(): void {
-    const sorted = this.list
-      .map((_, i) => i)
-      .sort((a, b) => Buffer.compare(this.list[a].bytes, this.list[b].bytes));
-    sorted.forEach((id, r) => (this.list[id].rank = r));
+    const sorted = [...this.list].sort((a, b) => Buffer.compare(a.bytes, b.bytes));
+    sorted.forEach((k, r) => (k.rank = r));
   }
+}
+
+/** keys[id], checked (a stored id is always in range); monomorphic for the hot loops. */
+function keyAt(keys: readonly V1Key[], id: number): V1Key {
+  const k = keys[id];
+  if (k === undefined) throw new Error(`internal: xattr key id ${id} out of range (${keys.length} keys)`);
+  return k;
+}
+
+/** The key of xattr pair `pair` of a plan (for the emitter). */
+export function pairKeyOf(plan: V1Plan, pair: number): V1Key {
+  return keyAt(plan.keys, i32(plan.pairKey, pair));
 }
 
 /** Growable int column. */
@@ -154,6 +169,10 @@ class IntList {
       this.a = b;
     }
     this.a[this.n++] = v;
+  }
+
+  get(k: number): number {
+    return i32(this.a, k);
   }
 }
 
@@ -181,14 +200,13 @@ class XattrScratch {
     this.len.push(len);
   }
 
-  constructor(private readonly keys: V1Key[]) {}
+  constructor(private readonly keys: KeyTable) {}
 
   set(key: number, off: number, len: number, path: () => string): void {
-    const keys = this.keys;
     const i = this.key.indexOf(key);
-    const klen = keys[key].bytes.length;
+    const klen = this.keys.key(key).bytes.length;
     if (i >= 0) {
-      const old = this.len[i];
+      const old = item(this.len, i);
       this.key.splice(i, 1);
       this.off.splice(i, 1);
       this.len.splice(i, 1);
@@ -199,7 +217,7 @@ class XattrScratch {
     if (next < 0 || next > XATTR_BUDGET) {
       throw new OdhError(
         'LIMIT',
-        `cannot set xattr ${keys[key].bytes.toString('latin1')}: xattr size budget exceeded`,
+        `cannot set xattr ${this.keys.key(key).bytes.toString('latin1')}: xattr size budget exceeded`,
         { path: path() },
       );
     }
@@ -209,39 +227,56 @@ class XattrScratch {
 }
 
 const isWhiteout = (t: FlatTree, i: number): boolean =>
-  (t.mode[i] & S_IFMT) === S_IFCHR && BigInt.asUintN(32, t.rdev[i]) === 0n;
+  (u32(t.mode, i) & S_IFMT) === S_IFCHR && BigInt.asUintN(32, u64(t.rdev, i)) === 0n;
 
 /** Regular, non-empty, no inline content: its data is an external object (spec composefs-v1 §9.3). */
 export function isExternal(t: FlatTree, i: number): boolean {
-  return (t.mode[i] & S_IFMT) === S_IFREG && t.size[i] > 0n && t.contentLen[i] <= 0;
+  return (u32(t.mode, i) & S_IFMT) === S_IFREG && u64(t.size, i) > 0n && i32(t.contentLen, i) <= 0;
 }
 
 /** Inode ids in pre-order over canonical entries, each with its parent (the root's is itself). */
-function preorder(t: FlatTree): { nodes: number[]; parents: number[] } {
-  const nodes: number[] = [];
-  const parents: number[] = [];
-  const stack = [0, 0];
-  while (stack.length > 0) {
-    const parent = stack.pop()!;
-    const node = stack.pop()!;
-    nodes.push(node);
-    parents.push(parent);
-    const first = t.childFirst[node];
-    for (let k = first + t.childCount[node] - 1; k >= first; k--) {
-      const e = t.childIds[k];
-      if (t.entryHardlink[e] === 0) stack.push(t.entryInode[e], node);
+function preorder(t: FlatTree): { nodes: Int32Array; parents: Int32Array } {
+  const nodes = new IntList();
+  const parents = new IntList();
+  nodes.push(0);
+  parents.push(0);
+  /** Canonical entries still to visit, the next one on top. */
+  const stack: number[] = [];
+  const pushChildren = (node: number): void => {
+    const first = i32(t.childFirst, node);
+    for (let k = first + i32(t.childCount, node) - 1; k >= first; k--) {
+      const e = i32(t.childIds, k);
+      if (u8(t.entryHardlink, e) === 0) stack.push(e);
     }
+  };
+  pushChildren(0);
+  for (let e = stack.pop(); e !== undefined; e = stack.pop()) {
+    const node = i32(t.entryInode, e);
+    nodes.push(node);
+    parents.push(i32(t.entryParent, e));
+    pushChildren(node);
   }
-  return { nodes, parents };
+  return { nodes: nodes.a.subarray(0, nodes.n), parents: parents.a.subarray(0, parents.n) };
 }
 
 export function planV1(t: FlatTree, opts: V1PlanOptions = {}): V1Plan {
   const [minimum, max] = versionRange(opts);
   if (!t.isDir(0)) throw new OdhError('FORMAT', 'the root must be a directory', { path: '/' });
   const { nodes, parents } = preorder(t);
+  // Directories with a whiteout child get the whiteouts (and opaque) markers (spec §5.1 step 5).
+  // A plain loop: V8 does not inline an Int32Array#some callback, and isWhiteout's BigInts would
+  // then be allocated for every node.
+  const hasWhiteoutChild = new Uint8Array(t.inodeCount + 256);
+  let whiteouts = false;
+  for (let k = 1; k < nodes.length; k++) {
+    const i = i32(nodes, k);
+    if (!isWhiteout(t, i)) continue;
+    hasWhiteoutChild[i32(parents, k)] = 1;
+    if (i !== 0) whiteouts = true;
+  }
   let version = minimum;
   // spec composefs-v1 §3.1 step 5: the auto-upgrade looks at non-hardlink nodes of the input only.
-  if (version < 1 && max >= 1 && nodes.some((i) => i !== 0 && isWhiteout(t, i))) version = 1;
+  if (version < 1 && max >= 1 && whiteouts) version = 1;
   const keys = new KeyTable();
   const constant = (s: string): [number, number] => {
     const b = latin1(s);
@@ -266,10 +301,6 @@ export function planV1(t: FlatTree, opts: V1PlanOptions = {}): V1Plan {
     keys.id(latin1('user.overlay.opaque')),
   ];
 
-  // Directories with a whiteout child get the whiteouts (and opaque) markers (spec §5.1 step 5).
-  const hasWhiteoutChild = new Uint8Array(t.inodeCount + 256);
-  for (let k = 1; k < nodes.length; k++) if (isWhiteout(t, nodes[k])) hasWhiteoutChild[parents[k]] = 1;
-
   const lists: XattrLists = {
     first: new Int32Array(t.inodeCount + 256),
     count: new Int32Array(t.inodeCount + 256),
@@ -277,30 +308,30 @@ export function planV1(t: FlatTree, opts: V1PlanOptions = {}): V1Plan {
     off: new IntList(),
     len: new IntList(),
   };
-  const s = new XattrScratch(keys.list);
+  const s = new XattrScratch(keys);
   for (let k = 0; k < nodes.length; k++) {
-    const i = nodes[k];
+    const i = i32(nodes, k);
     const path = (): string => t.path(i);
     const external = rewriteNode(t, i, path);
     s.reset();
-    const first = t.xattrFirst[i];
-    for (let j = first; j < first + t.xattrCount[i]; j++) {
-      const key = keys.id(t.bytes.view(t.xattrKeyOff[j], t.xattrKeyLen[j]));
-      s.push(keys.escaped(key), t.xattrValueOff[j], t.xattrValueLen[j]);
+    const first = i32(t.xattrFirst, i);
+    for (let j = first; j < first + i32(t.xattrCount, i); j++) {
+      const key = keys.id(t.xattrKey(j));
+      s.push(keys.escaped(key), i32(t.xattrValueOff, j), i32(t.xattrValueLen, j));
     }
     if (external) {
-      const dlen = t.digestLen[i];
+      const dlen = i32(t.digestLen, i);
       s.set(kMetacopy, metacopy(t, i, opts.hash, path), dlen < 0 ? 0 : 4 + dlen, path);
-      const plen = t.payloadLen[i];
+      const plen = i32(t.payloadLen, i);
       if (plen > 0) s.set(kRedirect, redirect(t, i), 1 + plen, path);
     }
     if (i !== 0 && isWhiteout(t, i)) {
       t.size[i] = 0n;
-      t.mode[i] = S_IFREG | (t.mode[i] & ~S_IFMT);
+      t.mode[i] = S_IFREG | (u32(t.mode, i) & ~S_IFMT);
       t.contentLen[i] = -1;
       for (const key of kWhiteout) s.set(key, none[0], none[1], path);
     }
-    if (hasWhiteoutChild[i]) {
+    if (u8(hasWhiteoutChild, i)) {
       for (const key of kWhiteouts) s.set(key, none[0], none[1], path);
       if (version >= 1) for (const key of kOpaqueX) s.set(key, x[0], x[1], path);
     }
@@ -331,9 +362,9 @@ function inodeFacts(
   const chunks = new Int32Array(t.inodeCount);
   const bits = new Uint8Array(t.inodeCount);
   for (let i = 0; i < t.inodeCount; i++) {
-    const size = t.size[i];
+    const size = u64(t.size, i);
     let f = size <= 0xffffffffn ? FLAG_SIZE_U32 : 0;
-    if (t.mtimeNsec[i] === minNsec && t.mtimeSec[i] === minSec) f |= FLAG_MIN_MTIME;
+    if (u32(t.mtimeNsec, i) === minNsec && i64(t.mtimeSec, i) === minSec) f |= FLAG_MIN_MTIME;
     if (isExternal(t, i)) {
       f |= FLAG_EXTERNAL;
       chunks[i] = chunkCount(size);
@@ -349,12 +380,17 @@ function inodeFacts(
  * node is an external file (metacopy and redirect follow).
  */
 function rewriteNode(t: FlatTree, i: number, path: () => string): boolean {
-  const type = t.mode[i] & S_IFMT;
-  if (type !== S_IFREG && type !== S_IFDIR) direntFileType(t.mode[i]); // validates the type
-  if (type === S_IFLNK) checkSymlinkTarget(t.field(t.payloadOff[i], t.payloadLen[i]), path);
-  if (t.contentLen[i] === 0) t.contentLen[i] = -1; // an empty content is no content
-  if (type !== S_IFREG || t.contentLen[i] > 0) return false;
-  const size = t.size[i];
+  const mode = u32(t.mode, i);
+  const type = mode & S_IFMT;
+  if (type !== S_IFREG && type !== S_IFDIR) direntFileType(mode); // validates the type
+  if (type === S_IFLNK) checkSymlinkTarget(t.payload(i), path);
+  let contentLen = i32(t.contentLen, i);
+  if (contentLen === 0) {
+    contentLen = -1; // an empty content is no content
+    t.contentLen[i] = contentLen;
+  }
+  if (type !== S_IFREG || contentLen > 0) return false;
+  const size = u64(t.size, i);
   if (size === 0n) return false;
   if (chunkCount(size) > MAX_CHUNKS) {
     throw new OdhError('LIMIT', `file too large: ${size} bytes needs more than ${MAX_CHUNKS} chunks`, {
@@ -371,29 +407,29 @@ const ALG_BYTE: Record<HashAlgorithm, number> = { sha256: 1, sha512: 2 };
  * the arena; its offset (an empty value without a digest).
  */
 function metacopy(t: FlatTree, i: number, hash: HashAlgorithm | undefined, path: () => string): number {
-  const dlen = t.digestLen[i];
+  const dlen = i32(t.digestLen, i);
   if (dlen < 0) return 0;
   const implied = dlen === 32 ? 'sha256' : dlen === 64 ? 'sha512' : undefined;
   const alg = hash === undefined || hash === implied ? implied : undefined;
   // The checked path names the mismatch (digest length against --hash).
-  const checked = alg ?? digestAlgorithm(t.bytes.view(t.digestOff[i], dlen), hash, path);
+  const checked = alg ?? digestAlgorithm(t.bytes.view(i32(t.digestOff, i), dlen), hash, path);
   const off = t.bytes.alloc(4 + dlen);
   const b = t.bytes.buf;
   b[off] = 0;
   b[off + 1] = 4 + dlen;
   b[off + 2] = 0;
   b[off + 3] = ALG_BYTE[checked];
-  t.bytes.copyWithin(t.digestOff[i], dlen, off + 4);
+  t.bytes.copyWithin(i32(t.digestOff, i), dlen, off + 4);
   return off;
 }
 
 /** `/` + the backing path in the arena; its offset. */
 function redirect(t: FlatTree, i: number): number {
-  const len = t.payloadLen[i];
+  const len = i32(t.payloadLen, i);
   const off = t.bytes.alloc(1 + len);
   const b = t.bytes.buf;
   b[off] = 0x2f;
-  t.bytes.copyWithin(t.payloadOff[i], len, off + 1);
+  t.bytes.copyWithin(i32(t.payloadOff, i), len, off + 1);
   return off;
 }
 
@@ -413,35 +449,33 @@ function flush(
 ): void {
   lists.first[i] = lists.key.n;
   lists.count[i] = x.key.length;
-  for (let j = 0; j < x.key.length; j++) {
-    lists.key.push(x.key[j]);
-    lists.off.push(x.off[j]);
-    lists.len.push(x.len[j]);
-  }
+  for (const key of x.key) lists.key.push(key);
+  for (const off of x.off) lists.off.push(off);
+  for (const len of x.len) lists.len.push(len);
 }
 
 /** Adds the `00`…`ff` chr 0:0 stubs the root lacks (spec composefs-v1 §5.5), after the rewrite. */
 function addStubs(t: FlatTree, keys: KeyTable, lists: XattrLists): void {
   const have = new Set<string>();
-  const first = t.childFirst[0];
-  for (let k = first; k < first + t.childCount[0]; k++)
-    have.add(t.entryName(t.childIds[k]).toString('latin1'));
+  const first = i32(t.childFirst, 0);
+  for (let k = first; k < first + i32(t.childCount, 0); k++)
+    have.add(t.entryName(i32(t.childIds, k)).toString('latin1'));
   const selinux = keys.id(latin1('security.selinux'));
   let at = -1;
-  for (let j = lists.first[0]; j < lists.first[0] + lists.count[0]; j++)
-    if (lists.key.a[j] === selinux) at = j;
+  const rootFirst = i32(lists.first, 0);
+  for (let j = rootFirst; j < rootFirst + i32(lists.count, 0); j++) if (lists.key.get(j) === selinux) at = j;
   for (let n = 0; n < 256; n++) {
     const name = n.toString(16).padStart(2, '0');
     if (have.has(name)) continue;
     const i = t.addInode(S_IFCHR | 0o644);
-    t.uid[i] = t.uid[0];
-    t.gid[i] = t.gid[0];
-    t.mtimeSec[i] = t.mtimeSec[0];
-    t.mtimeNsec[i] = t.mtimeNsec[0];
+    t.uid[i] = u32(t.uid, 0);
+    t.gid[i] = u32(t.gid, 0);
+    t.mtimeSec[i] = i64(t.mtimeSec, 0);
+    t.mtimeNsec[i] = u32(t.mtimeNsec, 0);
     const nameBytes = latin1(name);
     t.addNamedEntry(0, nameBytes, i, false);
     if (at < 0) flush(lists, i, { key: [], off: [], len: [] });
-    else flush(lists, i, { key: [selinux], off: [lists.off.a[at]], len: [lists.len.a[at]] });
+    else flush(lists, i, { key: [selinux], off: [lists.off.get(at)], len: [lists.len.get(at)] });
   }
   t.indexDirectories();
 }
@@ -453,34 +487,34 @@ function numberAndCount(t: FlatTree): Pick<V1Plan, 'order' | 'ino' | 'parentInde
   const ino = new Int32Array(t.inodeCount).fill(-1);
   let n = 1;
   ino[0] = 0;
-  let minSec = t.mtimeSec[0];
-  let minNsec = t.mtimeNsec[0];
+  let minSec = i64(t.mtimeSec, 0);
+  let minNsec = u32(t.mtimeNsec, 0);
   for (let k = 0; k < n; k++) {
-    const i = order[k];
-    const first = t.childFirst[i];
+    const i = i32(order, k);
+    const first = i32(t.childFirst, i);
     let dirs = 0;
-    for (let c = first; c < first + t.childCount[i]; c++) {
-      const e = t.childIds[c];
-      if (t.entryHardlink[e] === 1) continue;
-      const child = t.entryInode[e];
+    for (let c = first; c < first + i32(t.childCount, i); c++) {
+      const e = i32(t.childIds, c);
+      if (u8(t.entryHardlink, e) === 1) continue;
+      const child = i32(t.entryInode, e);
       if (t.isDir(child)) dirs++;
       ino[child] = n;
       parentIndex[n] = k;
       order[n++] = child;
     }
     if (t.isDir(i)) t.nlink[i] = 2 + dirs;
-    const sec = t.mtimeSec[i];
-    const nsec = t.mtimeNsec[i];
+    const sec = i64(t.mtimeSec, i);
+    const nsec = u32(t.mtimeNsec, i);
     if (sec < minSec || (sec === minSec && nsec < minNsec)) {
       minSec = sec;
       minNsec = nsec;
     }
   }
   for (let e = 0; e < t.entryCount; e++) {
-    const target = t.entryInode[e];
-    if (target === NO_INODE || ino[target] < 0) {
+    const target = i32(t.entryInode, e);
+    if (target === NO_INODE || i32(ino, target) < 0) {
       throw new OdhError('FORMAT', 'hardlink target is not in the tree', {
-        path: `${t.path(t.entryParent[e])}/${t.entryName(e).toString('latin1')}`.replace(/^\/\//, '/'),
+        path: `${t.path(i32(t.entryParent, e))}/${t.entryName(e).toString('latin1')}`.replace(/^\/\//, '/'),
       });
     }
   }
@@ -492,9 +526,8 @@ function hashPair(key: number, b: Buffer, off: number, len: number): number {
   let h = (0x811c9dc5 ^ Math.imul(key + 1, 0x9e3779b1) ^ len) >>> 0;
   const end = off + len;
   let i = off;
-  for (; i + 4 <= end; i += 4)
-    h = Math.imul(h ^ (b[i] | (b[i + 1] << 8) | (b[i + 2] << 16) | (b[i + 3] << 24)), 0x01000193);
-  for (; i < end; i++) h = Math.imul(h ^ b[i], 0x01000193);
+  for (; i + 4 <= end; i += 4) h = Math.imul(h ^ b.readInt32LE(i), 0x01000193);
+  for (; i < end; i++) h = Math.imul(h ^ byte(b, i), 0x01000193);
   return (h ^ (h >>> 15)) >>> 0;
 }
 
@@ -535,22 +568,22 @@ function pairTables(
   const place = (p: number, h: number): void => {
     const mask = slots.length - 1;
     let s = h & mask;
-    while (slots[s] !== 0) s = (s + 1) & mask;
+    while (i32(slots, s) !== 0) s = (s + 1) & mask;
     slots[s] = p + 1;
   };
   const intern = (key: number, off: number, len: number): number => {
     const h = hashPair(key, b, off, len);
     const mask = slots.length - 1;
     for (let s = h & mask; ; s = (s + 1) & mask) {
-      const v = slots[s];
+      const v = i32(slots, s);
       if (v === 0) break;
       const p = v - 1;
-      if (pKey.a[p] === key && pLen.a[p] === len && t.bytes.same(off, pOff.a[p], len)) {
+      if (pKey.get(p) === key && pLen.get(p) === len && t.bytes.same(off, pOff.get(p), len)) {
         return p;
       }
     }
     const p = pKey.n;
-    const k = keys.list[key];
+    const k = keys.key(key);
     if (k.split.suffix.length > 255 || len > 65535) {
       throw new OdhError(
         'LIMIT',
@@ -564,50 +597,51 @@ function pairTables(
     hashes.push(h | 0);
     if (pKey.n * 2 > slots.length) {
       slots = new Int32Array(slots.length * 2);
-      for (let q = 0; q < pKey.n; q++) place(q, hashes.a[q] >>> 0);
+      for (let q = 0; q < pKey.n; q++) place(q, hashes.get(q) >>> 0);
     } else place(p, h);
     return p;
   };
-  const order: number[] = [];
+  const order = new IntList();
+  const rankOf = (j: number): number => keys.key(lists.key.get(j)).rank;
   for (let i = 0; i < t.inodeCount; i++) {
     xFirst[i] = ids.n;
-    const first = lists.first[i];
-    const n = lists.count[i];
+    const first = i32(lists.first, i);
+    const n = i32(lists.count, i);
     if (n === 0) continue;
     // By key bytes (key ranks), stable: the input order stays for equal keys (spec composefs-v1 §6.2).
-    order.length = 0;
+    order.n = 0;
     for (let j = first; j < first + n; j++) {
-      let at = order.length;
-      const r = keys.list[lists.key.a[j]].rank;
-      while (at > 0 && keys.list[lists.key.a[order[at - 1]]].rank > r) at--;
-      order.splice(at, 0, j);
+      const r = rankOf(j);
+      order.push(j);
+      let at = order.n - 1;
+      for (; at > 0 && rankOf(order.get(at - 1)) > r; at--) order.a[at] = order.get(at - 1);
+      order.a[at] = j;
     }
-    for (const j of order) {
+    for (let q = 0; q < order.n; q++) {
+      const j = order.get(q);
       let p: number;
       try {
-        p = intern(lists.key.a[j], lists.off.a[j], lists.len.a[j]);
+        p = intern(lists.key.get(j), lists.off.get(j), lists.len.get(j));
       } catch (e) {
         throw e instanceof OdhError ? new OdhError(e.code, e.message, { path: t.path(i) }) : e;
       }
-      pCount.a[p]++;
+      pCount.a[p] = pCount.get(p) + 1;
       ids.push(p);
-      if (keys.list[lists.key.a[j]].acl) hasAcl = true;
+      if (keys.key(lists.key.get(j)).acl) hasAcl = true;
     }
     xCount[i] = n;
   }
   const pairShared = new Int32Array(pKey.n).fill(-1);
   const shared: number[] = [];
-  for (let p = 0; p < pKey.n; p++) if (pCount.a[p] > 1) shared.push(p);
-  shared.sort(
-    (p, q) =>
-      keys.list[pKey.a[q]].rank - keys.list[pKey.a[p]].rank ||
-      pLen.a[q] - pLen.a[p] ||
-      b.compare(b, pOff.a[p], pOff.a[p] + pLen.a[p], pOff.a[q], pOff.a[q] + pLen.a[q]),
-  );
+  for (let p = 0; p < pKey.n; p++) if (pCount.get(p) > 1) shared.push(p);
+  const rank = (p: number): number => keys.key(pKey.get(p)).rank;
+  const byValue = (p: number, q: number): number =>
+    t.bytes.compare(pOff.get(p), pLen.get(p), pOff.get(q), pLen.get(q));
+  shared.sort((p, q) => rank(q) - rank(p) || pLen.get(q) - pLen.get(p) || byValue(q, p));
   let size = 0;
   for (const p of shared) {
     pairShared[p] = size;
-    size += (4 + keys.list[pKey.a[p]].split.suffix.length + pLen.a[p] + 3) & ~3;
+    size += (4 + keys.key(pKey.get(p)).split.suffix.length + pLen.get(p) + 3) & ~3;
   }
   return {
     xFirst,

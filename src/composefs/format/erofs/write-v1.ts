@@ -8,6 +8,7 @@ import { flattenTree, type FlatTree } from '../flat-tree.js';
 import type { HashAlgorithm } from './overlay.js';
 import { emitV1, emitV1Chunks, measureV1, type V1Placement } from './v1-emit.js';
 import { planV1 } from './v1-plan.js';
+import { i32, u32 } from '../column.js';
 
 export interface V1WriteOptions {
   /** `--min-version` / `--max-version` of mkcomposefs (spec composefs-v1 §3.1); defaults 0 and 1. */
@@ -30,8 +31,8 @@ export function layoutErofsV1(root: Inode, opts: V1WriteOptions = {}): V1LayoutF
     inodes: Array.from(placed.offset, (offset, k) => ({
       ino: k,
       nid: offset / 32,
-      xattrSize: placed.xattrSize[k],
-      iu: placed.iu[k],
+      xattrSize: i32(placed.xattrSize, k),
+      iu: u32(placed.iu, k),
     })),
     sharedTableOffset: placed.inodesEnd,
     imageSize: placed.imageSize,

@@ -2,6 +2,7 @@
  * 32-bit xxHash (XXH32), used by the EROFS xattr name filter (spec composefs-v2 §4.3, §8.5).
  * Implemented from the published algorithm description; all arithmetic is mod 2^32.
  */
+import { u8 } from '../column.js';
 
 const P1 = 0x9e3779b1;
 const P2 = 0x85ebca77;
@@ -20,7 +21,7 @@ function round(acc: number, lane: number): number {
 
 /** Little-endian u32 at `p` (no DataView: this runs for every xattr of every inode). */
 function u32(d: Uint8Array, p: number): number {
-  return (d[p] | (d[p + 1] << 8) | (d[p + 2] << 16) | (d[p + 3] << 24)) >>> 0;
+  return (u8(d, p) | (u8(d, p + 1) << 8) | (u8(d, p + 2) << 16) | (u8(d, p + 3) << 24)) >>> 0;
 }
 
 export function xxh32(data: Uint8Array, seed: number): number {
@@ -48,7 +49,7 @@ export function xxh32(data: Uint8Array, seed: number): number {
     h = Math.imul(rotl(h, 17), P4) >>> 0;
   }
   for (; p < len; p++) {
-    h = (h + Math.imul(data[p], P5)) >>> 0;
+    h = (h + Math.imul(u8(data, p), P5)) >>> 0;
     h = Math.imul(rotl(h, 11), P1) >>> 0;
   }
   h ^= h >>> 15;
