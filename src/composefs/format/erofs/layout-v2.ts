@@ -184,12 +184,18 @@ function tripleKey(e: XattrEntry): string {
   return `${e.index}\0${e.suffix.toString('latin1')}\0${e.value.toString('latin1')}`;
 }
 
-export function layoutV2(root: Inode, opts: LayoutV2Options = {}): ErofsLayout {
-  const nodes = collect(root).map((c) => ({ c, xattrs: xattrList(c, opts) }));
+/** Step C: the shared xattr table (spec composefs-v2 §4.5). */
+interface SharedTable {
+  /** Triples seen more than once, sorted by (index, suffix, value). */
+  shared: XattrEntry[];
+  /** Offset of each shared triple (by tripleKey) in the table. */
+  offsets: Map<string, number>;
+  size: number;
+}
 
-  // Step C: triples seen more than once are shared, sorted by (index, suffix, value).
+function sharedTable(lists: readonly XattrEntry[][]): SharedTable {
   const counts = new Map<string, { e: XattrEntry; n: number }>();
-  for (const { xattrs } of nodes) {
+  for (const xattrs of lists) {
     for (const e of xattrs) {
       const k = tripleKey(e);
       const hit = counts.get(k);
@@ -203,132 +209,175 @@ export function layoutV2(root: Inode, opts: LayoutV2Options = {}): ErofsLayout {
     .sort(
       (a, b) => a.index - b.index || Buffer.compare(a.suffix, b.suffix) || Buffer.compare(a.value, b.value),
     );
-  /** Offset of each shared triple in the shared table. */
-  const sharedOffset = new Map<string, number>();
-  let sharedSize = 0;
+  const offsets = new Map<string, number>();
+  let size = 0;
   for (const e of shared) {
-    sharedOffset.set(tripleKey(e), sharedSize);
-    sharedSize += xattrEntrySize(e);
+    offsets.set(tripleKey(e), size);
+    size += xattrEntrySize(e);
   }
+  return { shared, offsets, size };
+}
 
-  // Step E pass 1: positions. spec composefs-v2 §4.7.
-  const placed: PlacedInode[] = [];
-  /** Each xattr body with the table offsets of its shared triples (ids need the table's position). */
-  const sharedRefs: { body: XattrBody; offsets: number[] }[] = [];
-  let pos = INODE_TABLE_START;
-  for (const { c, xattrs } of nodes) {
-    const src = c.src;
-    const kind = kindOf(src);
-    let filter = 0;
-    const local: XattrEntry[] = [];
-    const refs: number[] = [];
-    for (const e of xattrs) {
-      filter |= (1 << xattrFilterBit(e)) >>> 0;
-      const s = sharedOffset.get(tripleKey(e));
-      if (s === undefined) local.push(e);
-      else refs.push(s);
-    }
-    filter >>>= 0;
-    const xsize = xattrs.length === 0 ? 0 : xattrBodySizeOf(refs.length, local);
-    const body: XattrBody | null = xsize === 0 ? null : { filter, sharedIds: [], local, size: xsize };
-    if (body !== null) sharedRefs.push({ body, offsets: refs });
+/** An inode's xattr body (null without xattrs) and the table offsets of its shared triples. */
+interface PlannedXattrs {
+  body: XattrBody | null;
+  sharedOffsets: number[];
+  size: number;
+}
 
-    let layoutKind = LAYOUT_FLAT_PLAIN;
-    let size = 0n;
-    let iu = 0;
-    let inline: DataPart = { kind: 'none' };
-    let inlineLen = 0;
-    const blocks: DataPart[] = [];
-    switch (kind) {
-      case 'dir': {
-        const d = c.dir!;
-        size = BigInt(BLOCK_SIZE * d.blocks.length + d.tailSize);
-        for (const b of d.blocks) blocks.push({ kind: 'dirents', chunk: b });
-        if (d.tailSize > 0) {
-          layoutKind = LAYOUT_FLAT_INLINE;
-          inline = { kind: 'dirents', chunk: d.tail };
-          inlineLen = d.tailSize;
-        }
-        break;
-      }
-      case 'inline':
-        layoutKind = LAYOUT_FLAT_INLINE;
-        size = BigInt(src.content!.length);
-        inline = { kind: 'bytes', data: src.content! };
-        inlineLen = src.content!.length;
-        break;
-      case 'external':
-        layoutKind = LAYOUT_CHUNK_BASED;
-        size = src.size;
-        // One 2^43-byte chunk, 4-byte block map entries: chunk format 31. spec composefs-v2 §4.7.
-        iu = 31;
-        inline = { kind: 'nullChunks', count: 1 };
-        inlineLen = CHUNK_INDEX_SIZE;
-        break;
-      case 'symlink': {
-        const target = checkSymlinkTarget(src.payload, c.path);
-        layoutKind = LAYOUT_FLAT_INLINE;
-        size = BigInt(target.length);
-        inline = { kind: 'bytes', data: target };
-        inlineLen = target.length;
-        break;
-      }
-      case 'device':
-        iu = Number(BigInt.asUintN(32, src.rdev));
-        break;
-      default:
-        break;
-    }
-
-    if (kind === 'inline' && inlineLen > BLOCK_SIZE - EXTENDED_INODE_SIZE - xsize) {
-      // composefs-rs inlines at most 512 bytes; more cannot share a block with its inode.
-      throw new OdhError('LIMIT', `inline content of ${inlineLen} bytes does not fit in one block`, {
-        path: c.path(),
-      });
-    }
-    pos = roundUp(pos, INODE_SLOT_SIZE);
-    if (layoutKind === LAYOUT_FLAT_INLINE) {
-      // spec composefs-v2 §4.7 step 4: exclusive-end off-by-one reproduced on purpose.
-      const start = pos + EXTENDED_INODE_SIZE + xsize;
-      const last = start - 1;
-      const end = start + Number(size % BigInt(BLOCK_SIZE));
-      if (Math.floor(last / BLOCK_SIZE) !== Math.floor(end / BLOCK_SIZE)) {
-        pos += BLOCK_SIZE - (last % BLOCK_SIZE);
-        pos = roundUp(pos, INODE_SLOT_SIZE);
-      }
-    }
-    const typeBits = src.mode & S_IFMT;
-    placed.push({
-      offset: pos,
-      nid: pos / INODE_SLOT_SIZE,
-      extended: true,
-      format: inodeFormat(layoutKind, true),
-      mode: (typeBits | (src.mode & 0xffff)) & 0xffff,
-      nlink: c.nlink,
-      size,
-      iu,
-      ino: pos / INODE_SLOT_SIZE,
-      uid: src.uid,
-      gid: src.gid,
-      mtimeSec: src.mtimeSec,
-      mtimeNsec: 0,
-      xattrs: body,
-      inline,
-      blocks,
-      firstBlock: 0,
-    });
-    pos += EXTENDED_INODE_SIZE + xsize + inlineLen;
+function planXattrs(xattrs: readonly XattrEntry[], table: SharedTable): PlannedXattrs {
+  let filter = 0;
+  const local: XattrEntry[] = [];
+  const sharedOffsets: number[] = [];
+  for (const e of xattrs) {
+    filter |= (1 << xattrFilterBit(e)) >>> 0;
+    const s = table.offsets.get(tripleKey(e));
+    if (s === undefined) local.push(e);
+    else sharedOffsets.push(s);
   }
-  const sharedTableOffset = roundUp(pos, INODE_SLOT_SIZE);
-  for (const { body, offsets } of sharedRefs)
-    body.sharedIds = offsets.map((o) => (sharedTableOffset + o) / 4);
-  let block = roundUp(sharedTableOffset + sharedSize, BLOCK_SIZE) / BLOCK_SIZE;
+  const size = xattrs.length === 0 ? 0 : xattrBodySizeOf(sharedOffsets.length, local);
+  // Shared ids are filled in once the table's position is known (after every inode is placed).
+  const body = size === 0 ? null : { filter: filter >>> 0, sharedIds: [], local, size };
+  return { body, sharedOffsets, size };
+}
+
+/** Where an inode's data goes: its layout, i_size, i_u and the inline tail or data blocks. */
+interface InodeData {
+  layout: number;
+  size: bigint;
+  iu: number;
+  inline: DataPart;
+  inlineLen: number;
+  blocks: DataPart[];
+}
+
+/** No data (fresh each time: placed inodes own their parts). */
+function noData(): InodeData {
+  return { layout: LAYOUT_FLAT_PLAIN, size: 0n, iu: 0, inline: { kind: 'none' }, inlineLen: 0, blocks: [] };
+}
+
+/** Inline bytes: the whole content shares the inode's block (spec composefs-v2 §4.7). */
+function inlineBytes(data: Buffer): InodeData {
+  const inline: DataPart = { kind: 'bytes', data };
+  return {
+    ...noData(),
+    layout: LAYOUT_FLAT_INLINE,
+    size: BigInt(data.length),
+    inline,
+    inlineLen: data.length,
+  };
+}
+
+function inodeData(c: Collected): InodeData {
+  const src = c.src;
+  switch (kindOf(src)) {
+    case 'dir': {
+      if (c.dir === null) throw new OdhError('FORMAT', 'directory without its entries', { path: c.path() });
+      const d = c.dir;
+      const blocks: DataPart[] = d.blocks.map((chunk) => ({ kind: 'dirents', chunk }));
+      const size = BigInt(BLOCK_SIZE * d.blocks.length + d.tailSize);
+      if (d.tailSize === 0) return { ...noData(), size, blocks };
+      const inline: DataPart = { kind: 'dirents', chunk: d.tail };
+      return { ...noData(), layout: LAYOUT_FLAT_INLINE, size, inline, inlineLen: d.tailSize, blocks };
+    }
+    case 'inline':
+      return inlineBytes(src.content ?? Buffer.alloc(0));
+    case 'external':
+      // One 2^43-byte chunk, 4-byte block map entries: chunk format 31. spec composefs-v2 §4.7.
+      return {
+        ...noData(),
+        layout: LAYOUT_CHUNK_BASED,
+        size: src.size,
+        iu: 31,
+        inline: { kind: 'nullChunks', count: 1 },
+        inlineLen: CHUNK_INDEX_SIZE,
+      };
+    case 'symlink':
+      return inlineBytes(checkSymlinkTarget(src.payload, c.path));
+    case 'device':
+      return { ...noData(), iu: Number(BigInt.asUintN(32, src.rdev)) };
+    default:
+      return noData();
+  }
+}
+
+/**
+ * The inode's slot from `pos`: 32-byte aligned, and a flat-inline inode whose tail would cross a
+ * block boundary moves to the next block (spec composefs-v2 §4.7 step 4: the exclusive-end
+ * off-by-one is reproduced on purpose).
+ */
+function inodeSlot(pos: number, data: InodeData, xattrSize: number): number {
+  pos = roundUp(pos, INODE_SLOT_SIZE);
+  if (data.layout !== LAYOUT_FLAT_INLINE) return pos;
+  const start = pos + EXTENDED_INODE_SIZE + xattrSize;
+  const last = start - 1;
+  const end = start + Number(data.size % BigInt(BLOCK_SIZE));
+  if (Math.floor(last / BLOCK_SIZE) === Math.floor(end / BLOCK_SIZE)) return pos;
+  return roundUp(pos + BLOCK_SIZE - (last % BLOCK_SIZE), INODE_SLOT_SIZE);
+}
+
+function placedInode(c: Collected, offset: number, data: InodeData, xattrs: XattrBody | null): PlacedInode {
+  const src = c.src;
+  return {
+    offset,
+    nid: offset / INODE_SLOT_SIZE,
+    extended: true,
+    format: inodeFormat(data.layout, true),
+    mode: ((src.mode & S_IFMT) | (src.mode & 0xffff)) & 0xffff,
+    nlink: c.nlink,
+    size: data.size,
+    iu: data.iu,
+    ino: offset / INODE_SLOT_SIZE,
+    uid: src.uid,
+    gid: src.gid,
+    mtimeSec: src.mtimeSec,
+    mtimeNsec: 0,
+    xattrs,
+    inline: data.inline,
+    blocks: data.blocks,
+    firstBlock: 0,
+  };
+}
+
+/** Data blocks follow the shared table, in inode order; a block-holding inode's i_u is its first block. */
+function assignBlocks(placed: readonly PlacedInode[], firstBlock: number): number {
+  let block = firstBlock;
   for (const p of placed) {
     if (p.blocks.length === 0) continue;
     p.firstBlock = block;
     p.iu = block;
     block += p.blocks.length;
   }
+  return block;
+}
+
+export function layoutV2(root: Inode, opts: LayoutV2Options = {}): ErofsLayout {
+  const nodes = collect(root).map((c) => ({ c, xattrs: xattrList(c, opts) }));
+  const table = sharedTable(nodes.map((n) => n.xattrs));
+
+  // Step E pass 1: positions. spec composefs-v2 §4.7.
+  const placed: PlacedInode[] = [];
+  const planned: PlannedXattrs[] = [];
+  let pos = INODE_TABLE_START;
+  for (const { c, xattrs } of nodes) {
+    const x = planXattrs(xattrs, table);
+    const data = inodeData(c);
+    if (kindOf(c.src) === 'inline' && data.inlineLen > BLOCK_SIZE - EXTENDED_INODE_SIZE - x.size) {
+      // composefs-rs inlines at most 512 bytes; more cannot share a block with its inode.
+      throw new OdhError('LIMIT', `inline content of ${data.inlineLen} bytes does not fit in one block`, {
+        path: c.path(),
+      });
+    }
+    pos = inodeSlot(pos, data, x.size);
+    placed.push(placedInode(c, pos, data, x.body));
+    planned.push(x);
+    pos += EXTENDED_INODE_SIZE + x.size + data.inlineLen;
+  }
+  const sharedTableOffset = roundUp(pos, INODE_SLOT_SIZE);
+  for (const { body, sharedOffsets } of planned) {
+    if (body !== null) body.sharedIds = sharedOffsets.map((o) => (sharedTableOffset + o) / 4);
+  }
+  const end = assignBlocks(placed, roundUp(sharedTableOffset + table.size, BLOCK_SIZE) / BLOCK_SIZE);
   return {
     composefsVersion: 2,
     flags: 0,
@@ -339,7 +388,7 @@ export function layoutV2(root: Inode, opts: LayoutV2Options = {}): ErofsLayout {
     xattrBlkaddr: 0,
     inodes: placed,
     sharedTableOffset,
-    shared,
-    imageSize: block * BLOCK_SIZE,
+    shared: table.shared,
+    imageSize: end * BLOCK_SIZE,
   };
 }
