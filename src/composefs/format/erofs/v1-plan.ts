@@ -531,10 +531,107 @@ function hashPair(key: number, b: Buffer, off: number, len: number): number {
   return (h ^ (h >>> 15)) >>> 0;
 }
 
+/** Distinct (key, value) pairs, interned through an open-addressing hash and counted over inodes. */
+class PairTable {
+  readonly key = new IntList();
+  readonly off = new IntList();
+  readonly len = new IntList();
+  /** How many inodes carry the pair. */
+  readonly count = new IntList();
+  private readonly hashes = new IntList();
+  private slots = new Int32Array(1 << 12);
+
+  constructor(
+    private readonly t: FlatTree,
+    private readonly keys: KeyTable,
+  ) {}
+
+  /** The pair's id, added on first sight; LIMIT when the entry header's u8 name / u16 value length cannot hold it. */
+  intern(key: number, off: number, len: number): number {
+    const h = hashPair(key, this.t.bytes.buf, off, len);
+    const mask = this.slots.length - 1;
+    for (let s = h & mask; ; s = (s + 1) & mask) {
+      const v = i32(this.slots, s);
+      if (v === 0) break;
+      const p = v - 1;
+      if (
+        this.key.get(p) === key &&
+        this.len.get(p) === len &&
+        this.t.bytes.same(off, this.off.get(p), len)
+      ) {
+        return p;
+      }
+    }
+    const suffix = this.keys.key(key).split.suffix;
+    if (suffix.length > 255 || len > 65535) {
+      throw new OdhError(
+        'LIMIT',
+        `xattr ${JSON.stringify(suffix.toString('latin1'))} too large (name ${suffix.length} > 255 or value ${len} > 65535 bytes)`,
+      );
+    }
+    const p = this.key.n;
+    this.key.push(key);
+    this.off.push(off);
+    this.len.push(len);
+    this.count.push(0);
+    this.hashes.push(h | 0);
+    if (this.key.n * 2 > this.slots.length) {
+      this.slots = new Int32Array(this.slots.length * 2);
+      for (let q = 0; q < this.key.n; q++) this.place(q, this.hashes.get(q) >>> 0);
+    } else this.place(p, h);
+    return p;
+  }
+
+  private place(p: number, h: number): void {
+    const mask = this.slots.length - 1;
+    let s = h & mask;
+    while (i32(this.slots, s) !== 0) s = (s + 1) & mask;
+    this.slots[s] = p + 1;
+  }
+}
+
+/**
+ * Fills `order` with the list indices first … first+n−1 sorted by key bytes (key ranks), stable:
+ * the input order stays for equal keys (spec composefs-v1 §6.2). Lists are short: insertion sort.
+ */
+function sortByKeyRank(order: IntList, rankOf: (j: number) => number, first: number, n: number): void {
+  order.n = 0;
+  for (let j = first; j < first + n; j++) {
+    const r = rankOf(j);
+    order.push(j);
+    let at = order.n - 1;
+    for (; at > 0 && rankOf(order.get(at - 1)) > r; at--) order.a[at] = order.get(at - 1);
+    order.a[at] = j;
+  }
+}
+
+/**
+ * The shared table: pairs on more than one inode, by key, value length and value, all descending
+ * (spec composefs-v1 §7.3); each shared pair's offset in it (−1: not shared).
+ */
+function sharedPairs(
+  t: FlatTree,
+  keys: KeyTable,
+  pairs: PairTable,
+): Pick<V1Plan, 'pairShared' | 'sharedOrder' | 'sharedSize'> {
+  const pairShared = new Int32Array(pairs.key.n).fill(-1);
+  const shared: number[] = [];
+  for (let p = 0; p < pairs.key.n; p++) if (pairs.count.get(p) > 1) shared.push(p);
+  const rank = (p: number): number => keys.key(pairs.key.get(p)).rank;
+  const byValue = (p: number, q: number): number =>
+    t.bytes.compare(pairs.off.get(p), pairs.len.get(p), pairs.off.get(q), pairs.len.get(q));
+  shared.sort((p, q) => rank(q) - rank(p) || pairs.len.get(q) - pairs.len.get(p) || byValue(q, p));
+  let size = 0;
+  for (const p of shared) {
+    pairShared[p] = size;
+    size += (4 + keys.key(pairs.key.get(p)).split.suffix.length + pairs.len.get(p) + 3) & ~3;
+  }
+  return { pairShared, sharedOrder: Int32Array.from(shared), sharedSize: size };
+}
+
 /**
  * Sorts each inode's xattrs by key, interns (key, value) pairs, counts them over inodes and builds
- * the shared table: pairs on more than one inode, by key, value length and value, all descending
- * (spec composefs-v1 §7.3).
+ * the shared table (spec composefs-v1 §6.2, §7.3).
  */
 function pairTables(
   t: FlatTree,
@@ -554,105 +651,40 @@ function pairTables(
   | 'maxSharedRefs'
   | 'hasAcl'
 > {
-  const b = t.bytes.buf;
   const xFirst = new Int32Array(t.inodeCount);
   const xCount = new Int32Array(t.inodeCount);
   const ids = new IntList();
-  const pKey = new IntList();
-  const pOff = new IntList();
-  const pLen = new IntList();
-  const pCount = new IntList();
-  let slots = new Int32Array(1 << 12);
-  const hashes = new IntList();
-  let hasAcl = false;
-  const place = (p: number, h: number): void => {
-    const mask = slots.length - 1;
-    let s = h & mask;
-    while (i32(slots, s) !== 0) s = (s + 1) & mask;
-    slots[s] = p + 1;
-  };
-  const intern = (key: number, off: number, len: number): number => {
-    const h = hashPair(key, b, off, len);
-    const mask = slots.length - 1;
-    for (let s = h & mask; ; s = (s + 1) & mask) {
-      const v = i32(slots, s);
-      if (v === 0) break;
-      const p = v - 1;
-      if (pKey.get(p) === key && pLen.get(p) === len && t.bytes.same(off, pOff.get(p), len)) {
-        return p;
-      }
-    }
-    const p = pKey.n;
-    const k = keys.key(key);
-    if (k.split.suffix.length > 255 || len > 65535) {
-      throw new OdhError(
-        'LIMIT',
-        `xattr ${JSON.stringify(k.split.suffix.toString('latin1'))} too large (name ${k.split.suffix.length} > 255 or value ${len} > 65535 bytes)`,
-      );
-    }
-    pKey.push(key);
-    pOff.push(off);
-    pLen.push(len);
-    pCount.push(0);
-    hashes.push(h | 0);
-    if (pKey.n * 2 > slots.length) {
-      slots = new Int32Array(slots.length * 2);
-      for (let q = 0; q < pKey.n; q++) place(q, hashes.get(q) >>> 0);
-    } else place(p, h);
-    return p;
-  };
+  const pairs = new PairTable(t, keys);
   const order = new IntList();
   const rankOf = (j: number): number => keys.key(lists.key.get(j)).rank;
+  let hasAcl = false;
   for (let i = 0; i < t.inodeCount; i++) {
     xFirst[i] = ids.n;
-    const first = i32(lists.first, i);
     const n = i32(lists.count, i);
     if (n === 0) continue;
-    // By key bytes (key ranks), stable: the input order stays for equal keys (spec composefs-v1 §6.2).
-    order.n = 0;
-    for (let j = first; j < first + n; j++) {
-      const r = rankOf(j);
-      order.push(j);
-      let at = order.n - 1;
-      for (; at > 0 && rankOf(order.get(at - 1)) > r; at--) order.a[at] = order.get(at - 1);
-      order.a[at] = j;
-    }
+    sortByKeyRank(order, rankOf, i32(lists.first, i), n);
     for (let q = 0; q < order.n; q++) {
       const j = order.get(q);
       let p: number;
       try {
-        p = intern(lists.key.get(j), lists.off.get(j), lists.len.get(j));
+        p = pairs.intern(lists.key.get(j), lists.off.get(j), lists.len.get(j));
       } catch (e) {
         throw e instanceof OdhError ? new OdhError(e.code, e.message, { path: t.path(i) }) : e;
       }
-      pCount.a[p] = pCount.get(p) + 1;
+      pairs.count.a[p] = pairs.count.get(p) + 1;
       ids.push(p);
       if (keys.key(lists.key.get(j)).acl) hasAcl = true;
     }
     xCount[i] = n;
   }
-  const pairShared = new Int32Array(pKey.n).fill(-1);
-  const shared: number[] = [];
-  for (let p = 0; p < pKey.n; p++) if (pCount.get(p) > 1) shared.push(p);
-  const rank = (p: number): number => keys.key(pKey.get(p)).rank;
-  const byValue = (p: number, q: number): number =>
-    t.bytes.compare(pOff.get(p), pLen.get(p), pOff.get(q), pLen.get(q));
-  shared.sort((p, q) => rank(q) - rank(p) || pLen.get(q) - pLen.get(p) || byValue(q, p));
-  let size = 0;
-  for (const p of shared) {
-    pairShared[p] = size;
-    size += (4 + keys.key(pKey.get(p)).split.suffix.length + pLen.get(p) + 3) & ~3;
-  }
   return {
     xFirst,
     xCount,
     pairIds: ids.a.subarray(0, ids.n),
-    pairKey: pKey.a.subarray(0, pKey.n),
-    pairValueOff: pOff.a.subarray(0, pOff.n),
-    pairValueLen: pLen.a.subarray(0, pLen.n),
-    pairShared,
-    sharedOrder: Int32Array.from(shared),
-    sharedSize: size,
+    pairKey: pairs.key.a.subarray(0, pairs.key.n),
+    pairValueOff: pairs.off.a.subarray(0, pairs.off.n),
+    pairValueLen: pairs.len.a.subarray(0, pairs.len.n),
+    ...sharedPairs(t, keys, pairs),
     maxSharedRefs: MAX_SHARED_REFS,
     hasAcl,
   };
