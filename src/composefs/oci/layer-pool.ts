@@ -80,109 +80,132 @@ function reviveError(e: Extract<ToPool, { type: 'error' }>['error']): Error {
   return err;
 }
 
+/**
+ * The workers and what they report: each worker takes the next waiting layer when it finishes one;
+ * every report wakes the applying loop. Layer indices come from `tasks` and back in the messages.
+ */
+class LayerPool {
+  private readonly states: LayerState[];
+  private readonly workers: Worker[] = [];
+  private readonly entry = layerWorkerEntry();
+  private next = 0;
+  /** No more layers are handed out (a layer failed, the run was cancelled or is over). */
+  private stopped = false;
+  private wake: (() => void) | null = null;
+  private cancelled: { reason: unknown } | null = null;
+
+  constructor(
+    private readonly tasks: readonly OciLayerTask[],
+    private readonly data: LayerWorkerData,
+  ) {
+    this.states = tasks.map(() => ({ batches: [], status: 'waiting', blobBytes: 0 }));
+  }
+
+  stateOf(index: number): LayerState {
+    const st = this.states[index];
+    if (st === undefined) throw new Error(`layer worker protocol: no layer ${index}`);
+    return st;
+  }
+
+  /** Resolves at the next report; throws the reason once the run is cancelled. */
+  async changed(): Promise<void> {
+    if (this.cancelled === null) await new Promise<void>((r) => (this.wake = r));
+    if (this.cancelled !== null) throw this.cancelled.reason;
+  }
+
+  cancel(reason: unknown): void {
+    this.cancelled = { reason };
+    this.stopped = true;
+    this.notify();
+  }
+
+  start(): void {
+    const w = new Worker(this.entry.url, {
+      workerData: this.data,
+      ...(this.entry.execArgv ? { execArgv: this.entry.execArgv } : {}),
+      stdout: false,
+      stderr: false,
+      resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB },
+    });
+    /** The layer this worker streams, -1 when idle. */
+    let current = this.give(w);
+    w.on('message', (m: ToPool) => {
+      const st = this.stateOf(m.index);
+      if (m.type === 'items') st.batches.push(m.bytes);
+      else if (m.type === 'progress') st.blobBytes = m.blobBytes;
+      else if (m.type === 'done') {
+        st.status = 'done';
+        current = this.give(w);
+      } else {
+        this.fail(m.index, reviveError(m.error));
+        current = -1;
+      }
+      this.notify();
+    });
+    w.on('error', (e) => {
+      if (current >= 0)
+        this.fail(current, isOdhError(e) ? e : new Error(`layer worker failed: ${e.message}`));
+      else this.stopped = true;
+      this.notify();
+    });
+    w.on('exit', (code) => {
+      if (current >= 0) this.fail(current, new Error(`layer worker exited with code ${code}`));
+    });
+    this.workers.push(w);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await Promise.all(this.workers.map((w) => w.terminate()));
+  }
+
+  /** Hands the next waiting layer to `w`; returns its index, or -1 when there is none. */
+  private give(w: Worker): number {
+    const layer = this.stopped ? undefined : this.tasks[this.next];
+    if (layer === undefined) return -1;
+    const index = this.next++;
+    this.stateOf(index).status = 'running';
+    w.postMessage({ layer } satisfies ToWorker);
+    return index;
+  }
+
+  private fail(index: number, error: Error): void {
+    const st = this.stateOf(index);
+    if (st.status === 'done' || st.status === 'failed') return;
+    st.status = 'failed';
+    st.error = error;
+    // Later layers cannot change the outcome any more.
+    this.stopped = true;
+    this.notify();
+  }
+
+  private notify(): void {
+    const w = this.wake;
+    this.wake = null;
+    w?.();
+  }
+}
+
 /** Streams `tasks` in worker threads and applies their items to `sink` in layer order. */
 export async function applyLayersInWorkers(
   sink: OciEntrySink,
   tasks: OciLayerTask[],
   opts: LayerPoolOptions,
 ): Promise<void> {
-  const states: LayerState[] = tasks.map(() => ({ batches: [], status: 'waiting', blobBytes: 0 }));
-  // Layer indices come from this thread's tasks and back from the workers' messages.
-  const stateOf = (index: number): LayerState => {
-    const st = states[index];
-    if (st === undefined) throw new Error(`layer worker protocol: no layer ${index}`);
-    return st;
-  };
-  let wake: (() => void) | null = null;
-  const changed = () => {
-    const w = wake;
-    wake = null;
-    w?.();
-  };
-  let next = 0;
-  let stopped = false;
-  const workers: Worker[] = [];
-  const entry = layerWorkerEntry();
-  const data: LayerWorkerData = { ref: opts.layout, hash: opts.hash };
-
-  const fail = (index: number, error: Error) => {
-    const st = stateOf(index);
-    if (st.status === 'done' || st.status === 'failed') return;
-    st.status = 'failed';
-    st.error = error;
-    // Later layers cannot change the outcome any more.
-    stopped = true;
-    changed();
-  };
-
-  const start = () => {
-    const w = new Worker(entry.url, {
-      workerData: data,
-      ...(entry.execArgv ? { execArgv: entry.execArgv } : {}),
-      stdout: false,
-      stderr: false,
-      resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB },
-    });
-    let current = -1;
-    const give = () => {
-      const layer = stopped ? undefined : tasks[next];
-      if (layer === undefined) {
-        current = -1;
-        return;
-      }
-      current = next++;
-      stateOf(current).status = 'running';
-      w.postMessage({ layer } satisfies ToWorker);
-    };
-    w.on('message', (m: ToPool) => {
-      const st = stateOf(m.index);
-      if (m.type === 'items') st.batches.push(m.bytes);
-      else if (m.type === 'progress') st.blobBytes = m.blobBytes;
-      else if (m.type === 'done') {
-        st.status = 'done';
-        give();
-      } else {
-        fail(m.index, reviveError(m.error));
-        current = -1;
-      }
-      changed();
-    });
-    w.on('error', (e) => {
-      if (current >= 0) fail(current, isOdhError(e) ? e : new Error(`layer worker failed: ${e.message}`));
-      else stopped = true;
-      changed();
-    });
-    w.on('exit', (code) => {
-      if (current >= 0) fail(current, new Error(`layer worker exited with code ${code}`));
-    });
-    workers.push(w);
-    give();
-  };
-
-  let cancelled: unknown = null;
-  const onAbort = () => {
-    cancelled = opts.signal!.reason;
-    stopped = true;
-    changed();
-  };
+  const pool = new LayerPool(tasks, { ref: opts.layout, hash: opts.hash });
+  const onAbort = () => pool.cancel(opts.signal?.reason);
   opts.signal?.addEventListener('abort', onAbort, { once: true });
   try {
     opts.signal?.throwIfAborted();
-    for (let i = 0; i < Math.min(opts.workers, tasks.length); i++) start();
-    const changedOrCancelled = async () => {
-      if (cancelled === null) await new Promise<void>((r) => (wake = r));
-      if (cancelled !== null) throw cancelled;
-    };
-    for (const [i, task] of tasks.entries())
-      await applyInOrder({ sink, opts, changed: changedOrCancelled }, task, stateOf(i));
+    for (let i = 0; i < Math.min(opts.workers, tasks.length); i++) pool.start();
+    const scope: ApplyScope = { sink, opts, changed: () => pool.changed() };
+    for (const [i, task] of tasks.entries()) await applyInOrder(scope, task, pool.stateOf(i));
   } finally {
     opts.signal?.removeEventListener('abort', onAbort);
-    stopped = true;
-    await Promise.all(workers.map((w) => w.terminate()));
+    await pool.stop();
   }
 }
 
-/** Applies one layer's batches as they arrive, until the layer is done (or throws its error). */
 /** What every layer's application shares: the tree sink, the run's options, the wake-up wait. */
 interface ApplyScope {
   sink: OciEntrySink;
@@ -191,6 +214,7 @@ interface ApplyScope {
   changed: () => Promise<void>;
 }
 
+/** Applies one layer's batches as they arrive, until the layer is done (or throws its error). */
 async function applyInOrder(
   { sink, opts, changed }: ApplyScope,
   task: OciLayerTask,
@@ -221,7 +245,7 @@ async function applyInOrder(
         blobSize: task.desc.size,
       });
     }
-    if (st.status === 'failed') throw st.error!;
+    if (st.status === 'failed') throw st.error ?? new Error(`layer ${layer} failed`);
     if (st.status === 'done' && st.batches.length === 0) return;
     await changed();
   }
