@@ -86,6 +86,83 @@ function decodeHexDigest(text: Buffer): Buffer {
   return Buffer.from(s, 'hex');
 }
 
+/** The mode field: `@` before the octal mode marks a hardlink line (spec composefs-v2 §7.4). */
+function parseMode(field: Buffer): { mode: number; type: number; isHardlink: boolean } {
+  const at = field.indexOf(0x40);
+  const mode = Number(num(at >= 0 ? field.subarray(at + 1) : field, 'mode', U32_MAX, 8));
+  if (!isValidFileType(mode)) throw syntax(`Unhandled file type from raw mode: ${mode}`);
+  return { mode, type: mode & S_IFMT, isHardlink: at >= 0 };
+}
+
+/** `SEC.NSEC`: the seconds (nanoseconds are checked, then dropped: spec composefs-v2 §7.4). */
+function parseMtimeSec(field: Buffer): bigint {
+  const dot = field.indexOf(0x2e);
+  if (dot < 0) throw syntax('Missing . in mtime');
+  const sec = num(field.subarray(0, dot), 'mtime', U64_MAX);
+  const nsec = num(field.subarray(dot + 1), 'mtime', U64_MAX);
+  if (sec > (1n << 63n) - 1n) throw syntax('mtime seconds out of range');
+  if (nsec >= 1_000_000_000n) throw syntax('mtime nanoseconds out of range');
+  return sec;
+}
+
+/** The fields that say what an inode holds, as read from its line. */
+interface DataFields {
+  size: bigint;
+  rdev: bigint;
+  payload: Buffer | null;
+  content: Buffer | null;
+  digest: Buffer | null;
+}
+
+function regularData(inode: Inode, f: DataFields): void {
+  if (f.payload !== null) {
+    // External file: a digest is required to build a tree.
+    inode.payload = unescapePath(f.payload, 'payload');
+    if (f.digest === null) throw syntax('External file without fs-verity digest');
+    inode.digest = decodeHexDigest(f.digest);
+    inode.size = f.size;
+    return;
+  }
+  if (f.digest !== null) throw syntax('Inline file cannot have fsverity digest');
+  const data = f.content === null ? Buffer.alloc(0) : unescapeField(f.content, 'content');
+  if (data.length > MAX_INLINE_CONTENT) {
+    throw syntax(`Inline content of ${data.length} bytes exceeds maximum ${MAX_INLINE_CONTENT}`);
+  }
+  inode.content = data.length > 0 ? data : null;
+  inode.size = BigInt(data.length);
+}
+
+/** Fills in what the inode of `type` holds: file data, symlink target or device number. */
+function setData(inode: Inode, type: number, f: DataFields): void {
+  if (type !== S_IFREG && (f.content !== null || f.digest !== null))
+    throw syntax('entry cannot have content or digest');
+  if (type !== S_IFCHR && type !== S_IFBLK && f.rdev !== 0n)
+    throw syntax(`entry cannot have device (rdev) ${f.rdev}`);
+  switch (type) {
+    case S_IFREG:
+      regularData(inode, f);
+      break;
+    case S_IFLNK: {
+      if (f.payload === null) throw syntax('Missing payload');
+      const target = unescapePath(f.payload, 'symlink target');
+      if (target.length > SYMLINK_MAX) {
+        throw syntax(`Symlink target length ${target.length} exceeds limit ${SYMLINK_MAX}`);
+      }
+      inode.payload = target;
+      inode.size = BigInt(target.length);
+      break;
+    }
+    case S_IFCHR:
+    case S_IFBLK:
+      inode.rdev = f.rdev;
+      break;
+    case S_IFSOCK:
+      throw syntax('Sockets are not supported');
+    default:
+      break;
+  }
+}
+
 export class ComposefsRsDumpfileParser {
   private readonly tree = new PathTree();
 
@@ -97,34 +174,15 @@ export class ComposefsRsDumpfileParser {
 
     const path = canonicalPath(fields[F_PATH], 'path');
     const size = num(fields[F_SIZE], 'size', U64_MAX);
-    let modeField = fields[F_MODE];
-    const at = modeField.indexOf(0x40);
-    const isHardlink = at >= 0;
-    if (isHardlink) modeField = modeField.subarray(at + 1);
-    const mode = Number(num(modeField, 'mode', U32_MAX, 8));
-    if (!isValidFileType(mode)) throw syntax(`Unhandled file type from raw mode: ${mode}`);
-    const type = mode & S_IFMT;
+    const { mode, type, isHardlink } = parseMode(fields[F_MODE]);
 
     const isRoot = path.length === 1;
     if (this.tree.root === null && !isRoot) throw syntax('The first entry must be /');
     if (isRoot && (isHardlink || type !== S_IFDIR)) throw syntax('Root must be a directory');
     const node: ParseNode = isRoot ? this.tree.setRoot(lineNo) : this.tree.insert(path, lineNo, 255);
-
     if (isHardlink) {
       if (type === S_IFDIR) throw syntax('Invalid hardlinked directory');
-      const payload = optional(fields[F_PAYLOAD]);
-      if (payload === null) throw syntax('Missing payload');
-      const target = this.tree.lookup(canonicalPath(payload, 'hardlink target'));
-      if (target === null || target === node) throw syntax('Hardlink target not found');
-      // A hardlink references the leaf of its target (spec composefs-v2 §7.4).
-      let leaf: ParseNode = target;
-      while (leaf.isHardlink) leaf = leaf.linkTo!;
-      if (leaf.inode === null || (leaf.inode.mode & S_IFMT) === S_IFDIR) {
-        throw syntax('Hardlink target is not a leaf');
-      }
-      node.isHardlink = true;
-      node.linkTo = leaf;
-      this.tree.hardlinks.push(node);
+      this.linkHardlink(node, optional(fields[F_PAYLOAD]));
       return;
     }
 
@@ -132,67 +190,31 @@ export class ComposefsRsDumpfileParser {
     const uid = num(fields[F_UID], 'uid', U32_MAX);
     const gid = num(fields[F_GID], 'gid', U32_MAX);
     const rdev = num(fields[F_RDEV], 'rdev', U64_MAX);
-    const mtime = fields[F_MTIME];
-    const dot = mtime.indexOf(0x2e);
-    if (dot < 0) throw syntax('Missing . in mtime');
-    const sec = num(mtime.subarray(0, dot), 'mtime', U64_MAX);
-    const nsec = num(mtime.subarray(dot + 1), 'mtime', U64_MAX);
-    if (sec > (1n << 63n) - 1n) throw syntax('mtime seconds out of range');
-    if (nsec >= 1_000_000_000n) throw syntax('mtime nanoseconds out of range');
+    const mtimeSec = parseMtimeSec(fields[F_MTIME]);
     const payload = optional(fields[F_PAYLOAD]);
     const content = optional(fields[F_CONTENT]);
     const digest = optional(fields[F_DIGEST]);
     const xattrs = parseXattrs(xattrArea);
 
     // spec composefs-v2 §7.4: st_mode masked to 0o7777, nanoseconds dropped.
-    const inode = newInode(type | (mode & 0o7777), {
-      uid: Number(uid),
-      gid: Number(gid),
-      mtimeSec: sec,
-      xattrs,
-    });
-    if (type !== S_IFREG && (content !== null || digest !== null))
-      throw syntax('entry cannot have content or digest');
-    if (type !== S_IFCHR && type !== S_IFBLK && rdev !== 0n)
-      throw syntax(`entry cannot have device (rdev) ${rdev}`);
-    switch (type) {
-      case S_IFREG:
-        if (payload !== null) {
-          // External file: a digest is required to build a tree.
-          inode.payload = unescapePath(payload, 'payload');
-          if (digest === null) throw syntax('External file without fs-verity digest');
-          inode.digest = decodeHexDigest(digest);
-          inode.size = size;
-        } else {
-          if (digest !== null) throw syntax('Inline file cannot have fsverity digest');
-          const data = content === null ? Buffer.alloc(0) : unescapeField(content, 'content');
-          if (data.length > MAX_INLINE_CONTENT) {
-            throw syntax(`Inline content of ${data.length} bytes exceeds maximum ${MAX_INLINE_CONTENT}`);
-          }
-          inode.content = data.length > 0 ? data : null;
-          inode.size = BigInt(data.length);
-        }
-        break;
-      case S_IFLNK: {
-        if (payload === null) throw syntax('Missing payload');
-        const target = unescapePath(payload, 'symlink target');
-        if (target.length > SYMLINK_MAX) {
-          throw syntax(`Symlink target length ${target.length} exceeds limit ${SYMLINK_MAX}`);
-        }
-        inode.payload = target;
-        inode.size = BigInt(target.length);
-        break;
-      }
-      case S_IFCHR:
-      case S_IFBLK:
-        inode.rdev = rdev;
-        break;
-      case S_IFSOCK:
-        throw syntax('Sockets are not supported');
-      default:
-        break;
-    }
+    const inode = newInode(type | (mode & 0o7777), { uid: Number(uid), gid: Number(gid), mtimeSec, xattrs });
+    setData(inode, type, { size, rdev, payload, content, digest });
     node.inode = inode;
+  }
+
+  /** A hardlink line references the leaf of its target (spec composefs-v2 §7.4). */
+  private linkHardlink(node: ParseNode, payload: Buffer | null): void {
+    if (payload === null) throw syntax('Missing payload');
+    const target = this.tree.lookup(canonicalPath(payload, 'hardlink target'));
+    if (target === null || target === node) throw syntax('Hardlink target not found');
+    let leaf: ParseNode = target;
+    while (leaf.isHardlink && leaf.linkTo !== null) leaf = leaf.linkTo;
+    if (leaf.inode === null || (leaf.inode.mode & S_IFMT) === S_IFDIR) {
+      throw syntax('Hardlink target is not a leaf');
+    }
+    node.isHardlink = true;
+    node.linkTo = leaf;
+    this.tree.hardlinks.push(node);
   }
 
   finish(): Inode {
