@@ -71,22 +71,11 @@ export function isDeltaArtifact(m: Pick<ImageManifest, 'artifactType'>): boolean
   return m.artifactType === ARTIFACT_TYPE_DELTA;
 }
 
-/**
- * Parses and validates a delta manifest (spec oci-delta §1.3–1.5, §4.1 steps 2–3, §4.3
- * `parse_delta_manifest`), reading the embedded target manifest and config through `blobs`
- * (digest-verified). Layer blobs are not read here.
- */
-export async function parseDeltaArtifact(
-  manifestBytes: Uint8Array,
-  blobs: DeltaBlobReader,
-  where = 'delta manifest',
-): Promise<DeltaArtifact> {
-  const ctx: ErrorContext = {};
-  const manifest = parseManifest(manifestBytes, where, ctx);
-  if (!isDeltaArtifact(manifest)) {
-    const at = manifest.artifactType === undefined ? 'none' : JSON.stringify(manifest.artifactType);
-    throw new OdhError('FORMAT', `not a delta artifact (artifactType: ${at})`);
-  }
+/** The delta manifest's annotations and its source config digest (spec oci-delta §1.3). */
+function sourceConfigOf(
+  manifest: ImageManifest,
+  where: string,
+): { ann: Record<string, string>; sourceConfig: string } {
   const ann = manifest.annotations;
   if (ann === undefined) throw new OdhError('FORMAT', `${where} has no annotations`);
   const sc = ann[ANNOTATION_SOURCE_CONFIG];
@@ -96,9 +85,20 @@ export async function parseDeltaArtifact(
       `${where} is missing source config digest annotation ${ANNOTATION_SOURCE_CONFIG}`,
     );
   }
-  const sourceConfig = parseDigest(sc, `${where} annotation ${ANNOTATION_SOURCE_CONFIG}`).digest;
+  return { ann, sourceConfig: parseDigest(sc, `${where} annotation ${ANNOTATION_SOURCE_CONFIG}`).digest };
+}
 
-  // Dispatch only on delta.content; unknown values and unannotated layers are ignored (spec §1.4).
+/** The delta's layers by what they carry (spec oci-delta §1.4). */
+interface DeltaLayers {
+  manifestDesc: Descriptor;
+  configDesc: Descriptor;
+  /** Delta layers by the target layer digest they rebuild (`delta.to`). */
+  byTo: Map<string, Descriptor>;
+  signatures: Descriptor[];
+}
+
+/** Dispatch only on delta.content; unknown values and unannotated layers are ignored (spec §1.4). */
+function classifyLayers(manifest: ImageManifest, where: string): DeltaLayers {
   let manifestDesc: Descriptor | undefined;
   let configDesc: Descriptor | undefined;
   const byTo = new Map<string, Descriptor>();
@@ -134,6 +134,52 @@ export async function parseDeltaArtifact(
   });
   if (!manifestDesc) throw new OdhError('FORMAT', `${where} has no embedded image manifest`);
   if (!configDesc) throw new OdhError('FORMAT', `${where} has no embedded image config`);
+  return { manifestDesc, configDesc, byTo, signatures };
+}
+
+/** Every target layer with its diff_id and delta layer, and the delta layers no target layer uses. */
+function targetLayersOf(
+  targetManifest: ImageManifest,
+  targetConfig: ImageConfig,
+  byTo: ReadonlyMap<string, Descriptor>,
+): Pick<DeltaArtifact, 'layers' | 'unusedLayers'> {
+  const diffIds = targetConfig.rootfs.diff_ids;
+  if (diffIds.length !== targetManifest.layers.length) {
+    throw new OdhError(
+      'FORMAT',
+      `target config has ${diffIds.length} diff_ids but the target manifest has ${targetManifest.layers.length} layers`,
+    );
+  }
+  const layers: TargetLayer[] = diffIds.map((diffId, index) => {
+    const target = targetManifest.layers[index];
+    if (target === undefined) throw new OdhError('FORMAT', `target manifest has no layer ${index}`);
+    const l: TargetLayer = { index, target, diffId };
+    const delta = byTo.get(target.digest);
+    if (delta) l.delta = delta;
+    return l;
+  });
+  const used = new Set(targetManifest.layers.map((l) => l.digest));
+  const unusedLayers = [...byTo].filter(([to]) => !used.has(to)).map(([, d]) => d);
+  return { layers, unusedLayers };
+}
+
+/**
+ * Parses and validates a delta manifest (spec oci-delta §1.3–1.5, §4.1 steps 2–3, §4.3
+ * `parse_delta_manifest`), reading the embedded target manifest and config through `blobs`
+ * (digest-verified). Layer blobs are not read here.
+ */
+export async function parseDeltaArtifact(
+  manifestBytes: Uint8Array,
+  blobs: DeltaBlobReader,
+  where = 'delta manifest',
+): Promise<DeltaArtifact> {
+  const manifest = parseManifest(manifestBytes, where, {});
+  if (!isDeltaArtifact(manifest)) {
+    const at = manifest.artifactType === undefined ? 'none' : JSON.stringify(manifest.artifactType);
+    throw new OdhError('FORMAT', `not a delta artifact (artifactType: ${at})`);
+  }
+  const { ann, sourceConfig } = sourceConfigOf(manifest, where);
+  const { manifestDesc, configDesc, byTo, signatures } = classifyLayers(manifest, where);
 
   const targetManifestBytes = await blobs.readBlob(manifestDesc, { layer: manifestDesc.digest });
   const targetManifest = parseManifest(targetManifestBytes, `embedded image manifest ${manifestDesc.digest}`);
@@ -145,22 +191,6 @@ export async function parseDeltaArtifact(
       `embedded image config ${configDesc.digest} is not the target manifest's config ${targetManifest.config.digest}`,
     );
   }
-  const diffIds = targetConfig.rootfs.diff_ids;
-  if (diffIds.length !== targetManifest.layers.length) {
-    throw new OdhError(
-      'FORMAT',
-      `target config has ${diffIds.length} diff_ids but the target manifest has ${targetManifest.layers.length} layers`,
-    );
-  }
-  const layers: TargetLayer[] = targetManifest.layers.map((target, index) => {
-    const l: TargetLayer = { index, target, diffId: diffIds[index]! };
-    const delta = byTo.get(target.digest);
-    if (delta) l.delta = delta;
-    return l;
-  });
-  const used = new Set(targetManifest.layers.map((l) => l.digest));
-  const unusedLayers = [...byTo].filter(([to]) => !used.has(to)).map(([, d]) => d);
-
   const a: DeltaArtifact = {
     manifest,
     sourceConfig,
@@ -170,8 +200,7 @@ export async function parseDeltaArtifact(
     targetConfigDescriptor: configDesc,
     targetConfigBytes,
     targetConfig,
-    layers,
-    unusedLayers,
+    ...targetLayersOf(targetManifest, targetConfig, byTo),
     signatures,
   };
   if (ann[ANNOTATION_SOURCE]) a.sourceManifest = ann[ANNOTATION_SOURCE];
