@@ -13,6 +13,7 @@ import {
   DEFAULT_FORMAT,
   DEFAULT_HASH,
   type ComposefsFormat,
+  type ComposefsImageOptions,
 } from '../composefs/oci/image-id.js';
 import type { OciXattrPolicy } from '../composefs/oci/merge.js';
 import { AtomicOutput } from '../util/atomic.js';
@@ -292,35 +293,34 @@ const JOBS_HELP =
   'layer worker threads (absent: one per core when two or more layers are ≥ 32 MiB compressed; ' +
   '0: CPU count; 1: one thread)';
 
-/** What `id` and `dumpfile` want of an OCI image: its image ID, or its tree. */
-type OciWanted = 'id' | 'tree';
+type ImageIdModule = typeof import('../composefs/oci/image-id.js');
 
-async function ociImage<W extends OciWanted>(
-  ref: string,
+/**
+ * Runs `build` (an image ID or a tree) with what `id` and `dumpfile` share: registry flags, progress,
+ * the run's signal and the layer workers.
+ */
+async function withOciImage<T>(
   o: OciCommandOptions,
-  wanted: W,
-): Promise<W extends 'id' ? string : Inode> {
+  build: (m: ImageIdModule, opts: ComposefsImageOptions) => Promise<T>,
+): Promise<T> {
   // Loaded here, not at start-up: `mkfs` and `dumpfile` never touch registries (start-up counts in
   // every `odh composefs mkfs` timing).
-  const [{ setRegistryDefaults }, { composefsImageId, composefsTree }] = await Promise.all([
+  const [{ setRegistryDefaults }, m] = await Promise.all([
     import('../oci/registry/reader.js'),
     import('../composefs/oci/image-id.js'),
   ]);
   setRegistryDefaults(registryFlags(o));
   const progress = createProgress({ quiet: o.quiet });
-  const opts = {
-    format: o.format,
-    hash: o.hash,
-    xattrs: o.xattrs ?? defaultXattrPolicy(o.format),
-    progress,
-    signal: runSignal(),
-    // Absent: the automatic choice (workers only for large layers); given: forced.
-    ...(o.jobs !== undefined ? { workers: parseJobs(o.jobs) } : {}),
-  };
   try {
-    return (await (wanted === 'id'
-      ? composefsImageId(ref, opts)
-      : composefsTree(ref, opts))) as W extends 'id' ? string : Inode;
+    return await build(m, {
+      format: o.format,
+      hash: o.hash,
+      xattrs: o.xattrs ?? defaultXattrPolicy(o.format),
+      progress,
+      signal: runSignal(),
+      // Absent: the automatic choice (workers only for large layers); given: forced.
+      ...(o.jobs !== undefined ? { workers: parseJobs(o.jobs) } : {}),
+    });
   } finally {
     progress.done();
   }
@@ -423,7 +423,7 @@ export function register(program: Command): void {
     formatHelp: 'EROFS format: v1 (composefs-rs ≥0.8 default) or v2 (legacy)',
     hashHelp: 'repository fs-verity algorithm (object IDs and image ID)',
   }).action(async (ref: string, o: OciCommandOptions) => {
-    const id = await ociImage(ref, o, 'id');
+    const id = await withOciImage(o, (m, opts) => m.composefsImageId(ref, opts));
     process.stdout.write(`${id}\n`);
   });
 
@@ -436,7 +436,7 @@ export function register(program: Command): void {
     formatHelp: 'EROFS format the tree is for (the tree itself is the same for both)',
     hashHelp: 'fs-verity algorithm of the external file digests',
   }).action(async (ref: string, o: OciCommandOptions) => {
-    const tree = await ociImage(ref, o, 'tree');
+    const tree = await withOciImage(o, (m, opts) => m.composefsTree(ref, opts));
     // cfsctl create-dumpfile prints composefs-rs `write_dumpfile` lines (spec composefs-v2 §7).
     const { printDumpfile } = await import('../composefs/dumpfile/print.js');
     process.stdout.write(printDumpfile(tree, { format: 'composefs-rs' }));
