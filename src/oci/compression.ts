@@ -23,6 +23,39 @@ export function sniffCompression(first: Uint8Array): Compression {
   return 'none';
 }
 
+/**
+ * A stream's compression by its magic, and the stream itself to read from the start: the first
+ * chunks (at least 4 bytes, or the whole stream) are read to sniff, then replayed. Read errors of
+ * those first chunks are thrown as they are.
+ */
+export async function sniffStream(
+  src: AsyncIterable<Uint8Array>,
+): Promise<{ kind: Compression; bytes: AsyncIterable<Buffer> }> {
+  const it = src[Symbol.asyncIterator]();
+  const head: Buffer[] = [];
+  let headLen = 0;
+  let ended = false;
+  while (headLen < 4) {
+    const r = await it.next();
+    if (r.done) {
+      ended = true;
+      break;
+    }
+    const c = Buffer.isBuffer(r.value) ? r.value : Buffer.from(r.value);
+    head.push(c);
+    headLen += c.length;
+  }
+  const kind = sniffCompression(Buffer.concat(head, headLen));
+  const bytes = async function* (): AsyncGenerator<Buffer> {
+    yield* head;
+    if (ended) return;
+    for (let r = await it.next(); !r.done; r = await it.next()) {
+      yield Buffer.isBuffer(r.value) ? r.value : Buffer.from(r.value);
+    }
+  };
+  return { kind, bytes: bytes() };
+}
+
 /** Window size a zstd frame header asks for, for error messages (RFC 8878 §3.1.1.1.2). */
 function zstdWindowOf(header: Buffer): string {
   const [, , , , fhd, wd] = header;

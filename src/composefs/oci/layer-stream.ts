@@ -5,7 +5,7 @@
  */
 import { Readable, pipeline, type Transform } from 'node:stream';
 import { createGunzip } from 'node:zlib';
-import { decompressStream, sniffCompression, type Compression } from '../../oci/compression.js';
+import { decompressStream, sniffStream, type Compression } from '../../oci/compression.js';
 import { DigestHasher, parseDiffId } from '../../oci/digest.js';
 import type { Descriptor } from '../../oci/types.js';
 import { readTar } from '../../tar/reader.js';
@@ -47,37 +47,14 @@ const GUNZIP_OPTIONS = { chunkSize: 256 << 10, highWaterMark: 8 << 20 };
 
 /** The blob's bytes, decompressed according to its first bytes; codec errors become FORMAT errors. */
 async function* decompressed(blob: AsyncIterable<Buffer>, ctx: ErrorContext): AsyncGenerator<Buffer> {
-  const it = blob[Symbol.asyncIterator]();
-  // Gather at least 4 bytes (or the whole blob) to sniff the magic.
-  const head: Buffer[] = [];
-  let headLen = 0;
-  let ended = false;
-  while (headLen < 4) {
-    const r = await it.next();
-    if (r.done) {
-      ended = true;
-      break;
-    }
-    head.push(r.value);
-    headLen += r.value.length;
-  }
-  const kind = sniffCompression(Buffer.concat(head));
-  const all = async function* (): AsyncGenerator<Buffer> {
-    yield* head;
-    if (ended) return;
-    while (true) {
-      const r = await it.next();
-      if (r.done) return;
-      yield r.value;
-    }
-  };
+  const { kind, bytes } = await sniffStream(blob);
   if (kind === 'none') {
-    yield* all();
+    yield* bytes;
     return;
   }
   const codec: Transform = kind === 'gzip' ? createGunzip(GUNZIP_OPTIONS) : decompressStream(kind, ctx);
   let failure: unknown = null;
-  const out = pipeline(Readable.from(all()), codec, (e) => {
+  const out = pipeline(Readable.from(bytes), codec, (e) => {
     if (e) failure = e;
   });
   try {

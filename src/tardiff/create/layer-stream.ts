@@ -1,7 +1,7 @@
 import { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
 import zlib from 'node:zlib';
-import { decompressStream, sniffCompression } from '../../oci/compression.js';
+import { decompressStream, sniffStream } from '../../oci/compression.js';
 import { readTar, type TarItem } from '../../tar/index.js';
 import { OdhError, isOdhError, type ErrorContext } from '../../util/errors.js';
 
@@ -31,31 +31,14 @@ export async function decompressedLayer(open: LayerStreamFactory, ctx: ErrorCont
   } catch (e) {
     throw typedError(e, ctx, 'cannot open layer');
   }
-  const it = raw[Symbol.asyncIterator]();
-  const head: Buffer[] = [];
-  let headLen = 0;
-  let ended = false;
+  let sniffed: Awaited<ReturnType<typeof sniffStream>>;
   try {
-    while (headLen < 4) {
-      const r = await it.next();
-      if (r.done) {
-        ended = true;
-        break;
-      }
-      const c = Buffer.isBuffer(r.value) ? r.value : Buffer.from(r.value as Uint8Array);
-      head.push(c);
-      headLen += c.length;
-    }
+    sniffed = await sniffStream(raw);
   } catch (e) {
     throw typedError(e, ctx, 'cannot read layer');
   }
-  const first = Buffer.concat(head, headLen);
-  const kind = sniffCompression(first);
-  const rest = async function* (): AsyncGenerator<Buffer> {
-    if (first.length) yield first;
-    if (!ended) for (let r = await it.next(); !r.done; r = await it.next()) yield r.value;
-  };
-  const input = Readable.from(rest(), { objectMode: false });
+  const { kind } = sniffed;
+  const input = Readable.from(sniffed.bytes, { objectMode: false });
   const decoder =
     kind === 'gzip' ? zlib.createGunzip({ chunkSize: GUNZIP_CHUNK }) : decompressStream(kind, ctx);
   input.on('error', (e) => decoder.destroy(e));
