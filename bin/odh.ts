@@ -59,7 +59,9 @@ try {
   const wanted = process.argv[2];
   // Own names only: `odh constructor` is an unknown command, not Object.prototype's.
   const own = wanted !== undefined && Object.hasOwn(COMMANDS, wanted) ? COMMANDS[wanted] : undefined;
-  const loaders = own !== undefined ? [own] : Object.values(COMMANDS);
+  // `--version` needs no command; any other run without a known command (help, errors) lists them all.
+  const versionOnly = wanted === '--version' || wanted === '-V';
+  const loaders = own !== undefined ? [own] : versionOnly ? [] : Object.values(COMMANDS);
   for (const load of loaders) (await load()).register(program);
   await program.parseAsync(process.argv);
 } catch (e: unknown) {

@@ -236,7 +236,7 @@ async function interleaved(
 }
 
 const ODH = path.join(REPO, 'dist', 'bin', 'odh.js');
-const CONFIG = path.resolve(REPO, '..', 'shared', 'vectors', 'composefs-c', 'config.dump.gz');
+const CONFIG = path.resolve(REPO, 'test', 'vectors', 'composefs-c', 'config.dump.gz');
 
 async function gunzipTo(src: string, dst: string): Promise<void> {
   await pipeline(createReadStream(src), createGunzip(), createWriteStream(dst));
