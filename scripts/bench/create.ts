@@ -162,12 +162,37 @@ export async function benchCreateVsGo(work: string): Promise<void> {
     return;
   }
   const set: TarSet = { oldTars: [oldTar], oldCombined: oldTar, rootfs, newTars: new Map([[0, newTar]]) };
+  const layers = await compareWithGo(set, MODES, d);
   printComparison(
     `Debian rootfs ${DEBIAN_OLD.join(' ')} → ${DEBIAN_NEW.map((p) => p.split('=')[1]).join(' ')}`,
-    await compareWithGo(set, MODES, d),
+    layers,
     MODES,
   );
+  await printZstdGoalFloor(oldTar, newTar, layers[0]?.go.bytes ?? 0, d);
   await fs.rm(d, { recursive: true, force: true });
+}
+
+/**
+ * Issue 10's zstd goal (≤ 0.85 × Go) beside the strongest zstd can do with the whole old tar as
+ * dictionary and no tar-diff structure at all (`--ultra -22 --long=27 --patch-from`): a ZstdDict-only
+ * delta (upstream's zstd mode never falls back to bsdiff) cannot go below what this line prints.
+ */
+async function printZstdGoalFloor(
+  oldTar: string,
+  newTar: string,
+  goBytes: number,
+  dir: string,
+): Promise<void> {
+  const z = path.join(dir, 'ultra.zst');
+  await sh(`zstd -q -f --ultra -22 --long=27 --patch-from='${oldTar}' '${newTar}' -o '${z}'`);
+  const floor = (await fs.stat(z)).size;
+  await fs.rm(z);
+  const goal = Math.floor(0.85 * goBytes);
+  process.stdout.write(
+    `  zstd goal 0.85 × Go = ${mb(goal)}; zstd --ultra -22 --long=27 --patch-from of the whole tar: ` +
+      `${mb(floor)} (${(floor / goBytes).toFixed(3)}× Go): the goal is ${floor <= goal ? 'within' : 'BELOW'} ` +
+      `what zstd reaches here\n`,
+  );
 }
 
 /**
