@@ -250,10 +250,16 @@ async function addDataOp(
 }
 
 /**
+ * Largest dictionary memory kept for the next ZstdDict op: upstream's default `--max-zstd-diff-size`
+ * (spec oci-delta §6), so layers applied side by side each keep at most this much between ops.
+ */
+const DICT_REUSE_MAX = 128 << 20;
+
+/**
  * Memory for ZstdDict dictionaries, reused by the layer's next ZstdDict op: fresh pages for a
  * 128 MiB source cost about as much as reading it (measured: four 128 MiB reads 234 ms into fresh
  * buffers, 109 ms into one reused). libzstd copies the dictionary, so nothing refers to this memory
- * once an op is done; it lives as long as the layer's apply.
+ * once an op is done; it lives as long as the layer's apply. Larger sources get memory of their own.
  */
 class DictionaryMemory {
   private buf: Buffer | null = null;
@@ -261,6 +267,7 @@ class DictionaryMemory {
   /** `size` bytes, valid until the next call. */
   take(size: number): Buffer {
     if (size > DICT_SOURCE_MAX) return Buffer.alloc(0); // refused by readWholeSource before any read
+    if (size > DICT_REUSE_MAX) return Buffer.allocUnsafe(size);
     if (this.buf === null || this.buf.length < size) this.buf = Buffer.allocUnsafe(size);
     return this.buf.subarray(0, size);
   }
