@@ -92,7 +92,7 @@ export async function applyTarDiff(
           break;
         case OpCode.ZstdDict: {
           const c = current(cur);
-          const whole = await readWholeSource(c.file, dictMemory.take(c.file.size), ctx);
+          const whole = await readWholeSource(c.file, dictMemory, ctx);
           for await (const chunk of dict.decode(stream.ops.payload(), whole, ctx)) await writer.write(chunk);
           // spec oci-delta §9: the position is at end of file afterwards.
           c.pos = BigInt(whole.length);
@@ -266,7 +266,6 @@ class DictionaryMemory {
 
   /** `size` bytes, valid until the next call. */
   take(size: number): Buffer {
-    if (size > DICT_SOURCE_MAX) return Buffer.alloc(0); // refused by readWholeSource before any read
     if (size > DICT_REUSE_MAX) return Buffer.allocUnsafe(size);
     if (this.buf === null || this.buf.length < size) this.buf = Buffer.allocUnsafe(size);
     return this.buf.subarray(0, size);
@@ -275,9 +274,13 @@ class DictionaryMemory {
 
 /**
  * The whole current file as the ZstdDict dictionary (spec oci-delta §2.2: ≤ 1 << 29 bytes), read
- * into `buf` (exactly the file's size).
+ * into the layer's dictionary memory.
  */
-async function readWholeSource(file: DataSourceFile, buf: Buffer, ctx: ErrorContext): Promise<Buffer> {
+async function readWholeSource(
+  file: DataSourceFile,
+  memory: DictionaryMemory,
+  ctx: ErrorContext,
+): Promise<Buffer> {
   if (file.size > DICT_SOURCE_MAX) {
     throw new OdhError(
       'LIMIT',
@@ -288,6 +291,7 @@ async function readWholeSource(file: DataSourceFile, buf: Buffer, ctx: ErrorCont
       },
     );
   }
+  const buf = memory.take(file.size);
   const got = await readFully(file, buf, file.size, 0n);
   if (got < file.size) {
     throw new OdhError(
