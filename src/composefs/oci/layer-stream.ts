@@ -40,10 +40,16 @@ export interface LayerStreamOptions {
 
 /**
  * Inflate runs on the libuv pool while tar parsing and hashing run here: larger output chunks and an
- * 8 MiB read-ahead let it work in parallel instead of ping-ponging (about a third less CPU here).
- * zstd goes through the shared decoder (oci/compression.ts: the 2^27 window cap, typed errors).
+ * 8 MiB read-ahead of output let it work in parallel instead of ping-ponging (about a third less CPU
+ * here). Its input side queues only a little compressed data: an 8 MiB input queue as well (what
+ * `highWaterMark` alone sets) only added to peak memory. zstd goes through the shared decoder
+ * (oci/compression.ts: the 2^27 window cap, typed errors).
  */
-const GUNZIP_OPTIONS = { chunkSize: 256 << 10, highWaterMark: 8 << 20 };
+const GUNZIP_OPTIONS = {
+  chunkSize: 256 << 10,
+  readableHighWaterMark: 8 << 20,
+  writableHighWaterMark: 256 << 10,
+};
 
 /** The blob's bytes, decompressed according to its first bytes; codec errors become FORMAT errors. */
 async function* decompressed(blob: AsyncIterable<Buffer>, ctx: ErrorContext): AsyncGenerator<Buffer> {
@@ -54,7 +60,8 @@ async function* decompressed(blob: AsyncIterable<Buffer>, ctx: ErrorContext): As
   }
   const codec: Transform = kind === 'gzip' ? createGunzip(GUNZIP_OPTIONS) : decompressStream(kind, ctx);
   let failure: unknown = null;
-  const out = pipeline(Readable.from(bytes), codec, (e) => {
+  // The iterable feeds the codec directly (pipeline awaits its drain): no object-mode queue between.
+  const out = pipeline(bytes, codec, (e) => {
     if (e) failure = e;
   });
   try {
