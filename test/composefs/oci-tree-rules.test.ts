@@ -4,6 +4,7 @@
  * read off the spec text.
  */
 import { describe, expect, it } from 'vitest';
+import { writeErofs, writeErofsV1 } from '../../src/composefs/format/erofs/write.js';
 import { fsverityDigest } from '../../src/composefs/format/fsverity.js';
 import { makedev, ociEntryPath } from '../../src/composefs/oci/entry.js';
 import { applyLayerEntries, type OciLayerEntry } from '../../src/composefs/oci/layer.js';
@@ -67,7 +68,14 @@ async function build(
 ) {
   const b = new OciTreeBuilder();
   for (const [i, l] of layers.entries()) await applyLayerEntries(b, list(l), { hash, layer: `layer${i}` });
-  return b.finish(xattrs);
+  // Every tree here is also finished flat (what `composefs id` writes V1 from): the V1 image of
+  // that flat tree must be the V1 image of the object tree, byte for byte. finishFlat reads the
+  // build tree without changing it, so it runs first.
+  const flat = b.finishFlat(xattrs);
+  const tree = b.finish(xattrs);
+  const opts = { format: 'v1', minVersion: 1, maxVersion: 1, hash } as const;
+  expect(writeErofsV1(flat, opts).equals(writeErofs(tree, opts))).toBe(true);
+  return tree;
 }
 
 function child(dir: Inode, path: string): Inode | undefined {

@@ -14,7 +14,7 @@
 import type { OpenedImage } from '../../oci/image.js';
 import type { Progress } from '../../util/progress.js';
 import { streamErofsV1, writeErofs, type WriteErofsOptions } from '../format/erofs/write.js';
-import { flattenTree } from '../format/flat-tree.js';
+import type { FlatTree } from '../format/flat-tree.js';
 import { FsVerityHasher, fsverityDigest, type FsVerityAlgorithm } from '../format/fsverity.js';
 import type { OciXattrPolicy } from './merge.js';
 import type { OciImageLayers } from './image-tree.js';
@@ -83,20 +83,31 @@ export function ociImageLayers(opened: OpenedImage): OciImageLayers {
 
 /** The composefs tree of an OCI image reference (oci:DIR…, oci-archive:FILE…, docker://…). */
 export async function composefsTree(imageRef: string, opts: ComposefsImageOptions = {}): Promise<Inode> {
+  return ociTree(imageRef, opts, 'object');
+}
+
+/** The tree of an OCI image reference in the wanted form: objects, or flat for the V1 writer. */
+async function ociTree(imageRef: string, opts: ComposefsImageOptions, form: 'object'): Promise<Inode>;
+async function ociTree(imageRef: string, opts: ComposefsImageOptions, form: 'flat'): Promise<FlatTree>;
+async function ociTree(
+  imageRef: string,
+  opts: ComposefsImageOptions,
+  form: 'object' | 'flat',
+): Promise<Inode | FlatTree> {
   const format = opts.format ?? DEFAULT_FORMAT;
   const hash = opts.hash ?? DEFAULT_HASH;
   const progress = opts.progress;
   // Loaded on use: this module's defaults are read by every `odh composefs` command at start-up,
   // and the OCI reader (registries, tar, zstd) is only for image commands.
-  const [{ openImage }, { treeFromOciImage }] = await Promise.all([
+  const [{ openImage }, { treeFromOciImage, flatTreeFromOciImage }] = await Promise.all([
     import('../../oci/image.js'),
     import('./image-tree.js'),
   ]);
+  const build = form === 'object' ? treeFromOciImage : flatTreeFromOciImage;
   const opened = await openImage(imageRef);
-  let tree: Inode;
   try {
     let current = -1;
-    tree = await treeFromOciImage(ociImageLayers(opened), {
+    return await build(ociImageLayers(opened), {
       hash,
       xattrs: opts.xattrs ?? defaultXattrPolicy(format),
       ...(opts.workers !== undefined ? { workers: opts.workers } : {}),
@@ -114,7 +125,6 @@ export async function composefsTree(imageRef: string, opts: ComposefsImageOption
   } finally {
     await opened.reader.close();
   }
-  return tree;
 }
 
 /** Builds the tree, the EROFS image and its ID of an OCI image reference (oci:DIR…, oci-archive:FILE…). */
@@ -132,8 +142,8 @@ export async function composefsImage(
 
 /**
  * `cfsctl oci compute-id` (without --bootable): the bare hex image ID. A V1 image streams from the
- * writer into the fs-verity hash and is never whole in memory; the object tree is dropped once the
- * flat copy the writer reads exists.
+ * writer into the fs-verity hash and is never whole in memory; its tree is built flat, without an
+ * object tree in between.
  */
 export async function composefsImageId(imageRef: string, opts: ComposefsImageOptions = {}): Promise<string> {
   const format = opts.format ?? DEFAULT_FORMAT;
@@ -142,8 +152,7 @@ export async function composefsImageId(imageRef: string, opts: ComposefsImageOpt
     const image = writeErofs(await composefsTree(imageRef, opts), erofsOptionsFor(format, hash));
     return fsverityDigest(image, hash).toString('hex');
   }
-  // The object tree is not kept: only its flat copy lives on while the image is written.
-  const flat = flattenTree(await composefsTree(imageRef, opts));
+  const flat = await ociTree(imageRef, opts, 'flat');
   opts.progress?.step(`writing ${format} EROFS image`);
   const hasher = new FsVerityHasher(hash);
   streamErofsV1(flat, erofsOptionsFor(format, hash), (chunk) => hasher.update(chunk));

@@ -1,7 +1,8 @@
 /**
  * Tree items of one layer as they cross from a layer worker to the thread that owns the tree
- * builder: a batch of items is one byte buffer (transferred, not copied), and the revived items'
- * byte strings are views into it. A structured clone of the items themselves would cost an object
+ * builder: a batch of items is one byte buffer (transferred, not copied); the revived items' paths
+ * are views into it, and the few bytes the tree keeps are copied out, so the batch is freed once
+ * applied. A structured clone of the items themselves would cost an object
  * graph per entry on both sides, and each Buffer in it would drag its whole backing ArrayBuffer
  * along (a 256 KiB inflate chunk, an 8 KiB pool slab).
  *
@@ -18,6 +19,7 @@ import type { DirStat, OciNewNode } from './merge.js';
 import { newInode, type Inode, type Xattr } from '../format/tree.js';
 
 const NULL = 0xffffffff;
+const EMPTY = Buffer.alloc(0);
 const KIND = { dir: 0, leaf: 1, hardlink: 2 } as const;
 
 /** Appends items to a growing buffer; `take()` hands the bytes over and starts afresh. */
@@ -120,7 +122,8 @@ export class WireWriter {
 }
 
 /**
- * Reads back the items of one batch, in order; byte strings are views into the batch. A class, not
+ * Reads back the items of one batch, in order; path components are views into the batch, what the
+ * tree keeps (payloads, contents, digests, xattrs) is copied out of it. A class, not
  * closures per batch: V8 would optimize each batch's fresh closures again.
  */
 class WireReader {
@@ -141,9 +144,9 @@ class WireReader {
       inode.nlink = this.u32();
       inode.rdev = this.u64();
       inode.size = this.u64();
-      inode.payload = this.optBytes();
-      inode.content = this.optBytes();
-      inode.digest = this.optBytes();
+      inode.payload = this.keptBytes();
+      inode.content = this.keptBytes();
+      inode.digest = this.keptBytes();
       inode.entries = null;
       return { path: p, node: { kind: 'leaf', inode } };
     }
@@ -174,6 +177,15 @@ class WireReader {
     return b;
   }
 
+  /**
+   * A byte string the tree keeps, copied out of the batch: a view would keep the whole batch
+   * (paths, stats) alive for as long as the tree lives.
+   */
+  private keptBytes(): Buffer | null {
+    const view = this.optBytes();
+    return view === null ? null : Buffer.from(view);
+  }
+
   private bytes(): Buffer {
     return this.optBytes() ?? Buffer.alloc(0);
   }
@@ -193,12 +205,13 @@ class WireReader {
     const mtimeNsec = this.u32();
     const n = this.u32();
     const xattrs: Xattr[] = [];
-    for (let i = 0; i < n; i++) xattrs.push({ key: this.bytes(), value: this.bytes() });
+    for (let i = 0; i < n; i++)
+      xattrs.push({ key: this.keptBytes() ?? EMPTY, value: this.keptBytes() ?? EMPTY });
     return { mode, uid, gid, mtimeSec, mtimeNsec, xattrs };
   }
 }
 
-/** Reads back the items of one batch, in order; byte strings are views into `bytes`. */
+/** Reads back the items of one batch, in order (see WireReader for which byte strings are views). */
 export function* readWireItems(bytes: Uint8Array): Generator<{ path: OciPath; node: OciNewNode }> {
   const r = new WireReader(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
   while (!r.done) yield r.item();

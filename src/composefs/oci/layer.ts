@@ -4,7 +4,7 @@
  * never buffered, smaller ones are kept inline.
  */
 import { OdhError } from '../../util/errors.js';
-import { digestObjectPath, FsVerityHasher, type FsVerityAlgorithm } from '../format/fsverity.js';
+import { FsVerityHasher, type FsVerityAlgorithm } from '../format/fsverity.js';
 import {
   entryKind,
   INLINE_CONTENT_MAX,
@@ -60,7 +60,9 @@ async function readRegular(
     }
     if (got !== size) throw truncated(where, opts.layer, got, size);
     const digest = hasher.digest();
-    return { content: null, digest, payload: Buffer.from(digestObjectPath(digest)) };
+    // The backing path is the digest's object path (spec composefs-v2 §3.3); the builder derives it
+    // when it finishes the tree (merge.ts), so a big tree does not hold it beside the digest.
+    return { content: null, digest, payload: null };
   }
   const parts: Uint8Array[] = [];
   for await (const chunk of body) {
