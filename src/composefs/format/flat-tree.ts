@@ -11,7 +11,7 @@
  * composefs-v1 §6.1).
  */
 import { OdhError } from '../../util/errors.js';
-import { S_IFDIR, S_IFMT, newInode, type DirEntry, type Inode } from './tree.js';
+import { S_IFDIR, S_IFMT, newInode, type DirEntry, type Inode, type Xattr } from './tree.js';
 import { checkEntryName } from './erofs/dirents.js';
 import { checkRange, i32, i64, item, u32, u64, u8 } from './column.js';
 
@@ -377,6 +377,31 @@ export class FlatTree {
 }
 
 /**
+ * A new inode of `flat` holding n's fields; `xattrs` and `payload` stand in for n's own when given
+ * (a filtered list, a derived backing path).
+ */
+export function addInodeOf(
+  flat: FlatTree,
+  n: Inode,
+  xattrs: readonly Xattr[] = n.xattrs,
+  payload: Buffer | null = n.payload,
+): number {
+  const i = flat.addInode(n.mode);
+  flat.uid[i] = n.uid;
+  flat.gid[i] = n.gid;
+  flat.nlink[i] = n.nlink;
+  flat.rdev[i] = BigInt.asUintN(64, n.rdev);
+  flat.size[i] = BigInt.asUintN(64, n.size);
+  flat.mtimeSec[i] = BigInt.asIntN(64, n.mtimeSec);
+  flat.mtimeNsec[i] = n.mtimeNsec;
+  for (const x of xattrs) flat.addXattr(x.key, x.value);
+  if (payload) flat.setPayload(i, payload);
+  if (n.content) flat.setContent(i, n.content);
+  if (n.digest) flat.setDigest(i, n.digest);
+  return i;
+}
+
+/**
  * The flat form of an object tree (tree.ts). Inodes are numbered in depth-first pre-order; a
  * hardlinked inode gets one number. Directory entries keep the tree's order (sorted later if not).
  */
@@ -386,18 +411,7 @@ export function flattenTree(root: Inode): FlatTree {
   const flat = new FlatTree();
   const index = new Map<Inode, number>();
   const copyInode = (src: Inode): number => {
-    const i = flat.addInode(src.mode);
-    flat.uid[i] = src.uid;
-    flat.gid[i] = src.gid;
-    flat.nlink[i] = src.nlink;
-    flat.rdev[i] = BigInt.asUintN(64, src.rdev);
-    flat.size[i] = BigInt.asUintN(64, src.size);
-    flat.mtimeSec[i] = BigInt.asIntN(64, src.mtimeSec);
-    flat.mtimeNsec[i] = src.mtimeNsec;
-    for (const x of src.xattrs) flat.addXattr(x.key, x.value);
-    if (src.payload) flat.setPayload(i, src.payload);
-    if (src.content) flat.setContent(i, src.content);
-    if (src.digest) flat.setDigest(i, src.digest);
+    const i = addInodeOf(flat, src);
     index.set(src, i);
     return i;
   };

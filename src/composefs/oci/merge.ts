@@ -5,7 +5,7 @@
  */
 import { OdhError } from '../../util/errors.js';
 import { checkEntryName } from '../format/erofs/dirents.js';
-import { FlatTree } from '../format/flat-tree.js';
+import { addInodeOf, FlatTree } from '../format/flat-tree.js';
 import { digestObjectPath } from '../format/fsverity.js';
 import { newInode, S_IFDIR, type DirEntry, type Inode, type Xattr } from '../format/tree.js';
 import { whiteoutOf, type OciPath } from './entry.js';
@@ -262,18 +262,8 @@ function toFlatTree(root: BuildDir, keep: ((x: Xattr) => boolean) | null): FlatT
     return i;
   };
   const addLeaf = (n: Inode): number => {
-    const i = flat.addInode(n.mode);
-    flat.uid[i] = n.uid;
-    flat.gid[i] = n.gid;
-    flat.rdev[i] = BigInt.asUintN(64, n.rdev);
-    flat.size[i] = BigInt.asUintN(64, n.size);
-    flat.mtimeSec[i] = BigInt.asIntN(64, n.mtimeSec);
-    flat.mtimeNsec[i] = n.mtimeNsec;
-    xattrs(n.xattrs);
-    const payload = payloadOf(n);
-    if (payload) flat.setPayload(i, payload);
-    if (n.content) flat.setContent(i, n.content);
-    if (n.digest) flat.setDigest(i, n.digest);
+    const i = addInodeOf(flat, n, keep ? n.xattrs.filter(keep) : n.xattrs, payloadOf(n));
+    flat.nlink[i] = 1; // counted below: one per entry
     return i;
   };
   const leaves = new Map<Inode, number>();
