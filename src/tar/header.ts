@@ -71,6 +71,8 @@ export function isZeroBlock(b: Buffer): boolean {
  * the remaining bits are a big-endian two's-complement number, so 0xff-led fields are negative).
  */
 export function decodeNumeric(b: Buffer, what: string, offset: bigint, where: ErrorContext = {}): bigint {
+  const plain = plainOctal(b);
+  if (plain >= 0) return BigInt(plain);
   const first = b[0];
   if (first !== undefined && (first & 0x80) !== 0) {
     let v = BigInt(first & 0x7f);
@@ -92,20 +94,32 @@ export function decodeNumeric(b: Buffer, what: string, offset: bigint, where: Er
   return BigInt('0o' + s);
 }
 
+/**
+ * The common form of an octal field read in place: spaces, octal digits, spaces, then NUL or the
+ * field's end. -1 for anything else (base-256, bad bytes), which decodeNumeric reads the long way
+ * with the same result or error. Fields are at most 12 bytes, so the value is exact in a number.
+ */
+function plainOctal(b: Buffer): number {
+  const end = b.length;
+  let i = 0;
+  while (i < end && b[i] === 0x20) i++;
+  let v = 0;
+  for (let c = b[i]; i < end && c !== undefined && c >= 0x30 && c <= 0x37; c = b[++i]) v = v * 8 + (c - 0x30);
+  while (i < end && b[i] === 0x20) i++;
+  return i === end || b[i] === 0 ? v : -1;
+}
+
 /** Unsigned and signed byte sums of a header with the checksum field read as eight spaces. */
 export function headerChecksums(b: Buffer): { unsigned: number; signed: number } {
   let u = 0;
-  let s = 0;
-  for (const c of b.subarray(0, BLOCK_SIZE)) {
+  let high = 0; // bytes ≥ 0x80: each counts 256 less in the signed sum
+  for (let i = 0; i < BLOCK_SIZE; i++) {
+    // The chksum field (bytes 148..155) counts as spaces, whatever it holds.
+    const c = i >= 148 && i < 156 ? 0x20 : (b[i] ?? 0);
     u += c;
-    s += c >= 0x80 ? c - 0x100 : c;
+    if (c >= 0x80) high++;
   }
-  // The chksum field (bytes 148..155) counts as spaces, whatever it holds.
-  for (const c of b.subarray(148, 156)) {
-    u += 0x20 - c;
-    s += 0x20 - (c >= 0x80 ? c - 0x100 : c);
-  }
-  return { unsigned: u, signed: s };
+  return { unsigned: u, signed: u - 256 * high };
 }
 
 /** The mode field as a number: it must fit 32 bits unsigned. */
