@@ -14,9 +14,8 @@
 import type { OpenedImage } from '../../oci/image.js';
 import type { Progress } from '../../util/progress.js';
 import { streamErofsV1, writeErofs, type WriteErofsOptions } from '../format/erofs/write.js';
-import type { FlatTree } from '../format/flat-tree.js';
 import { FsVerityHasher, fsverityDigest, type FsVerityAlgorithm } from '../format/fsverity.js';
-import type { OciXattrPolicy } from './merge.js';
+import type { OciTreeBuilder, OciXattrPolicy } from './merge.js';
 import type { OciImageLayers } from './image-tree.js';
 import type { Inode } from '../format/tree.js';
 
@@ -83,33 +82,27 @@ export function ociImageLayers(opened: OpenedImage): OciImageLayers {
 
 /** The composefs tree of an OCI image reference (oci:DIR…, oci-archive:FILE…, docker://…). */
 export async function composefsTree(imageRef: string, opts: ComposefsImageOptions = {}): Promise<Inode> {
-  return ociTree(imageRef, opts, 'object');
+  return (await ociLayersApplied(imageRef, opts)).finish(xattrPolicyOf(opts));
 }
 
-/** The tree of an OCI image reference in the wanted form: objects, or flat for the V1 writer. */
-async function ociTree(imageRef: string, opts: ComposefsImageOptions, form: 'object'): Promise<Inode>;
-async function ociTree(imageRef: string, opts: ComposefsImageOptions, form: 'flat'): Promise<FlatTree>;
-async function ociTree(
-  imageRef: string,
-  opts: ComposefsImageOptions,
-  form: 'object' | 'flat',
-): Promise<Inode | FlatTree> {
-  const format = opts.format ?? DEFAULT_FORMAT;
-  const hash = opts.hash ?? DEFAULT_HASH;
+function xattrPolicyOf(opts: ComposefsImageOptions): OciXattrPolicy {
+  return opts.xattrs ?? defaultXattrPolicy(opts.format ?? DEFAULT_FORMAT);
+}
+
+/** The layers of an OCI image reference applied to a tree builder, not yet finished. */
+async function ociLayersApplied(imageRef: string, opts: ComposefsImageOptions): Promise<OciTreeBuilder> {
   const progress = opts.progress;
   // Loaded on use: this module's defaults are read by every `odh composefs` command at start-up,
   // and the OCI reader (registries, tar, zstd) is only for image commands.
-  const [{ openImage }, { treeFromOciImage, flatTreeFromOciImage }] = await Promise.all([
+  const [{ openImage }, { applyOciLayers }] = await Promise.all([
     import('../../oci/image.js'),
     import('./image-tree.js'),
   ]);
-  const build = form === 'object' ? treeFromOciImage : flatTreeFromOciImage;
   const opened = await openImage(imageRef);
   try {
     let current = -1;
-    return await build(ociImageLayers(opened), {
-      hash,
-      xattrs: opts.xattrs ?? defaultXattrPolicy(format),
+    return await applyOciLayers(ociImageLayers(opened), {
+      hash: opts.hash ?? DEFAULT_HASH,
       ...(opts.workers !== undefined ? { workers: opts.workers } : {}),
       ...(opts.signal !== undefined ? { signal: opts.signal } : {}),
       onProgress: progress
@@ -152,7 +145,7 @@ export async function composefsImageId(imageRef: string, opts: ComposefsImageOpt
     const image = writeErofs(await composefsTree(imageRef, opts), erofsOptionsFor(format, hash));
     return fsverityDigest(image, hash).toString('hex');
   }
-  const flat = await ociTree(imageRef, opts, 'flat');
+  const flat = (await ociLayersApplied(imageRef, opts)).finishFlat(xattrPolicyOf(opts));
   opts.progress?.step(`writing ${format} EROFS image`);
   const hasher = new FsVerityHasher(hash);
   streamErofsV1(flat, erofsOptionsFor(format, hash), (chunk) => hasher.update(chunk));

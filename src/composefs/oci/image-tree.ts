@@ -7,7 +7,6 @@ import { availableParallelism } from 'node:os';
 import type { Readable } from 'node:stream';
 import type { Descriptor, ImageConfig, ImageManifest } from '../../oci/types.js';
 import { OdhError } from '../../util/errors.js';
-import type { FlatTree } from '../format/flat-tree.js';
 import type { Inode } from '../format/tree.js';
 import {
   streamLayer,
@@ -79,19 +78,17 @@ function layerTasks(image: OciImageLayers): OciLayerTask[] {
 
 /** Builds the composefs tree of an OCI image (spec composefs-v2 §3.1–§3.5). */
 export async function treeFromOciImage(image: OciImageLayers, opts: TreeFromOciOptions): Promise<Inode> {
-  return (await ociLayersApplied(image, opts)).finish(opts.xattrs ?? 'all');
+  return (await applyOciLayers(image, opts)).finish(opts.xattrs ?? 'all');
 }
 
-/** The same tree in flat form (the V1 writer's input), without the object tree in between. */
-export async function flatTreeFromOciImage(
+/**
+ * Every layer applied, lowest first (spec composefs-v2 §3.1–§3.4); the caller finishes the tree
+ * (§3.5) as objects (`finish`) or flat for the V1 writer (`finishFlat`).
+ */
+export async function applyOciLayers(
   image: OciImageLayers,
   opts: TreeFromOciOptions,
-): Promise<FlatTree> {
-  return (await ociLayersApplied(image, opts)).finishFlat(opts.xattrs ?? 'all');
-}
-
-/** Every layer applied, lowest first (spec composefs-v2 §3.1–§3.4); the tree is not finished yet. */
-async function ociLayersApplied(image: OciImageLayers, opts: TreeFromOciOptions): Promise<OciTreeBuilder> {
+): Promise<OciTreeBuilder> {
   const layers = image.manifest.layers;
   const builder = new OciTreeBuilder();
   const tasks = layerTasks(image);

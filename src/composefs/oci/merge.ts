@@ -249,20 +249,18 @@ function sortedChildren(d: BuildDir): [string, BuildNode][] {
  */
 function toFlatTree(root: BuildDir, keep: ((x: Xattr) => boolean) | null): FlatTree {
   const flat = new FlatTree();
-  const xattrs = (list: Xattr[]) => {
-    for (const x of list) if (keep === null || keep(x)) flat.addXattr(x.key, x.value);
-  };
+  const kept = (list: Xattr[]) => (keep ? list.filter(keep) : list);
   const addDir = (d: BuildDir): number => {
     const i = flat.addInode(d.stat.mode);
     flat.uid[i] = d.stat.uid;
     flat.gid[i] = d.stat.gid;
     flat.mtimeSec[i] = BigInt.asIntN(64, d.stat.mtimeSec);
     flat.mtimeNsec[i] = d.stat.mtimeNsec;
-    xattrs(d.stat.xattrs);
+    for (const x of kept(d.stat.xattrs)) flat.addXattr(x.key, x.value);
     return i;
   };
   const addLeaf = (n: Inode): number => {
-    const i = addInodeOf(flat, n, keep ? n.xattrs.filter(keep) : n.xattrs, payloadOf(n));
+    const i = addInodeOf(flat, n, kept(n.xattrs), payloadOf(n));
     flat.nlink[i] = 1; // counted below: one per entry
     return i;
   };
