@@ -267,9 +267,12 @@ abstract class Relay extends Transform {
 
 /** gzip decoder (multi-member, zlib) whose own failures are typed: TRUNCATED at a cut, FORMAT otherwise. */
 class GzipDecoder extends Relay {
-  constructor(private readonly ctx: ErrorContext) {
+  constructor(
+    private readonly ctx: ErrorContext,
+    options?: zlib.ZlibOptions,
+  ) {
     super();
-    this.attach(zlib.createGunzip());
+    this.attach(zlib.createGunzip(options));
   }
 
   protected override innerError(e: Error): Error {
@@ -285,13 +288,20 @@ class GzipDecoder extends Relay {
   }
 }
 
-/** Decompressing stream for `kind` ('none' passes bytes through). */
-export function decompressStream(kind: Compression, ctx: ErrorContext = {}): Transform {
+/**
+ * Decompressing stream for `kind` ('none' passes bytes through). `gzip`: zlib options for a gzip
+ * input (a larger `chunkSize` saves thread-pool round trips on big layers).
+ */
+export function decompressStream(
+  kind: Compression,
+  ctx: ErrorContext = {},
+  gzip?: zlib.ZlibOptions,
+): Transform {
   switch (kind) {
     case 'none':
       return new PassThrough();
     case 'gzip':
-      return new GzipDecoder(ctx);
+      return new GzipDecoder(ctx, gzip);
     case 'zstd':
       return new ZstdDecoder(ctx);
   }

@@ -1,6 +1,5 @@
 import { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
-import zlib from 'node:zlib';
 import { decompressStream, sniffStream } from '../../oci/compression.js';
 import { readTar, type TarItem } from '../../tar/index.js';
 import { OdhError, isOdhError, type ErrorContext } from '../../util/errors.js';
@@ -39,27 +38,21 @@ export async function decompressedLayer(open: LayerStreamFactory, ctx: ErrorCont
   }
   const { kind } = sniffed;
   const input = Readable.from(sniffed.bytes, { objectMode: false });
-  const decoder =
-    kind === 'gzip' ? zlib.createGunzip({ chunkSize: GUNZIP_CHUNK }) : decompressStream(kind, ctx);
+  const decoder = decompressStream(kind, ctx, { chunkSize: GUNZIP_CHUNK });
   input.on('error', (e) => decoder.destroy(e));
   return input.pipe(decoder);
 }
 
 /**
  * OdhErrors keep their code and gain the layer name if they lack one (the tar header codec only knows
- * the offset); zlib failures become FORMAT (TRUNCATED at a cut); the rest IO.
+ * the offset); the rest IO. Decoder failures arrive typed (oci/compression.ts).
  */
 export function typedError(e: unknown, ctx: ErrorContext, what: string): OdhError {
   if (isOdhError(e)) {
     if (e.context.layer !== undefined || ctx.layer === undefined) return e;
     return new OdhError(e.code, e.message, { layer: ctx.layer }, { cause: e });
   }
-  const err = e as NodeJS.ErrnoException;
-  if (typeof err?.code === 'string' && err.code.startsWith('Z_')) {
-    const code = err.code === 'Z_BUF_ERROR' ? 'TRUNCATED' : 'FORMAT';
-    return new OdhError(code, `gzip: ${err.message}`, ctx, { cause: e });
-  }
-  return new OdhError('IO', `${what}: ${err instanceof Error ? err.message : String(e)}`, ctx, { cause: e });
+  return new OdhError('IO', `${what}: ${e instanceof Error ? e.message : String(e)}`, ctx, { cause: e });
 }
 
 /** Streams the entries of one old layer to `onEntry` (which may read `item.body`). */
