@@ -1,8 +1,8 @@
 /**
- * Where an EROFS emitter writes. The same class counts (the measuring pass, which finds every
- * offset) or hands the bytes on in chunks (the writing pass): one emitter runs over both, so the
- * layout cannot drift from the bytes (composefs-rs `erofs/writer.rs` runs its emitter twice the
- * same way). One class, not two, keeps every call site monomorphic for the JIT.
+ * Where an EROFS emitter writes: the bytes go on in chunks, and `pos` counts them. One emitter runs
+ * twice over it, the measuring pass (which finds every offset and drops the bytes) and the writing
+ * pass, so the layout cannot drift from the bytes (composefs-rs `erofs/writer.rs` runs its emitter
+ * twice the same way). One class and one path, not two, keeps every call site monomorphic.
  */
 import { checkRange } from '../column.js';
 
@@ -13,60 +13,63 @@ export class ImageSink {
   private at = 0;
 
   /**
-   * `onChunk` null: measure only. Otherwise the bytes go to `onChunk` in chunks of `chunkSize`
-   * (one reused buffer: consume or copy each chunk at once); call `end()` after the last write.
+   * The bytes go to `onChunk` in chunks of `chunkSize` (one reused buffer: consume or copy each
+   * chunk at once); call `end()` after the last write. The measuring pass passes `discard`: it
+   * writes the same bytes by the same code and drops them, so the JIT sees one path in both passes
+   * (a counting-only branch made every emitter function deoptimize when the writing pass began).
    */
   constructor(
-    private readonly onChunk: ((chunk: Buffer) => void) | null,
+    private readonly onChunk: (chunk: Buffer) => void,
     chunkSize = 1 << 20,
   ) {
-    this.buf = Buffer.alloc(onChunk === null ? 0 : chunkSize);
+    this.buf = Buffer.alloc(chunkSize);
   }
 
-  /** Advances by n and returns where the n bytes go in `buf`, or -1 when measuring. */
+  /** Advances by n and returns where the n bytes go in `buf`. */
   private room(n: number): number {
-    this.pos += n;
-    if (this.onChunk === null) return -1;
     if (this.at + n > this.buf.length) this.flush();
     const at = this.at;
     this.at += n;
+    this.pos += n;
     return at;
   }
 
   private flush(): void {
-    if (this.at === 0 || this.onChunk === null) return;
+    if (this.at === 0) return;
     this.onChunk(this.buf.subarray(0, this.at));
     this.at = 0;
   }
 
   u8(v: number): void {
-    const at = this.room(1);
-    if (at >= 0) this.buf[at] = v;
+    this.buf[this.room(1)] = v;
   }
   u16(v: number): void {
     const at = this.room(2);
-    if (at >= 0) this.buf.writeUInt16LE(v & 0xffff, at);
+    const b = this.buf;
+    b[at] = v;
+    b[at + 1] = v >>> 8;
   }
   u32(v: number): void {
-    const at = this.room(4);
-    if (at >= 0) this.buf.writeUInt32LE(v >>> 0, at);
+    this.put32(this.room(4), v);
   }
   u64(v: bigint): void {
-    const at = this.room(8);
-    if (at >= 0) this.buf.writeBigUInt64LE(BigInt.asUintN(64, v), at);
+    this.buf.writeBigUInt64LE(BigInt.asUintN(64, v), this.room(8));
   }
   /** A u64 given as a Number below 2^53 (no BigInt on the common path). */
   u64n(v: number): void {
     const at = this.room(8);
-    if (at < 0) return;
-    this.buf.writeUInt32LE(v % 0x100000000, at);
-    this.buf.writeUInt32LE(Math.floor(v / 0x100000000), at + 4);
+    this.put32(at, v % 0x100000000);
+    this.put32(at + 4, Math.floor(v / 0x100000000));
+  }
+  /** v's low 32 bits, little-endian, at buf[at] (byte stores keep only the low 8 bits of each). */
+  private put32(at: number, v: number): void {
+    const b = this.buf;
+    b[at] = v;
+    b[at + 1] = v >>> 8;
+    b[at + 2] = v >>> 16;
+    b[at + 3] = v >>> 24;
   }
   bytes(src: Uint8Array, start: number, end: number): void {
-    if (this.onChunk === null) {
-      this.pos += end - start;
-      return;
-    }
     while (start < end) {
       if (this.at === this.buf.length) this.flush();
       const n = Math.min(end - start, this.buf.length - this.at);
@@ -86,10 +89,6 @@ export class ImageSink {
   }
   /** n bytes of the value b. */
   fill(b: number, n: number): void {
-    if (this.onChunk === null) {
-      this.pos += n;
-      return;
-    }
     while (n > 0) {
       if (this.at === this.buf.length) this.flush();
       const k = Math.min(n, this.buf.length - this.at);
@@ -103,3 +102,6 @@ export class ImageSink {
     this.flush();
   }
 }
+
+/** The measuring pass's chunk consumer: the bytes are not needed, only `pos`. */
+export function discard(): void {}

@@ -30,7 +30,7 @@ import {
   inodeFormat,
   xattrIcount,
 } from './format.js';
-import { ImageSink } from './sink.js';
+import { ImageSink, discard } from './sink.js';
 import { FLAG_EXTERNAL, FLAG_MIN_MTIME, FLAG_SIZE_U32, pairKeyOf, type V1Plan } from './v1-plan.js';
 import { byte, i32, i64, u32, u64, u8 } from '../column.js';
 
@@ -68,6 +68,18 @@ function afterDotDot(b: Buffer, off: number, end: number): boolean {
   return d > 0x2e || (d === 0x2e && end - off > 2);
 }
 
+/** A placement of n inodes with every offset 0: what the measuring pass starts from. */
+function emptyPlacement(n: number): V1Placement {
+  return {
+    offset: new Int32Array(n),
+    firstBlock: new Int32Array(n),
+    xattrSize: new Int32Array(n),
+    iu: new Uint32Array(n),
+    inodesEnd: 0,
+    imageSize: 0,
+  };
+}
+
 /** An inode's shape before placement: what its size, inline tail and blocks are. */
 interface Shape {
   compact: boolean;
@@ -97,25 +109,18 @@ class V1Emitter {
 
   constructor(
     private readonly plan: V1Plan,
-    /** The measuring pass's placement; null during that pass (offsets are then placeholders). */
-    private readonly known: V1Placement | null,
+    /** The measuring pass's placement; during that pass all zeros (offsets are placeholders). */
+    private readonly known: V1Placement,
   ) {
     this.t = plan.tree;
     this.n = plan.order.length;
     this.blocks = new Int32Array(this.n);
     this.tails = new Int32Array(this.n);
-    this.placed = {
-      offset: new Int32Array(this.n),
-      firstBlock: new Int32Array(this.n),
-      xattrSize: new Int32Array(this.n),
-      iu: new Uint32Array(this.n),
-      inodesEnd: 0,
-      imageSize: 0,
-    };
+    this.placed = emptyPlacement(this.n);
   }
 
   private nid(k: number): number {
-    return this.known === null ? 0 : i32(this.known.offset, k) / INODE_SLOT_SIZE;
+    return i32(this.known.offset, k) / INODE_SLOT_SIZE;
   }
 
   emit(s: ImageSink): void {
@@ -153,9 +158,9 @@ class V1Emitter {
     s.u64(BigInt(this.n));
     s.u64(this.plan.minSec);
     s.u32(this.plan.minNsec);
-    s.u32(k === null ? 0 : k.imageSize / BLOCK_SIZE);
+    s.u32(k.imageSize / BLOCK_SIZE);
     s.u32(0); // meta_blkaddr
-    s.u32(k === null ? 0 : Math.floor(k.inodesEnd / BLOCK_SIZE));
+    s.u32(Math.floor(k.inodesEnd / BLOCK_SIZE));
     s.zeros(SUPERBLOCK_SIZE - 48); // uuid, volume name, incompat features, reserved
   }
 
@@ -359,7 +364,7 @@ class V1Emitter {
     let layout = sh.tail > 0 ? LAYOUT_FLAT_INLINE : LAYOUT_FLAT_PLAIN;
     /** SIZE below 2^53 (external files are, spec composefs-v1 §9.3). */
     let size = 0;
-    let iu = sh.blocks > 0 && this.known !== null ? i32(this.known.firstBlock, k) : 0;
+    let iu = sh.blocks > 0 ? i32(this.known.firstBlock, k) : 0;
     if (t.isDir(i)) size = BLOCK_SIZE * sh.blocks + sh.tail;
     else if (type === S_IFLNK) size = i32(t.payloadLen, i);
     else if (type === S_IFREG && i32(t.contentLen, i) > 0) size = i32(t.contentLen, i);
@@ -402,7 +407,7 @@ class V1Emitter {
   /** spec composefs-v1 §7.3: filter, shared ids (≤ 128), then local entries. */
   private xattrBody(s: ImageSink, i: number, sh: Shape): void {
     const p = this.plan;
-    const base = this.known === null ? 0 : this.known.inodesEnd % BLOCK_SIZE;
+    const base = this.known.inodesEnd % BLOCK_SIZE;
     s.u32(~sh.filter >>> 0);
     s.u8(sh.shared);
     s.zeros(XATTR_IBODY_HEADER_SIZE - 5);
@@ -502,8 +507,8 @@ class V1Emitter {
 
 /** Runs the emitter over a measuring sink; the result places every inode and block. */
 export function measureV1(plan: V1Plan): V1Placement {
-  const e = new V1Emitter(plan, null);
-  e.emit(new ImageSink(null));
+  const e = new V1Emitter(plan, emptyPlacement(plan.order.length));
+  e.emit(new ImageSink(discard));
   return e.placed;
 }
 
