@@ -3,8 +3,7 @@
  * magic (gzip, zstd or none), parsed as tar, applied entry by entry, and checked against its config
  * diff_id. Runs on the calling thread (image-tree.ts) or in a layer worker (layer-worker.ts).
  */
-import { Readable, pipeline, type Transform } from 'node:stream';
-import { createGunzip } from 'node:zlib';
+import { Readable, pipeline } from 'node:stream';
 import { decompressStream, sniffStream, type Compression } from '../../oci/compression.js';
 import { DigestHasher, parseDiffId } from '../../oci/digest.js';
 import type { Descriptor } from '../../oci/types.js';
@@ -39,11 +38,12 @@ export interface LayerStreamOptions {
 }
 
 /**
- * Inflate runs on the libuv pool while tar parsing and hashing run here: larger output chunks and an
- * 8 MiB read-ahead of output let it work in parallel instead of ping-ponging (about a third less CPU
- * here). Its input side queues only a little compressed data: an 8 MiB input queue as well (what
- * `highWaterMark` alone sets) only added to peak memory. zstd goes through the shared decoder
- * (oci/compression.ts: the 2^27 window cap, typed errors).
+ * zlib options of the shared gzip decoder (oci/compression.ts, which types its errors: TRUNCATED at
+ * a cut, FORMAT otherwise, with the offset). Inflate runs on the libuv pool while tar parsing and
+ * hashing run here: larger output chunks and an 8 MiB read-ahead of output let it work in parallel
+ * instead of ping-ponging (about a third less CPU here). Its input side queues only a little
+ * compressed data: an 8 MiB input queue as well (what `highWaterMark` alone sets) only added to
+ * peak memory. zstd has its own decoder there (the 2^27 window cap).
  */
 const GUNZIP_OPTIONS = {
   chunkSize: 256 << 10,
@@ -51,14 +51,14 @@ const GUNZIP_OPTIONS = {
   writableHighWaterMark: 256 << 10,
 };
 
-/** The blob's bytes, decompressed according to its first bytes; codec errors become FORMAT errors. */
+/** The blob's bytes, decompressed according to its first bytes; the decoders' errors are typed. */
 async function* decompressed(blob: AsyncIterable<Buffer>, ctx: ErrorContext): AsyncGenerator<Buffer> {
   const { kind, bytes } = await sniffStream(blob);
   if (kind === 'none') {
     yield* bytes;
     return;
   }
-  const codec: Transform = kind === 'gzip' ? createGunzip(GUNZIP_OPTIONS) : decompressStream(kind, ctx);
+  const codec = decompressStream(kind, ctx, GUNZIP_OPTIONS);
   let failure: unknown = null;
   // The iterable feeds the codec directly (pipeline awaits its drain): no object-mode queue between.
   const out = pipeline(bytes, codec, (e) => {
@@ -72,7 +72,7 @@ async function* decompressed(blob: AsyncIterable<Buffer>, ctx: ErrorContext): As
   if (failure) throw codecError(failure, kind, ctx);
 }
 
-/** The zstd decoder's errors are typed already (LIMIT for a window above the cap); zlib's become FORMAT. */
+/** The decoders' errors are typed already; anything else (a bug) still leaves as one FORMAT line. */
 function codecError(e: unknown, kind: Compression, ctx: ErrorContext): OdhError {
   if (isOdhError(e)) return e;
   const msg = e instanceof Error ? e.message : String(e);
