@@ -22,6 +22,8 @@ export class ImageSink {
     private readonly onChunk: (chunk: Buffer) => void,
     chunkSize = 1 << 20,
   ) {
+    // A field is written whole into one chunk (room()); the widest is 8 bytes.
+    if (!(chunkSize >= 8)) throw new Error(`internal: image sink chunks of ${chunkSize} bytes`);
     this.buf = Buffer.alloc(chunkSize);
   }
 
