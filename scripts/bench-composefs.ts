@@ -220,19 +220,13 @@ function bestOf(runs: CmdStats[]): CmdStats {
   };
 }
 
-/** Runs A and B alternately (A B A B …) so both see the same machine load; returns the best of each. */
-async function interleaved(
-  rounds: number,
-  a: () => Promise<CmdStats>,
-  b: () => Promise<CmdStats>,
-): Promise<[CmdStats, CmdStats]> {
-  const ra: CmdStats[] = [];
-  const rb: CmdStats[] = [];
+/** Runs each command once a round, in turn (A B C A B C …: all see the same machine load); the best of each. */
+async function interleaved(rounds: number, cmds: (() => Promise<CmdStats>)[]): Promise<CmdStats[]> {
+  const runs = cmds.map((): CmdStats[] => []);
   for (let i = 0; i < rounds; i++) {
-    ra.push(await a());
-    rb.push(await b());
+    for (const [k, cmd] of cmds.entries()) runs[k]?.push(await cmd());
   }
-  return [bestOf(ra), bestOf(rb)];
+  return runs.map(bestOf);
 }
 
 const ODH = path.join(REPO, 'dist', 'bin', 'odh.js');
@@ -246,6 +240,8 @@ export interface MkfsBench {
   entries: number;
   odh: CmdStats;
   c: CmdStats;
+  /** `node -e ''`: the start-up every odh run pays, on this machine in this run. */
+  nodeStart: CmdStats;
   identical: boolean;
   matchesPin: boolean | null;
 }
@@ -257,12 +253,12 @@ async function benchMkfs(tmp: string, gz: string, rounds: number): Promise<MkfsB
   await gunzipTo(gz, dump);
   const ours = path.join(tmp, 'odh.img');
   const theirs = path.join(tmp, 'c.img');
-  const [odh, c] = await interleaved(
-    rounds,
+  const [odh, c, nodeStart] = (await interleaved(rounds, [
     // --force: every round after the first replaces the previous round's output (C overwrites too).
     () => timedCmd(process.execPath, [ODH, 'composefs', 'mkfs', '--force', '--from-file', dump, ours]),
     () => timedCmd(mkcomposefs, ['--from-file', dump, theirs]),
-  );
+    () => timedCmd(process.execPath, ['-e', '']),
+  ])) as [CmdStats, CmdStats, CmdStats];
   const a = readFileSync(ours);
   const pinFile = `${gz}.sha256`;
   const pin = existsSync(pinFile) ? readFileSync(pinFile, 'utf8').trim().split(/\s+/)[0] : null;
@@ -270,6 +266,7 @@ async function benchMkfs(tmp: string, gz: string, rounds: number): Promise<MkfsB
     entries: readFileSync(dump).toString('latin1').split('\n').length - 1,
     odh,
     c,
+    nodeStart,
     identical: a.equals(readFileSync(theirs)),
     matchesPin: pin === null ? null : createHash('sha256').update(a).digest('hex') === pin,
   };
@@ -353,7 +350,8 @@ function mkfsLine(name: string, m: MkfsBench): string {
     `${m.odh.rssMiB.toFixed(0)} MiB peak RSS; C mkcomposefs ${s2(m.c.wall)} s, ${s2(m.c.cpu)} s CPU, ` +
     `${m.c.rssMiB.toFixed(0)} MiB; CPU ${s2(m.odh.cpu / m.c.cpu)}× C, RSS ${s2(m.odh.rssMiB / m.c.rssMiB)}× C; ` +
     `bytes identical to C: ${m.identical ? 'yes' : 'NO'}` +
-    (m.matchesPin === null ? '' : `, pinned sha256: ${m.matchesPin ? 'yes' : 'NO'}`)
+    (m.matchesPin === null ? '' : `, pinned sha256: ${m.matchesPin ? 'yes' : 'NO'}`) +
+    `; node start-up alone (node -e '') ${s2(m.nodeStart.wall)} s wall, ${s2(m.nodeStart.cpu)} s CPU`
   );
 }
 
