@@ -187,7 +187,7 @@ class WireReader {
   }
 
   private bytes(): Buffer {
-    return this.optBytes() ?? Buffer.alloc(0);
+    return this.optBytes() ?? EMPTY;
   }
 
   private path(): OciPath {

@@ -7,7 +7,7 @@ import { OdhError } from '../../util/errors.js';
 import { checkEntryName } from '../format/erofs/dirents.js';
 import { addInodeOf, FlatTree } from '../format/flat-tree.js';
 import { digestObjectPath } from '../format/fsverity.js';
-import { newInode, S_IFDIR, type DirEntry, type Inode, type Xattr } from '../format/tree.js';
+import { newInode, S_IFDIR, sortEntries, type DirEntry, type Inode, type Xattr } from '../format/tree.js';
 import { whiteoutOf, type OciPath } from './entry.js';
 
 /** Directory metadata (a full st_mode including S_IFDIR). */
@@ -174,16 +174,19 @@ function xattrFilter(policy: OciXattrPolicy): ((x: Xattr) => boolean) | null {
 }
 
 /** Converts the build tree (iteratively: trees can be deep) into sorted composefs Inodes. */
+/** A directory's inode (no entries yet) from its build stat, its xattrs filtered by `keep`. */
+function dirInode(d: BuildDir, keep: ((x: Xattr) => boolean) | null): Inode {
+  return newInode(d.stat.mode, {
+    uid: d.stat.uid,
+    gid: d.stat.gid,
+    mtimeSec: d.stat.mtimeSec,
+    mtimeNsec: d.stat.mtimeNsec,
+    xattrs: keep ? d.stat.xattrs.filter(keep) : d.stat.xattrs,
+  });
+}
+
 function toInodeTree(root: BuildDir, keep: ((x: Xattr) => boolean) | null): Inode {
-  const dirInode = (d: BuildDir): Inode =>
-    newInode(d.stat.mode, {
-      uid: d.stat.uid,
-      gid: d.stat.gid,
-      mtimeSec: d.stat.mtimeSec,
-      mtimeNsec: d.stat.mtimeNsec,
-      xattrs: keep ? d.stat.xattrs.filter(keep) : d.stat.xattrs,
-    });
-  const top = dirInode(root);
+  const top = dirInode(root, keep);
   const pending: [BuildDir, Inode][] = [[root, top]];
   while (pending.length > 0) {
     const [bd, inode] = pending.pop()!;
@@ -192,7 +195,7 @@ function toInodeTree(root: BuildDir, keep: ((x: Xattr) => boolean) | null): Inod
     for (const [k, child] of bd.children) {
       const name = Buffer.from(k, 'latin1');
       if (child instanceof BuildDir) {
-        const sub = dirInode(child);
+        const sub = dirInode(child, keep);
         pending.push([child, sub]);
         entries.push({ name, inode: sub, hardlink: false });
         subdirs++;
@@ -200,7 +203,7 @@ function toInodeTree(root: BuildDir, keep: ((x: Xattr) => boolean) | null): Inod
         entries.push({ name, inode: child, hardlink: false });
       }
     }
-    entries.sort((a, b) => Buffer.compare(a.name, b.name));
+    sortEntries(entries);
     inode.entries = entries;
     inode.nlink = 2 + subdirs;
   }
@@ -249,18 +252,9 @@ function sortedChildren(d: BuildDir): [string, BuildNode][] {
  */
 function toFlatTree(root: BuildDir, keep: ((x: Xattr) => boolean) | null): FlatTree {
   const flat = new FlatTree();
-  const kept = (list: Xattr[]) => (keep ? list.filter(keep) : list);
-  const addDir = (d: BuildDir): number => {
-    const i = flat.addInode(d.stat.mode);
-    flat.uid[i] = d.stat.uid;
-    flat.gid[i] = d.stat.gid;
-    flat.mtimeSec[i] = BigInt.asIntN(64, d.stat.mtimeSec);
-    flat.mtimeNsec[i] = d.stat.mtimeNsec;
-    for (const x of kept(d.stat.xattrs)) flat.addXattr(x.key, x.value);
-    return i;
-  };
+  const addDir = (d: BuildDir): number => addInodeOf(flat, dirInode(d, keep));
   const addLeaf = (n: Inode): number => {
-    const i = addInodeOf(flat, n, kept(n.xattrs), payloadOf(n));
+    const i = addInodeOf(flat, n, keep ? n.xattrs.filter(keep) : n.xattrs, payloadOf(n));
     flat.nlink[i] = 1; // counted below: one per entry
     return i;
   };
