@@ -192,12 +192,12 @@ export interface CmdStats {
   rssMiB: number;
 }
 
-function timedCmd(cmd: string, args: string[]): Promise<CmdStats> {
+function timedCmd(cmd: string, args: string[], env?: NodeJS.ProcessEnv): Promise<CmdStats> {
   return new Promise((resolve, reject) => {
     execFile(
       '/usr/bin/time',
       ['-f', 'ODHTIME %e %U %S %M', cmd, ...args],
-      { maxBuffer: 64 << 20, encoding: 'buffer' },
+      { maxBuffer: 64 << 20, encoding: 'buffer', ...(env ? { env } : {}) },
       (err, _out, errBuf) => {
         const text = errBuf.toString();
         const m = /ODHTIME ([0-9.]+) ([0-9.]+) ([0-9.]+) ([0-9]+)/.exec(text);
@@ -242,8 +242,22 @@ export interface MkfsBench {
   c: CmdStats;
   /** `node -e ''`: the start-up every odh run pays, on this machine in this run. */
   nodeStart: CmdStats;
+  /**
+   * odh and `node -e ''` again with NODE_EXTRA_CA_CERTS removed from their environment, when the
+   * bench's environment sets it (null otherwise): Node 20 reads that certificate file at every
+   * start-up, before any of odh's code runs, so a reader can tell that cost from odh's own.
+   */
+  withoutExtraCaCerts: { odh: CmdStats; nodeStart: CmdStats } | null;
   identical: boolean;
   matchesPin: boolean | null;
+}
+
+/** This process's environment without NODE_EXTRA_CA_CERTS, or null when it is not set. */
+function envWithoutExtraCaCerts(): NodeJS.ProcessEnv | null {
+  if (process.env.NODE_EXTRA_CA_CERTS === undefined) return null;
+  const env = { ...process.env };
+  delete env.NODE_EXTRA_CA_CERTS;
+  return env;
 }
 
 /** `odh composefs mkfs` (the CLI, start-up included) vs C `mkcomposefs --from-file` on one dumpfile. */
@@ -253,12 +267,20 @@ async function benchMkfs(tmp: string, gz: string, rounds: number): Promise<MkfsB
   await gunzipTo(gz, dump);
   const ours = path.join(tmp, 'odh.img');
   const theirs = path.join(tmp, 'c.img');
-  const [odh, c, nodeStart] = (await interleaved(rounds, [
-    // --force: every round after the first replaces the previous round's output (C overwrites too).
-    () => timedCmd(process.execPath, [ODH, 'composefs', 'mkfs', '--force', '--from-file', dump, ours]),
+  // --force: every round after the first replaces the previous round's output (C overwrites too).
+  const odhArgs = [ODH, 'composefs', 'mkfs', '--force', '--from-file', dump, ours];
+  const bare = envWithoutExtraCaCerts();
+  const [odh, c, nodeStart, odhBare, nodeStartBare] = (await interleaved(rounds, [
+    () => timedCmd(process.execPath, odhArgs),
     () => timedCmd(mkcomposefs, ['--from-file', dump, theirs]),
     () => timedCmd(process.execPath, ['-e', '']),
-  ])) as [CmdStats, CmdStats, CmdStats];
+    ...(bare === null
+      ? []
+      : [
+          () => timedCmd(process.execPath, odhArgs, bare),
+          () => timedCmd(process.execPath, ['-e', ''], bare),
+        ]),
+  ])) as [CmdStats, CmdStats, CmdStats, CmdStats?, CmdStats?];
   const a = readFileSync(ours);
   const pinFile = `${gz}.sha256`;
   const pin = existsSync(pinFile) ? readFileSync(pinFile, 'utf8').trim().split(/\s+/)[0] : null;
@@ -267,6 +289,10 @@ async function benchMkfs(tmp: string, gz: string, rounds: number): Promise<MkfsB
     odh,
     c,
     nodeStart,
+    withoutExtraCaCerts:
+      odhBare === undefined || nodeStartBare === undefined
+        ? null
+        : { odh: odhBare, nodeStart: nodeStartBare },
     identical: a.equals(readFileSync(theirs)),
     matchesPin: pin === null ? null : createHash('sha256').update(a).digest('hex') === pin,
   };
@@ -346,12 +372,23 @@ const s2 = (x: number) => x.toFixed(2);
 
 function mkfsLine(name: string, m: MkfsBench): string {
   return (
-    `composefs mkfs V1 of ${name} (${m.entries} entries): odh ${s2(m.odh.wall)} s wall, ${s2(m.odh.cpu)} s CPU, ` +
+    `composefs mkfs V1 of ${name} (${m.entries} entries), Node ${process.version}: odh ${s2(m.odh.wall)} s wall, ${s2(m.odh.cpu)} s CPU, ` +
     `${m.odh.rssMiB.toFixed(0)} MiB peak RSS; C mkcomposefs ${s2(m.c.wall)} s, ${s2(m.c.cpu)} s CPU, ` +
     `${m.c.rssMiB.toFixed(0)} MiB; CPU ${s2(m.odh.cpu / m.c.cpu)}× C, RSS ${s2(m.odh.rssMiB / m.c.rssMiB)}× C; ` +
     `bytes identical to C: ${m.identical ? 'yes' : 'NO'}` +
     (m.matchesPin === null ? '' : `, pinned sha256: ${m.matchesPin ? 'yes' : 'NO'}`) +
-    `; node start-up alone (node -e '') ${s2(m.nodeStart.wall)} s wall, ${s2(m.nodeStart.cpu)} s CPU`
+    `; node start-up alone (node -e '') ${s2(m.nodeStart.wall)} s wall, ${s2(m.nodeStart.cpu)} s CPU` +
+    extraCaCertsPart(m)
+  );
+}
+
+function extraCaCertsPart(m: MkfsBench): string {
+  const w = m.withoutExtraCaCerts;
+  if (w === null) return '';
+  return (
+    `; with NODE_EXTRA_CA_CERTS unset (set here; Node 20 loads that file at every start-up): ` +
+    `odh ${s2(w.odh.wall)} s wall, ${s2(w.odh.cpu)} s CPU (${s2(w.odh.cpu / m.c.cpu)}× C), ` +
+    `node -e '' ${s2(w.nodeStart.wall)} s`
   );
 }
 
