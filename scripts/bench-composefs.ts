@@ -17,6 +17,7 @@ import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import { createGunzip, createGzip } from 'node:zlib';
 import { runTempDir } from '../src/util/run.js';
+import { envWithoutExtraCaCerts, WITHOUT_EXTRA_CA_CERTS } from './bench/measure.js';
 
 const SELF = fileURLToPath(import.meta.url);
 /** dist/scripts/bench-composefs.js → repository root → test/vectors (the golden vectors kept in the repo). */
@@ -242,22 +243,10 @@ export interface MkfsBench {
   c: CmdStats;
   /** `node -e ''`: the start-up every odh run pays, on this machine in this run. */
   nodeStart: CmdStats;
-  /**
-   * odh and `node -e ''` again with NODE_EXTRA_CA_CERTS removed from their environment, when the
-   * bench's environment sets it (null otherwise): Node 20 reads that certificate file at every
-   * start-up, before any of odh's code runs, so a reader can tell that cost from odh's own.
-   */
+  /** odh and `node -e ''` again without NODE_EXTRA_CA_CERTS (envWithoutExtraCaCerts); null when unset. */
   withoutExtraCaCerts: { odh: CmdStats; nodeStart: CmdStats } | null;
   identical: boolean;
   matchesPin: boolean | null;
-}
-
-/** This process's environment without NODE_EXTRA_CA_CERTS, or null when it is not set. */
-function envWithoutExtraCaCerts(): NodeJS.ProcessEnv | null {
-  if (process.env.NODE_EXTRA_CA_CERTS === undefined) return null;
-  const env = { ...process.env };
-  delete env.NODE_EXTRA_CA_CERTS;
-  return env;
 }
 
 /** `odh composefs mkfs` (the CLI, start-up included) vs C `mkcomposefs --from-file` on one dumpfile. */
@@ -386,7 +375,7 @@ function extraCaCertsPart(m: MkfsBench): string {
   const w = m.withoutExtraCaCerts;
   if (w === null) return '';
   return (
-    `; with NODE_EXTRA_CA_CERTS unset (set here; Node 20 loads that file at every start-up): ` +
+    `; ${WITHOUT_EXTRA_CA_CERTS}: ` +
     `odh ${s2(w.odh.wall)} s wall, ${s2(w.odh.cpu)} s CPU (${s2(w.odh.cpu / m.c.cpu)}× C), ` +
     `node -e '' ${s2(w.nodeStart.wall)} s`
   );
