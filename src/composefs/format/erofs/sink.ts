@@ -94,7 +94,9 @@ export class ImageSink {
     while (n > 0) {
       if (this.at === this.buf.length) this.flush();
       const k = Math.min(n, this.buf.length - this.at);
-      this.buf.fill(b, this.at, this.at + k);
+      // Most fills are the 0–3 padding bytes after an xattr: a loop, not a call into C++ each time.
+      if (k <= 16) for (let j = this.at; j < this.at + k; j++) this.buf[j] = b;
+      else this.buf.fill(b, this.at, this.at + k);
       this.at += k;
       this.pos += k;
       n -= k;
