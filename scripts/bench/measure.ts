@@ -16,7 +16,7 @@ export async function best(runs: number, fn: () => Promise<unknown>): Promise<nu
 
 /**
  * This process's environment without NODE_EXTRA_CA_CERTS, or null when it is not set. Node 20 loads
- * that certificate file at every start-up, before any of odh's code runs (0.02–0.04 s measured here),
+ * that certificate file at every start-up, before any of odh's code runs (0.03–0.05 s measured here),
  * so the benches that include start-up also time odh without it, for a reader to tell the two apart.
  */
 export function envWithoutExtraCaCerts(): NodeJS.ProcessEnv | null {
