@@ -8,7 +8,6 @@
  *      floor `gzip -dc LAYER | sha256sum` over the same layers.
  * CPU ratios matter most on a shared machine: wall times there include other people's work.
  */
-import { execFile } from 'node:child_process';
 import { createCipheriv, createHash } from 'node:crypto';
 import { createReadStream, createWriteStream, existsSync, readFileSync } from 'node:fs';
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
@@ -17,7 +16,13 @@ import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import { createGunzip, createGzip } from 'node:zlib';
 import { runTempDir } from '../src/util/run.js';
-import { envWithoutExtraCaCerts, WITHOUT_EXTRA_CA_CERTS } from './bench/measure.js';
+import {
+  envWithoutExtraCaCerts,
+  interleaved,
+  timedCmd,
+  WITHOUT_EXTRA_CA_CERTS,
+  type CmdStats,
+} from './bench/measure.js';
 
 const SELF = fileURLToPath(import.meta.url);
 /** dist/scripts/bench-composefs.js → repository root → test/vectors (the golden vectors kept in the repo). */
@@ -184,52 +189,6 @@ export async function writeSyntheticImage(
   return { layerFiles, bytes: sizes.reduce((a, b) => a + b, 0) };
 }
 
-// ---------------------------------------------------------------- measured commands
-
-/** One command's wall and CPU seconds and peak RSS, from GNU time (the machine may be shared). */
-export interface CmdStats {
-  wall: number;
-  cpu: number;
-  rssMiB: number;
-}
-
-function timedCmd(cmd: string, args: string[], env?: NodeJS.ProcessEnv): Promise<CmdStats> {
-  return new Promise((resolve, reject) => {
-    execFile(
-      '/usr/bin/time',
-      ['-f', 'ODHTIME %e %U %S %M', cmd, ...args],
-      { maxBuffer: 64 << 20, encoding: 'buffer', ...(env ? { env } : {}) },
-      (err, _out, errBuf) => {
-        const text = errBuf.toString();
-        const m = /ODHTIME ([0-9.]+) ([0-9.]+) ([0-9.]+) ([0-9]+)/.exec(text);
-        if (err || !m) {
-          reject(new Error(`bench command failed: ${cmd} ${args.join(' ')}\n${text}`));
-          return;
-        }
-        resolve({ wall: Number(m[1]), cpu: Number(m[2]) + Number(m[3]), rssMiB: Number(m[4]) / 1024 });
-      },
-    );
-  });
-}
-
-/** Best (least) wall and CPU, largest RSS over runs. */
-function bestOf(runs: CmdStats[]): CmdStats {
-  return {
-    wall: Math.min(...runs.map((r) => r.wall)),
-    cpu: Math.min(...runs.map((r) => r.cpu)),
-    rssMiB: Math.max(...runs.map((r) => r.rssMiB)),
-  };
-}
-
-/** Runs each command once a round, in turn (A B C A B C …: all see the same machine load); the best of each. */
-async function interleaved(rounds: number, cmds: (() => Promise<CmdStats>)[]): Promise<CmdStats[]> {
-  const runs = cmds.map((): CmdStats[] => []);
-  for (let i = 0; i < rounds; i++) {
-    for (const [k, cmd] of cmds.entries()) runs[k]?.push(await cmd());
-  }
-  return runs.map(bestOf);
-}
-
 const ODH = path.join(REPO, 'dist', 'bin', 'odh.js');
 const CONFIG = path.resolve(REPO, 'test', 'vectors', 'composefs-c', 'config.dump.gz');
 
@@ -310,18 +269,12 @@ export interface IdBench {
 async function benchId(tmp: string, opts: Required<Omit<BenchComposefsOptions, 'log'>>, rounds: number) {
   const img = await writeSyntheticImage(tmp, opts);
   const floorCmd = img.layerFiles.map((f) => `gzip -dc '${f}' | sha256sum >/dev/null`).join('; ');
-  const odhRuns: CmdStats[] = [];
-  const odh1Runs: CmdStats[] = [];
-  const floorRuns: CmdStats[] = [];
   // Interleaved: default, --jobs 1, floor, then again (all three see the same machine load).
-  for (let i = 0; i < rounds; i++) {
-    odhRuns.push(await timedCmd(process.execPath, [ODH, 'composefs', 'id', '-q', `oci:${tmp}`]));
-    odh1Runs.push(
-      await timedCmd(process.execPath, [ODH, 'composefs', 'id', '-q', '--jobs', '1', `oci:${tmp}`]),
-    );
-    floorRuns.push(await timedCmd('sh', ['-c', floorCmd]));
-  }
-  const [odh, odh1, floor] = [bestOf(odhRuns), bestOf(odh1Runs), bestOf(floorRuns)];
+  const [odh, odh1, floor] = (await interleaved(rounds, [
+    () => timedCmd(process.execPath, [ODH, 'composefs', 'id', '-q', `oci:${tmp}`]),
+    () => timedCmd(process.execPath, [ODH, 'composefs', 'id', '-q', '--jobs', '1', `oci:${tmp}`]),
+    () => timedCmd('sh', ['-c', floorCmd]),
+  ])) as [CmdStats, CmdStats, CmdStats];
   return { odh, odh1, floor, bytes: img.bytes, files: opts.files, ofFloor: floor.wall / odh.wall };
 }
 

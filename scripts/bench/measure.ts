@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 
 /** Wall-clock seconds of an async function. */
 export async function timed<T>(fn: () => Promise<T>): Promise<{ seconds: number; value: T }> {
@@ -84,4 +84,49 @@ export function report(name: string, ours: number, floor: number, goal: number, 
     `${name}: ours ${ours.toFixed(3)} ${unit}, floor ${floor.toFixed(3)} ${unit}, ratio ${(ratio * 100).toFixed(0)}% ` +
       `(goal ≥ ${(goal * 100).toFixed(0)}%: ${verdict})\n`,
   );
+}
+
+/** One command's wall and CPU seconds and peak RSS, from GNU time (the machine may be shared). */
+export interface CmdStats {
+  wall: number;
+  cpu: number;
+  rssMiB: number;
+}
+
+/** Runs `cmd args` under GNU time (in `env` when given); throws on a non-zero exit. */
+export function timedCmd(cmd: string, args: string[], env?: NodeJS.ProcessEnv): Promise<CmdStats> {
+  return new Promise((resolve, reject) => {
+    execFile(
+      '/usr/bin/time',
+      ['-f', 'ODHTIME %e %U %S %M', cmd, ...args],
+      { maxBuffer: 64 << 20, encoding: 'buffer', ...(env ? { env } : {}) },
+      (err, _out, errBuf) => {
+        const text = errBuf.toString();
+        const m = /ODHTIME ([0-9.]+) ([0-9.]+) ([0-9.]+) ([0-9]+)/.exec(text);
+        if (err || !m) {
+          reject(new Error(`bench command failed: ${cmd} ${args.join(' ')}\n${text}`));
+          return;
+        }
+        resolve({ wall: Number(m[1]), cpu: Number(m[2]) + Number(m[3]), rssMiB: Number(m[4]) / 1024 });
+      },
+    );
+  });
+}
+
+/** Best (least) wall and CPU, largest RSS over runs. */
+function bestOf(runs: CmdStats[]): CmdStats {
+  return {
+    wall: Math.min(...runs.map((r) => r.wall)),
+    cpu: Math.min(...runs.map((r) => r.cpu)),
+    rssMiB: Math.max(...runs.map((r) => r.rssMiB)),
+  };
+}
+
+/** Runs each command once a round, in turn (A B C A B C …: all see the same machine load); the best of each. */
+export async function interleaved(rounds: number, cmds: (() => Promise<CmdStats>)[]): Promise<CmdStats[]> {
+  const runs = cmds.map((): CmdStats[] => []);
+  for (let i = 0; i < rounds; i++) {
+    for (const [k, cmd] of cmds.entries()) runs[k]?.push(await cmd());
+  }
+  return runs.map(bestOf);
 }

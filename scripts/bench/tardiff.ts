@@ -1,4 +1,3 @@
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
@@ -6,7 +5,18 @@ import { compress } from 'zstd-napi';
 import { encodeOp } from '../../src/tardiff/ops.js';
 import { OpCode } from '../../src/tardiff/ops.js';
 import { TARDIFF_MAGIC_V1, TARDIFF_MAGIC_V2 } from '../../src/tardiff/stream.js';
-import { bestSh, envWithoutExtraCaCerts, mib, rate, report, sh, WITHOUT_EXTRA_CA_CERTS } from './measure.js';
+import {
+  bestSh,
+  envWithoutExtraCaCerts,
+  interleaved,
+  mib,
+  rate,
+  report,
+  sh,
+  timedCmd,
+  WITHOUT_EXTRA_CA_CERTS,
+  type CmdStats,
+} from './measure.js';
 
 const ODH = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..', 'bin', 'odh.js');
 
@@ -96,50 +106,24 @@ export async function benchZstdDict(work: string, files: number, fileSize: numbe
   const floorCmd = `{ ${decodeAll}; } > /dev/null`;
   const oursCmd = `node ${ODH} tar-patch ${delta} ${src} - > /dev/null`;
   const bare = envWithoutExtraCaCerts();
-  const floorRuns: CpuRun[] = [];
-  const ourRuns: CpuRun[] = [];
-  const bareRuns: CpuRun[] = [];
-  for (let i = 0; i < 3; i++) {
-    floorRuns.push(await cpuSh(floorCmd));
-    ourRuns.push(await cpuSh(oursCmd));
-    if (bare !== null) bareRuns.push(await cpuSh(oursCmd, bare));
-  }
-  const best = (runs: CpuRun[], k: 'wall' | 'cpu') => Math.min(...runs.map((r) => r[k]));
-  const [ow, oc, fw, fc] = [
-    best(ourRuns, 'wall'),
-    best(ourRuns, 'cpu'),
-    best(floorRuns, 'wall'),
-    best(floorRuns, 'cpu'),
-  ];
+  const timedSh = (command: string, env?: NodeJS.ProcessEnv) => () => timedCmd('sh', ['-c', command], env);
+  const [floor, ours, oursBare] = (await interleaved(3, [
+    timedSh(floorCmd),
+    timedSh(oursCmd),
+    ...(bare === null ? [] : [timedSh(oursCmd, bare)]),
+  ])) as [CmdStats, CmdStats, CmdStats?];
+  const [ow, oc, fw, fc] = [ours.wall, ours.cpu, floor.wall, floor.cpu];
   process.stdout.write(
     `ZstdDict, ${files} × ${mib(fileSize)}: ${rate(total, ow)}; CPU ours ${oc.toFixed(2)} s (node start-up included), ` +
       `zstd -d --patch-from ${fc.toFixed(2)} s: ${((100 * fc) / oc).toFixed(0)} % by CPU\n`,
   );
   report('ZstdDict apply vs zstd -d --patch-from', ow, fw, 0.85);
-  if (bare !== null) {
-    const bw = best(bareRuns, 'wall');
+  if (oursBare !== undefined) {
     process.stdout.write(
-      `ZstdDict, ${files} × ${mib(fileSize)}, ${WITHOUT_EXTRA_CA_CERTS}: ours ${bw.toFixed(3)} s, ` +
-        `CPU ${best(bareRuns, 'cpu').toFixed(2)} s: ${((100 * fw) / bw).toFixed(0)} % of the floor\n`,
+      `ZstdDict, ${files} × ${mib(fileSize)}, ${WITHOUT_EXTRA_CA_CERTS}: ours ${oursBare.wall.toFixed(3)} s, ` +
+        `CPU ${oursBare.cpu.toFixed(2)} s: ${((100 * fw) / oursBare.wall).toFixed(0)} % of the floor\n`,
     );
   }
-}
-
-interface CpuRun {
-  wall: number;
-  cpu: number;
-}
-
-/** A shell command's wall and user+sys CPU seconds (GNU time), in `env` when given. */
-function cpuSh(command: string, env?: NodeJS.ProcessEnv): Promise<CpuRun> {
-  return new Promise((resolve, reject) => {
-    const opts = env ? { env } : {};
-    execFile('/usr/bin/time', ['-f', 'ODHCPU %e %U %S', 'sh', '-c', command], opts, (err, _o, e) => {
-      const m = /ODHCPU ([0-9.]+) ([0-9.]+) ([0-9.]+)/.exec(String(e));
-      if (err || !m) reject(new Error(`bench command failed: ${command}\n${String(e)}`));
-      else resolve({ wall: Number(m[1]), cpu: Number(m[2]) + Number(m[3]) });
-    });
-  });
 }
 
 /** Peak RSS of `odh tar-patch` producing a 1 GiB output (goal < 300 MiB). */

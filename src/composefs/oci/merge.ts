@@ -173,7 +173,6 @@ function xattrFilter(policy: OciXattrPolicy): ((x: Xattr) => boolean) | null {
       x.key.subarray(0, user.length).equals(user));
 }
 
-/** Converts the build tree (iteratively: trees can be deep) into sorted composefs Inodes. */
 /** A directory's inode (no entries yet) from its build stat, its xattrs filtered by `keep`. */
 function dirInode(d: BuildDir, keep: ((x: Xattr) => boolean) | null): Inode {
   return newInode(d.stat.mode, {
@@ -185,6 +184,7 @@ function dirInode(d: BuildDir, keep: ((x: Xattr) => boolean) | null): Inode {
   });
 }
 
+/** Converts the build tree (iteratively: trees can be deep) into sorted composefs Inodes. */
 function toInodeTree(root: BuildDir, keep: ((x: Xattr) => boolean) | null): Inode {
   const top = dirInode(root, keep);
   const pending: [BuildDir, Inode][] = [[root, top]];
