@@ -84,7 +84,10 @@ describe('hostile layer bytes', () => {
           const bad = Buffer.from(nth(layers, 0));
           bad.fill(value, at, Math.min(bad.length, at + len));
           try {
-            const tree = await treeFromOciImage(memoryImage([bad, nth(layers, 1)]), { hash: 'sha256' });
+            const tree = await treeFromOciImage(memoryImage([bad, nth(layers, 1)]), {
+              hash: 'sha256',
+              xattrs: 'all',
+            });
             // Whatever tree results must also be writable in both formats.
             writeErofs(tree, { format: 'v1', minVersion: 1, maxVersion: 1, hash: 'sha256' });
             writeErofs(tree, { format: 'v2', hash: 'sha256' });
@@ -102,7 +105,7 @@ describe('hostile layer bytes', () => {
     const layers = await richLayers();
     const cut = nth(layers, 0).subarray(0, 2000);
     const img = memoryImage([cut]);
-    const err = await treeFromOciImage(img, { hash: 'sha256' }).catch((e: unknown) => e);
+    const err = await treeFromOciImage(img, { hash: 'sha256', xattrs: 'all' }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(OdhError);
     expect((err as OdhError).message).toContain(nth(img.manifest.layers, 0).digest);
   });
@@ -112,7 +115,7 @@ describe('hostile layer bytes', () => {
     const cut = gz.subarray(0, gz.length >> 1);
     const img = memoryImage([cut]);
     img.config.rootfs.diff_ids = [sha256(cut)];
-    const err = await treeFromOciImage(img, { hash: 'sha256' }).catch((e: unknown) => e);
+    const err = await treeFromOciImage(img, { hash: 'sha256', xattrs: 'all' }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(OdhError);
     expect((err as OdhError).code).toBe('TRUNCATED');
     expect((err as OdhError).message).toMatch(/^gzip: unexpected end of file/);
@@ -124,7 +127,7 @@ describe('hostile layer bytes', () => {
     const garbage = Buffer.concat([Buffer.from([0x1f, 0x8b]), seededBytes('junk', 3000)]);
     const img = memoryImage([garbage]);
     img.config.rootfs.diff_ids = [sha256(garbage)];
-    const err = await treeFromOciImage(img, { hash: 'sha256' }).catch((e: unknown) => e);
+    const err = await treeFromOciImage(img, { hash: 'sha256', xattrs: 'all' }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(OdhError);
     expect((err as OdhError).code).toBe('FORMAT');
     expect((err as OdhError).message).toMatch(/^gzip: unknown compression method/);
@@ -143,7 +146,7 @@ describe('zstd layers beyond the window cap', () => {
       expect(nth([...blob], 5) >> 3).toBe(28 - 10); // frame header window descriptor: exponent 18 → 2^28 (RFC 8878 §3.1.1.1.2)
       const img = memoryImage([blob]);
       img.config.rootfs.diff_ids = [sha256(tar)];
-      const err = await treeFromOciImage(img, { hash: 'sha256' }).catch((e: unknown) => e);
+      const err = await treeFromOciImage(img, { hash: 'sha256', xattrs: 'all' }).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(OdhError);
       expect((err as OdhError).code).toBe('LIMIT');
       expect((err as OdhError).message).toContain(nth(img.manifest.layers, 0).digest);
@@ -155,7 +158,8 @@ describe('zstd layers beyond the window cap', () => {
 describe('composefs-rs dumpfile round trip of an OCI tree', () => {
   it('printing and re-parsing the tree gives the same V2 image (SHA-256 and SHA-512 objects)', async () => {
     for (const hash of ['sha256', 'sha512'] as const) {
-      const tree = await treeFromOciImage(memoryImage(await richLayers(), true), { hash });
+      // Every xattr kept, so the printer and parser see user.* and security.* alike.
+      const tree = await treeFromOciImage(memoryImage(await richLayers(), true), { hash, xattrs: 'all' });
       const text = printDumpfile(tree, { format: 'composefs-rs' });
       const back = parseDumpfileSync(text, { rules: 'composefs-rs' });
       expect(writeErofs(back, { format: 'v2', hash }).equals(writeErofs(tree, { format: 'v2', hash }))).toBe(

@@ -31,15 +31,21 @@ export interface OciImageLayers {
   layout?: LayerWorkerLayout;
 }
 
-export interface TreeFromOciOptions extends LayerStreamOptions {
-  /** Default 'all' (spec composefs-v2 §3.5); see OciXattrPolicy. */
-  xattrs?: OciXattrPolicy;
+export interface ApplyLayersOptions extends LayerStreamOptions {
   /**
    * Layer worker threads when the image has a `layout`. Default: the available parallelism, used
    * only when two or more layers are large enough to pay for a worker (WORKER_MIN_LAYER_BYTES).
    * Below two (or with one layer) every layer is streamed on the calling thread.
    */
   workers?: number;
+}
+
+export interface TreeFromOciOptions extends ApplyLayersOptions {
+  /**
+   * Which xattrs the tree keeps (see OciXattrPolicy). No default here: the one default, composefs-rs
+   * as released, is image-id.ts's `defaultXattrPolicy`.
+   */
+  xattrs: OciXattrPolicy;
 }
 
 /**
@@ -78,7 +84,7 @@ function layerTasks(image: OciImageLayers): OciLayerTask[] {
 
 /** Builds the composefs tree of an OCI image (spec composefs-v2 §3.1–§3.5). */
 export async function treeFromOciImage(image: OciImageLayers, opts: TreeFromOciOptions): Promise<Inode> {
-  return (await applyOciLayers(image, opts)).finish(opts.xattrs ?? 'all');
+  return (await applyOciLayers(image, opts)).finish(opts.xattrs);
 }
 
 /**
@@ -87,7 +93,7 @@ export async function treeFromOciImage(image: OciImageLayers, opts: TreeFromOciO
  */
 export async function applyOciLayers(
   image: OciImageLayers,
-  opts: TreeFromOciOptions,
+  opts: ApplyLayersOptions,
 ): Promise<OciTreeBuilder> {
   const layers = image.manifest.layers;
   const builder = new OciTreeBuilder();

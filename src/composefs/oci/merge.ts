@@ -130,7 +130,7 @@ export class OciTreeBuilder {
    * policy; returns the composefs tree with hardlinks resolved (first entry in sorted DFS pre-order
    * is canonical, nlink = number of entries; spec composefs-v1 §14.3).
    */
-  finish(xattrs: OciXattrPolicy = 'all'): Inode {
+  finish(xattrs: OciXattrPolicy): Inode {
     this.finishRoot();
     return toInodeTree(this.root, xattrFilter(xattrs));
   }
@@ -140,7 +140,7 @@ export class OciTreeBuilder {
    * no object tree, entry objects or name buffers in between (on the 1 GiB / 50k-file bench image
    * those made the end of `composefs id` its peak in memory).
    */
-  finishFlat(xattrs: OciXattrPolicy = 'all'): FlatTree {
+  finishFlat(xattrs: OciXattrPolicy): FlatTree {
     this.finishRoot();
     return toFlatTree(this.root, xattrFilter(xattrs));
   }
