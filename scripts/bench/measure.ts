@@ -1,4 +1,4 @@
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 
 /** Wall-clock seconds of an async function. */
 export async function timed<T>(fn: () => Promise<T>): Promise<{ seconds: number; value: T }> {
@@ -38,25 +38,9 @@ export interface ShellRun {
 }
 
 /** Runs a shell command under /usr/bin/time to get its peak RSS; throws on a non-zero exit. */
-export function sh(command: string): Promise<ShellRun> {
-  return new Promise((resolve, reject) => {
-    const t0 = process.hrtime.bigint();
-    const child = spawn('/usr/bin/time', ['-f', '%M', 'sh', '-c', command], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-      const lines = err.trim().split('\n');
-      const rss = Number(lines[lines.length - 1]);
-      if (code !== 0) reject(new Error(`bench command failed (${code}): ${command}\n${err}`));
-      else resolve({ seconds, maxRssKiB: rss, stdout: out });
-    });
-  });
+export async function sh(command: string): Promise<ShellRun> {
+  const r = await gnuTime('sh', ['-c', command], command);
+  return { seconds: r.seconds, maxRssKiB: r.maxRssKiB, stdout: r.stdout };
 }
 
 export async function bestSh(runs: number, command: string): Promise<ShellRun> {
@@ -94,22 +78,44 @@ export interface CmdStats {
 }
 
 /** Runs `cmd args` under GNU time (in `env` when given); throws on a non-zero exit. */
-export function timedCmd(cmd: string, args: string[], env?: NodeJS.ProcessEnv): Promise<CmdStats> {
+export async function timedCmd(cmd: string, args: string[], env?: NodeJS.ProcessEnv): Promise<CmdStats> {
+  const r = await gnuTime(cmd, args, `${cmd} ${args.join(' ')}`, env);
+  return { wall: r.wall, cpu: r.cpu, rssMiB: r.maxRssKiB / 1024 };
+}
+
+interface GnuTimeRun {
+  /** Wall seconds as this process saw them (high resolution). */
+  seconds: number;
+  /** GNU time's own figures: elapsed (%e), user + system CPU, peak RSS in KiB. */
+  wall: number;
+  cpu: number;
+  maxRssKiB: number;
+  stdout: string;
+}
+
+/** The one GNU-time runner of the benches (`sh` and `timedCmd` read what they need of it). */
+function gnuTime(cmd: string, args: string[], label: string, env?: NodeJS.ProcessEnv): Promise<GnuTimeRun> {
   return new Promise((resolve, reject) => {
-    execFile(
-      '/usr/bin/time',
-      ['-f', 'ODHTIME %e %U %S %M', cmd, ...args],
-      { maxBuffer: 64 << 20, encoding: 'buffer', ...(env ? { env } : {}) },
-      (err, _out, errBuf) => {
-        const text = errBuf.toString();
-        const m = /ODHTIME ([0-9.]+) ([0-9.]+) ([0-9.]+) ([0-9]+)/.exec(text);
-        if (err || !m) {
-          reject(new Error(`bench command failed: ${cmd} ${args.join(' ')}\n${text}`));
-          return;
-        }
-        resolve({ wall: Number(m[1]), cpu: Number(m[2]) + Number(m[3]), rssMiB: Number(m[4]) / 1024 });
-      },
-    );
+    const t0 = process.hrtime.bigint();
+    const child = spawn('/usr/bin/time', ['-f', 'ODHTIME %e %U %S %M', cmd, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      ...(env ? { env } : {}),
+    });
+    let out = '';
+    let err = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+      const m = /ODHTIME ([0-9.]+) ([0-9.]+) ([0-9.]+) ([0-9]+)\s*$/.exec(err);
+      if (code !== 0 || !m) {
+        reject(new Error(`bench command failed (${code}): ${label}\n${err}`));
+        return;
+      }
+      const [wall, user, sys, rss] = m.slice(1).map(Number) as [number, number, number, number];
+      resolve({ seconds, wall, cpu: user + sys, maxRssKiB: rss, stdout: out });
+    });
   });
 }
 

@@ -173,6 +173,11 @@ function xattrFilter(policy: OciXattrPolicy): ((x: Xattr) => boolean) | null {
       x.key.subarray(0, user.length).equals(user));
 }
 
+/** The xattrs of `list` that `keep` keeps (all of them for the 'all' policy's null). */
+function kept(list: Xattr[], keep: ((x: Xattr) => boolean) | null): Xattr[] {
+  return keep ? list.filter(keep) : list;
+}
+
 /** A directory's inode (no entries yet) from its build stat, its xattrs filtered by `keep`. */
 function dirInode(d: BuildDir, keep: ((x: Xattr) => boolean) | null): Inode {
   return newInode(d.stat.mode, {
@@ -180,7 +185,7 @@ function dirInode(d: BuildDir, keep: ((x: Xattr) => boolean) | null): Inode {
     gid: d.stat.gid,
     mtimeSec: d.stat.mtimeSec,
     mtimeNsec: d.stat.mtimeNsec,
-    xattrs: keep ? d.stat.xattrs.filter(keep) : d.stat.xattrs,
+    xattrs: kept(d.stat.xattrs, keep),
   });
 }
 
@@ -254,7 +259,7 @@ function toFlatTree(root: BuildDir, keep: ((x: Xattr) => boolean) | null): FlatT
   const flat = new FlatTree();
   const addDir = (d: BuildDir): number => addInodeOf(flat, dirInode(d, keep));
   const addLeaf = (n: Inode): number => {
-    const i = addInodeOf(flat, n, keep ? n.xattrs.filter(keep) : n.xattrs, payloadOf(n));
+    const i = addInodeOf(flat, n, kept(n.xattrs, keep), payloadOf(n));
     flat.nlink[i] = 1; // counted below: one per entry
     return i;
   };
