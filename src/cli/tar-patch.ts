@@ -48,10 +48,12 @@ export async function tarPatch(
   const progress = createProgress({ quiet: opts.quiet });
   progress.step(`tar-patch ${deltaPath === '-' ? 'stdin' : path.basename(deltaPath)}`);
   const onProgress = (p: { deltaBytesRead: number }) => progress.bytes(p.deltaBytesRead, deltaSize);
+  // Both outputs, stdout and a file stream, are done with a chunk when its write callback runs.
+  const sinkReleasesChunks = true;
   try {
     if (output === '-') {
       return await untilCancelled(
-        applyTarDiff(delta, source, process.stdout, { onProgress, where: deltaPath }),
+        applyTarDiff(delta, source, process.stdout, { onProgress, where: deltaPath, sinkReleasesChunks }),
         opts.signal,
       );
     }
@@ -60,7 +62,7 @@ export async function tarPatch(
     const out = createWriteStream(atomic.tempPath, { flags: 'wx', highWaterMark: 8 << 20 });
     try {
       const result = await untilCancelled(
-        applyTarDiff(delta, source, out, { onProgress, where: deltaPath }),
+        applyTarDiff(delta, source, out, { onProgress, where: deltaPath, sinkReleasesChunks }),
         opts.signal,
       );
       out.end();

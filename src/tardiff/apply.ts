@@ -2,7 +2,7 @@ import { OdhError, isOdhError, type ErrorContext } from '../util/errors.js';
 import type { DataSource, DataSourceFile } from './data-source.js';
 import { OP_NAMES, OpCode, type OpName, type OpReader } from './ops.js';
 import { checkOp } from './op-rules.js';
-import { OutputWriter, type TarDiffSink } from './output.js';
+import { OutputWriter, PIECE_MAX, type OutputWriterOptions, type TarDiffSink } from './output.js';
 import { cleanSourceName } from './path.js';
 import { openTarDiff, type TarDiffInput } from './stream.js';
 import { DICT_SOURCE_MAX, ZstdDictDecoder } from './zstd.js';
@@ -10,7 +10,6 @@ import { DICT_SOURCE_MAX, ZstdDictDecoder } from './zstd.js';
 export type { TarDiffSink } from './output.js';
 export type { TarDiffInput } from './stream.js';
 
-const COPY_BUFFER = 1 << 20;
 const SMALL_DATA = 256n << 10n;
 const PROGRESS_EVERY = 8n << 20n;
 
@@ -20,7 +19,7 @@ export interface ApplyProgress {
   deltaBytesRead: number;
 }
 
-export interface ApplyOptions {
+export interface ApplyOptions extends OutputWriterOptions {
   onProgress?: (p: ApplyProgress) => void;
   /** Names the layer (or file) in every error message. */
   where?: string;
@@ -56,7 +55,7 @@ export async function applyTarDiff(
 ): Promise<ApplyResult> {
   const layerCtx: ErrorContext = opts.where !== undefined ? { layer: opts.where } : {};
   const stream = await openTarDiff(delta, layerCtx);
-  const writer = new OutputWriter(out, layerCtx);
+  const writer = new OutputWriter(out, layerCtx, opts);
   const dict = new ZstdDictDecoder();
   const dictMemory = new DictionaryMemory();
   const histogram = emptyOpHistogram();
@@ -93,7 +92,8 @@ export async function applyTarDiff(
         case OpCode.ZstdDict: {
           const c = current(cur);
           const whole = await readWholeSource(c.file, dictMemory, ctx);
-          for await (const chunk of dict.decode(stream.ops.payload(), whole, ctx)) await writer.write(chunk);
+          const output = dict.decode(stream.ops.payload(), whole, ctx, () => writer.piece());
+          for await (const chunk of output) await writer.write(chunk);
           // spec oci-delta §9: the position is at end of file afterwards.
           c.pos = BigInt(whole.length);
           break;
@@ -215,7 +215,7 @@ interface SourceRead {
 async function emitSource(r: SourceRead, n: number, add?: Buffer): Promise<void> {
   const { c, writer } = r;
   const small = OutputWriter.isSmall(n);
-  const buf = small ? await writer.reserve(n) : Buffer.allocUnsafe(n);
+  const buf = small ? await writer.reserve(n) : await writer.piece(n);
   const got = await readFully(c.file, buf, n, c.pos);
   if (got < n) {
     const have = c.pos - r.startPos + BigInt(got);
@@ -232,7 +232,7 @@ async function emitSource(r: SourceRead, n: number, add?: Buffer): Promise<void>
 async function copyOp(c: Cursor, size: bigint, writer: OutputWriter, ctx: ErrorContext): Promise<void> {
   const r: SourceRead = { c, writer, op: 'Copy', wanted: size, startPos: c.pos, ctx };
   for (let left = size; left > 0n;) {
-    const n = left < BigInt(COPY_BUFFER) ? Number(left) : COPY_BUFFER;
+    const n = left < BigInt(PIECE_MAX) ? Number(left) : PIECE_MAX;
     await emitSource(r, n);
     left -= BigInt(n);
   }

@@ -93,17 +93,26 @@ function windowLogOf(size: bigint): number {
 interface PumpOptions {
   /** Stop after the first complete frame (ZstdDict, Rust semantics) instead of reading all frames. */
   singleFrame: boolean;
+  /** Output memory (≥ 128 KiB each), every slab yielded once and whole; default fresh 1 MiB slabs. */
+  slabs?: () => Promise<Buffer>;
   fail(e: unknown, inOffset: number): never;
   truncated(inOffset: number): never;
 }
 
-/** Feeds `input` through `dctx` and yields the decompressed bytes as slices of fresh slabs. */
+/**
+ * Feeds `input` through `dctx` and yields the decompressed bytes: as slices of fresh slabs, each
+ * yielded as soon as produced; or, with `opts.slabs`, each slab once and from its start when full or
+ * at the end, so the consumer owns the whole slab it gets (and may hand its memory on for reuse).
+ */
 async function* pump(
   dctx: binding.DCtx,
   input: AsyncIterable<Buffer>,
   opts: PumpOptions,
 ): AsyncGenerator<Buffer> {
-  let slab = Buffer.allocUnsafe(SLAB_SIZE);
+  const fresh = opts.slabs ?? (() => Promise.resolve(Buffer.allocUnsafe(SLAB_SIZE)));
+  const whole = opts.slabs !== undefined;
+  let slab = await fresh();
+  let from = 0; // start of the bytes not yet yielded
   let used = 0;
   let inFrame = false;
   let inOffset = 0;
@@ -111,11 +120,12 @@ async function* pump(
     let pos = 0;
     while (true) {
       // Slices already yielded stay owned by the consumer; continue in the free tail or a new slab.
-      if (SLAB_SIZE - used < MIN_OUT) {
-        slab = Buffer.allocUnsafe(SLAB_SIZE);
-        used = 0;
+      if (slab.length - used < MIN_OUT) {
+        if (used > from) yield slab.subarray(from, used);
+        slab = await fresh();
+        from = used = 0;
       }
-      const avail = SLAB_SIZE - used;
+      const avail = slab.length - used;
       let ret: number, produced: number, consumed: number;
       try {
         [ret, produced, consumed] = dctx.decompressStream(slab.subarray(used), chunk.subarray(pos));
@@ -124,17 +134,19 @@ async function* pump(
       }
       pos += consumed;
       inFrame = ret !== 0;
-      if (produced > 0) {
-        const out = slab.subarray(used, used + produced);
-        used += produced;
-        yield out;
+      used += produced;
+      const frameDone = !inFrame && opts.singleFrame;
+      if (used > from && (!whole || frameDone)) {
+        yield slab.subarray(from, used);
+        from = used;
       }
-      if (!inFrame && opts.singleFrame) return;
+      if (frameDone) return;
       // All input taken and output not full: libzstd has nothing more to flush until fed again.
       if (pos >= chunk.length && produced < avail) break;
     }
     inOffset += chunk.length;
   }
+  if (used > from) yield slab.subarray(from, used);
   if (inFrame || opts.singleFrame) opts.truncated(inOffset);
 }
 
@@ -182,9 +194,15 @@ export class ZstdDictDecoder {
   /**
    * Yields the output of the first zstd frame in `payload` (the op's exact payload chunks), decoded
    * with `dict` (the whole current source file) as raw content. Bytes after that frame are left
-   * unread; the op reader skips them (Rust semantics). `ctx` names the op for errors.
+   * unread; the op reader skips them (Rust semantics). `ctx` names the op for errors. With `slabs`,
+   * the output is built in memory from there, each slab yielded once from its start (see `pump`).
    */
-  async *decode(payload: AsyncIterable<Buffer>, dict: Buffer, ctx: ErrorContext): AsyncGenerator<Buffer> {
+  async *decode(
+    payload: AsyncIterable<Buffer>,
+    dict: Buffer,
+    ctx: ErrorContext,
+    slabs?: () => Promise<Buffer>,
+  ): AsyncGenerator<Buffer> {
     if (dict.length > DICT_SOURCE_MAX) {
       throw new OdhError(
         'LIMIT',
@@ -232,6 +250,7 @@ export class ZstdDictDecoder {
       dctx.loadDictionary(rawContentDictionary(dict));
       yield* pump(dctx, frameBytes(), {
         singleFrame: true,
+        ...(slabs ? { slabs } : {}),
         fail(e, at) {
           const msg = e instanceof Error ? e.message : String(e);
           throw new OdhError('FORMAT', `invalid zstd frame in ZstdDict payload at byte ${at}: ${msg}`, ctx);

@@ -304,6 +304,77 @@ describe('ZstdDict', () => {
   });
 });
 
+describe('output memory, reused when the sink releases chunks (sinkReleasesChunks)', () => {
+  /**
+   * A file-like sink that holds each chunk for a while before it "writes" it (copies it out) and
+   * only then calls back: memory reused before that callback would show up as wrong output.
+   */
+  function slowSink() {
+    const parts: Buffer[] = [];
+    const buffers = new Set<ArrayBufferLike>();
+    let chunks = 0;
+    const sink = new Writable({
+      highWaterMark: 4 << 20,
+      write(chunk: Buffer, _enc, cb) {
+        chunks++;
+        buffers.add(chunk.buffer);
+        setTimeout(() => {
+          parts.push(Buffer.from(chunk));
+          cb();
+        }, 1);
+      },
+    });
+    const drained = () =>
+      new Promise<void>((resolve) => {
+        sink.end(resolve);
+      });
+    return { sink, parts, buffers, chunks: () => chunks, drained };
+  }
+
+  /** Copy, AddData, ZstdDict and Data ops making 24 MiB of output, with the bytes it must be. */
+  function mixedDelta(): { delta: Buffer; files: Record<string, Buffer>; expected: Buffer } {
+    const big = pattern(6 << 20, 3);
+    const add = pattern(3 << 20, 4);
+    const old = pattern(5 << 20, 5);
+    const neu = Buffer.from(old);
+    for (let off = 4096; off + 64 < neu.length; off += 256 << 10) pattern(64, off).copy(neu, off);
+    const header = Buffer.alloc(512, 0x61);
+    const ops: Buffer[] = [];
+    const expected: Buffer[] = [];
+    for (let round = 0; round < 2; round++) {
+      ops.push(encodeOp(Data, header), encodeOp(Open, s('big')), encodeOp(Copy, big.length));
+      expected.push(header, big);
+      ops.push(encodeOp(Seek, 0), encodeOp(AddData, add));
+      expected.push(Buffer.from(add.map((v, i) => (v + big[i]!) & 0xff)));
+      ops.push(encodeOp(Open, s('lib')), encodeOp(ZstdDict, zstdPatch(old, neu)), encodeOp(Data, header));
+      expected.push(neu, header);
+    }
+    return { delta: makeDelta(2, ops), files: { big, lib: old }, expected: Buffer.concat(expected) };
+  }
+
+  it('a sink that calls back late still gets exact bytes, in a bounded set of buffers', async () => {
+    const { delta, files, expected } = mixedDelta();
+    const out = slowSink();
+    await applyTarDiff(chunked(delta), new MemorySource(files), out.sink, { sinkReleasesChunks: true });
+    await out.drained();
+    const got = Buffer.concat(out.parts);
+    expect(got.length).toBe(expected.length);
+    expect(got.equals(expected)).toBe(true);
+    // 24 MiB went out in ≥ 24 chunks, built in far fewer buffers: memory came back and was reused.
+    expect(out.chunks()).toBeGreaterThanOrEqual(24);
+    expect(out.buffers.size).toBeLessThan(out.chunks() / 2);
+  });
+
+  it('without the option every chunk is memory of its own (a sink may keep what it gets)', async () => {
+    const { delta, files, expected } = mixedDelta();
+    const out = slowSink();
+    await applyTarDiff(chunked(delta), new MemorySource(files), out.sink);
+    await out.drained();
+    expect(Buffer.concat(out.parts).equals(expected)).toBe(true);
+    expect(out.buffers.size).toBe(out.chunks());
+  });
+});
+
 describe('source errors', () => {
   it('Seek past EOF is allowed until something reads', async () => {
     const delta = makeDelta(1, [
