@@ -30,17 +30,15 @@ export interface OutputWriterOptions {
  */
 class ReusedMemory {
   private readonly idle: ArrayBufferLike[] = [];
-  private readonly lent = new Set<ArrayBufferLike>();
+  /** Lent and not yet back. Weak: memory a producer took and dropped (an empty output) is not held. */
+  private readonly lent = new WeakSet<ArrayBufferLike>();
 
   /**
-   * A sink that wrote synchronously (stdout to a file) runs its write callbacks on the next tick; when
-   * nothing is idle, let those run first rather than fault in fresh pages.
+   * Idle memory, else fresh. A sink that wrote synchronously (stdout to a file) runs its write
+   * callbacks on the next tick, so when nothing is idle those run first.
    */
-  async settle(): Promise<void> {
-    if (this.idle.length === 0 && this.lent.size > 0) await new Promise<void>((r) => process.nextTick(r));
-  }
-
-  take(): Buffer {
+  async take(): Promise<Buffer> {
+    if (this.idle.length === 0) await new Promise<void>((r) => process.nextTick(r));
     const idle = this.idle.pop();
     const buf = idle === undefined ? Buffer.allocUnsafe(PIECE_MAX) : Buffer.from(idle);
     this.lent.add(buf.buffer);
@@ -72,22 +70,22 @@ export class OutputWriter {
   constructor(sink: TarDiffSink, ctx: ErrorContext, opts: OutputWriterOptions = {}) {
     const reused = opts.sinkReleasesChunks ? new ReusedMemory() : null;
     this.reused = reused;
-    const done = reused === null ? null : (chunk: Buffer) => reused.giveBack(chunk);
+    const released = reused === null ? null : (chunk: Buffer) => reused.giveBack(chunk);
     if (typeof sink === 'function') {
       this.emit =
-        done === null
+        released === null
           ? sink
           : async (chunk) => {
               await sink(chunk);
-              done(chunk);
+              released(chunk);
             };
       this.detach = () => {};
     } else {
-      const w = writableEmitter(sink, ctx, done);
+      const w = writableEmitter(sink, ctx, released);
       this.emit = w.emit;
       this.detach = w.detach;
     }
-    this.staging = reused === null ? Buffer.allocUnsafe(PIECE_MAX) : reused.take();
+    this.staging = Buffer.allocUnsafe(PIECE_MAX);
   }
 
   /** Whether a piece of `n` bytes should be built directly in `reserve(n)` space. */
@@ -145,9 +143,7 @@ export class OutputWriter {
   }
 
   private async memory(): Promise<Buffer> {
-    if (this.reused === null) return Buffer.allocUnsafe(PIECE_MAX);
-    await this.reused.settle();
-    return this.reused.take();
+    return this.reused === null ? Buffer.allocUnsafe(PIECE_MAX) : this.reused.take();
   }
 }
 

@@ -365,6 +365,22 @@ describe('output memory, reused when the sink releases chunks (sinkReleasesChunk
     expect(out.buffers.size).toBeLessThan(out.chunks() / 2);
   });
 
+  it('memory taken for output that never came (empty ZstdDict results) is not held', async () => {
+    const old = pattern(4096, 7);
+    const ops: Buffer[] = [encodeOp(Open, s('f'))];
+    const empty = zstdPatch(old, Buffer.alloc(0));
+    for (let i = 0; i < 3000; i++) ops.push(encodeOp(ZstdDict, empty));
+    ops.push(encodeOp(Data, s('end')));
+    const out = slowSink();
+    await applyTarDiff(chunked(makeDelta(2, ops)), new MemorySource({ f: old }), out.sink, {
+      sinkReleasesChunks: true,
+    });
+    await out.drained();
+    expect(Buffer.concat(out.parts).toString()).toBe('end');
+    // Each op took 1 MiB of output memory and gave none out: 3000 MiB if it were all kept.
+    expect(process.memoryUsage().arrayBuffers).toBeLessThan(1 << 30);
+  });
+
   it('without the option every chunk is memory of its own (a sink may keep what it gets)', async () => {
     const { delta, files, expected } = mixedDelta();
     const out = slowSink();
