@@ -87,15 +87,17 @@ async function streamV1Image(
   opts: MkfsOptions,
   atomic: AtomicOutput,
   digest: FsVerityAlgorithm | undefined,
-): Promise<Buffer | undefined> {
+): Promise<{ bytes: number; digest: Buffer | undefined }> {
   const hasher = digest === undefined ? undefined : new FsVerityHasher(digest);
   let fd: number | undefined;
+  let bytes = 0;
   try {
     fd = openSync(atomic.tempPath, 'w');
     const out = fd;
     streamErofsV1(tree, v1Options(opts), (chunk) => {
       writeAllSync(out, chunk);
       hasher?.update(chunk);
+      bytes += chunk.length;
     });
     closeSync(fd);
     fd = undefined;
@@ -111,7 +113,7 @@ async function streamV1Image(
       { cause: e },
     );
   }
-  return hasher?.digest();
+  return { bytes, digest: hasher?.digest() };
 }
 
 function writeAllSync(fd: number, chunk: Buffer): void {
@@ -360,14 +362,18 @@ export function register(program: Command): void {
       'v1: also apply the C CFS_PARSE_STRICT=1 checks (default: lenient, as mkcomposefs --from-file parses)',
     )
     .option('-f, --force', 'replace an existing output file')
+    .option('--json', 'print the result (output, format, size, digest when asked) as one JSON object')
     .action(async (output: string | undefined, o) => {
       if (o.format === 'v2' && (o.minVersion !== undefined || o.maxVersion !== undefined)) {
         throw new OdhError('USAGE', '--min-version/--max-version apply to --format v1 only');
       }
       if (!o.printDigestOnly && output === undefined)
         throw new OdhError('USAGE', 'missing output image path');
-      if (o.printDigest && output === '-') {
-        throw new OdhError('USAGE', '--print-digest cannot share stdout with the image (use a file output)');
+      for (const flag of ['printDigest', 'json'] as const) {
+        if (o[flag] && output === '-') {
+          const name = flag === 'json' ? '--json' : '--print-digest';
+          throw new OdhError('USAGE', `${name} cannot share stdout with the image (use a file output)`);
+        }
       }
       const fileOut = !o.printDigestOnly && output !== '-';
       const atomic = fileOut ? await reserveOutput(output!, o.force === true) : undefined;
@@ -388,8 +394,14 @@ export function register(program: Command): void {
         throw e;
       }
       let digest: Buffer | undefined;
+      let bytes: number;
       if (parsed.format === 'v1' && atomic !== undefined) {
-        digest = await streamV1Image(parsed.tree, mkfs, atomic, printDigest ? digestAlg : undefined);
+        ({ bytes, digest } = await streamV1Image(
+          parsed.tree,
+          mkfs,
+          atomic,
+          printDigest ? digestAlg : undefined,
+        ));
       } else {
         let image: Buffer;
         try {
@@ -398,10 +410,21 @@ export function register(program: Command): void {
           await atomic?.abort();
           throw e;
         }
+        bytes = image.length;
         if (!o.printDigestOnly) await writeOutput(output!, image, 'image', atomic);
         if (printDigest) digest = fsverityDigest(image, digestAlg);
       }
-      if (digest !== undefined) process.stdout.write(`${digest.toString('hex')}\n`);
+      const hex = digest?.toString('hex');
+      if (o.json) {
+        const written = o.printDigestOnly ? null : output!;
+        const result = {
+          output: written,
+          format: parsed.format,
+          bytes,
+          ...(hex ? { digest: hex, digestAlgorithm: digestAlg } : {}),
+        };
+        process.stdout.write(`${JSON.stringify(result)}\n`);
+      } else if (hex !== undefined) process.stdout.write(`${hex}\n`);
     });
 
   cfs
@@ -422,10 +445,14 @@ export function register(program: Command): void {
       'xattrs filtered to security.capability for both formats.',
     formatHelp: 'EROFS format: v1 (composefs-rs ≥0.8 default) or v2 (legacy)',
     hashHelp: 'repository fs-verity algorithm (object IDs and image ID)',
-  }).action(async (ref: string, o: OciCommandOptions) => {
-    const id = await withOciImage(o, (m, opts) => m.composefsImageId(ref, opts));
-    process.stdout.write(`${id}\n`);
-  });
+  })
+    .option('--json', 'print the ID and the settings that made it as one JSON object')
+    .action(async (ref: string, o: OciCommandOptions & { json?: boolean }) => {
+      const id = await withOciImage(o, (m, opts) => m.composefsImageId(ref, opts));
+      const settings = { format: o.format, hash: o.hash, xattrs: o.xattrs ?? defaultXattrPolicy(o.format) };
+      const json = { image: ref, imageId: id, ...settings };
+      process.stdout.write(o.json ? `${JSON.stringify(json)}\n` : `${id}\n`);
+    });
 
   ociImageCommand(cfs, {
     name: 'dumpfile',

@@ -166,13 +166,24 @@ export function register(program: Command): void {
     .option('--tmp-dir <dir>', 'directory for temporary files')
     .option('-f, --force', 'replace an existing output file')
     .option('-q, --quiet', 'no progress on stderr')
-    .action(async (tars: string[], opts: TarDiffCliOptions) => {
+    .option('--json', 'print the result (output, format version, sizes, ops) as one JSON object')
+    .action(async (tars: string[], opts: TarDiffCliOptions & { json?: boolean }) => {
       if (tars.length < 3) {
         throw new OdhError('USAGE', 'tar-diff needs at least one old tar, the new tar and the output path');
       }
       const out = tars[tars.length - 1]!;
       const neu = tars[tars.length - 2]!;
       const r = await tarDiff(tars.slice(0, -2), neu, out, opts);
+      if (opts.json) {
+        const result = {
+          output: out,
+          version: r.version,
+          bytes: r.bytes,
+          newTarBytes: r.newLayerBytes,
+          ops: r.ops,
+        };
+        process.stdout.write(`${JSON.stringify(result)}\n`);
+      }
       if (!opts.quiet) {
         const ops = Object.entries(r.ops)
           .map(([k, v]) => `${k}=${v}`)

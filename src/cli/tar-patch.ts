@@ -115,7 +115,19 @@ export function register(program: Command): void {
     .argument('<output>', 'the rebuilt tar, - for stdout')
     .option('-f, --force', 'replace an existing output file')
     .option('-q, --quiet', 'no progress on stderr')
-    .action(async (delta: string, srcdir: string, output: string, opts: TarPatchOptions) => {
-      await tarPatch(delta, srcdir, output, { ...opts, signal: runSignal() });
-    });
+    .option(
+      '--json',
+      'print the result (output, bytes, ops applied) as one JSON object; needs an output file',
+    )
+    .action(
+      async (delta: string, srcdir: string, output: string, opts: TarPatchOptions & { json?: boolean }) => {
+        if (opts.json && output === '-') {
+          throw new OdhError('USAGE', '--json cannot share stdout with the tar (use a file output)');
+        }
+        const r = await tarPatch(delta, srcdir, output, { ...opts, signal: runSignal() });
+        if (opts.json) {
+          process.stdout.write(`${JSON.stringify({ output, bytes: Number(r.bytesOut), ops: r.ops })}\n`);
+        }
+      },
+    );
 }

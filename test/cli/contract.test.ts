@@ -2,7 +2,7 @@
  * The one CLI contract (src/cli/contract.ts), case by case as a user meets it: every error case of
  * issue 12's "Why" list with its one-line message and exit status, run against the built `odh`.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { writeFileSync } from 'node:fs';
@@ -218,6 +218,94 @@ describe('--json failures print {"error":{code,message,context}} on stdout', () 
         context: {},
       },
     });
+  });
+});
+
+describe('--json results: every command that prints a result prints it as one JSON object', () => {
+  const json = (r: RunResult): Record<string, unknown> => {
+    expect(r.exitCode, r.stderr).toBe(0);
+    return JSON.parse(r.stdout) as Record<string, unknown>;
+  };
+
+  it('composefs id --json: the same ID as the plain line, with the settings that made it', async () => {
+    const plain = await odh(['composefs', 'id', '-q', tree.ociRef], root);
+    expect(plain.exitCode, plain.stderr).toBe(0);
+    expect(json(await odh(['composefs', 'id', '-q', '--json', tree.ociRef], root))).toEqual({
+      image: tree.ociRef,
+      imageId: plain.stdout.trim(),
+      format: 'v1',
+      hash: 'sha512',
+      xattrs: 'capability',
+    });
+    const v2 = json(
+      await odh(['composefs', 'id', '-q', '--json', '--format', 'v2', '--hash', 'sha256', tree.ociRef], root),
+    );
+    expect(v2).toMatchObject({ format: 'v2', hash: 'sha256', xattrs: 'capability' });
+    expect(v2.imageId).toMatch(/^[0-9a-f]{64}$/);
+  });
+
+  it("composefs mkfs --json: output, size of C's image, and the digest --print-digest prints", async () => {
+    const dump = vectorPath('composefs-c', 'bigfile.dump');
+    const cImage = gunzipSync(readFileSync(vectorPath('composefs-c', 'bigfile.dump.img.gz')));
+    const out = path.join(root, 'json-mkfs.img');
+    const made = json(await odh(['composefs', 'mkfs', '--json', '--from-file', dump, out], root));
+    expect(made).toEqual({ output: out, format: 'v1', bytes: cImage.length });
+    expect(readFileSync(out).equals(cImage)).toBe(true);
+    const plain = await odh(['composefs', 'mkfs', '--print-digest-only', '--from-file', dump], root);
+    expect(plain.exitCode, plain.stderr).toBe(0);
+    const only = json(
+      await odh(['composefs', 'mkfs', '--json', '--print-digest-only', '--from-file', dump], root),
+    );
+    expect(only).toEqual({
+      output: null,
+      format: 'v1',
+      bytes: cImage.length,
+      digest: plain.stdout.trim(),
+      digestAlgorithm: 'sha256',
+    });
+  });
+
+  it('tar-patch --json FILE: output, bytes and ops; with - it is a usage error (stdout is the tar)', async () => {
+    const v = (f: string) => vectorPath('tardiff', 'v2-zstddict-32k', f);
+    const out = path.join(root, 'json-patch.tar');
+    const r = json(await odh(['tar-patch', '-q', '--json', v('delta.tardiff'), v('source'), out], root));
+    const expected = readFileSync(v('expected.bin'));
+    expect(readFileSync(out).equals(expected)).toBe(true);
+    expect(r).toMatchObject({ output: out, bytes: expected.length });
+    expect(Object.values(r.ops as Record<string, number>).reduce((a, b) => a + b, 0)).toBeGreaterThan(0);
+    const bad = await odh(['tar-patch', '--json', v('delta.tardiff'), v('source'), '-'], root);
+    expectOneLine(bad, 2, /--json cannot share stdout with the tar/);
+    expect(JSON.parse(bad.stdout).error.code).toBe('USAGE');
+  });
+
+  it('tar-diff --json: output, format version, sizes and ops', async () => {
+    const dir = path.join(root, 'json-tardiff');
+    const tarOf = async (name: string, files: Record<string, string>) => {
+      const src = path.join(dir, name);
+      mkdirSync(src, { recursive: true });
+      for (const [f, body] of Object.entries(files)) writeFileSync(path.join(src, f), body);
+      await execa('tar', ['-cf', `${src}.tar`, '-C', src, '.']);
+      return `${src}.tar`;
+    };
+    const body = Array.from({ length: 400 }, (_, i) => `line ${i}\n`).join('');
+    const oldTar = await tarOf('old', { a: body, b: 'gone\n' });
+    const newTar = await tarOf('new', { a: body.replace('line 7\n', 'line seven\n'), c: 'new\n' });
+    const out = path.join(dir, 'out.tardiff');
+    const r = json(await odh(['tar-diff', '-q', '--json', oldTar, newTar, out], root));
+    expect(r).toMatchObject({
+      output: out,
+      version: 1,
+      bytes: statSync(out).size,
+      newTarBytes: statSync(newTar).size,
+    });
+    expect(Object.keys(r.ops as object).sort()).toEqual([
+      'AddData',
+      'Copy',
+      'Data',
+      'Open',
+      'Seek',
+      'ZstdDict',
+    ]);
   });
 });
 
