@@ -81,13 +81,20 @@ export function register(program: Command): void {
     .option('--version <X>', 'release version (tag v<X>); default the latest release')
     .option('--api-url <URL>', 'GitHub API base URL', DEFAULT_GITHUB_API)
     .option('--manifest <FILE>', 'manifest to rewrite (default harness/upstream/manifest.json)')
-    .action(async (flags: { version?: string; apiUrl: string; manifest?: string }) => {
+    .option('--json', 'print the pinned version, tag and assets as one JSON object')
+    .action(async (flags: { version?: string; apiUrl: string; manifest?: string; json?: boolean }) => {
       const m = await pinUpstream({
         version: flags.version,
         apiUrl: flags.apiUrl,
         manifestPath: flags.manifest,
         log: (line) => process.stderr.write(`odh upstream pin: ${line}\n`),
       });
+      if (flags.json) {
+        process.stdout.write(
+          `${JSON.stringify({ version: m.version, tag: m.tag ?? null, assets: m.assets })}\n`,
+        );
+        return;
+      }
       const arches = Object.keys(m.assets).join(', ');
       process.stdout.write(`pinned oci-delta ${m.version} (${m.tag ?? ''}) for ${arches}\n`);
     });

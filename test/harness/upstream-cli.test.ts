@@ -1,5 +1,5 @@
 /** `odh upstream pin|fetch|status` through the built CLI, against the stand-in release server. */
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
@@ -70,6 +70,13 @@ describe('odh upstream (stand-in release server)', () => {
     );
     expect(pin.stdout).toBe('pinned oci-delta 0.6.0 (v0.6.0) for x86_64, aarch64');
     expect(pin.exitCode).toBe(0);
+    // --json: the same pin as one object, the assets as the manifest now records them.
+    const pinJson = await odh('pin', '--json', '--api-url', server.url, '--manifest', manifest);
+    expect(pinJson.exitCode, pinJson.stderr).toBe(0);
+    const pinned = JSON.parse(pinJson.stdout) as { version: string; tag: string; assets: object };
+    expect(pinned).toMatchObject({ version: '0.6.0', tag: 'v0.6.0' });
+    expect(pinned.assets).toEqual(JSON.parse(readFileSync(manifest, 'utf8')).assets);
+    expect(Object.keys(pinned.assets)).toEqual(['x86_64', 'aarch64']);
 
     const cache = path.join(work, 'cache');
     const fetch = await odh(
