@@ -369,11 +369,9 @@ export function register(program: Command): void {
       }
       if (!o.printDigestOnly && output === undefined)
         throw new OdhError('USAGE', 'missing output image path');
-      for (const flag of ['printDigest', 'json'] as const) {
-        if (o[flag] && output === '-') {
-          const name = flag === 'json' ? '--json' : '--print-digest';
-          throw new OdhError('USAGE', `${name} cannot share stdout with the image (use a file output)`);
-        }
+      if ((o.printDigest || o.json) && output === '-') {
+        const flag = o.json ? '--json' : '--print-digest';
+        throw new OdhError('USAGE', `${flag} cannot share stdout with the image (use a file output)`);
       }
       const fileOut = !o.printDigestOnly && output !== '-';
       const atomic = fileOut ? await reserveOutput(output!, o.force === true) : undefined;

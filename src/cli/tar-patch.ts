@@ -49,22 +49,16 @@ export async function tarPatch(
   progress.step(`tar-patch ${deltaPath === '-' ? 'stdin' : path.basename(deltaPath)}`);
   const onProgress = (p: { deltaBytesRead: number }) => progress.bytes(p.deltaBytesRead, deltaSize);
   // Both outputs, stdout and a file stream, are done with a chunk when its write callback runs.
-  const sinkReleasesChunks = true;
+  const applyOpts = { onProgress, where: deltaPath, sinkReleasesChunks: true };
   try {
     if (output === '-') {
-      return await untilCancelled(
-        applyTarDiff(delta, source, process.stdout, { onProgress, where: deltaPath, sinkReleasesChunks }),
-        opts.signal,
-      );
+      return await untilCancelled(applyTarDiff(delta, source, process.stdout, applyOpts), opts.signal);
     }
     const atomic = await AtomicOutput.create(output, { overwrite: opts.force });
     // A deep write queue lets disk writes overlap with reading and decoding.
     const out = createWriteStream(atomic.tempPath, { flags: 'wx', highWaterMark: 8 << 20 });
     try {
-      const result = await untilCancelled(
-        applyTarDiff(delta, source, out, { onProgress, where: deltaPath, sinkReleasesChunks }),
-        opts.signal,
-      );
+      const result = await untilCancelled(applyTarDiff(delta, source, out, applyOpts), opts.signal);
       out.end();
       await finished(out);
       await atomic.commit();
