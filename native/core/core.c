@@ -1,0 +1,106 @@
+/* The parts of core.h that do not depend on the build: failures, sorting, byte comparison. */
+#include "core.h"
+
+core_error core_err;
+
+/* Whether the message / the path was cut (reset by err_begin). */
+static int message_full, path_full;
+
+void err_begin(int code) {
+  core_err.code = code;
+  core_err.line = -1;
+  core_err.message_len = 0;
+  core_err.has_path = 0;
+  core_err.path_len = 0;
+  message_full = path_full = 0;
+}
+
+/* Appends n bytes to buf (at *len, capacity cap) as they are, or as latin1 characters (each byte
+ * >= 0x80 as its two-byte UTF-8 form); truncated at the capacity, never inside a character. */
+static void append(char *buf, uint32_t *len, size_t cap, int *full, const uint8_t *p, size_t n, int latin1) {
+  for (size_t i = 0; i < n && !*full; i++) {
+    uint8_t c = p[i];
+    size_t width = latin1 && c >= 0x80 ? 2 : 1;
+    if (*len + width > cap) {
+      *full = 1; /* nothing after a cut, not even a shorter character */
+    } else if (width == 2) {
+      buf[(*len)++] = (char)(0xc0 | (c >> 6));
+      buf[(*len)++] = (char)(0x80 | (c & 0x3f));
+    } else {
+      buf[(*len)++] = (char)c;
+    }
+  }
+}
+
+void err_bytes(const uint8_t *p, size_t n) {
+  append(core_err.message, &core_err.message_len, CORE_MESSAGE_MAX, &message_full, p, n, 1);
+}
+
+void err_str(const char *s) {
+  append(core_err.message, &core_err.message_len, CORE_MESSAGE_MAX, &message_full, (const uint8_t *)s, strlen(s), 0);
+}
+
+void err_u64(uint64_t v) {
+  uint8_t digits[20];
+  size_t n = 0;
+  do {
+    digits[sizeof digits - 1 - n++] = (uint8_t)('0' + v % 10);
+    v /= 10;
+  } while (v != 0);
+  err_bytes(digits + sizeof digits - n, n);
+}
+
+void err_i64(int64_t v) {
+  if (v < 0) {
+    err_str("-");
+    err_u64((uint64_t)0 - (uint64_t)v);
+  } else {
+    err_u64((uint64_t)v);
+  }
+}
+
+void err_line(int64_t line) { core_err.line = line; }
+
+void err_path_bytes(const uint8_t *p, size_t n) {
+  append(core_err.path, &core_err.path_len, CORE_PATH_MAX, &path_full, p, n, 1);
+  core_err.has_path = 1;
+}
+
+_Noreturn void core_failf(int code, const char *message) {
+  err_begin(code);
+  err_str(message);
+  core_fail();
+}
+
+int core_compare_bytes(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen) {
+  size_t n = alen < blen ? alen : blen;
+  int c = n == 0 ? 0 : memcmp(a, b, n);
+  if (c != 0) return c < 0 ? -1 : 1;
+  return alen < blen ? -1 : alen > blen ? 1 : 0;
+}
+
+/* Bottom-up merge sort through one scratch array: stable, O(n log n), no recursion. */
+void core_sort_i32(int32_t *a, size_t n, core_cmp_i32 cmp, const void *ctx) {
+  if (n < 2) return;
+  /* Already sorted (the usual case for directory entries): nothing to do. */
+  size_t k = 1;
+  while (k < n && cmp(ctx, a[k - 1], a[k]) <= 0) k++;
+  if (k == n) return;
+  int32_t *tmp = core_alloc(n * sizeof *tmp);
+  int32_t *src = a, *dst = tmp;
+  for (size_t width = 1; width < n; width *= 2) {
+    for (size_t lo = 0; lo < n; lo += 2 * width) {
+      size_t mid = lo + width < n ? lo + width : n;
+      size_t hi = lo + 2 * width < n ? lo + 2 * width : n;
+      size_t i = lo, j = mid, o = lo;
+      while (i < mid && j < hi) dst[o++] = cmp(ctx, src[j], src[i]) < 0 ? src[j++] : src[i++];
+      while (i < mid) dst[o++] = src[i++];
+      while (j < hi) dst[o++] = src[j++];
+    }
+    int32_t *swap = src;
+    src = dst;
+    dst = swap;
+  }
+  if (src != a) memcpy(a, src, n * sizeof *a);
+  core_free(tmp);
+}
