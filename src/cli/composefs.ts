@@ -2,9 +2,7 @@ import { closeSync, createReadStream, createWriteStream, openSync, promises as f
 import type { Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { Option, type Command } from 'commander';
-import { parseDumpfileFlat } from '../composefs/dumpfile/parse-flat.js';
-import { streamErofsV1, writeErofsV1, type V1WriteOptions } from '../composefs/format/erofs/write-v1.js';
-import type { FlatTree } from '../composefs/format/flat-tree.js';
+import { Core, type CoreV1Options } from '../composefs/format/core.js';
 import type { Inode } from '../composefs/format/tree.js';
 import { FsVerityHasher, fsverityDigest, type FsVerityAlgorithm } from '../composefs/format/fsverity.js';
 import {
@@ -44,37 +42,65 @@ export async function mkfsFromDumpfile(input: string, opts: MkfsOptions): Promis
   return writeImage(await parseForMkfs(input, opts), opts);
 }
 
-type ParsedDumpfile = { format: 'v1'; tree: FlatTree } | { format: 'v2'; tree: Inode };
+/** V1: the tree inside a compiled core (format/core.ts), which parses and writes it. */
+type ParsedDumpfile = { format: 'v1'; core: Core; tree: number } | { format: 'v2'; tree: Inode };
 
 /** The dumpfile as the writer of its format reads it: V1 with C rules (flat), V2 with composefs-rs rules. */
 async function parseForMkfs(input: string, opts: MkfsOptions): Promise<ParsedDumpfile> {
-  const source = (input === '-' ? process.stdin : await openInput(input)) as AsyncIterable<Buffer>;
   const file = input === '-' ? 'stdin' : input;
   if (opts.format === 'v1') {
+    const core = new Core();
     // C reads 32-byte digests only; SHA-512 images (composefs-rs V1) carry 64-byte ones.
-    const digestBytes = opts.hash === 'sha512' ? 64 : 32;
-    const sizeHint = input === '-' ? undefined : (await fs.stat(input)).size;
-    const tree = await parseDumpfileFlat(source, {
+    const options = {
       strict: opts.strict ?? false,
-      digestBytes,
+      digestBytes: opts.hash === 'sha512' ? 64 : 32,
       file,
-      sizeHint,
-    });
-    return { format: 'v1', tree };
+    } as const;
+    const regular = input === '-' ? undefined : await openRegular(input);
+    if (regular === undefined)
+      return { format: 'v1', core, tree: await core.parseDumpfile(await openStream(input), options) };
+    try {
+      return {
+        format: 'v1',
+        core,
+        tree: core.parseFile(regular.fd, { ...options, sizeHint: (await regular.stat()).size }),
+      };
+    } finally {
+      await regular.close();
+    }
   }
   // Loaded on use: `mkfs` of a V1 image (the common case) does not need the V2 parser and writer.
   const { parseDumpfile } = await import('../composefs/dumpfile/parse.js');
-  return { format: 'v2', tree: await parseDumpfile(source, { rules: 'composefs-rs', file }) };
+  return {
+    format: 'v2',
+    tree: await parseDumpfile(await openStream(input), { rules: 'composefs-rs', file }),
+  };
+}
+
+/** stdin or openInput's stream. */
+async function openStream(input: string): Promise<AsyncIterable<Buffer>> {
+  return (input === '-' ? process.stdin : await openInput(input)) as AsyncIterable<Buffer>;
+}
+
+/** The input opened when it is a regular file (read straight into the core), else undefined. */
+async function openRegular(input: string): Promise<fs.FileHandle | undefined> {
+  const st = await fs.stat(input).catch(() => null);
+  if (!st?.isFile()) return undefined;
+  return fs.open(input, 'r');
 }
 
 /** The image bytes in memory (stdout output or digest only; a V1 file output streams instead). */
 async function writeImage(parsed: ParsedDumpfile, opts: MkfsOptions): Promise<Buffer> {
-  if (parsed.format === 'v1') return writeErofsV1(parsed.tree, v1Options(opts));
+  if (parsed.format === 'v1') {
+    const chunks: Buffer[] = [];
+    parsed.core.writeV1(parsed.tree, v1Options(opts), (chunk) => chunks.push(Buffer.from(chunk)));
+    return Buffer.concat(chunks);
+  }
   const { writeErofs } = await import('../composefs/format/erofs/write.js');
   return writeErofs(parsed.tree, { format: 'v2', hash: opts.hash });
 }
 
-function v1Options(opts: MkfsOptions): V1WriteOptions {
+function v1Options(opts: MkfsOptions): CoreV1Options {
   return { minVersion: opts.minVersion, maxVersion: opts.maxVersion, hash: opts.hash };
 }
 
@@ -83,7 +109,7 @@ function v1Options(opts: MkfsOptions): V1WriteOptions {
  * never whole in memory; committed at the end. Returns the image's fs-verity digest when asked.
  */
 async function streamV1Image(
-  tree: FlatTree,
+  parsed: Extract<ParsedDumpfile, { format: 'v1' }>,
   opts: MkfsOptions,
   atomic: AtomicOutput,
   digest: FsVerityAlgorithm | undefined,
@@ -94,7 +120,7 @@ async function streamV1Image(
   try {
     fd = openSync(atomic.tempPath, 'w');
     const out = fd;
-    streamErofsV1(tree, v1Options(opts), (chunk) => {
+    parsed.core.writeV1(parsed.tree, v1Options(opts), (chunk) => {
       writeAllSync(out, chunk);
       hasher?.update(chunk);
       bytes += chunk.length;
@@ -394,12 +420,7 @@ export function register(program: Command): void {
       let digest: Buffer | undefined;
       let bytes: number;
       if (parsed.format === 'v1' && atomic !== undefined) {
-        ({ bytes, digest } = await streamV1Image(
-          parsed.tree,
-          mkfs,
-          atomic,
-          printDigest ? digestAlg : undefined,
-        ));
+        ({ bytes, digest } = await streamV1Image(parsed, mkfs, atomic, printDigest ? digestAlg : undefined));
       } else {
         let image: Buffer;
         try {

@@ -8,12 +8,9 @@
 import { OdhError } from '../../util/errors.js';
 import type { Inode } from '../format/tree.js';
 import { dumpfileLineBatches, dumpfileLinesSync, type DumpLine } from './lines.js';
-import { MkcomposefsDumpfileParser } from './parse-c.js';
 import { ComposefsRsDumpfileParser } from './parse-rs.js';
 import { toInodeTree } from '../format/flat-tree.js';
-import { located } from './parse-flat.js';
-
-export { parseDumpfileFlat } from './parse-flat.js';
+import { Core, type CoreParseOptions } from '../format/core.js';
 
 export type DumpfileRules =
   | {
@@ -37,14 +34,31 @@ interface LineParser<T> {
   finish(): T;
 }
 
-/** The parser of the rules; C-rules trees are flat (format/flat-tree.ts) and converted when asked for. */
+/** The composefs-rs line parser. (C rules run in the compiled core: format/core.ts.) */
 function makeParser(options: ParseDumpfileOptions): LineParser<Inode> {
-  if (options.rules === 'mkcomposefs') {
-    const flat = new MkcomposefsDumpfileParser(options.strict, options.digestBytes ?? 32);
-    return { line: (b, n, t) => flat.line(b, n, t), finish: () => toInodeTree(flat.finish()) };
-  }
   if (options.rules === 'composefs-rs') return new ComposefsRsDumpfileParser();
   throw new OdhError('USAGE', `unknown dumpfile rules ${String((options as { rules: unknown }).rules)}`);
+}
+
+function coreOptions(options: Extract<ParseDumpfileOptions, { rules: 'mkcomposefs' }>): CoreParseOptions {
+  return { strict: options.strict, digestBytes: options.digestBytes ?? 32, file: options.file };
+}
+
+/** Adds the file and line to an error thrown by a line parser (a line it names itself stays). */
+function located(e: unknown, file: string | undefined, line: number | undefined): unknown {
+  if (!(e instanceof OdhError)) return e;
+  if (e.context.line !== undefined) {
+    return e.context.file !== undefined || file === undefined
+      ? e
+      : new OdhError(e.code, stripContext(e), { ...e.context, file }, { cause: e });
+  }
+  return new OdhError(e.code, e.message, { ...e.context, file, line }, { cause: e });
+}
+
+/** The message without the " (…)" context suffix OdhError appended. */
+function stripContext(e: OdhError): string {
+  const i = e.message.lastIndexOf(' (');
+  return i < 0 ? e.message : e.message.slice(0, i);
 }
 
 function feed<T>(parser: LineParser<T>, l: DumpLine, file: string | undefined): void {
@@ -65,8 +79,12 @@ function finish<T>(parser: LineParser<T>, file: string | undefined): T {
 
 /** Parses a whole dumpfile held in memory. Returns the root directory inode. */
 export function parseDumpfileSync(text: Uint8Array | string, options: ParseDumpfileOptions): Inode {
-  const parser = makeParser(options);
   const bytes = typeof text === 'string' ? Buffer.from(text, 'utf8') : text;
+  if (options.rules === 'mkcomposefs') {
+    const core = new Core();
+    return toInodeTree(core.copyOut(core.parseBytes(bytes, coreOptions(options))));
+  }
+  const parser = makeParser(options);
   for (const l of dumpfileLinesSync(bytes, options.file)) feed(parser, l, options.file);
   return finish(parser, options.file);
 }
@@ -77,6 +95,10 @@ export async function parseDumpfile(
   options: ParseDumpfileOptions,
 ): Promise<Inode> {
   if (typeof input === 'string' || input instanceof Uint8Array) return parseDumpfileSync(input, options);
+  if (options.rules === 'mkcomposefs') {
+    const core = new Core();
+    return toInodeTree(core.copyOut(await core.parseDumpfile(input, coreOptions(options))));
+  }
   const parser = makeParser(options);
   for await (const batch of dumpfileLineBatches(input, options.file)) {
     for (const l of batch) feed(parser, l, options.file);

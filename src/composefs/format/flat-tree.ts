@@ -56,12 +56,6 @@ type ColumnName =
 /** Runs up to this many bytes are copied in a loop: cheaper than a native call plus a view. */
 const SHORT_COPY = 128;
 
-/** src[start, start + prefix.length) equals prefix. */
-export function hasPrefixAt(src: Uint8Array, start: number, prefix: Uint8Array): boolean {
-  for (let i = 0; i < prefix.length; i++) if (src[start + i] !== prefix[i]) return false;
-  return true;
-}
-
 /** A growable byte store; offsets stay valid when it grows (views taken before a growth do not). */
 export class ByteArena {
   buf: Buffer;
@@ -488,5 +482,3 @@ function inodeOf(flat: FlatTree, i: number): Inode {
   }
   return inode;
 }
-
-export const NO_INODE = NONE;
