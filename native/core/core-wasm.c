@@ -1,7 +1,7 @@
 /*
- * core.h for the WebAssembly build: what odh loads (src/composefs/core/). One instance runs one job
- * and is then dropped, so memory is a bump allocator that never returns pages: core_free gives back
- * only the latest block, and core_grow of the latest block grows in place.
+ * core.h for the WebAssembly build: what odh loads (src/composefs/format/core.ts). One instance runs
+ * one job and is then dropped, so memory is a bump allocator that never returns pages to the host:
+ * the latest block grows and is freed in place, other freed blocks of 4 KiB or more are reused.
  */
 #include "core.h"
 
@@ -86,33 +86,77 @@ static void take(uintptr_t end) {
   if (heap_top > high_water) high_water = heap_top;
 }
 
+/* Every block has a header of ALIGN bytes before it holding its size (what it can hold). */
+#define HEADER ALIGN
+static size_t *size_of(uintptr_t block) { return (size_t *)(block - HEADER); }
+
+/* Freed blocks of at least REUSE_MIN bytes (not the latest one, which goes back to the heap), each
+ * holding the next one's address in its first word: later allocations reuse them, so the columns
+ * and lists that grow by moving leave no garbage behind. Smaller blocks are not worth a search. */
+#define REUSE_MIN 4096
+static uintptr_t free_blocks;
+
+/* The smallest free block that holds n bytes, unlinked, or 0. */
+static uintptr_t reuse(size_t n) {
+  uintptr_t best = 0, *best_link = 0;
+  for (uintptr_t *link = &free_blocks; *link != 0; link = (uintptr_t *)*link) {
+    size_t size = *size_of(*link);
+    if (size >= n && (best == 0 || size < *size_of(best))) {
+      best = *link;
+      best_link = link;
+    }
+  }
+  if (best != 0) *best_link = *(uintptr_t *)best;
+  return best;
+}
+
 void *core_alloc(size_t n) {
-  ensure(n);
-  uintptr_t p = heap_top;
-  zero(p, n);
-  take(p + n);
-  last_block = p;
-  return (void *)p;
+  if (n >= REUSE_MIN) {
+    uintptr_t b = reuse(n);
+    if (b != 0) {
+      memset((void *)b, 0, n);
+      return (void *)b;
+    }
+  }
+  ensure(HEADER + n);
+  uintptr_t b = heap_top + HEADER;
+  zero(b, n);
+  take(b + n);
+  *size_of(b) = heap_top - b;
+  last_block = b;
+  return (void *)b;
 }
 
 void *core_grow(void *p, size_t old_n, size_t new_n) {
   if (p == 0) return core_alloc(new_n);
-  if ((uintptr_t)p == last_block) {
-    heap_top = last_block;
+  uintptr_t b = (uintptr_t)p;
+  if (b == last_block) {
+    heap_top = b;
     ensure(new_n);
-    if (new_n > old_n) zero(last_block + old_n, new_n - old_n);
-    take(last_block + new_n);
+    if (new_n > old_n) zero(b + old_n, new_n - old_n);
+    take(b + new_n);
+    *size_of(b) = heap_top - b;
+    return p;
+  }
+  if (new_n <= *size_of(b)) {
+    if (new_n > old_n) memset((char *)p + old_n, 0, new_n - old_n);
     return p;
   }
   void *q = core_alloc(new_n);
   memcpy(q, p, old_n < new_n ? old_n : new_n);
+  core_free(p);
   return q;
 }
 
 void core_free(void *p) {
-  if (p != 0 && (uintptr_t)p == last_block) {
-    heap_top = last_block;
+  uintptr_t b = (uintptr_t)p;
+  if (b == 0) return;
+  if (b == last_block) {
+    heap_top = b - HEADER;
     last_block = 0;
+  } else if (*size_of(b) >= REUSE_MIN) {
+    *(uintptr_t *)b = free_blocks;
+    free_blocks = b;
   }
 }
 

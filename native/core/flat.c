@@ -187,17 +187,29 @@ void err_flat_path(const flat_tree *t, int32_t i) {
   err_path_bytes(scratch + at, sizeof scratch - at);
 }
 
+/* Room for what the V1 plan adds to a tree (v1-plan.c): the 256 whiteout stubs, and per inode a
+ * metacopy and a redirect xattr with their key and value bytes. Growing a column or the arena moves it
+ * (a copy, and the old block stays behind in the WebAssembly heap); capacity never used costs nothing
+ * there, as its pages are never touched. */
+#define PLAN_INODES 257
+#define PLAN_XATTRS_PER_INODE 2
+#define PLAN_BYTES_PER_INODE 256
+
+static int32_t with_room(int64_t n) { return (int32_t)(n < 0x40000000 ? n : 0x40000000); }
+
 flat_tree *flat_sized(int32_t inodes, int32_t entries, int32_t xattrs, uint32_t bytes) {
   if (inodes < 0 || entries < 0 || xattrs < 0 || inodes > 0x40000000 || entries > 0x40000000 || xattrs > 0x40000000)
     core_failf(CORE_LIMIT, "composefs tree of more than 2^30 inodes, entries or xattrs");
   flat_tree *t = core_alloc(sizeof *t);
-  grow_inodes(t, inodes > 0 ? inodes : 1);
-  grow_entries(t, entries > 0 ? entries : 1);
-  grow_xattrs(t, xattrs > 0 ? xattrs : 1);
+  grow_inodes(t, with_room((int64_t)inodes + PLAN_INODES));
+  grow_entries(t, with_room((int64_t)entries + PLAN_INODES));
+  grow_xattrs(t, with_room((int64_t)xattrs + (int64_t)PLAN_XATTRS_PER_INODE * inodes + 1));
   t->child_ids = core_alloc((size_t)(entries > 0 ? entries : 1) * sizeof *t->child_ids);
   t->inode_count = inodes;
   t->entry_count = entries;
   t->xattr_total = xattrs;
+  uint64_t room = (uint64_t)bytes + (uint64_t)PLAN_BYTES_PER_INODE * (uint64_t)inodes;
+  arena_reserve(&t->bytes, room < ARENA_MAX ? (size_t)room : ARENA_MAX);
   arena_alloc(&t->bytes, bytes);
   return t;
 }
