@@ -38,15 +38,12 @@ EXPORT("odh_flat_counts") int32_t odh_flat_count(const flat_tree *t, int32_t whi
   }
 }
 
-/* Column k, in the order of src/composefs/core.ts COLUMNS. */
+/* Column k, in the order of flat.h's column lists (src/composefs/format/core.ts COLUMNS). */
 EXPORT("odh_flat_column") void *odh_flat_column(const flat_tree *t, int32_t k) {
-  void *const columns[] = {
-      t->mode, t->uid, t->gid, t->nlink, t->rdev, t->size, t->mtime_sec, t->mtime_nsec,
-      t->payload_off, t->payload_len, t->content_off, t->content_len, t->digest_off, t->digest_len,
-      t->xattr_first, t->xattr_count, t->canonical, t->child_first, t->child_count, t->child_ids,
-      t->entry_parent, t->entry_inode, t->entry_name_off, t->entry_name_len, t->entry_hardlink,
-      t->xattr_key_off, t->xattr_key_len, t->xattr_value_off, t->xattr_value_len, t->bytes.buf,
-  };
+#define COLUMN(column) t->column,
+  void *const columns[] = {FLAT_INODE_COLUMNS(COLUMN) t->child_ids,
+                           FLAT_ENTRY_COLUMNS(COLUMN) FLAT_XATTR_COLUMNS(COLUMN) t->bytes.buf};
+#undef COLUMN
   return k >= 0 && k < (int32_t)(sizeof columns / sizeof columns[0]) ? columns[k] : 0;
 }
 

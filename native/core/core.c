@@ -104,3 +104,16 @@ void core_sort_i32(int32_t *a, size_t n, core_cmp_i32 cmp, const void *ctx) {
   if (src != a) memcpy(a, src, n * sizeof *a);
   core_free(tmp);
 }
+
+void core_bytes_append(core_bytes *b, const uint8_t *p, size_t n) {
+  if (n > SIZE_MAX - b->len) core_failf(CORE_LIMIT, "out of memory");
+  size_t need = b->len + n;
+  if (need > b->cap) {
+    size_t cap = b->cap ? b->cap : 4096;
+    while (cap < need) cap = cap > SIZE_MAX / 2 ? need : cap * 2;
+    b->buf = core_grow(b->buf, b->len, cap);
+    b->cap = cap;
+  }
+  if (n) memcpy(b->buf + b->len, p, n);
+  b->len = need;
+}

@@ -68,6 +68,15 @@ void core_free(void *p);
 typedef int (*core_cmp_i32)(const void *ctx, int32_t x, int32_t y);
 void core_sort_i32(int32_t *a, size_t n, core_cmp_i32 cmp, const void *ctx);
 
+/* A growable run of bytes (a partial line, hardlink targets): len bytes at buf, room for cap. */
+typedef struct {
+  uint8_t *buf;
+  size_t len, cap;
+} core_bytes;
+
+/* Appends p[0, n) (fails with LIMIT "out of memory" past SIZE_MAX). */
+void core_bytes_append(core_bytes *b, const uint8_t *p, size_t n);
+
 /* Output: finished image bytes, in order (the host writes them to the file and the hasher). */
 void core_output(const uint8_t *p, size_t n);
 

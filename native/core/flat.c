@@ -26,48 +26,27 @@ int32_t arena_put(byte_arena *a, const uint8_t *src, size_t n) {
   return off;
 }
 
+#define GROW(column) CORE_GROW(t->column, old, n);
+
 static void grow_inodes(flat_tree *t, int32_t n) {
-  int32_t o = t->inode_cap;
-  CORE_GROW(t->mode, o, n);
-  CORE_GROW(t->uid, o, n);
-  CORE_GROW(t->gid, o, n);
-  CORE_GROW(t->nlink, o, n);
-  CORE_GROW(t->rdev, o, n);
-  CORE_GROW(t->size, o, n);
-  CORE_GROW(t->mtime_sec, o, n);
-  CORE_GROW(t->mtime_nsec, o, n);
-  CORE_GROW(t->payload_off, o, n);
-  CORE_GROW(t->payload_len, o, n);
-  CORE_GROW(t->content_off, o, n);
-  CORE_GROW(t->content_len, o, n);
-  CORE_GROW(t->digest_off, o, n);
-  CORE_GROW(t->digest_len, o, n);
-  CORE_GROW(t->xattr_first, o, n);
-  CORE_GROW(t->xattr_count, o, n);
-  CORE_GROW(t->canonical, o, n);
-  CORE_GROW(t->child_first, o, n);
-  CORE_GROW(t->child_count, o, n);
+  int32_t old = t->inode_cap;
+  FLAT_INODE_COLUMNS(GROW)
   t->inode_cap = n;
 }
 
 static void grow_entries(flat_tree *t, int32_t n) {
-  int32_t o = t->entry_cap;
-  CORE_GROW(t->entry_parent, o, n);
-  CORE_GROW(t->entry_inode, o, n);
-  CORE_GROW(t->entry_name_off, o, n);
-  CORE_GROW(t->entry_name_len, o, n);
-  CORE_GROW(t->entry_hardlink, o, n);
+  int32_t old = t->entry_cap;
+  FLAT_ENTRY_COLUMNS(GROW)
   t->entry_cap = n;
 }
 
 static void grow_xattrs(flat_tree *t, int32_t n) {
-  int32_t o = t->xattr_cap;
-  CORE_GROW(t->xattr_key_off, o, n);
-  CORE_GROW(t->xattr_key_len, o, n);
-  CORE_GROW(t->xattr_value_off, o, n);
-  CORE_GROW(t->xattr_value_len, o, n);
+  int32_t old = t->xattr_cap;
+  FLAT_XATTR_COLUMNS(GROW)
   t->xattr_cap = n;
 }
+
+#undef GROW
 
 static int32_t doubled(int32_t cap) {
   if (cap >= 0x40000000) core_failf(CORE_LIMIT, "composefs tree of more than 2^30 inodes, entries or xattrs");

@@ -49,6 +49,15 @@ typedef struct {
   int32_t *xattr_key_off, *xattr_key_len, *xattr_value_off, *xattr_value_len;
 } flat_tree;
 
+/* Each table's columns in one order: what grows together (flat.c) and how the host copies a tree in
+ * and out (core-exports.c, src/composefs/format/core.ts: child_ids comes after the inode columns). */
+#define FLAT_INODE_COLUMNS(X)                                                                          \
+  X(mode) X(uid) X(gid) X(nlink) X(rdev) X(size) X(mtime_sec) X(mtime_nsec) X(payload_off)          \
+      X(payload_len) X(content_off) X(content_len) X(digest_off) X(digest_len) X(xattr_first)      \
+          X(xattr_count) X(canonical) X(child_first) X(child_count)
+#define FLAT_ENTRY_COLUMNS(X) X(entry_parent) X(entry_inode) X(entry_name_off) X(entry_name_len) X(entry_hardlink)
+#define FLAT_XATTR_COLUMNS(X) X(xattr_key_off) X(xattr_key_len) X(xattr_value_off) X(xattr_value_len)
+
 /* A new empty tree with room for `expected` inodes, entries and xattrs (0: grow from small). */
 flat_tree *flat_new(int32_t expected);
 

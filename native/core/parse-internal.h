@@ -74,8 +74,7 @@ typedef struct {
   size_t *hl_off;
   uint32_t *hl_len;
   uint8_t *hl_has_path;
-  uint8_t *hl_bytes;
-  size_t hl_bytes_len, hl_bytes_cap;
+  core_bytes hl_bytes;
   /* finish()'s work arrays (held here so a failure leaves them reachable, not leaked). */
   int32_t *link_to, *res, *walk;
 } dp_paths;

@@ -187,19 +187,10 @@ void dp_paths_mark_hardlink(dp_paths *t, int32_t entry, int64_t line, const uint
   t->hl_entry[k] = entry;
   t->hl_line[k] = line;
   t->hl_has_path[k] = target != NULL;
-  t->hl_off[k] = t->hl_bytes_len;
+  t->hl_off[k] = t->hl_bytes.len;
   t->hl_len[k] = (uint32_t)n; /* n < a line's length, at most 1 GiB */
   if (target == NULL || n == 0) return;
-  if (n > SIZE_MAX - t->hl_bytes_len) core_failf(CORE_LIMIT, "out of memory");
-  size_t need = t->hl_bytes_len + n;
-  if (need > t->hl_bytes_cap) {
-    size_t cap = t->hl_bytes_cap ? t->hl_bytes_cap : 4096;
-    while (cap < need) cap = cap > SIZE_MAX / 2 ? need : cap * 2;
-    t->hl_bytes = core_grow(t->hl_bytes, t->hl_bytes_len, cap);
-    t->hl_bytes_cap = cap;
-  }
-  memcpy(t->hl_bytes + t->hl_bytes_len, target, n);
-  t->hl_bytes_len = need;
+  core_bytes_append(&t->hl_bytes, target, n);
 }
 
 /* Looks a hardlink target up from the root: an entry id, ROOT_ENTRY, or -1. */
@@ -239,7 +230,7 @@ flat_tree *dp_paths_finish(dp_paths *t) {
   int32_t *link_to = t->link_to = core_alloc(dp_mul(n, sizeof *link_to));
   for (int32_t k = t->hl_count - 1; k >= 0; k--) {
     if (!t->hl_has_path[k]) line_error("Missing hardlink target", t->hl_line[k]);
-    int32_t target = lookup(t, t->hl_bytes + t->hl_off[k], t->hl_len[k]);
+    int32_t target = lookup(t, t->hl_bytes.buf + t->hl_off[k], t->hl_len[k]);
     if (target == -1) line_error("Hardlink target not found", t->hl_line[k]);
     if (target == t->hl_entry[k]) line_error("Self-referential hardlink", t->hl_line[k]);
     link_to[t->hl_entry[k]] = target;
@@ -275,7 +266,7 @@ flat_tree *dp_paths_finish(dp_paths *t) {
   core_free(t->hl_off);
   core_free(t->hl_len);
   core_free(t->hl_has_path);
-  core_free(t->hl_bytes);
+  core_free(t->hl_bytes.buf);
   flat_index_directories(f);
   return f;
 }

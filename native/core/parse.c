@@ -57,8 +57,7 @@ struct dump_parser {
   int saw_line;
   int64_t line_no;
   /* The unfinished line carried between feeds. */
-  uint8_t *carry;
-  size_t carry_len, carry_cap;
+  core_bytes carry;
 
   /* The current line and its field bounds. */
   const uint8_t *cur;
@@ -507,18 +506,6 @@ static _Noreturn void too_long(int64_t line) {
   dp_fail(line);
 }
 
-static void carry_append(dump_parser *p, const uint8_t *data, size_t n) {
-  size_t need = p->carry_len + n; /* both ≤ MAX_LINE_BYTES: checked by the callers */
-  if (need > p->carry_cap) {
-    size_t cap = p->carry_cap ? p->carry_cap : 4096;
-    while (cap < need) cap = cap > SIZE_MAX / 2 ? need : cap * 2;
-    p->carry = core_grow(p->carry, p->carry_len, cap);
-    p->carry_cap = cap;
-  }
-  memcpy(p->carry + p->carry_len, data, n);
-  p->carry_len = need;
-}
-
 /* The first LF in d[i, n), or n. Eight bytes at a time while none of them is an LF. */
 static size_t find_newline(const uint8_t *d, size_t i, size_t n) {
   const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
@@ -540,12 +527,12 @@ void dump_parser_feed(dump_parser *p, const uint8_t *data, size_t n) {
     size_t nl = find_newline(data, start, n);
     if (nl == n) break;
     p->line_no++;
-    if (p->carry_len > 0) {
+    if (p->carry.len > 0) {
       /* start is 0 here: the carry only ever precedes a feed's first line. */
-      if (nl > MAX_LINE_BYTES - p->carry_len) too_long(p->line_no); /* carry_len ≤ MAX_LINE_BYTES */
-      carry_append(p, data, nl);
-      parse_line(p, p->carry, p->carry_len, 1);
-      p->carry_len = 0;
+      if (nl > MAX_LINE_BYTES - p->carry.len) too_long(p->line_no); /* carry.len ≤ MAX_LINE_BYTES */
+      core_bytes_append(&p->carry, data, nl);
+      parse_line(p, p->carry.buf, p->carry.len, 1);
+      p->carry.len = 0;
     } else {
       if (nl - start > MAX_LINE_BYTES) too_long(p->line_no);
       parse_line(p, data + start, nl - start, 1);
@@ -553,19 +540,19 @@ void dump_parser_feed(dump_parser *p, const uint8_t *data, size_t n) {
     start = nl + 1;
   }
   if (start < n) {
-    if (n - start > MAX_LINE_BYTES - p->carry_len) too_long(p->line_no + 1);
-    carry_append(p, data + start, n - start);
+    if (n - start > MAX_LINE_BYTES - p->carry.len) too_long(p->line_no + 1);
+    core_bytes_append(&p->carry, data + start, n - start);
   }
 }
 
 flat_tree *dump_parser_finish(dump_parser *p) {
-  if (p->carry_len > 0) {
+  if (p->carry.len > 0) {
     p->line_no++;
-    parse_line(p, p->carry, p->carry_len, 0);
+    parse_line(p, p->carry.buf, p->carry.len, 0);
   }
   if (!p->saw_line) dp_syntax("No files in dump file", DP_NO_LINE);
   flat_tree *t = dp_paths_finish(&p->tree);
-  core_free(p->carry);
+  core_free(p->carry.buf);
   core_free(p->scratch);
   core_free(p->xs);
   core_free(p->key_slot_gen);

@@ -10,7 +10,7 @@
  */
 import { readFileSync, readSync } from 'node:fs';
 import { OdhError, type ErrorCode } from '../../util/errors.js';
-import { FlatTree } from './flat-tree.js';
+import { ENTRY_COLUMNS, FlatTree, INODE_COLUMNS, XATTR_COLUMNS } from './flat-tree.js';
 import type { HashAlgorithm } from './erofs/overlay.js';
 
 /** The module beside the sources (vitest) or beside dist/ (the built package). */
@@ -62,40 +62,11 @@ export interface CoreV1Layout {
 const CODES: Record<number, ErrorCode> = { 1: 'FORMAT', 2: 'LIMIT', 3: 'USAGE' };
 
 /** The flat tree's columns in the core's order (native/core/core-exports.c odh_flat_column). */
-const COLUMNS = [
-  'mode',
-  'uid',
-  'gid',
-  'nlink',
-  'rdev',
-  'size',
-  'mtimeSec',
-  'mtimeNsec',
-  'payloadOff',
-  'payloadLen',
-  'contentOff',
-  'contentLen',
-  'digestOff',
-  'digestLen',
-  'xattrFirst',
-  'xattrCount',
-  'canonical',
-  'childFirst',
-  'childCount',
-  'childIds',
-  'entryParent',
-  'entryInode',
-  'entryNameOff',
-  'entryNameLen',
-  'entryHardlink',
-  'xattrKeyOff',
-  'xattrKeyLen',
-  'xattrValueOff',
-  'xattrValueLen',
-] as const;
+const COLUMNS = [...INODE_COLUMNS, 'childIds', ...ENTRY_COLUMNS, ...XATTR_COLUMNS] as const;
 type ColumnName = (typeof COLUMNS)[number];
-const INODE_COLUMNS = 19;
-const ENTRY_COLUMNS_END = 25;
+/** Where each table's columns end in COLUMNS (childIds has one element per entry). */
+const INODE_END = INODE_COLUMNS.length;
+const ENTRY_END = INODE_END + 1 + ENTRY_COLUMNS.length;
 const BYTES_COLUMN = COLUMNS.length;
 
 const HASH_CODE: Record<HashAlgorithm, number> = { sha256: 1, sha512: 2 };
@@ -232,7 +203,7 @@ export class Core {
     const counts = [tree.inodeCount, tree.entryCount, tree.xattrTotal];
     COLUMNS.forEach((name, k) => {
       const src = tree[name] as unknown as ArrayLike<number> & ArrayBufferView;
-      const n = k < INODE_COLUMNS ? counts[0]! : k < ENTRY_COLUMNS_END ? counts[1]! : counts[2]!;
+      const n = k < INODE_END ? counts[0]! : k < ENTRY_END ? counts[1]! : counts[2]!;
       const view = new Uint8Array(src.buffer, src.byteOffset, n * columnWidth(src));
       new Uint8Array(x.memory.buffer, x.odh_flat_column(h, k), view.length).set(view);
     });
@@ -254,7 +225,7 @@ export class Core {
     tree.xattrTotal = xattrs;
     const columns = tree as unknown as Record<ColumnName, ArrayBufferView & ArrayLike<number>>;
     COLUMNS.forEach((name, k) => {
-      const n = k < INODE_COLUMNS ? inodes : k < ENTRY_COLUMNS_END ? entries : xattrs;
+      const n = k < INODE_END ? inodes : k < ENTRY_END ? entries : xattrs;
       const Type = columns[name].constructor as new (b: ArrayBuffer) => ArrayBufferView & ArrayLike<number>;
       const width = columnWidth(columns[name]);
       const copy = new Uint8Array(n * width);

@@ -26,8 +26,8 @@ function grown<T extends Column>(a: T, n: number): T {
   return b;
 }
 
-/** The columns of each table, grown together. */
-const INODE_COLUMNS = [
+/** The columns of each table, grown together (format/core.ts copies them in this order). */
+export const INODE_COLUMNS = [
   'mode',
   'uid',
   'gid',
@@ -48,8 +48,14 @@ const INODE_COLUMNS = [
   'childFirst',
   'childCount',
 ] as const;
-const ENTRY_COLUMNS = ['entryParent', 'entryInode', 'entryNameOff', 'entryNameLen', 'entryHardlink'] as const;
-const XATTR_COLUMNS = ['xattrKeyOff', 'xattrKeyLen', 'xattrValueOff', 'xattrValueLen'] as const;
+export const ENTRY_COLUMNS = [
+  'entryParent',
+  'entryInode',
+  'entryNameOff',
+  'entryNameLen',
+  'entryHardlink',
+] as const;
+export const XATTR_COLUMNS = ['xattrKeyOff', 'xattrKeyLen', 'xattrValueOff', 'xattrValueLen'] as const;
 type ColumnName =
   (typeof INODE_COLUMNS)[number] | (typeof ENTRY_COLUMNS)[number] | (typeof XATTR_COLUMNS)[number];
 
