@@ -91,11 +91,7 @@ async function openRegular(input: string): Promise<fs.FileHandle | undefined> {
 
 /** The image bytes in memory (stdout output or digest only; a V1 file output streams instead). */
 async function writeImage(parsed: ParsedDumpfile, opts: MkfsOptions): Promise<Buffer> {
-  if (parsed.format === 'v1') {
-    const chunks: Buffer[] = [];
-    parsed.core.writeV1(parsed.tree, v1Options(opts), (chunk) => chunks.push(Buffer.from(chunk)));
-    return Buffer.concat(chunks);
-  }
+  if (parsed.format === 'v1') return parsed.core.imageV1(parsed.tree, v1Options(opts));
   const { writeErofs } = await import('../composefs/format/erofs/write.js');
   return writeErofs(parsed.tree, { format: 'v2', hash: opts.hash });
 }

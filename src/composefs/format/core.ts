@@ -252,6 +252,13 @@ export class Core {
     };
   }
 
+  /** writeV1 into one buffer (stdout output, library callers). */
+  imageV1(h: number, opts: CoreV1Options): Buffer {
+    const chunks: Buffer[] = [];
+    this.writeV1(h, opts, (chunk) => chunks.push(Buffer.from(chunk)));
+    return Buffer.concat(chunks);
+  }
+
   /**
    * The V1 image of tree h (which the writer rewrites in place), streamed to onChunk: each chunk is
    * a view of the core's memory, valid only during the call. Returns the image size.

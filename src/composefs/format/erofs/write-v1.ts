@@ -34,9 +34,8 @@ export function layoutErofsV1(root: Inode, opts: V1WriteOptions = {}): V1LayoutF
 
 /** The V1 image of a flat tree (the tree is not changed: the core rewrites its own copy). */
 export function writeErofsV1(tree: FlatTree, opts: V1WriteOptions = {}): Buffer {
-  const chunks: Buffer[] = [];
-  streamErofsV1(tree, opts, (chunk) => chunks.push(Buffer.from(chunk)));
-  return Buffer.concat(chunks);
+  const core = new Core();
+  return core.imageV1(core.copyIn(tree), opts);
 }
 
 /** Streams the V1 image of a flat tree to `onChunk` (each chunk valid only during the call); returns its size. */
