@@ -163,3 +163,100 @@ export class FileByteSource implements TarByteSource {
 
   async close(): Promise<void> {}
 }
+
+/** `TarByteSource` without waiting: for a thread whose input is at hand (a layer worker's blocking pipeline). */
+export interface BlockingTarByteSource {
+  readonly position: bigint;
+  read(n: number): Buffer;
+  skip(n: bigint): bigint;
+  chunks(n: bigint): Generator<Buffer>;
+  drain(): void;
+  close(): void;
+}
+
+/** A count as a number; beyond 2^53 (a hostile size field) the input ends first, and callers see the shortfall. */
+function upTo2p53(n: bigint): number {
+  return n > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(n);
+}
+
+/**
+ * A blocking source over an iterator of chunks; holds at most one chunk in memory. Each chunk need
+ * only stay valid until the next is pulled (a decoder may write every chunk into one buffer): what
+ * `read` returns is a copy, and what `chunks` yields is valid until the next step of any method.
+ * Counts in numbers, not BigInts (it runs once per tar block): exact up to 2^53 bytes, far above
+ * any layer.
+ */
+export class IteratorByteSource implements BlockingTarByteSource {
+  private pos = 0;
+  private buf: Buffer = EMPTY;
+  private ended = false;
+
+  constructor(private readonly it: Iterator<Buffer>) {}
+
+  get position(): bigint {
+    return BigInt(this.pos);
+  }
+
+  /** Makes `buf` non-empty unless the input has ended. */
+  private fill(): boolean {
+    while (this.buf.length === 0) {
+      if (this.ended) return false;
+      const r = this.it.next();
+      if (r.done === true) {
+        this.ended = true;
+        return false;
+      }
+      this.buf = r.value;
+    }
+    return true;
+  }
+
+  /** Up to `n` bytes of the held chunk. */
+  private take(n: number): Buffer {
+    const out = n >= this.buf.length ? this.buf : this.buf.subarray(0, n);
+    this.buf = out === this.buf ? EMPTY : this.buf.subarray(n);
+    this.pos += out.length;
+    return out;
+  }
+
+  read(n: number): Buffer {
+    if (!this.fill()) return EMPTY;
+    if (this.buf.length >= n) return Buffer.from(this.take(n));
+    const parts: Buffer[] = [];
+    let got = 0;
+    while (got < n && this.fill()) {
+      const c = Buffer.from(this.take(n - got));
+      parts.push(c);
+      got += c.length;
+    }
+    return Buffer.concat(parts, got);
+  }
+
+  skip(n: bigint): bigint {
+    const want = upTo2p53(n);
+    let done = 0;
+    while (done < want && this.fill()) done += this.take(want - done).length;
+    return BigInt(done);
+  }
+
+  *chunks(n: bigint): Generator<Buffer> {
+    let left = upTo2p53(n);
+    while (left > 0 && this.fill()) {
+      const c = this.take(left);
+      left -= c.length;
+      yield c;
+    }
+  }
+
+  drain(): void {
+    while (this.fill()) this.take(this.buf.length);
+  }
+
+  close(): void {
+    this.buf = EMPTY;
+    if (!this.ended) {
+      this.ended = true;
+      this.it.return?.();
+    }
+  }
+}

@@ -5,7 +5,14 @@ import type { TarEntry } from './entry.js';
 import { readTarFrom } from './reader.js';
 
 export type { TarEntry, TarEntryType, TarXattr } from './entry.js';
-export { readTar, readTarFrom, type TarItem, type ReadTarOptions } from './reader.js';
+export {
+  readTar,
+  readTarBlocking,
+  readTarFrom,
+  type BlockingTarItem,
+  type TarItem,
+  type ReadTarOptions,
+} from './reader.js';
 
 /**
  * Scans a tar file once with positional reads (content is skipped, never read) and returns every

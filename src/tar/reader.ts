@@ -1,5 +1,10 @@
 import { OdhError, type ErrorContext } from '../util/errors.js';
-import { StreamByteSource, type TarByteSource } from './bytesource.js';
+import {
+  IteratorByteSource,
+  StreamByteSource,
+  type BlockingTarByteSource,
+  type TarByteSource,
+} from './bytesource.js';
 import { entryTypeOf, type TarEntry, type TarXattr } from './entry.js';
 import {
   BLOCK_SIZE,
@@ -51,7 +56,7 @@ export async function* readTarFrom(src: TarByteSource, opts: ReadTarOptions = {}
   let generation = 0;
   try {
     while (true) {
-      const entry = await nextEntry(src, where);
+      const entry = await runSteps(entrySteps(src, where), src);
       if (entry === null) {
         await src.drain();
         return;
@@ -59,11 +64,11 @@ export async function* readTarFrom(src: TarByteSource, opts: ReadTarOptions = {}
       const gen = ++generation;
       let remaining = entry.size;
       const body = async function* (): AsyncGenerator<Buffer> {
-        if (gen !== generation) throw new Error('tar entry body read after moving to the next entry');
+        if (gen !== generation) throw bodyAfterNext();
         for await (const c of src.chunks(remaining)) {
           remaining -= BigInt(c.length);
           yield c;
-          if (gen !== generation) throw new Error('tar entry body read after moving to the next entry');
+          if (gen !== generation) throw bodyAfterNext();
         }
         if (remaining > 0n) throw truncated('entry content', src.position, where);
       };
@@ -77,14 +82,102 @@ export async function* readTarFrom(src: TarByteSource, opts: ReadTarOptions = {}
   }
 }
 
+/** A `TarItem` of `readTarBlocking`: the body is read without waiting. */
+export interface BlockingTarItem {
+  entry: TarEntry;
+  body: Iterable<Buffer>;
+}
+
+/**
+ * `readTar` without waiting, over chunks at hand: for a thread whose input is read and decoded on
+ * the spot (a layer worker). The same parser and the same errors; the source is closed at the end.
+ */
+export function* readTarBlocking(
+  source: Iterable<Buffer>,
+  opts: ReadTarOptions = {},
+): Generator<BlockingTarItem> {
+  const src: BlockingTarByteSource = new IteratorByteSource(source[Symbol.iterator]());
+  const where = opts.where ?? {};
+  let generation = 0;
+  try {
+    while (true) {
+      const entry = runStepsBlocking(entrySteps(src, where), src);
+      if (entry === null) {
+        src.drain();
+        return;
+      }
+      const gen = ++generation;
+      let remaining = entry.size;
+      const body = function* (): Generator<Buffer> {
+        if (gen !== generation) throw bodyAfterNext();
+        for (const c of src.chunks(remaining)) {
+          remaining -= BigInt(c.length);
+          yield c;
+          if (gen !== generation) throw bodyAfterNext();
+        }
+        if (remaining > 0n) throw truncated('entry content', src.position, where);
+      };
+      yield { entry, body: { [Symbol.iterator]: body } };
+      generation++;
+      const rest = remaining + paddingFor(entry.size);
+      if (src.skip(rest) !== rest) throw truncated('entry content', src.position, where);
+    }
+  } finally {
+    src.close();
+  }
+}
+
+function bodyAfterNext(): Error {
+  return new Error('tar entry body read after moving to the next entry');
+}
+
+/**
+ * What the entry parser needs next from its source: bytes to read (fewer only at the end of the
+ * input) or bytes to skip. The parser (`entrySteps`) yields these and is resumed with the bytes
+ * read or the count skipped, so one parser serves a waiting source and a blocking one.
+ */
+type Need = { read: number } | { skip: bigint };
+type Steps<T> = Generator<Need, T, Buffer | bigint>;
+
+async function runSteps<T>(steps: Steps<T>, src: TarByteSource): Promise<T> {
+  let r = steps.next();
+  while (r.done !== true) {
+    const need = r.value;
+    r = steps.next('read' in need ? await src.read(need.read) : await src.skip(need.skip));
+  }
+  return r.value;
+}
+
+function runStepsBlocking<T>(steps: Steps<T>, src: BlockingTarByteSource): T {
+  let r = steps.next();
+  while (r.done !== true) {
+    const need = r.value;
+    r = steps.next('read' in need ? src.read(need.read) : src.skip(need.skip));
+  }
+  return r.value;
+}
+
+function* read(n: number): Steps<Buffer> {
+  return (yield { read: n }) as Buffer;
+}
+
+function* skip(n: bigint): Steps<bigint> {
+  return (yield { skip: n }) as bigint;
+}
+
 function truncated(what: string, offset: bigint, where: ErrorContext): OdhError {
   return new OdhError('TRUNCATED', `tar truncated inside ${what}`, { ...where, offset });
 }
 
+/** Where the parser stands in its source (bytes consumed so far), for offsets in errors and entries. */
+interface Position {
+  readonly position: bigint;
+}
+
 /** Reads one block; null at a clean EOF, TRUNCATED for a partial block. */
-async function readBlock(src: TarByteSource, where: ErrorContext): Promise<Buffer | null> {
+function* readBlock(src: Position, where: ErrorContext): Steps<Buffer | null> {
   const at = src.position;
-  const b = await src.read(BLOCK_SIZE);
+  const b = yield* read(BLOCK_SIZE);
   if (b.length === 0) return null;
   if (b.length < BLOCK_SIZE) throw truncated('a header block', at, where);
   return b;
@@ -102,15 +195,20 @@ const SPECIAL = {
  * Reads a buffered special entry's content (PAX header, long name) plus its padding; `ctx` is the
  * tar's `where` with the header's offset.
  */
-async function readSpecial(src: TarByteSource, h: RawHeader, kind: keyof typeof SPECIAL, ctx: ErrorContext) {
+function* readSpecial(
+  src: Position,
+  h: RawHeader,
+  kind: keyof typeof SPECIAL,
+  ctx: ErrorContext,
+): Steps<Buffer> {
   const { what, max } = SPECIAL[kind];
   if (h.size > BigInt(max)) {
     throw new OdhError('LIMIT', `${what} of ${h.size} bytes exceeds the ${max}-byte limit`, ctx);
   }
-  const data = await src.read(Number(h.size));
+  const data = yield* read(Number(h.size));
   if (BigInt(data.length) !== h.size) throw truncated(what, src.position, ctx);
   const pad = paddingFor(h.size);
-  if ((await src.skip(pad)) !== pad) throw truncated(what, src.position, ctx);
+  if ((yield* skip(pad)) !== pad) throw truncated(what, src.position, ctx);
   return data;
 }
 
@@ -120,7 +218,7 @@ function stripOneNul(b: Buffer): Buffer {
 }
 
 /** Parses the entries' prelude (PAX 'x'/'g', GNU 'L'/'K', stray zero block) and header; null at the end. */
-async function nextEntry(src: TarByteSource, where: ErrorContext): Promise<TarEntry | null> {
+function* entrySteps(src: Position, where: ErrorContext): Steps<TarEntry | null> {
   const headerOffset = src.position;
   const pax = new Map<string, Buffer>();
   const xattrs: TarXattr[] = [];
@@ -129,14 +227,14 @@ async function nextEntry(src: TarByteSource, where: ErrorContext): Promise<TarEn
   let pending = false; // a prelude record was read: the archive must not end here
   while (true) {
     const at = src.position;
-    let block = await readBlock(src, where);
+    let block = yield* readBlock(src, where);
     if (block === null) {
       if (pending) throw truncated('an entry (after its extended header)', at, where);
       return null;
     }
     if (isZeroBlock(block)) {
       // Two zero blocks (or a zero block at EOF) end the archive; one zero block then data is skipped.
-      const next = await readBlock(src, where);
+      const next = yield* readBlock(src, where);
       if (next === null || isZeroBlock(next)) {
         if (pending) throw truncated('an entry (after its extended header)', at, where);
         return null;
@@ -148,7 +246,7 @@ async function nextEntry(src: TarByteSource, where: ErrorContext): Promise<TarEn
     const ctx = { ...where, offset: hAt };
     switch (h.typeflag) {
       case 'x': {
-        const data = await readSpecial(src, h, 'x', ctx);
+        const data = yield* readSpecial(src, h, 'x', ctx);
         for (const r of parsePaxRecords(data, hAt, where)) {
           pax.set(r.key, r.value);
           if (r.key.startsWith(XATTR_PREFIX)) {
@@ -163,21 +261,21 @@ async function nextEntry(src: TarByteSource, where: ErrorContext): Promise<TarEn
       }
       case 'g':
         // spec composefs-v2 §3.2: global PAX records do not apply to later entries; validate, drop.
-        parsePaxRecords(await readSpecial(src, h, 'g', ctx), hAt, where);
+        parsePaxRecords(yield* readSpecial(src, h, 'g', ctx), hAt, where);
         continue;
       case 'L':
-        longName = stripOneNul(await readSpecial(src, h, 'L', ctx));
+        longName = stripOneNul(yield* readSpecial(src, h, 'L', ctx));
         pending = true;
         continue;
       case 'K':
-        longLink = stripOneNul(await readSpecial(src, h, 'K', ctx));
+        longLink = stripOneNul(yield* readSpecial(src, h, 'K', ctx));
         pending = true;
         continue;
     }
     if (h.gnuSparseExtended) {
       // Old GNU sparse: extension blocks follow until one has isextended (byte 504) clear.
       while (true) {
-        const ext = await readBlock(src, where);
+        const ext = yield* readBlock(src, where);
         if (ext === null) throw truncated('GNU sparse extension header', src.position, where);
         if (ext[504] === 0) break;
       }

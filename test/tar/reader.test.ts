@@ -6,7 +6,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { indexTarFile } from '../../src/tar/index.js';
-import { readTar, type TarItem } from '../../src/tar/reader.js';
+import { readTar, readTarBlocking, type TarItem } from '../../src/tar/reader.js';
 import type { TarEntry } from '../../src/tar/entry.js';
 import { encodePaxRecords, encodeUstarHeader } from '../../src/tar/header.js';
 import { hasTool, isRoot } from '../helpers/tools.js';
@@ -26,17 +26,73 @@ interface Read {
   data: Buffer;
 }
 
+type Outcome = { ok: true; reads: Read[] } | { ok: false; error: unknown };
+
+async function outcome(run: () => Promise<Read[]>): Promise<Outcome> {
+  try {
+    return { ok: true, reads: await run() };
+  } catch (error) {
+    return { ok: false, error };
+  }
+}
+
+/** What an outcome shows: entries and bodies, or the error's code, message and context. */
+function shown(o: Outcome): unknown {
+  if (o.ok) return o.reads;
+  const e = o.error as { code?: unknown; message?: unknown; context?: unknown };
+  return { code: e.code, message: e.message, context: e.context };
+}
+
+/**
+ * Every entry (and body) of a tar, read by `readTar`; `readTarBlocking` must read the same chunks
+ * to the same entries and bodies, or fail with the same error.
+ */
 async function readAll(
   src: AsyncIterable<Buffer> | NodeJS.ReadableStream,
   readBodies = true,
 ): Promise<Read[]> {
-  const out: Read[] = [];
-  for await (const { entry, body } of readTar(src) as AsyncGenerator<TarItem>) {
-    const parts: Buffer[] = [];
-    if (readBodies) for await (const c of body) parts.push(c);
-    out.push({ entry, data: Buffer.concat(parts) });
+  const chunks: Buffer[] = [];
+  for await (const c of src as AsyncIterable<Buffer>) chunks.push(c);
+  const waiting = await outcome(async () => {
+    const out: Read[] = [];
+    for await (const { entry, body } of readTar(Readable.from(chunks)) as AsyncGenerator<TarItem>) {
+      const parts: Buffer[] = [];
+      if (readBodies) for await (const c of body) parts.push(c);
+      out.push({ entry, data: Buffer.concat(parts) });
+    }
+    return out;
+  });
+  const blocking = (input: Iterable<Buffer>) =>
+    outcome(async () => {
+      const out: Read[] = [];
+      for (const { entry, body } of readTarBlocking(input)) {
+        const parts: Buffer[] = [];
+        // Copied: a body chunk is valid until the next is read.
+        if (readBodies) for (const c of body) parts.push(Buffer.from(c));
+        out.push({ entry, data: Buffer.concat(parts) });
+      }
+      return out;
+    });
+  expect(shown(await blocking(chunks))).toEqual(shown(waiting));
+  // A layer worker's decoder writes every chunk into one buffer: nothing the reader returns may
+  // point into it. Small chunks make entries straddle many of them, larger ones hold whole headers.
+  for (const size of [100, 4096]) {
+    expect(shown(await blocking(reusedBuffer(chunks, size)))).toEqual(shown(waiting));
   }
-  return out;
+  if (!waiting.ok) throw waiting.error;
+  return waiting.reads;
+}
+
+/** `chunks` cut into `size`-byte pieces, each copied into the same buffer before it is handed out. */
+function* reusedBuffer(chunks: Buffer[], size: number): Generator<Buffer> {
+  const scratch = Buffer.alloc(size);
+  for (const c of chunks) {
+    for (let o = 0; o < c.length; o += size) {
+      const n = c.copy(scratch, 0, o, Math.min(c.length, o + size));
+      yield scratch.subarray(0, n);
+      scratch.fill(0xa5); // what a reader still pointing here would see
+    }
+  }
 }
 
 function tar(args: string[]): void {
