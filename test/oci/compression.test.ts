@@ -6,12 +6,16 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import {
+  blockingDecoder,
   compressStream,
   decompressSniffed,
   decompressStream,
+  haveBlockingDecoders,
   sniffCompression,
+  type Compression,
 } from '../../src/oci/compression.js';
 import { hasTool } from '../helpers/tools.js';
+import { xorByte } from '../helpers/must.js';
 
 async function run(s: NodeJS.ReadWriteStream, input: Buffer[]): Promise<Buffer> {
   const out: Buffer[] = [];
@@ -185,3 +189,143 @@ describe('compression', () => {
     });
   });
 });
+
+/** Everything a blocking decoder gives for `chunks`: each piece copied at once (pieces are reused). */
+function decodeBlocking(
+  kind: Compression,
+  chunks: Buffer[],
+): { out: Buffer; largest: number; pieces: number } {
+  const dec = blockingDecoder(kind, { layer: 'sha256:test' });
+  if (dec === null) throw new Error(`no blocking ${kind} decoder on ${process.version}`);
+  const parts: Buffer[] = [];
+  let largest = 0;
+  try {
+    for (const c of chunks) {
+      for (const piece of dec.decode(c)) {
+        parts.push(Buffer.from(piece));
+        largest = Math.max(largest, piece.length);
+      }
+    }
+    for (const piece of dec.end()) parts.push(Buffer.from(piece));
+  } finally {
+    dec.close();
+  }
+  return { out: Buffer.concat(parts), largest, pieces: parts.length };
+}
+
+/** `input` cut into pieces of `size` bytes. */
+function cut(input: Buffer, size: number): Buffer[] {
+  const out: Buffer[] = [];
+  for (let o = 0; o < input.length; o += size) out.push(input.subarray(o, o + size));
+  return out;
+}
+
+/** How a failure shows to a user: code, message and context. */
+async function failureOf(run: () => unknown): Promise<unknown> {
+  try {
+    await run();
+  } catch (e) {
+    const err = e as { code?: unknown; message?: unknown; context?: unknown };
+    return { code: err.code, message: err.message, context: err.context };
+  }
+  return 'no failure';
+}
+
+describe('blocking decoders (layer workers)', () => {
+  it('this Node has them: zlib still exposes what its own sync API drives', () => {
+    // Node 20, 22 and 24 do; without them layer workers fall back to the decoder streams.
+    expect(haveBlockingDecoders()).toBe(true);
+  });
+
+  it('give the decoder streams bytes for multi-member gzip, several zstd frames and plain input, in any chunking', async () => {
+    const a = Buffer.concat([randomBytes(90_000), Buffer.alloc(700_000, 5)]);
+    const b = Buffer.from('second member\n'.repeat(5000));
+    const inputs: [Compression, Buffer][] = [
+      ['gzip', Buffer.concat([gzipSync(a), gzipSync(b)])],
+      [
+        'zstd',
+        Buffer.concat([await run(compressStream('zstd'), [a]), await run(compressStream('zstd'), [b])]),
+      ],
+      ['none', Buffer.concat([a, b])],
+    ];
+    for (const [kind, packed] of inputs) {
+      const want = await run(decompressStream(kind), [packed]);
+      expect(want.equals(Buffer.concat([a, b]))).toBe(true);
+      for (const size of [1, 7, 4096, 65_537, packed.length]) {
+        if (size === 1 && packed.length > 200_000) continue; // a byte at a time: the small cases suffice
+        expect(
+          decodeBlocking(kind, cut(packed, size)).out.equals(want),
+          `${kind} in ${size}-byte chunks`,
+        ).toBe(true);
+      }
+    }
+  });
+
+  it('a gzip bomb comes out in pieces of at most 256 KiB, one at a time', () => {
+    const packed = gzipSync(Buffer.alloc(64 << 20), { level: 9 });
+    expect(packed.length).toBeLessThan(1 << 17);
+    const { out, largest, pieces } = decodeBlocking('gzip', [packed]);
+    expect(out.length).toBe(64 << 20);
+    expect(largest).toBeLessThanOrEqual(256 << 10);
+    expect(pieces).toBeGreaterThanOrEqual(256);
+  });
+
+  it('fail as the decoder streams do: truncated gzip and zstd, corrupt gzip', async () => {
+    const data = randomBytes(300_000);
+    const g = gzipSync(data);
+    const z = await run(compressStream('zstd'), [data]);
+    const corrupt = Buffer.from(g);
+    xorByte(corrupt, 100, 0xff);
+    const cases: [Compression, Buffer, string][] = [
+      ['gzip', g.subarray(0, g.length - 10), 'TRUNCATED'],
+      ['gzip', g.subarray(0, 5000), 'TRUNCATED'],
+      ['zstd', z.subarray(0, z.length - 10), 'TRUNCATED'],
+      ['gzip', corrupt, 'FORMAT'],
+    ];
+    for (const [kind, packed, code] of cases) {
+      const ctx = { layer: 'sha256:test' };
+      // The same chunks, and zlib's output in 256 KiB as layer-stream.ts asks of the stream: the
+      // offset counts what zlib consumed before the failing call, so it depends on both.
+      const stream = await failureOf(async () => {
+        const dec = new GzipOrZstd(kind, ctx);
+        await dec.drain(cut(packed, 4096));
+      });
+      const blocking = await failureOf(() => decodeBlocking(kind, cut(packed, 4096)));
+      expect(blocking).toMatchObject({ code });
+      expect(blocking).toEqual(stream);
+    }
+  });
+
+  it.skipIf(!haveZstd)(
+    'refuse a zstd frame asking for a 2^28 window (LIMIT), its header cut by a chunk boundary',
+    async () => {
+      const packed = execFileSync('sh', ['-c', 'head -c 100000 /dev/zero | zstd -q --long=28 -c']);
+      const cutHeader = [packed.subarray(0, 3), packed.subarray(3)];
+      await expect(run(decompressStream('zstd'), cutHeader)).rejects.toMatchObject({
+        code: 'LIMIT',
+        message: expect.stringMatching(/zstd window .*2\^28.* exceeds the 2\^27-byte limit/),
+      });
+      const blocking = await failureOf(() => decodeBlocking('zstd', cutHeader));
+      expect(blocking).toMatchObject({
+        code: 'LIMIT',
+        message: expect.stringMatching(/zstd window .*2\^28.* exceeds the 2\^27-byte limit/),
+      });
+    },
+  );
+});
+
+/** The decoder stream of `kind` with an error context, drained. */
+class GzipOrZstd {
+  constructor(
+    private readonly kind: Compression,
+    private readonly ctx: { layer: string },
+  ) {}
+
+  async drain(input: Buffer[]): Promise<void> {
+    await pipeline(
+      Readable.from(input),
+      decompressStream(this.kind, this.ctx, { chunkSize: 256 << 10 }),
+      new Writable({ write: (_c, _e, cb) => cb() }),
+    );
+  }
+}
