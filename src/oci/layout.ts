@@ -1,4 +1,4 @@
-import { promises as fs, type Stats } from 'node:fs';
+import { closeSync, openSync, promises as fs, readSync, type Stats } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable, pipeline } from 'node:stream';
@@ -49,6 +49,18 @@ export interface OciLayoutReader {
   /** Reads a blob once, discarding the bytes, to check digest and size (before positional use). */
   verifyBlob(d: BlobRef): Promise<void>;
   close(): Promise<void>;
+}
+
+/** A layout on this machine (a directory or an archive): blobs can also be read with blocking reads. */
+export interface LocalLayoutReader extends OciLayoutReader {
+  /**
+   * A blob read with blocking positional reads (its own file descriptor, opened when iterated and
+   * closed at the end), verified as `openBlob`'s stream is: the size at once, the digest at the end.
+   * Each chunk is valid only until the next one is pulled (one buffer is read into again).
+   * For a thread whose only job is this blob (a layer worker): a read through the thread pool
+   * costs a round trip to another thread per chunk.
+   */
+  openBlobBlocking(d: BlobRef): Promise<Iterable<Buffer>>;
 }
 
 interface Member {
@@ -112,7 +124,49 @@ function positionalStream(m: Member, ctx: ErrorContext): Readable {
   });
 }
 
-abstract class LayoutReaderBase implements OciLayoutReader {
+/**
+ * The chunks of `openBlobBlocking`, DIGEST_MISMATCH at the end. Every chunk is read into the same
+ * buffer: it is valid until the next one is pulled (fresh buffers cost a page fault per 4 KiB).
+ */
+function* blockingBlobChunks(
+  m: Member,
+  want: { digest: string; size: number },
+  ctx: ErrorContext,
+): Generator<Buffer, void, undefined> {
+  let fd: number;
+  try {
+    fd = openSync(m.file, 'r');
+  } catch (e) {
+    throw new OdhError('IO', `cannot open: ${(e as Error).message}`, ctx);
+  }
+  try {
+    const hasher = new DigestHasher(parseDigest(want.digest).algorithm);
+    const buf = Buffer.allocUnsafe(Math.min(READ_BYTES, want.size));
+    while (hasher.size < want.size) {
+      const done = hasher.size;
+      let n: number;
+      try {
+        n = readSync(fd, buf, 0, Math.min(buf.length, want.size - done), m.offset + done);
+      } catch (e) {
+        throw new OdhError('IO', `read failed: ${(e as Error).message}`, ctx);
+      }
+      if (n === 0) {
+        throw new OdhError('TRUNCATED', `blob ends after ${done} of ${want.size} bytes`, {
+          ...ctx,
+          offset: done,
+        });
+      }
+      const chunk = buf.subarray(0, n);
+      hasher.update(chunk);
+      yield chunk;
+    }
+    checkDigest(want, { digest: hasher.digest(), size: hasher.size }, ctx);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+abstract class LayoutReaderBase implements LocalLayoutReader {
   abstract readonly where: string;
   abstract readonly kind: 'dir' | 'archive';
   private cachedIndex: { raw: Buffer; index: ImageIndex } | undefined;
@@ -196,6 +250,18 @@ abstract class LayoutReaderBase implements OciLayoutReader {
     }
     const verifier = new VerifyingStream({ digest: refOf(d).digest, size: m.size }, ctx);
     return pipeline(positionalStream(m, ctx), verifier, () => {});
+  }
+
+  async openBlobBlocking(d: BlobRef): Promise<Iterable<Buffer>> {
+    const ctx = { file: this.where, path: this.blobName(d) };
+    const m = await this.need(d);
+    try {
+      this.checkSize(d, m, ctx);
+    } finally {
+      await this.release(m);
+    }
+    const want = { digest: refOf(d).digest, size: m.size };
+    return { [Symbol.iterator]: () => blockingBlobChunks(m, want, ctx) };
   }
 
   async verifyBlob(d: BlobRef): Promise<void> {
@@ -301,7 +367,7 @@ class ArchiveLayoutReader extends LayoutReaderBase {
 }
 
 /** Opens an OCI layout directory (`oci:DIR`). */
-export async function openLayoutDir(dir: string): Promise<OciLayoutReader> {
+export async function openLayoutDir(dir: string): Promise<LocalLayoutReader> {
   const st = await fs.stat(dir).catch(() => null);
   if (!st) throw new OdhError('NOT_FOUND', 'OCI layout directory not found', { file: dir });
   if (!st.isDirectory()) throw new OdhError('FORMAT', 'OCI layout path is not a directory', { file: dir });
@@ -312,7 +378,7 @@ export async function openLayoutDir(dir: string): Promise<OciLayoutReader> {
  * Opens an OCI layout tar (`oci-archive:PATH`): indexes it once (positional reads, content skipped),
  * then serves members by positional reads from one file handle. Later duplicates of a name win.
  */
-export async function openLayoutArchive(tarPath: string): Promise<OciLayoutReader> {
+export async function openLayoutArchive(tarPath: string): Promise<LocalLayoutReader> {
   const entries = await indexTarFile(tarPath);
   const members = new Map<string, TarEntry>();
   for (const e of entries) {

@@ -8,6 +8,17 @@ import { openLayoutArchive, openLayoutDir } from '../../src/oci/layout.js';
 import { hasTool } from '../helpers/tools.js';
 import { collect, sha256, writeLayoutDir, type HandMadeLayout } from './layout-fixture.js';
 import { nth, xorByte } from '../helpers/must.js';
+import type { OdhError } from '../../src/util/errors.js';
+
+/** A blob read with blocking reads; each chunk is copied at once (the reader reads into one buffer). */
+function collectBlocking(chunks: Iterable<Buffer>, each?: (c: Buffer) => void): Buffer {
+  const parts: Buffer[] = [];
+  for (const c of chunks) {
+    each?.(c);
+    parts.push(Buffer.from(c));
+  }
+  return Buffer.concat(parts);
+}
 
 let tmp: string;
 let lay: string;
@@ -62,6 +73,20 @@ describe('oci: directory layout', () => {
     await expect(r.openBlob({ digest: nth(m.layers, 0).digest, size: 1 })).rejects.toMatchObject({
       code: 'DIGEST_MISMATCH',
     });
+    // The blocking read (layer workers) fails the same way.
+    const streamed = await collect(await r.openBlob(nth(m.layers, 0).digest)).catch((e: unknown) => e);
+    const blocking = await r
+      .openBlobBlocking(nth(m.layers, 0).digest)
+      .then(collectBlocking)
+      .catch((e: unknown) => e);
+    expect(blocking).toMatchObject({ code: 'DIGEST_MISMATCH' });
+    expect([(blocking as Error).message, (blocking as OdhError).context]).toEqual([
+      (streamed as Error).message,
+      (streamed as OdhError).context,
+    ]);
+    await expect(r.openBlobBlocking({ digest: nth(m.layers, 0).digest, size: 1 })).rejects.toMatchObject({
+      code: 'DIGEST_MISMATCH',
+    });
     await r.close();
   });
 
@@ -82,6 +107,7 @@ describe('oci: directory layout', () => {
     expect(await r.hasBlob(nth(made.layers, 0).digest)).toBe(true);
     expect(await r.blobSize(nth(made.layers, 1).digest)).toBe(BIG.length);
     await expect(r.openBlob(absent)).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    await expect(r.openBlobBlocking(absent)).rejects.toMatchObject({ code: 'NOT_FOUND' });
     await expect(r.blobSize(absent)).rejects.toMatchObject({ code: 'NOT_FOUND' });
     await expect(r.openBlob('sha256:../../etc/passwd')).rejects.toMatchObject({ code: 'FORMAT' });
     await expect(openLayoutDir(path.join(tmp, 'nope'))).rejects.toMatchObject({ code: 'NOT_FOUND' });
@@ -179,6 +205,15 @@ describe.skipIf(!hasTool('skopeo', 'skopeo'))('oci-archive written by skopeo', (
     expect(total).toBe(BIG.length);
     expect(largest).toBeLessThanOrEqual(1 << 20);
     expect(`sha256:${h.digest('hex')}`).toBe(nth(made.layers, 1).digest);
+    // Read with blocking reads (layer workers): the same bytes, each chunk at most 256 KiB.
+    const archiveReader = await openLayoutArchive(archive);
+    let blockingLargest = 0;
+    const blocking = collectBlocking(await archiveReader.openBlobBlocking(nth(made.layers, 1)), (c) => {
+      blockingLargest = Math.max(blockingLargest, c.length);
+    });
+    expect(blocking.equals(BIG)).toBe(true);
+    expect(blockingLargest).toBeLessThanOrEqual(256 << 10);
+    await archiveReader.close();
     const loc = await img.reader.locateBlob(nth(made.layers, 0).digest);
     const fh = await fs.open(archive);
     const b = Buffer.alloc(loc.size);
@@ -213,6 +248,8 @@ describe.skipIf(!hasTool('skopeo', 'skopeo'))('oci-archive written by skopeo', (
     await expect(collect(await r.openBlob(nth(made.layers, 0).digest))).rejects.toMatchObject({
       code: 'DIGEST_MISMATCH',
     });
+    const blocking = await r.openBlobBlocking(nth(made.layers, 0).digest);
+    expect(() => collectBlocking(blocking)).toThrow(/blob digest mismatch/);
     await r.close();
   });
 });
