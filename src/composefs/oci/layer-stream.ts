@@ -4,13 +4,19 @@
  * diff_id. Runs on the calling thread (image-tree.ts) or in a layer worker (layer-worker.ts).
  */
 import { Readable, pipeline } from 'node:stream';
-import { decompressStream, sniffStream, type Compression } from '../../oci/compression.js';
+import {
+  blockingDecoder,
+  decompressStream,
+  sniffCompression,
+  sniffStream,
+  type Compression,
+} from '../../oci/compression.js';
 import { DigestHasher, parseDiffId } from '../../oci/digest.js';
 import type { Descriptor } from '../../oci/types.js';
-import { readTar } from '../../tar/reader.js';
+import { readTar, readTarBlocking } from '../../tar/reader.js';
 import { OdhError, isOdhError, type ErrorContext } from '../../util/errors.js';
 import type { FsVerityAlgorithm } from '../format/fsverity.js';
-import { applyLayerEntries, type OciEntrySink } from './layer.js';
+import { applyLayerEntries, applyLayerEntriesBlocking, type OciEntrySink } from './layer.js';
 
 /** A layout the layer workers open themselves (positional reads; registries stay on one thread). */
 export interface LayerWorkerLayout {
@@ -136,18 +142,10 @@ export async function streamLayer(
 ): Promise<void> {
   const { desc, diffId } = task;
   const ctx: ErrorContext = { layer: desc.digest };
-  let blobBytes = 0;
+  const progress = progressOf(task, opts);
   const counted = async function* (): AsyncGenerator<Buffer> {
     for await (const c of blob as AsyncIterable<Buffer>) {
-      opts.signal?.throwIfAborted();
-      blobBytes += c.length;
-      opts.onProgress?.({
-        layer: task.index,
-        layers: task.layers,
-        digest: desc.digest,
-        blobBytes,
-        blobSize: desc.size,
-      });
+      progress(c);
       yield c;
     }
   };
@@ -164,12 +162,116 @@ export async function streamLayer(
   } finally {
     if (blob instanceof Readable) blob.destroy();
   }
-  const got = tap.hasher.digest();
+  checkDiffId(tap.hasher, diffId, ctx);
+}
+
+function checkDiffId(hasher: DigestHasher, diffId: string, ctx: ErrorContext): void {
+  const got = hasher.digest();
   if (got !== diffId) {
     throw new OdhError(
       'DIFF_ID_MISMATCH',
       `layer diff_id mismatch: config says ${diffId}, content is ${got}`,
       ctx,
     );
+  }
+}
+
+/** Reports (and counts) the compressed bytes read; throws once `opts.signal` is aborted. */
+function progressOf(task: OciLayerTask, opts: LayerStreamOptions): (chunk: Buffer) => void {
+  let blobBytes = 0;
+  return (c) => {
+    opts.signal?.throwIfAborted();
+    blobBytes += c.length;
+    opts.onProgress?.({
+      layer: task.index,
+      layers: task.layers,
+      digest: task.desc.digest,
+      blobBytes,
+      blobSize: task.desc.size,
+    });
+  };
+}
+
+/**
+ * `streamLayer` without waiting, for a thread whose only job is this layer (a layer worker): the
+ * blob is read, decompressed, parsed and hashed on the spot (blockingDecoder, readTarBlocking), so
+ * no chunk goes through the thread pool or a promise. The same checks and errors as `streamLayer`.
+ */
+export function streamLayerBlocking(
+  sink: OciEntrySink,
+  blob: Iterable<Buffer>,
+  task: OciLayerTask,
+  opts: LayerStreamOptions,
+): void {
+  const ctx: ErrorContext = { layer: task.desc.digest };
+  const progress = progressOf(task, opts);
+  const diff = new DigestHasher(parseDiffId(task.diffId, 'diff_id', ctx).algorithm);
+  const plain = decompressedBlocking(
+    (function* () {
+      for (const c of blob) {
+        progress(c);
+        yield c;
+      }
+    })(),
+    ctx,
+  );
+  try {
+    // The tar reader may stop at the end-of-archive blocks: it gets an iterator without return(),
+    // so what follows them is still read into the diff_id below.
+    const hashed = {
+      [Symbol.iterator]: () => ({
+        next: (): IteratorResult<Buffer> => {
+          const r = plain.next();
+          if (r.done !== true) diff.update(r.value);
+          return r;
+        },
+      }),
+    };
+    applyLayerEntriesBlocking(sink, readTarBlocking(hashed, { where: ctx }), {
+      hash: opts.hash,
+      layer: task.desc.digest,
+    });
+    for (const c of { [Symbol.iterator]: () => plain }) diff.update(c);
+  } finally {
+    plain.return(undefined);
+  }
+  checkDiffId(diff, task.diffId, ctx);
+}
+
+/**
+ * The blob's bytes decompressed on this thread, according to its first bytes; errors typed. Each
+ * piece is valid until the next is pulled (see BlockingDecoder), and so may each blob chunk be.
+ */
+function* decompressedBlocking(
+  blob: Iterator<Buffer>,
+  ctx: ErrorContext,
+): Generator<Buffer, void, undefined> {
+  const head: Buffer[] = [];
+  let headLength = 0;
+  let ended = false;
+  while (headLength < 4 && !ended) {
+    const r = blob.next();
+    if (r.done === true) ended = true;
+    else {
+      // Copied: the blob's next chunk may be read into the same buffer.
+      head.push(Buffer.from(r.value));
+      headLength += r.value.length;
+    }
+  }
+  const kind = sniffCompression(Buffer.concat(head, headLength));
+  const decoder = blockingDecoder(kind, ctx);
+  // Layer workers stream this way only when every kind can be (haveBlockingDecoders).
+  if (decoder === null) throw new Error(`internal: no blocking ${kind} decoder`);
+  try {
+    for (const c of head) yield* decoder.decode(c);
+    for (let r = ended ? null : blob.next(); r !== null && r.done !== true; r = blob.next()) {
+      yield* decoder.decode(r.value);
+    }
+    yield* decoder.end();
+  } catch (e) {
+    throw codecError(e, kind, ctx);
+  } finally {
+    decoder.close();
+    blob.return?.();
   }
 }

@@ -4,13 +4,15 @@
  * the tree builder (layer-pool.ts), which applies them in layer order. One task at a time.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { openLayoutArchive, openLayoutDir, type OciLayoutReader } from '../../oci/layout.js';
+import { openLayoutArchive, openLayoutDir, type LocalLayoutReader } from '../../oci/layout.js';
+import { detachEarly } from '../../util/detach.js';
 import { isOdhError } from '../../util/errors.js';
 import type { OciNewNode } from './merge.js';
 import type { OciPath } from './entry.js';
 import { WireWriter } from './layer-wire.js';
 import type { LayerWorkerData, ToPool, ToWorker } from './layer-pool.js';
-import { streamLayer } from './layer-stream.js';
+import { streamLayer, streamLayerBlocking, type LayerStreamOptions } from './layer-stream.js';
+import { haveBlockingDecoders } from '../../oci/compression.js';
 
 /** Bytes of items per message: large enough that posting costs little, small enough to apply promptly. */
 const BATCH_BYTES = 256 << 10;
@@ -18,8 +20,10 @@ const BATCH_BYTES = 256 << 10;
 const PROGRESS_STEP = 4 << 20;
 
 const port = parentPort!;
+// Batches leave by transfer, which detaches their buffers.
+detachEarly();
 const data = workerData as LayerWorkerData;
-let reader: OciLayoutReader | undefined;
+let reader: LocalLayoutReader | undefined;
 
 function post(m: ToPool): void {
   port.postMessage(m);
@@ -42,15 +46,21 @@ async function run(task: ToWorker): Promise<void> {
   let reported = -PROGRESS_STEP;
   try {
     reader ??= await (data.ref.transport === 'oci' ? openLayoutDir : openLayoutArchive)(data.ref.path);
-    const blob = await reader.openBlob(task.layer.desc);
-    await streamLayer(sink, blob, task.layer, {
+    const opts: LayerStreamOptions = {
       hash: data.hash,
       onProgress: (p) => {
         if (p.blobBytes - reported < PROGRESS_STEP && p.blobBytes < p.blobSize) return;
         reported = p.blobBytes;
         post({ type: 'progress', index, blobBytes: p.blobBytes });
       },
-    });
+    };
+    // This thread's only job is this layer: read, decode, parse and hash it on the spot. Items and
+    // progress still leave as it goes (posting does not wait); the pool stops a worker by terminating it.
+    if (haveBlockingDecoders()) {
+      streamLayerBlocking(sink, await reader.openBlobBlocking(task.layer.desc), task.layer, opts);
+    } else {
+      await streamLayer(sink, await reader.openBlob(task.layer.desc), task.layer, opts);
+    }
     flush();
     post({ type: 'done', index });
   } catch (e) {
