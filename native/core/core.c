@@ -59,6 +59,37 @@ void err_i64(int64_t v) {
   }
 }
 
+void err_json(const uint8_t *p, size_t n) {
+  static const char HEX[] = "0123456789abcdef";
+  err_str("\"");
+  size_t run = 0; /* start of the bytes not yet appended */
+  for (size_t i = 0; i < n; i++) {
+    uint8_t c = p[i];
+    const char *esc = NULL;
+    char u[7];
+    if (c == '"') esc = "\\\"";
+    else if (c == '\\') esc = "\\\\";
+    else if (c == '\b') esc = "\\b";
+    else if (c == '\f') esc = "\\f";
+    else if (c == '\n') esc = "\\n";
+    else if (c == '\r') esc = "\\r";
+    else if (c == '\t') esc = "\\t";
+    else if (c < 0x20) {
+      memcpy(u, "\\u00", 4);
+      u[4] = HEX[c >> 4];
+      u[5] = HEX[c & 15];
+      u[6] = 0;
+      esc = u;
+    }
+    if (esc == NULL) continue;
+    err_bytes(p + run, i - run);
+    err_str(esc);
+    run = i + 1;
+  }
+  err_bytes(p + run, n - run);
+  err_str("\"");
+}
+
 void err_line(int64_t line) { core_err.line = line; }
 
 void err_path_bytes(const uint8_t *p, size_t n) {

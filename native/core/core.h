@@ -47,6 +47,8 @@ void err_str(const char *s);
 void err_bytes(const uint8_t *p, size_t n);
 void err_u64(uint64_t v);
 void err_i64(int64_t v);
+/* Appends JSON.stringify of the latin1 text p[0, n), quotes included (bytes ≥ 0x7f stay raw). */
+void err_json(const uint8_t *p, size_t n);
 /* Sets the context line / appends to the context path. */
 void err_line(int64_t line);
 void err_path_bytes(const uint8_t *p, size_t n);

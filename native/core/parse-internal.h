@@ -43,10 +43,8 @@ int dp_has_escape(const uint8_t *p, size_t n);
 /* A hex digit's value, -1 for any other byte. */
 int dp_hex(uint8_t c);
 
-/* Appends JSON.stringify of the latin1 text p[0, n) to the message (bytes ≥ 0x7f stay raw). */
-void dp_err_json(const uint8_t *p, size_t n);
 
-/* ---- paths (flat-paths.ts) */
+/* ---- paths (parse-paths.c) */
 
 typedef struct {
   flat_tree *flat;

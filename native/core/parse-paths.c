@@ -1,5 +1,5 @@
 /*
- * Path resolution while a dumpfile fills the flat tree (src/composefs/dumpfile/flat-paths.ts):
+ * Path resolution while a dumpfile fills the flat tree:
  * parents must exist, names are new and valid, hardlink lines are resolved in reverse file order
  * once every line is read (spec composefs-v1 §4.5 item 1, §4.7). Children are found through one
  * open-addressing table keyed by (directory, name bytes).
@@ -126,7 +126,7 @@ static int32_t walk_parents(dp_paths *t, const uint8_t *src, size_t n, int64_t l
     if (dir < 0) {
       err_begin(CORE_FORMAT);
       err_str("Parent directory ");
-      dp_err_json(src + pos, next - pos);
+      err_json(src + pos, next - pos);
       err_str(" not found");
       dp_fail(line);
     }
@@ -219,9 +219,9 @@ static _Noreturn void line_error(const char *message, int64_t line) { dp_syntax(
 
 /*
  * Resolves hardlink lines in reverse file order (§4.7), rejects cycles (mkcomposefs fails with
- * ELOOP at write time) and sorts every directory. flat-paths.ts follows each chain from scratch;
- * here every entry of a chain is resolved once (same result, same first failing line: the first
- * hardlink line in file order whose chain runs into a cycle), so long chains stay linear.
+ * ELOOP at write time) and sorts every directory. Every entry of a chain is resolved once, so
+ * long chains stay linear; the first failing line is the first hardlink line in file order whose
+ * chain runs into a cycle (what following each chain from scratch would find).
  */
 flat_tree *dp_paths_finish(dp_paths *t) {
   flat_tree *f = t->flat;

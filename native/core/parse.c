@@ -1,7 +1,7 @@
 /*
  * Dumpfile → flat tree with the rules of C `mkcomposefs --from-file` 1.0.8 (spec composefs-v1 §4),
- * strict (CFS_PARSE_STRICT) or lenient: the C port of src/composefs/dumpfile/parse-flat.ts,
- * parse-c.ts and the line splitting of lines.ts. Accept/reject decisions follow C mkcomposefs,
+ * strict (CFS_PARSE_STRICT) or lenient, with its line splitting (ported in 2026-12 from the
+ * TypeScript parser it replaced). Accept/reject decisions follow C mkcomposefs,
  * including its quirks (strtoull numbers, the GID/RDEV error-reporting bug, the xattr budget).
  */
 #include "parse.h"
@@ -148,7 +148,7 @@ static _Noreturn void invalid_field(const dump_parser *p, const char *what, int 
   err_str("Invalid ");
   err_str(what);
   err_str(" ");
-  dp_err_json(fptr(p, f), flen(p, f));
+  err_json(fptr(p, f), flen(p, f));
   dp_fail(p->line_no);
 }
 
@@ -443,7 +443,7 @@ static void inode(dump_parser *p, int32_t i, uint32_t type, int64_t xattr_start)
     xattrs(p, p->cur + xattr_start, p->len - (size_t)xattr_start);
 }
 
-/* One line buf[0, len) without its LF (parse-c.ts lineAt). */
+/* One line buf[0, len) without its LF. */
 static void parse_line(dump_parser *p, const uint8_t *buf, size_t len, int terminated) {
   p->saw_line = 1;
   /* §4.1 */

@@ -1,8 +1,8 @@
 /*
  * Dumpfile text → flat tree (flat.h) with the rules of C `mkcomposefs --from-file` 1.0.8
- * (spec composefs-v1 §4), strict (CFS_PARSE_STRICT) or lenient: the C port of
- * src/composefs/dumpfile/parse-flat.ts (parse-c.ts, flat-paths.ts, lines.ts, fields.ts, escape.ts).
- * Same accepted inputs, same tree, same rejections (code, message, line) as the TypeScript.
+ * (spec composefs-v1 §4), strict (CFS_PARSE_STRICT) or lenient. Ported from the TypeScript parser it
+ * replaced, with the same accepted inputs, tree and rejections (code, message, line); the tests
+ * hold it to C mkcomposefs.
  *
  * Input is fed in chunks of any size; only the unfinished last line is kept between calls.
  * Every rejection is a core failure (core_fail): FORMAT or LIMIT, with the dumpfile line when the

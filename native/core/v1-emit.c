@@ -1,6 +1,5 @@
 /*
- * The C mkcomposefs 1.0.8 image of a planned tree (v1-plan.c), emitted front to back (the C form
- * of v1-emit.ts and sink.ts): composefs header, superblock, inode table (BFS order, compact inodes
+ * The C mkcomposefs 1.0.8 image of a planned tree (v1-plan.c), emitted front to back: composefs header, superblock, inode table (BFS order, compact inodes
  * when possible, C tail padding), shared xattr table, data blocks (spec composefs-v1 §6–§11). The
  * emitter runs twice over the same code: a measuring pass finds every offset (nids, block
  * addresses, the shared table, the image size), then the writing pass emits the bytes with those
@@ -8,7 +7,7 @@
  */
 #include "v1-internal.h"
 
-/* ---------------------------------------------------------------- the sink (sink.ts) */
+/* ---------------------------------------------------------------- the sink */
 
 #define SINK_CHUNK ((size_t)1 << 20)
 

@@ -1,6 +1,6 @@
 /*
- * Private to the V1 writer: the plan (v1-plan.c, the C form of v1-plan.ts) that the emitter
- * (v1-emit.c, v1-emit.ts) reads, the image sink (sink.ts) and the on-disk constants (format.ts).
+ * Private to the V1 writer: the plan (v1-plan.c, v1-xattrs.c) that the emitter (v1-emit.c) reads,
+ * the image sink and the on-disk constants (as src/composefs/format/erofs/format.ts has them).
  */
 #ifndef ODH_V1_INTERNAL_H
 #define ODH_V1_INTERNAL_H
@@ -98,7 +98,7 @@ typedef struct {
 void v1_plan_build(v1_plan *p, flat_tree *t, const v1_options *o);
 void v1_plan_free(v1_plan *p);
 
-/* ---- the image sink (sink.ts): a measuring sink counts bytes only; a writing sink stages them
+/* ---- the image sink: a measuring sink counts bytes only; a writing sink stages them
  * in a 1 MiB buffer flushed through core_output. */
 typedef struct {
   uint64_t pos;
