@@ -83,6 +83,15 @@ function refOf(d: BlobRef): { digest: string; size?: number } {
  */
 const READ_BYTES = 256 << 10;
 
+/** A blob file shorter than its size: TRUNCATED at the offset where it ends. */
+function blobEnds(done: number, size: number, ctx: ErrorContext): OdhError {
+  return new OdhError('TRUNCATED', `blob ends after ${done} of ${size} bytes`, { ...ctx, offset: done });
+}
+
+function readFailed(e: unknown, ctx: ErrorContext): OdhError {
+  return new OdhError('IO', `read failed: ${(e as Error).message}`, ctx);
+}
+
 /** Streams `size` bytes at `offset` with positional reads; closes the handle at the end if owned. */
 function positionalStream(m: Member, ctx: ErrorContext): Readable {
   let done = 0;
@@ -99,18 +108,13 @@ function positionalStream(m: Member, ctx: ErrorContext): Readable {
       m.fh.read(buf, 0, n, m.offset + done).then(
         ({ bytesRead }) => {
           if (bytesRead === 0) {
-            this.destroy(
-              new OdhError('TRUNCATED', `blob ends after ${done} of ${m.size} bytes`, {
-                ...ctx,
-                offset: done,
-              }),
-            );
+            this.destroy(blobEnds(done, m.size, ctx));
             return;
           }
           done += bytesRead;
           this.push(buf.subarray(0, bytesRead));
         },
-        (e: Error) => this.destroy(new OdhError('IO', `read failed: ${e.message}`, ctx)),
+        (e: Error) => this.destroy(readFailed(e, ctx)),
       );
     },
     destroy(err, cb) {
@@ -148,13 +152,10 @@ function* blockingBlobChunks(
       try {
         n = readSync(fd, buf, 0, Math.min(buf.length, want.size - done), m.offset + done);
       } catch (e) {
-        throw new OdhError('IO', `read failed: ${(e as Error).message}`, ctx);
+        throw readFailed(e, ctx);
       }
       if (n === 0) {
-        throw new OdhError('TRUNCATED', `blob ends after ${done} of ${want.size} bytes`, {
-          ...ctx,
-          offset: done,
-        });
+        throw blobEnds(done, want.size, ctx);
       }
       const chunk = buf.subarray(0, n);
       hasher.update(chunk);
