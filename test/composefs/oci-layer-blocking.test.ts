@@ -16,6 +16,7 @@ import { streamLayer, streamLayerBlocking, type OciLayerTask } from '../../src/c
 import { OciTreeBuilder } from '../../src/composefs/oci/merge.js';
 import { readTar, readTarBlocking } from '../../src/tar/reader.js';
 import { buildLayerTar, seededBytes, type LayerEntry } from '../helpers/images.js';
+import { outcomeOf, reusedBuffer, shown } from '../helpers/outcome.js';
 
 const sha256 = (b: Uint8Array) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 
@@ -45,16 +46,6 @@ function entries(): LayerEntry[] {
   ];
 }
 
-/** `bytes` in `size`-byte pieces, each copied into one buffer before it is handed out (as a decoder does). */
-function* reusedBuffer(bytes: Buffer, size: number): Generator<Buffer> {
-  const scratch = Buffer.alloc(size);
-  for (let o = 0; o < bytes.length; o += size) {
-    const n = bytes.copy(scratch, 0, o, Math.min(bytes.length, o + size));
-    yield scratch.subarray(0, n);
-    scratch.fill(0xa5);
-  }
-}
-
 const image = (b: OciTreeBuilder) => writeErofs(b.finish('capability'), erofsOptionsFor('v1', 'sha512'));
 
 const task = (blob: Buffer, diffId: string): OciLayerTask => ({
@@ -64,16 +55,15 @@ const task = (blob: Buffer, diffId: string): OciLayerTask => ({
   layers: 1,
 });
 
-/** How a failure shows: code, message and context; or the image when there is none. */
+/** The image `run` builds, or how it fails (code, message, context). */
 async function outcome(run: (b: OciTreeBuilder) => unknown): Promise<unknown> {
-  const b = new OciTreeBuilder();
-  try {
-    await run(b);
-  } catch (e) {
-    const err = e as { code?: unknown; message?: unknown; context?: unknown };
-    return { code: err.code, message: err.message, context: err.context };
-  }
-  return image(b).toString('hex');
+  return shown(
+    await outcomeOf(async () => {
+      const b = new OciTreeBuilder();
+      await run(b);
+      return image(b).toString('hex');
+    }),
+  );
 }
 
 describe('the blocking layer path gives what the waiting path gives', () => {
@@ -84,7 +74,7 @@ describe('the blocking layer path gives what the waiting path gives', () => {
     await applyLayerEntries(waiting, readTar(Readable.from([tar])), opts);
     for (const size of [100, 4096, 65_536]) {
       const blocking = new OciTreeBuilder();
-      applyLayerEntriesBlocking(blocking, readTarBlocking(reusedBuffer(tar, size)), opts);
+      applyLayerEntriesBlocking(blocking, readTarBlocking(reusedBuffer([tar], size)), opts);
       expect(image(blocking).equals(image(waiting)), `${size}-byte pieces`).toBe(true);
     }
   });
@@ -104,7 +94,7 @@ describe('the blocking layer path gives what the waiting path gives', () => {
       const t = task(blob, diffId);
       const opts = { hash: 'sha512' as const };
       const waiting = await outcome((b) => streamLayer(b, Readable.from([blob]), t, opts));
-      const blocking = await outcome((b) => streamLayerBlocking(b, reusedBuffer(blob, 64 << 10), t, opts));
+      const blocking = await outcome((b) => streamLayerBlocking(b, reusedBuffer([blob], 64 << 10), t, opts));
       expect(blocking, name).toEqual(waiting);
       if (name !== 'good' && name !== 'plain tar') expect(blocking, name).toHaveProperty('code');
     }

@@ -16,6 +16,7 @@ import {
 } from '../../src/oci/compression.js';
 import { hasTool } from '../helpers/tools.js';
 import { xorByte } from '../helpers/must.js';
+import { outcomeOf, shown } from '../helpers/outcome.js';
 
 async function run(s: NodeJS.ReadWriteStream, input: Buffer[]): Promise<Buffer> {
   const out: Buffer[] = [];
@@ -220,17 +221,6 @@ function cut(input: Buffer, size: number): Buffer[] {
   return out;
 }
 
-/** How a failure shows to a user: code, message and context. */
-async function failureOf(run: () => unknown): Promise<unknown> {
-  try {
-    await run();
-  } catch (e) {
-    const err = e as { code?: unknown; message?: unknown; context?: unknown };
-    return { code: err.code, message: err.message, context: err.context };
-  }
-  return 'no failure';
-}
-
 describe('blocking decoders (layer workers)', () => {
   it('this Node has them: zlib still exposes what its own sync API drives', () => {
     // Node 20, 22 and 24 do; without them layer workers fall back to the decoder streams.
@@ -286,11 +276,8 @@ describe('blocking decoders (layer workers)', () => {
       const ctx = { layer: 'sha256:test' };
       // The same chunks, and zlib's output in 256 KiB as layer-stream.ts asks of the stream: the
       // offset counts what zlib consumed before the failing call, so it depends on both.
-      const stream = await failureOf(async () => {
-        const dec = new GzipOrZstd(kind, ctx);
-        await dec.drain(cut(packed, 4096));
-      });
-      const blocking = await failureOf(() => decodeBlocking(kind, cut(packed, 4096)));
+      const stream = shown(await outcomeOf(() => new GzipOrZstd(kind, ctx).drain(cut(packed, 4096))));
+      const blocking = shown(await outcomeOf(() => decodeBlocking(kind, cut(packed, 4096))));
       expect(blocking).toMatchObject({ code });
       expect(blocking).toEqual(stream);
     }
@@ -305,7 +292,7 @@ describe('blocking decoders (layer workers)', () => {
         code: 'LIMIT',
         message: expect.stringMatching(/zstd window .*2\^28.* exceeds the 2\^27-byte limit/),
       });
-      const blocking = await failureOf(() => decodeBlocking('zstd', cutHeader));
+      const blocking = shown(await outcomeOf(() => decodeBlocking('zstd', cutHeader)));
       expect(blocking).toMatchObject({
         code: 'LIMIT',
         message: expect.stringMatching(/zstd window .*2\^28.* exceeds the 2\^27-byte limit/),

@@ -12,6 +12,7 @@ import { encodePaxRecords, encodeUstarHeader } from '../../src/tar/header.js';
 import { hasTool, isRoot } from '../helpers/tools.js';
 import { DigestStream } from '../../src/oci/digest.js';
 import { nth, xorByte } from '../helpers/must.js';
+import { outcomeOf, reusedBuffer, shown } from '../helpers/outcome.js';
 
 // Fixture tars are made by GNU tar at test time; expected values come from the inputs we chose.
 const haveTar = hasTool('tar', 'tar');
@@ -26,23 +27,6 @@ interface Read {
   data: Buffer;
 }
 
-type Outcome = { ok: true; reads: Read[] } | { ok: false; error: unknown };
-
-async function outcome(run: () => Promise<Read[]>): Promise<Outcome> {
-  try {
-    return { ok: true, reads: await run() };
-  } catch (error) {
-    return { ok: false, error };
-  }
-}
-
-/** What an outcome shows: entries and bodies, or the error's code, message and context. */
-function shown(o: Outcome): unknown {
-  if (o.ok) return o.reads;
-  const e = o.error as { code?: unknown; message?: unknown; context?: unknown };
-  return { code: e.code, message: e.message, context: e.context };
-}
-
 /**
  * Every entry (and body) of a tar, read by `readTar`; `readTarBlocking` must read the same chunks
  * to the same entries and bodies, or fail with the same error.
@@ -53,7 +37,7 @@ async function readAll(
 ): Promise<Read[]> {
   const chunks: Buffer[] = [];
   for await (const c of src as AsyncIterable<Buffer>) chunks.push(c);
-  const waiting = await outcome(async () => {
+  const waiting = await outcomeOf(async () => {
     const out: Read[] = [];
     for await (const { entry, body } of readTar(Readable.from(chunks)) as AsyncGenerator<TarItem>) {
       const parts: Buffer[] = [];
@@ -63,7 +47,7 @@ async function readAll(
     return out;
   });
   const blocking = (input: Iterable<Buffer>) =>
-    outcome(async () => {
+    outcomeOf(async () => {
       const out: Read[] = [];
       for (const { entry, body } of readTarBlocking(input)) {
         const parts: Buffer[] = [];
@@ -80,19 +64,7 @@ async function readAll(
     expect(shown(await blocking(reusedBuffer(chunks, size)))).toEqual(shown(waiting));
   }
   if (!waiting.ok) throw waiting.error;
-  return waiting.reads;
-}
-
-/** `chunks` cut into `size`-byte pieces, each copied into the same buffer before it is handed out. */
-function* reusedBuffer(chunks: Buffer[], size: number): Generator<Buffer> {
-  const scratch = Buffer.alloc(size);
-  for (const c of chunks) {
-    for (let o = 0; o < c.length; o += size) {
-      const n = c.copy(scratch, 0, o, Math.min(c.length, o + size));
-      yield scratch.subarray(0, n);
-      scratch.fill(0xa5); // what a reader still pointing here would see
-    }
-  }
+  return waiting.value;
 }
 
 function tar(args: string[]): void {
