@@ -231,7 +231,7 @@ export function streamLayerBlocking(
       hash: opts.hash,
       layer: task.desc.digest,
     });
-    for (const c of { [Symbol.iterator]: () => plain }) diff.update(c);
+    for (const c of plain) diff.update(c);
   } finally {
     plain.return(undefined);
   }
